@@ -1,0 +1,3 @@
+"""CauseFlow event backbone."""
+
+__version__ = "0.1.0"

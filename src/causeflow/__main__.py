@@ -1,0 +1,5 @@
+"""`python -m causeflow` runs the CLI."""
+
+from causeflow.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""Route dependencies: the app context, the caller, and permission checks as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from causeflow.auth.principal import Action, Principal, allows
+from causeflow.context import AppContext
+from causeflow.errors import Forbidden, Unauthorized
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_principal(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise Unauthorized("authentication required: send a Bearer token or an API key")
+    return principal  # type: ignore[no-any-return]
+
+
+def require(*actions: Action) -> object:
+    """A dependency that admits callers allowed any of `actions`."""
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.kind == "ticket":
+            raise Forbidden("stream tickets are valid only for the stream")
+        if not any(allows(principal, a) for a in actions):
+            raise Forbidden(f"this credential may not {actions[0].value} here")
+        return principal
+
+    return Depends(check)
+
+
+Reader = Annotated[Principal, require(Action.READ)]
+Admin = Annotated[Principal, require(Action.WRITE)]
+Operator = Annotated[Principal, require(Action.OPERATE)]
+Producer = Annotated[Principal, require(Action.OPERATE, Action.PRODUCE)]
+Publisher = Annotated[Principal, require(Action.PUBLISH)]
+PlatformAdmin = Annotated[Principal, require(Action.PLATFORM)]
+AdminOrProducer = Annotated[Principal, require(Action.WRITE, Action.PRODUCE)]
+
+
+def tenant_of(principal: Principal) -> str:
+    assert principal.tenant_id is not None
+    return principal.tenant_id

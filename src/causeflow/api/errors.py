@@ -1,0 +1,89 @@
+"""Every 4xx/5xx in one shape: `{"error", "message", "details"?}`, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from causeflow.api.responses import JSONResponse
+from causeflow.errors import CauseFlowError
+
+log = logging.getLogger("causeflow.api")
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limit_exceeded",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        if err.get("loc", ("",))[0] in ("query", "path", "header"):
+            loc = [str(p) for p in err["loc"]]
+        out.append({"path": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+    return {"errors": out}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CauseFlowError)
+    async def _cf(_request: Request, exc: CauseFlowError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(
+            422,
+            "validation_error",
+            "the request is not valid",
+            validation_details(list(exc.errors())),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and message == "Not Found":
+            message = "no such resource"
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+        if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            log.warning("database unavailable: %s", exc)
+            return error_response(
+                503,
+                "service_unavailable",
+                "the database is unavailable",
+                headers={"Retry-After": "2"},
+            )
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an internal error occurred")

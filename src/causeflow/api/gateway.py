@@ -1,0 +1,147 @@
+"""The pure-ASGI front door: body-size limit, credential resolution, per-tenant rate limits.
+
+Runs before routing so every `/v1` response, errors included, carries the rate-limit headers.
+The resolved principal (or None) is left in `scope["state"]["principal"]` for the route
+dependencies; an invalid credential is answered 401 here. The inbound alert endpoint
+authenticates itself (keys in four places) and is budgeted per tenant from its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from causeflow.auth.resolver import resolve_principal
+from causeflow.context import AppContext
+from causeflow.errors import CauseFlowError, PayloadTooLarge, RateLimited
+from causeflow.jsonutil import dumps
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+STREAM_PATH = "/v1/notifications/stream"
+INGEST_PREFIX = "/v1/webhooks/"
+SESSION_COOKIE = "cf_session"
+
+
+async def send_error(
+    send: Send, exc: CauseFlowError, extra: list[tuple[bytes, bytes]] = ()
+) -> None:  # type: ignore[assignment]
+    body = dumps(exc.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    headers += list(extra)
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+class Gateway:
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self._state = state  # the application's state; `ctx` is set by the lifespan
+
+    @property
+    def ctx(self) -> AppContext:
+        return self._state.ctx  # type: ignore[no-any-return]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = self.ctx
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit_bytes = ctx.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+            await send_error(
+                send, PayloadTooLarge(f"request bodies are limited to {limit_bytes} bytes")
+            )
+            return
+        receive = _limited(receive, limit_bytes)
+        path: str = scope["path"]
+        state = scope.setdefault("state", {})
+        state["principal"] = None
+        if not path.startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        now_ms = ctx.clock.now_ms()
+        if path.startswith(INGEST_PREFIX):
+            tenant_id = path[len(INGEST_PREFIX) :].split("/", 1)[0]
+            decision = ctx.limiter.hit(
+                f"ingest:{tenant_id}", ctx.settings.ingest_rate_limit_per_minute, now_ms
+            )
+        else:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            ticket = query.get("token", [None])[0] if path == STREAM_PATH else None
+            session_lookup = ctx.components.get("session_lookup")
+            try:
+                principal = await resolve_principal(
+                    ctx, headers, ticket, _cookie(headers, SESSION_COOKIE), session_lookup
+                )
+            except CauseFlowError as exc:
+                decision = self._budget(None, scope, now_ms, None)
+                await send_error(send, exc, decision.headers() if decision else [])
+                return
+            state["principal"] = principal
+            plan = None
+            if principal is not None and principal.tenant_id is not None:
+                plan = await ctx.tenant_plan(principal.tenant_id)
+            decision = self._budget(principal, scope, now_ms, plan)
+        rl_headers = decision.headers() if decision else []
+        if decision is not None and not decision.allowed:
+            retry = max(1, decision.reset - now_ms // 1000)
+            await send_error(
+                send,
+                RateLimited(
+                    f"rate limit of {decision.limit} requests per minute exceeded",
+                    headers={"Retry-After": str(retry)},
+                ),
+                rl_headers,
+            )
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and rl_headers:
+                message["headers"] = list(message.get("headers", [])) + rl_headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _budget(self, principal: Any, scope: Scope, now_ms: int, plan: str | None) -> Any:
+        settings = self.ctx.settings
+        if principal is not None and principal.tenant_id is not None:
+            bucket = f"tenant:{principal.tenant_id}"
+            limit = settings.plan_limit(plan or settings.default_plan)
+        else:
+            client = scope.get("client") or ("anonymous", 0)
+            bucket = f"ip:{client[0]}"
+            limit = settings.plan_limit(settings.default_plan)
+        return self.ctx.limiter.hit(bucket, limit, now_ms)
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        return message
+
+    return wrapped

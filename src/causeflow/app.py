@@ -1,0 +1,132 @@
+"""`create_app(settings)`: the composition root. Nothing happens at import time.
+
+The lifespan opens the database, loads the service keys, starts the broker (LISTEN on
+PostgreSQL), the rate-limit sync and every registered component (stream hub, delivery engine,
+background jobs), and stops them in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from causeflow import __version__
+from causeflow.api.errors import error_response, install_error_handlers
+from causeflow.api.gateway import Gateway
+from causeflow.api.idempotency import IdempotencyMiddleware
+from causeflow.api.ratelimit import RateLimiter
+from causeflow.api.responses import JSONResponse
+from causeflow.auth.apikeys import KeyCache
+from causeflow.auth.keys import load_service_keys
+from causeflow.auth.tokens import TokenService
+from causeflow.clock import Clock
+from causeflow.components import start_roles
+from causeflow.context import AppContext
+from causeflow.db.engine import Database
+from causeflow.event.broker import Broker
+from causeflow.settings import Settings
+
+
+def build_routers(app: FastAPI) -> None:
+    from causeflow.auth.router import router as keys_router
+    from causeflow.event.router import router as events_router
+    from causeflow.tenant.router import router as tenants_router
+    from causeflow.user.router import router as users_router
+
+    for router in (tenants_router, users_router, keys_router, events_router):
+        app.include_router(router)
+    for extra in extra_routers():
+        app.include_router(extra)
+
+
+def extra_routers() -> list[Any]:
+    """Routers of the capabilities built on the foundation (stream, webhooks, inbound, ...)."""
+    return []
+
+
+async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
+    clock = clock or Clock()
+    db = Database(settings)
+    keys = await load_service_keys(db, clock.now_ms())
+    tokens = TokenService(
+        keys.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        tenant_claim=settings.jwt_tenant_claim,
+        jwks_url=settings.jwks_url,
+        jwks_file=settings.jwks_file,
+    )
+    broker = Broker()
+    db.commit_listeners.append(broker.committed)
+    return AppContext(
+        settings=settings,
+        db=db,
+        clock=clock,
+        keys=keys,
+        tokens=tokens,
+        key_cache=KeyCache(db),
+        broker=broker,
+        limiter=RateLimiter(db, settings.rate_limit_sync_seconds),
+    )
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await build_context(settings, clock)
+        app.state.ctx = ctx
+        if ctx.db.dialect.multi_process:
+            from causeflow.db.engine import async_url
+
+            await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))
+        await ctx.limiter.start()
+        roles = {"api", "worker"} if settings.workers_in_process else {"api"}
+        stops = await start_roles(ctx, roles)
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                with contextlib.suppress(Exception):
+                    await stop()
+            await ctx.limiter.stop()
+            await ctx.broker.stop()
+            await ctx.db.dispose()
+
+    app = FastAPI(
+        title="CauseFlow",
+        version=__version__,
+        description="Alerts in, incidents and their events out: SSE stream and signed webhooks.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        ctx: AppContext = app.state.ctx
+        try:
+            async with asyncio.timeout(2):
+                async with ctx.db.read() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:
+            return error_response(503, "service_unavailable", "the database is unreachable")
+        return JSONResponse({"status": "ready", "database": ctx.db.dialect.name})
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    build_routers(app)
+    app.add_middleware(IdempotencyMiddleware, state=app.state)
+    app.add_middleware(Gateway, state=app.state)
+    return app

@@ -1,0 +1,74 @@
+"""Who is calling, and what they may do: the role/scope table of contract section 8 (pure).
+
+A `Principal` comes from a JWT (roles admin/member), an API key (scopes), a stream ticket or a
+dashboard session. `allows(principal, action)` is the whole policy; routers name an action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+ROLES = ("admin", "member")
+SCOPES = ("admin", "events:publish", "events:read", "alerts:ingest")
+
+
+class Action(StrEnum):
+    READ = "read"  # read tenant data: incidents, events, subscriptions, deliveries
+    WRITE = "write"  # admin writes: subscriptions, users, keys, tenant, approvals
+    OPERATE = "operate"  # member-level writes: incidents, propose/execute remediations
+    PRODUCE = "produce"  # machine producers: propose/execute remediations, trigger events
+    PUBLISH = "publish"  # POST /v1/events (which types: see event.publish rules)
+    STREAM = "stream"  # GET /v1/notifications/stream
+    INGEST = "ingest"  # inbound alerts
+    PLATFORM = "platform"  # tenant management
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # "user" | "api_key" | "platform_admin" | "ticket" | "session"
+    subject: str  # user id, key id, or "platform"
+    tenant_id: str | None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    expires_at: float | None = None  # unix seconds; None = does not expire (API keys)
+    email: str | None = None
+    key_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles or "admin" in self.scopes
+
+    @property
+    def actor(self) -> str:
+        """How events name who did something (`approvedBy`, `connectedBy`, ...)."""
+        return self.email or self.subject
+
+
+_ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    "admin": frozenset(
+        {Action.READ, Action.WRITE, Action.OPERATE, Action.PRODUCE, Action.PUBLISH, Action.STREAM}
+    ),
+    "member": frozenset({Action.READ, Action.OPERATE, Action.STREAM}),
+}
+_SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
+    "admin": _ROLE_ACTIONS["admin"],
+    "events:read": frozenset({Action.READ, Action.STREAM}),
+    "events:publish": frozenset({Action.PUBLISH, Action.PRODUCE}),
+    "alerts:ingest": frozenset({Action.INGEST}),
+}
+
+
+def allows(principal: Principal, action: Action) -> bool:
+    if principal.kind == "platform_admin":
+        return action is Action.PLATFORM
+    if principal.tenant_id is None:
+        return False
+    if principal.kind == "ticket":
+        return action is Action.STREAM
+    granted: set[Action] = set()
+    for role in principal.roles:
+        granted |= _ROLE_ACTIONS.get(role, frozenset())
+    for scope in principal.scopes:
+        granted |= _SCOPE_ACTIONS.get(scope, frozenset())
+    return action in granted

@@ -1,0 +1,41 @@
+"""Tables of credentials: API keys (hashed), the service's own generated keys, sessions."""
+
+from sqlalchemy import BigInteger, Column, Index, Table, Text
+
+from causeflow.db.metadata import metadata
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),  # SHA-256 hex of the whole key
+    Column("prefix", Text, nullable=False),  # first characters, for display only
+    Column("scopes", Text, nullable=False),  # JSON list
+    Column("webhook_secret_enc", Text, nullable=True),  # inbound signing secret, encrypted
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_api_keys_tenant", "tenant_id", "id"),
+)
+
+# Keys the service generates on first start and keeps with the data (JWT secret, secret box key).
+service_keys = Table(
+    "service_keys",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Dashboard sessions: the browser holds only the id; the credential stays here.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("principal", Text, nullable=False),  # JSON of the signed-in principal
+    Column("csrf_token", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,176 @@
+"""JWTs: the service's own HS256 tokens, stream tickets, and optional JWKS-verified tokens.
+
+Algorithms are always named explicitly when decoding, so `alg: none` and algorithm confusion
+are refused; `iss`, `aud` and `exp` are required.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import jwt
+
+from causeflow.auth.principal import ROLES, Principal
+from causeflow.errors import Unauthorized
+
+STREAM_AUDIENCE = "causeflow-stream"
+
+
+class TokenService:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str = "causeflow",
+        audience: str = "causeflow-api",
+        tenant_claim: str = "tenant_id",
+        jwks_url: str = "",
+        jwks_file: str = "",
+    ) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.tenant_claim = tenant_claim
+        self._jwks_client: jwt.PyJWKClient | None = jwt.PyJWKClient(jwks_url) if jwks_url else None
+        self._jwks_keys: dict[str, Any] = {}
+        if jwks_file:
+            with open(jwks_file, encoding="utf-8") as fh:
+                keyset = jwt.PyJWKSet.from_json(fh.read())
+            self._jwks_keys = {k.key_id: k for k in keyset.keys}
+
+    def mint(
+        self,
+        *,
+        tenant_id: str,
+        role: str,
+        now: float,
+        ttl: int,
+        subject: str | None = None,
+        email: str | None = None,
+    ) -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": subject or f"usr_{tenant_id}",
+            "email": email,
+            "tenant_id": tenant_id,
+            "roles": [role],
+            "iat": int(now),
+            "exp": int(now) + ttl,
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def mint_platform_admin(self, *, now: float, ttl: int) -> str:
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": "platform",
+            "roles": ["platform_admin"],
+            "iat": int(now),
+            "exp": int(now) + ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def mint_ticket(self, principal: Principal, *, now: float, ttl: int) -> str:
+        """A stream ticket: valid only for the stream endpoint, reusable until it expires."""
+        exp = int(now) + ttl
+        if principal.expires_at is not None:
+            exp = min(exp, int(principal.expires_at))
+        claims = {
+            "iss": self.issuer,
+            "aud": STREAM_AUDIENCE,
+            "sub": principal.subject,
+            "tenant_id": principal.tenant_id,
+            "kid_ref": principal.key_id,
+            "iat": int(now),
+            "exp": exp,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def _decode(self, token: str, audience: str, now: float) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("malformed token", code="invalid_token") from exc
+        alg = header.get("alg")
+        # Expiry is checked against the service's clock (injectable), not PyJWT's.
+        options = {"require": ["exp", "iss", "aud"], "verify_exp": False}
+        try:
+            claims = self._verify(token, header, alg, audience, options)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= now:
+            raise Unauthorized("token expired", code="token_expired")
+        return claims
+
+    def _verify(
+        self, token: str, header: dict[str, Any], alg: Any, audience: str, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        if alg == "HS256":
+            return jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=audience,
+                issuer=self.issuer,
+                options=options,
+            )
+        if alg in ("RS256", "ES256") and (self._jwks_client or self._jwks_keys):
+            key = self._jwks_key(token, header)
+            return jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=self.issuer,
+                options=options,
+            )
+        raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not accepted")
+
+    def _jwks_key(self, token: str, header: dict[str, Any]) -> Any:
+        kid = header.get("kid")
+        if kid in self._jwks_keys:
+            return self._jwks_keys[kid].key
+        if self._jwks_client is not None:
+            return self._jwks_client.get_signing_key_from_jwt(token).key
+        raise jwt.InvalidTokenError("unknown key id")
+
+    def principal_from_jwt(self, token: str, now: float) -> Principal:
+        claims = self._decode(token, self.audience, now)
+        roles = claims.get("roles") or []
+        if isinstance(roles, str):
+            roles = [roles]
+        if "platform_admin" in roles:
+            return Principal(
+                kind="platform_admin",
+                subject="platform",
+                tenant_id=None,
+                roles=frozenset({"platform_admin"}),
+                expires_at=float(claims["exp"]),
+            )
+        tenant_id = claims.get(self.tenant_claim)
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise Unauthorized("token names no tenant", code="invalid_token")
+        return Principal(
+            kind="user",
+            subject=str(claims.get("sub") or ""),
+            tenant_id=tenant_id,
+            roles=frozenset(r for r in roles if r in ROLES),
+            expires_at=float(claims["exp"]),
+            email=claims.get("email"),
+        )
+
+    def principal_from_ticket(self, token: str, now: float) -> Principal:
+        claims = self._decode(token, STREAM_AUDIENCE, now)
+        return Principal(
+            kind="ticket",
+            subject=str(claims.get("sub") or ""),
+            tenant_id=claims.get("tenant_id"),
+            expires_at=float(claims["exp"]),
+            key_id=claims.get("kid_ref"),
+        )

@@ -1,0 +1,283 @@
+"""The `causeflow` command: serve, worker, migrate, tenant, token.
+
+Every command honours `CAUSEFLOW_DATA_DIR` and `CAUSEFLOW_DATABASE_URL`. Errors are one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from causeflow.settings import Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="CauseFlow: alerts in, incidents and events out (SSE and webhooks).",
+)
+tenant_app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
+app.add_typer(tenant_app, name="tenant")
+
+
+class CliError(Exception):
+    """A failure reported as one line."""
+
+
+def load(data_dir: Path | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        return Settings(**overrides)
+    except Exception as exc:  # pydantic's message is long; keep the first useful line
+        raise CliError(f"invalid configuration: {str(exc).splitlines()[-2:]}") from exc
+
+
+def hold_sqlite_lock(settings: Settings) -> Any:
+    """One serving process per SQLite file; short commands do not take this lock."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = settings.data_dir / "serve.lock"
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        raise CliError(
+            f"{settings.sqlite_path} is already served by process {holder}; "
+            "SQLite allows one serving process (use PostgreSQL to run several)"
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+async def _migrate(settings: Settings) -> None:
+    from causeflow.db.migrate import migrate
+
+    await migrate(settings)
+
+
+async def _bootstrap(settings: Settings) -> dict[str, str] | None:
+    """On first start with an empty store: a tenant "default" and its first credentials."""
+    from sqlalchemy import func, select
+
+    from causeflow.app import build_context
+    from causeflow.tenant.service import provision
+    from causeflow.tenant.tables import tenants
+
+    ctx = await build_context(settings)
+    try:
+        async with ctx.db.read() as conn:
+            count = (await conn.execute(select(func.count()).select_from(tenants))).scalar_one()
+        if count:
+            return None
+        return (await provision(ctx, name="default")).as_json()
+    finally:
+        await ctx.db.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="SQLite data directory")
+    ] = None,
+) -> None:
+    """Run the API and the stream (and, on SQLite, the delivery workers)."""
+    import uvicorn
+
+    from causeflow.app import create_app
+
+    settings = load(data_dir)
+    lock = None if settings.is_postgres else hold_sqlite_lock(settings)
+    asyncio.run(_migrate(settings))
+    first = asyncio.run(_bootstrap(settings))
+    bind_host = host or settings.host
+    bind_port = port if port is not None else settings.port
+    if first:
+        base = f"http://{bind_host}:{bind_port}"
+        typer.echo(
+            "\nCreated tenant 'default'. These credentials are shown once:\n"
+            f"  tenant id   {first['tenantId']}\n"
+            f"  admin JWT   {first['adminToken']}\n"
+            f"  API key     {first['apiKey']}\n"
+            f"  ingest key  {first['ingestKey']}  (signing secret {first['webhookSecret']})\n"
+            f"Try: curl -H 'X-API-Key: {first['apiKey']}' {base}/v1/events\n"
+        )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        limit_concurrency=None,
+        backlog=4096,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+@app.command()
+def worker() -> None:
+    """Run only the delivery workers (PostgreSQL; on SQLite `serve` runs them)."""
+    settings = load()
+    if not settings.is_postgres:
+        raise CliError(
+            "on SQLite the delivery workers run inside `causeflow serve`; "
+            "set CAUSEFLOW_DATABASE_URL to a PostgreSQL database to run workers apart"
+        )
+    asyncio.run(_migrate(settings))
+    try:
+        import uvloop
+
+        uvloop.run(_run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _run_worker(settings: Settings) -> None:
+    from causeflow.app import build_context
+    from causeflow.components import start_roles
+    from causeflow.db.engine import async_url
+
+    ctx = await build_context(settings)
+    await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+    stops = await start_roles(ctx, {"worker"})
+    typer.echo(f"causeflow worker {os.getpid()} running", err=True)
+    await stop_event.wait()
+    for stop in reversed(stops):
+        await stop()
+    await ctx.broker.stop()
+    await ctx.db.dispose()
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Create or upgrade the schema."""
+    settings = load()
+    typer.echo(
+        f"migrating {'PostgreSQL' if settings.is_postgres else settings.sqlite_path} ...", err=True
+    )
+    asyncio.run(_migrate(settings))
+    typer.echo("schema is up to date", err=True)
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="tenant name")],
+    plan: Annotated[str | None, typer.Option(help="starter, pro, business or enterprise")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create a tenant with an all-scopes API key, an ingest key and an admin JWT."""
+    from causeflow.settings import PLAN_LIMITS
+
+    if plan is not None and plan not in PLAN_LIMITS:
+        raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLAN_LIMITS)}")
+    settings = load()
+
+    async def run() -> dict[str, str]:
+        from causeflow.app import build_context
+        from causeflow.tenant.service import provision
+
+        await _migrate(settings)
+        ctx = await build_context(settings)
+        try:
+            return (await provision(ctx, name=name, plan=plan)).as_json()
+        finally:
+            await ctx.db.dispose()
+
+    out = asyncio.run(run())
+    if as_json:
+        typer.echo(orjson.dumps(out).decode())
+    else:
+        for key, value in out.items():
+            typer.echo(f"{key:14} {value}")
+
+
+@app.command()
+def token(
+    tenant: Annotated[str | None, typer.Option(help="tenant id")] = None,
+    role: Annotated[str, typer.Option(help="admin or member")] = "admin",
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 86400,
+    platform_admin: Annotated[
+        bool, typer.Option("--platform-admin", help="a platform admin token")
+    ] = False,
+) -> None:
+    """Print a JWT for a tenant (or a platform admin token)."""
+    if ttl <= 0:
+        raise CliError("--ttl must be positive")
+    if not platform_admin and not tenant:
+        raise CliError("give --tenant ID (or --platform-admin)")
+    if role not in ("admin", "member"):
+        raise CliError("--role must be admin or member")
+    settings = load()
+
+    async def run() -> str:
+        from sqlalchemy import select
+
+        from causeflow.app import build_context
+        from causeflow.tenant.tables import tenants
+
+        await _migrate(settings)
+        ctx = await build_context(settings)
+        try:
+            now = ctx.clock.now()
+            if platform_admin:
+                return ctx.tokens.mint_platform_admin(now=now, ttl=ttl)
+            async with ctx.db.read() as conn:
+                found = (
+                    await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant))
+                ).first()
+            if found is None:
+                raise CliError(f"no tenant {tenant}")
+            assert tenant is not None
+            return ctx.tokens.mint(tenant_id=tenant, role=role, now=now, ttl=ttl)
+        finally:
+            await ctx.db.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # anything else is still one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

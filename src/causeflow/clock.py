@@ -1,0 +1,50 @@
+"""Time as a dependency: the service asks its `Clock` for now, so tests can move time.
+
+Times are kept as integer epoch milliseconds in storage and rendered RFC 3339 with
+milliseconds (`2026-11-27T08:42:53.123Z`) on the wire.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def now(self) -> float:
+        return time.time()
+
+
+class FrozenClock(Clock):
+    """A clock tests move by hand."""
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        self._ms = int(time.time() * 1000) if start_ms is None else start_ms
+
+    def now_ms(self) -> int:
+        return self._ms
+
+    def now(self) -> float:
+        return self._ms / 1000
+
+    def advance(self, seconds: float) -> None:
+        self._ms += int(seconds * 1000)
+
+
+def ms_to_rfc3339(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> int:
+    """RFC 3339 / ISO 8601 to epoch milliseconds; naive times are taken as UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

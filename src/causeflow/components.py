@@ -1,0 +1,35 @@
+"""Long-running parts of a process, chosen by role in one place.
+
+`serve` runs the `api` components, plus the `worker` ones on SQLite (one process owns the
+file); `causeflow worker` runs only the `worker` ones. Each component's `start(ctx)` returns an
+async `stop()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from causeflow.context import AppContext
+
+Stop = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    roles: frozenset[str]
+    start: Callable[[AppContext], Awaitable[Stop]]
+
+
+def all_components() -> list[Component]:
+    """The explicit list; features add theirs here."""
+    return []
+
+
+async def start_roles(ctx: AppContext, roles: set[str]) -> list[Stop]:
+    stops: list[Stop] = []
+    for component in all_components():
+        if component.roles & roles:
+            stops.append(await component.start(ctx))
+    return stops

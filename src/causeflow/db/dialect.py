@@ -1,0 +1,60 @@
+"""The only place SQLite and PostgreSQL differ.
+
+Callers ask the `Dialect` for the few statements whose spelling or semantics depend on the
+database: insert-or-ignore / upsert, row locks for claiming work, and transactional
+notifications. Everything else is portable SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, Table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+NOTIFY_CHANNEL = "causeflow_events"
+
+
+class Dialect:
+    name = "base"
+    multi_process = False
+
+    def insert(self, table: Table) -> Any:
+        raise NotImplementedError
+
+    def insert_ignore(self, table: Table, index_elements: list[str]) -> Any:
+        return self.insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+    def skip_locked(self, stmt: Select) -> Select:
+        """Row locks for claiming work; SQLite has one writer, so it needs none."""
+        return stmt
+
+    async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
+        """Wake other processes after this transaction commits (no-op with one process)."""
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+
+    def insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    multi_process = True
+
+    def insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    def skip_locked(self, stmt: Select) -> Select:
+        return stmt.with_for_update(skip_locked=True)
+
+    async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
+        # NOTIFY is transactional: listeners hear it only if and when this transaction commits.
+        await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+
+def dialect_for(url: str) -> Dialect:
+    return PostgresDialect() if url.startswith("postgresql") else SqliteDialect()

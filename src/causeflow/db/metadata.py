@@ -1,0 +1,26 @@
+"""The one SQLAlchemy `MetaData` every feature's `tables.py` registers its tables on.
+
+Column conventions, the same on SQLite and PostgreSQL: times are BIGINT epoch milliseconds,
+JSON documents are TEXT written with orjson, booleans are BOOLEAN, ids are prefixed TEXT.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, MetaData, Text
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+
+def id_column(name: str = "id", **kwargs: object) -> Column:
+    return Column(name, Text, primary_key=True, **kwargs)  # type: ignore[arg-type]
+
+
+def ms_column(name: str, nullable: bool = False) -> Column:
+    return Column(name, BigInteger, nullable=nullable)

@@ -1,0 +1,67 @@
+"""Schema migrations (Alembic), run from code: `causeflow migrate` and at `serve` start.
+
+On PostgreSQL an advisory lock makes concurrent starters migrate one at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from causeflow.db.engine import async_url, null_pool_engine
+from causeflow.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x43617573  # "Caus"
+
+
+def alembic_config(connection: Any = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Any) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+def _current(connection: Any) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def migrate(settings: Settings) -> None:
+    url = async_url(settings)
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = null_pool_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _LOCK_ID})
+                await conn.commit()
+            else:
+                await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            try:
+                await conn.run_sync(_upgrade)
+                await conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})
+                    await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def current_revision(settings: Settings) -> str | None:
+    engine = null_pool_engine(async_url(settings))
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_current)
+    finally:
+        await engine.dispose()

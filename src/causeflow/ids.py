@@ -1,0 +1,72 @@
+"""Prefixed, time-sortable identifiers: `<prefix>_` + a 26-character ULID body.
+
+The body is 48 bits of milliseconds and 80 random bits in Crockford base32, so ids sort by
+creation time; within one millisecond one process increments the random part to stay sortable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIXES = frozenset(
+    {
+        "ten",
+        "usr",
+        "key",
+        "evt",
+        "sub",
+        "msg",
+        "att",
+        "inc",
+        "alr",
+        "rem",
+        "apr",
+        "int",
+        "trg",
+        "ptn",
+        "tkt",
+        "ses",
+    }
+)
+ID_RE = re.compile(r"^([a-z]{3})_([0-9A-HJKMNP-TV-Z]{26})$")
+
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def ulid_body(now_ms: int | None = None) -> str:
+    global _last_ms, _last_rand
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _lock:
+        if ms <= _last_ms:
+            ms = _last_ms
+            _last_rand = (_last_rand + 1) & ((1 << 80) - 1)
+        else:
+            _last_ms = ms
+            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+        rand = _last_rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def new_id(prefix: str, now_ms: int | None = None) -> str:
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    return f"{prefix}_{ulid_body(now_ms)}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    match = ID_RE.match(value)
+    return bool(match) and match.group(1) == prefix  # type: ignore[union-attr]

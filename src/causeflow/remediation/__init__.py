@@ -1,0 +1,1 @@
+"""remediation capability."""

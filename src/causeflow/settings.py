@@ -1,0 +1,124 @@
+"""Runtime configuration: every `CAUSEFLOW_*` environment variable, with its default.
+
+One `Settings` object is built by the composition root (`app.create_app`, the CLI) and passed
+down; nothing reads the environment anywhere else. Every duration is a setting so tests can
+shrink days to seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLAN_LIMITS: dict[str, int] = {"starter": 100, "pro": 500, "business": 2000, "enterprise": 2000}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAUSEFLOW_", extra="ignore")
+
+    # storage
+    data_dir: Path = Path(".causeflow")
+    database_url: str = ""
+    sqlite_synchronous: str = "NORMAL"
+    db_pool_size: int = 10
+
+    # keys (generated and kept with the data when empty)
+    secret_key: str = ""
+    jwt_secret: str = ""
+    jwt_issuer: str = "causeflow"
+    jwt_audience: str = "causeflow-api"
+    jwks_url: str = ""
+    jwks_file: str = ""
+    jwt_tenant_claim: str = "tenant_id"
+    admin_token_ttl_seconds: int = 86400
+
+    # http
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "info"
+
+    # limits
+    default_plan: str = "business"
+    rate_limit_per_minute: int | None = None
+    ingest_rate_limit_per_minute: int = 6000
+    rate_limit_sync_seconds: float = 0.5
+    max_api_keys_per_tenant: int = 100
+    max_subscriptions_per_tenant: int = 100
+    idempotency_ttl_seconds: int = 86400
+    idempotency_inflight_seconds: int = 60
+
+    # stream
+    sse_ping_seconds: float = 30.0
+    sse_max_replay: int = 10000
+    sse_max_streams_per_tenant: int = 1000
+    sse_buffer_events: int = 1000
+    sse_ticket_ttl_seconds: int = 900
+    sse_retry_ms: int = 3000
+    event_poll_seconds: float = 1.0
+
+    # webhooks
+    webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h"
+    webhook_rotation_overlap_seconds: int = 86400
+    webhook_disable_after_seconds: int = 5 * 86400
+    webhook_max_inflight_per_host: int = 16
+    webhook_max_inflight: int = 256
+    webhook_allow_cidrs: str = ""
+    webhook_allow_http: bool = False
+    webhook_lease_seconds: int = 60
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = 15.0
+    webhook_poll_seconds: float = 1.0
+    webhook_ca_file: str = ""
+    run_workers: bool | None = None  # None: inside `serve` on SQLite only
+
+    # inbound
+    sns_cert_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+    sns_ca_file: str = ""
+    sns_timeout_seconds: float = 5.0
+    delivery_id_ttl_seconds: int = 86400
+
+    # lifecycle
+    approval_ttl_seconds: int = 1800
+    approval_sweep_seconds: float = 5.0
+
+    # retention
+    retention_days: float = 30.0
+    retention_sweep_seconds: float = 3600.0
+    retention_batch_size: int = 500
+
+    @field_validator("default_plan")
+    @classmethod
+    def _known_plan(cls, value: str) -> str:
+        if value not in PLAN_LIMITS:
+            raise ValueError(f"unknown plan {value!r}; expected one of {', '.join(PLAN_LIMITS)}")
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql", "postgres:"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "causeflow.db"
+
+    @property
+    def workers_in_process(self) -> bool:
+        if self.run_workers is not None:
+            return self.run_workers
+        return not self.is_postgres
+
+    def plan_limit(self, plan: str) -> int:
+        """Requests per minute for a plan; 0 means no limit."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return PLAN_LIMITS.get(plan, PLAN_LIMITS[self.default_plan])
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["PLAN_LIMITS", "Settings", "load_settings", "Field"]

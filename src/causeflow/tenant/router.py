@@ -1,0 +1,89 @@
+"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
+from causeflow.api.pagination import PageParams, page
+from causeflow.auth import apikeys
+from causeflow.tenant import service
+from causeflow.tenant.schemas import (
+    TenantCreate,
+    TenantCreated,
+    TenantPage,
+    TenantPlanUpdate,
+    TenantRead,
+    TenantUpdate,
+)
+
+router = APIRouter(tags=["tenants"])
+
+
+@router.post("/v1/tenants", status_code=201, response_model=TenantCreated)
+async def create_tenant(body: TenantCreate, ctx: Ctx, _p: PlatformAdmin) -> dict[str, Any]:
+    now = ctx.clock.now_ms()
+    async with ctx.db.transaction() as tx:
+        tenant = await service.create_tenant(
+            tx, name=body.name, plan=body.plan or ctx.settings.default_plan, now_ms=now
+        )
+        _, key = await apikeys.create_key(
+            tx,
+            tenant_id=tenant["id"],
+            name="default",
+            now_ms=now,
+            box=ctx.keys.box,
+            scopes=["admin", "events:publish", "events:read", "alerts:ingest"],
+        )
+    return {**tenant, "apiKey": key}
+
+
+@router.get("/v1/tenants", response_model=TenantPage)
+async def list_tenants(
+    ctx: Ctx, _p: PlatformAdmin, params: PageParams = Depends()
+) -> dict[str, Any]:
+    after = params.after_key(1)
+    async with ctx.db.read() as conn:
+        rows = await service.list_tenants(
+            conn, after_id=after[0] if after else None, limit=params.limit + 1
+        )
+    return page(rows, params.limit, lambda t: [t["id"]])
+
+
+@router.patch("/v1/tenants/{tenant_id}", response_model=TenantRead)
+async def update_any_tenant(
+    tenant_id: str, body: TenantPlanUpdate, ctx: Ctx, _p: PlatformAdmin
+) -> dict[str, Any]:
+    async with ctx.db.transaction() as tx:
+        out = await service.update_tenant(
+            tx,
+            tenant_id,
+            box=ctx.keys.box,
+            now_ms=ctx.clock.now_ms(),
+            name=body.name,
+            plan=body.plan,
+        )
+    ctx.forget_plan(tenant_id)
+    return out
+
+
+@router.get("/v1/tenant", response_model=TenantRead)
+async def get_own_tenant(ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        return service.tenant_view(await service.get_tenant_row(conn, tenant_of(principal)))
+
+
+@router.patch("/v1/tenant", response_model=TenantRead)
+async def update_own_tenant(body: TenantUpdate, ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    inbound = body.inbound.model_dump(exclude_unset=True) if body.inbound else None
+    async with ctx.db.transaction() as tx:
+        return await service.update_tenant(
+            tx,
+            tenant_of(principal),
+            box=ctx.keys.box,
+            now_ms=ctx.clock.now_ms(),
+            name=body.name,
+            inbound=inbound,
+        )

@@ -1,0 +1,19 @@
+"""Tables of tenants (the isolation unit of every other table)."""
+
+from sqlalchemy import BigInteger, Column, Table, Text
+
+from causeflow.db.metadata import metadata
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("plan", Text, nullable=False),
+    # inbound settings: {"requireSignature": bool, "snsTopicArns": [...]} (plain JSON)
+    Column("inbound", Text, nullable=False, server_default="{}"),
+    # provider secrets {"sentry","pagerduty","grafana"}: JSON encrypted with the secret box
+    Column("inbound_secrets_enc", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

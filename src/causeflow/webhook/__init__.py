@@ -1,0 +1,1 @@
+"""Outbound webhooks: signing, retry policy, SSRF vetting and the HTTP sender."""

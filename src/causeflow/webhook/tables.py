@@ -1,0 +1,81 @@
+"""Tables of outbound delivery: subscriptions, the dispatcher's cursors, deliveries, attempts.
+
+A delivery (`msg_`) is one event for one subscription; it is the unit the workers claim with a
+lease (`lease_until`). Attempts (`att_`) record each HTTP try.
+"""
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, Table, Text
+
+from causeflow.db.metadata import metadata
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("events", Text, nullable=False),  # JSON list of names or ["*"]
+    Column("filter", Text, nullable=True),  # JSON object
+    Column("headers_enc", Text, nullable=True),  # JSON object, encrypted (may hold credentials)
+    Column("secret_enc", Text, nullable=False),
+    Column("previous_secret_enc", Text, nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text, nullable=True),
+    Column("first_failure_at", BigInteger, nullable=True),
+    Column("rate_limit_per_second", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    # the tenant's log position when the subscription (or its matching rules) last changed:
+    # it receives events after that position only
+    Column("from_position", BigInteger, nullable=False),
+    Index("ix_subscriptions_tenant", "tenant_id", "id"),
+)
+
+dispatch_cursors = Table(
+    "dispatch_cursors",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("subscription_id", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("status", Text, nullable=False),  # pending | succeeded | failed | cancelled
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("manual", Boolean, nullable=False, server_default="0"),  # one-off retry, no schedule
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("payload", Text, nullable=True),  # only for test deliveries, which are not in the log
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
+    Index("ix_deliveries_tenant_created", "tenant_id", "created_at"),
+    Index("ix_deliveries_event", "event_id"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("delivery_id", Text, nullable=False),
+    Column("tenant_id", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("response_body", Text, nullable=True),  # first 4 KiB
+    Index("ix_attempts_delivery", "delivery_id", "created_at"),
+    Index("ix_attempts_created", "created_at"),
+)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
-from support.pg import (
+from tests.support.pg import (
     database_exists,
     fresh_database,
     fresh_database_async,
@@ -18,8 +17,8 @@ from support.pg import (
     require_pg,
     run_sync,
 )
-from support.pgcluster import PrivateCluster, find_pg_bin
-from support.ports import free_port
+from tests.support.pgcluster import PrivateCluster, find_pg_bin
+from tests.support.ports import free_port
 
 HOLD_CONNECTION = """
 import asyncio, sys, asyncpg

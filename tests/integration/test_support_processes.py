@@ -8,10 +8,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
-
-from support.ports import free_port, port_open
-from support.processes import Deployment, ServiceProcess, parse_json_output, service_env
+from tests.support.pg import fresh_database, require_pg
+from tests.support.ports import free_port, port_open
+from tests.support.processes import Deployment, ServiceProcess, parse_json_output, service_env
 
 
 def stand_in(tmp_path: Path, **kwargs: object) -> ServiceProcess:
@@ -190,3 +191,54 @@ def test_parse_json_output(stdout: str, expected: dict[str, str]) -> None:
 def test_parse_json_output_without_json() -> None:
     with pytest.raises(ValueError, match="no JSON object"):
         parse_json_output("nothing here\n")
+
+
+# --- the real service -----------------------------------------------------------------------
+
+
+def get_json(url: str, api_key: str) -> object:
+    request = urllib.request.Request(url, headers={"X-API-Key": api_key})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return orjson.loads(response.read())
+
+
+def test_real_serve_on_sqlite_survives_kill9(tmp_path: Path) -> None:
+    with Deployment(tmp_path) as deployment:
+        deployment.migrate()
+        tenant = deployment.create_tenant("acme")
+        assert {"tenantId", "apiKey", "ingestKey", "webhookSecret", "adminToken"} <= set(tenant)
+        server = deployment.add_server()
+        assert get_status(server.base_url + "/healthz") == 200
+        assert get_status(server.base_url + "/readyz") == 200
+        before = get_json(server.base_url + "/v1/events", tenant["apiKey"])
+
+        server.kill9()
+        assert not port_open(server.port or 0)
+        server.restart()
+        assert get_status(server.base_url + "/readyz") == 200
+        assert get_json(server.base_url + "/v1/events", tenant["apiKey"]) == before
+
+        code = server.terminate()
+        assert code in (0, -signal.SIGTERM)
+        assert not server.alive() and not port_open(server.port or 0)
+    assert (tmp_path / "data").is_dir()
+
+
+@pytest.mark.pg
+def test_real_serve_and_worker_on_postgres(tmp_path: Path) -> None:
+    require_pg()
+    with fresh_database() as url, Deployment(tmp_path, database_url=url) as deployment:
+        deployment.migrate()
+        tenant = deployment.create_tenant()
+        server = deployment.add_server()
+        worker = deployment.add_worker()
+        assert worker.alive()
+        worker.kill9()
+        worker.restart()
+        assert worker.alive()
+        assert get_status(server.base_url + "/readyz") == 200
+        get_json(server.base_url + "/v1/events", tenant["apiKey"])
+        codes = deployment.stop_all()
+        assert set(codes) == {"serve-1.log", "worker-1.log"}
+        assert not any(p.alive() for p in deployment.processes)

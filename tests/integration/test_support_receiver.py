@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-
-from support.ports import free_port, port_open
-from support.receiver import (
+from tests.support.ports import free_port, port_open
+from tests.support.receiver import (
     Drop,
     Fail,
     Hang,

@@ -263,12 +263,11 @@ class PrivateCluster:
         return self.root
 
     def _make_root(self) -> Path:
-        if not _as_root():
-            parent = self.base_dir or Path(tempfile.gettempdir())
-            return Path(tempfile.mkdtemp(prefix="cf-pgcluster-", dir=parent))
-        # The postgres user must be able to reach the directory; pytest's tmp_path sits under
-        # a root-only (0700) folder, so fall back to a fresh folder in the system temp dir.
-        parent = self.base_dir if self.base_dir and _reachable_by_postgres(self.base_dir) else None
+        parent = self.base_dir
+        # As root, the postgres user must be able to reach the directory; pytest's tmp_path
+        # sits under a root-only (0700) folder, so fall back to the system temp dir.
+        if _as_root() and parent is not None and not _reachable_by_postgres(parent):
+            parent = None
         root = Path(tempfile.mkdtemp(prefix="cf-pgcluster-", dir=parent))
         _give_to_postgres(root)
         return root

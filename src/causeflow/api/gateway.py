@@ -69,7 +69,13 @@ class Gateway:
                 send, PayloadTooLarge(f"request bodies are limited to {limit_bytes} bytes")
             )
             return
-        receive = _limited(receive, limit_bytes)
+        if declared is None and scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            # No declared length (chunked): read up to the limit before anything parses it.
+            try:
+                receive = await _buffered(receive, limit_bytes)
+            except PayloadTooLarge as exc:
+                await send_error(send, exc)
+                return
         path: str = scope["path"]
         state = scope.setdefault("state", {})
         state["principal"] = None
@@ -132,16 +138,28 @@ class Gateway:
         return self.ctx.limiter.hit(bucket, limit, now_ms)
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
+async def _buffered(receive: Receive, limit: int) -> Receive:
+    chunks: list[bytes] = []
     seen = 0
-
-    async def wrapped() -> Message:
-        nonlocal seen
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
-        return message
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    done = False
 
-    return wrapped
+    async def replay() -> Message:
+        nonlocal done
+        if not done:
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -135,17 +135,18 @@ class IdempotencyMiddleware:
                     )
                 )
                 return None
-        if row.request_hash != digest:
-            raise_error = ValidationFailed(
-                "this Idempotency-Key was used with a different request",
-                code="idempotency_key_reused",
-            )
-            return {"error": raise_error}
         if row.state == "in_flight":
             return {
                 "error": Conflict(
                     "a request with this Idempotency-Key is still in flight",
                     code="idempotency_key_in_flight",
+                )
+            }
+        if row.request_hash != digest:
+            return {
+                "error": ValidationFailed(
+                    "this Idempotency-Key was used with a different request",
+                    code="idempotency_key_reused",
                 )
             }
         return {

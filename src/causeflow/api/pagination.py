@@ -50,11 +50,14 @@ class PageParams:
         self.cursor = cursor
         self.after = decode_cursor(cursor)
 
-    def after_key(self, size: int) -> list[Any] | None:
-        """The decoded cursor, checked to hold `size` sort-key parts."""
+    def after_key(self, *types: type) -> list[Any] | None:
+        """The decoded cursor, checked to hold one value of each of `types`, in order."""
         if self.after is None:
             return None
-        if len(self.after) != size:
+        if len(self.after) != len(types) or not all(
+            isinstance(v, t) and not (t is int and isinstance(v, bool))
+            for v, t in zip(self.after, types, strict=True)
+        ):
             raise ValidationFailed.at("cursor", "invalid cursor")
         return self.after
 

@@ -77,7 +77,7 @@ async def create_api_key(body: ApiKeyCreate, ctx: Ctx, principal: Admin) -> dict
 async def list_api_keys(
     ctx: Ctx, principal: Admin, params: PageParams = Depends()
 ) -> dict[str, Any]:
-    after = params.after_key(1)
+    after = params.after_key(str)
     async with ctx.db.read() as conn:
         rows = await apikeys.list_keys(
             conn, tenant_of(principal), after_id=after[0] if after else None, limit=params.limit + 1

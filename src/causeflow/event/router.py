@@ -58,7 +58,7 @@ def _json_page(envelopes: list[str], cursor: str | None) -> Response:
 
 async def read_log(ctx: Any, tenant_id: str, filters: EventFilters, params: PageParams) -> Response:
     after_pos = 0
-    cursor = params.after_key(1)
+    cursor = params.after_key(int)
     async with ctx.db.read() as conn:
         if cursor is not None:
             after_pos = int(cursor[0])

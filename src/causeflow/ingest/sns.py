@@ -17,6 +17,7 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -312,11 +313,38 @@ def _check_topic(envelope: SnsEnvelope, allowed_topic_arns: Sequence[str] | None
         raise InvalidSignature(f"SNS topic {envelope.topic_arn!r} is not allowed for this tenant")
 
 
+def check_age(envelope: SnsEnvelope, now: datetime, max_age_seconds: float) -> None:
+    """Refuse an envelope whose signed Timestamp is older than the window (or unreadable).
+
+    De-duplication by MessageId only lasts 24 h; past that, a captured message could be replayed
+    unless its (signed) age is bounded. SNS retries keep the original Timestamp, so the window
+    must outlast the topic's delivery-retry policy.
+    """
+    try:
+        sent = datetime.fromisoformat(envelope.timestamp)
+    except ValueError:
+        raise InvalidSignature("SNS Timestamp is unreadable") from None
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    if (now - sent).total_seconds() > max_age_seconds:
+        raise InvalidSignature("SNS message is older than the accepted window")
+
+
 async def verify_sns(
-    envelope: SnsEnvelope, fetcher: SnsHttp, allowed_topic_arns: Sequence[str] | None
+    envelope: SnsEnvelope,
+    fetcher: SnsHttp,
+    allowed_topic_arns: Sequence[str] | None,
+    *,
+    now: datetime | None = None,
+    max_age_seconds: float | None = None,
 ) -> None:
-    """Raise InvalidSignature unless the envelope is signed by SNS for an allowed topic."""
+    """Raise InvalidSignature unless the envelope is signed by SNS for an allowed topic.
+
+    With `now` and `max_age_seconds` the signed Timestamp must also be recent (see check_age).
+    """
     _check_topic(envelope, allowed_topic_arns)
+    if now is not None and max_age_seconds is not None:
+        check_age(envelope, now, max_age_seconds)
     if envelope.signature_version not in _SIGNATURE_HASHES:
         raise InvalidSignature(f"unsupported SNS SignatureVersion {envelope.signature_version!r}")
     certificate = await fetcher.fetch(envelope.signing_cert_url)
@@ -327,6 +355,9 @@ async def confirm_subscription(
     envelope: SnsEnvelope,
     fetcher: SnsHttp,
     allowed_topic_arns: Sequence[str] | None = None,
+    *,
+    now: datetime | None = None,
+    max_age_seconds: float | None = None,
 ) -> None:
     """Verify a SubscriptionConfirmation, then GET its SubscribeURL (same host rule).
 
@@ -334,5 +365,7 @@ async def confirm_subscription(
     """
     if envelope.type != "SubscriptionConfirmation" or envelope.subscribe_url is None:
         raise InvalidPayload("not an SNS SubscriptionConfirmation")
-    await verify_sns(envelope, fetcher, allowed_topic_arns)
+    await verify_sns(
+        envelope, fetcher, allowed_topic_arns, now=now, max_age_seconds=max_age_seconds
+    )
     await fetcher.get(envelope.subscribe_url)

@@ -44,7 +44,7 @@ async def create_tenant(body: TenantCreate, ctx: Ctx, _p: PlatformAdmin) -> dict
 async def list_tenants(
     ctx: Ctx, _p: PlatformAdmin, params: PageParams = Depends()
 ) -> dict[str, Any]:
-    after = params.after_key(1)
+    after = params.after_key(str)
     async with ctx.db.read() as conn:
         rows = await service.list_tenants(
             conn, after_id=after[0] if after else None, limit=params.limit + 1

@@ -58,7 +58,7 @@ async def create_user(body: UserCreate, ctx: Ctx, principal: Admin) -> dict[str,
 
 @router.get("/v1/users", response_model=UserPage)
 async def list_users(ctx: Ctx, principal: Admin, params: PageParams = Depends()) -> dict[str, Any]:
-    after = params.after_key(1)
+    after = params.after_key(str)
     async with ctx.db.read() as conn:
         rows = await service.list_users(
             conn, tenant_of(principal), after_id=after[0] if after else None, limit=params.limit + 1

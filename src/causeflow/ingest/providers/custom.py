@@ -49,7 +49,7 @@ MAX_ALERTS = 500
 
 def _alert(item: object, where: str) -> NormalizedAlert:
     if not isinstance(item, dict):
-        raise InvalidPayload(f"{where or 'body'} must be an object")
+        raise InvalidPayload(f"{where.rstrip('.') or 'body'} must be an object")
     title = opt_str(item, "title")
     if title is None:
         raise InvalidPayload(f"{where}title is required")

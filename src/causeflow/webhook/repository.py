@@ -1,0 +1,258 @@
+"""SQL of subscriptions, deliveries and the dispatcher's cursors (SQLAlchemy Core).
+
+Every lookup names the tenant, so another tenant's id reads as absent. Writers take the
+caller's `Tx`; readers take any connection. No rules here: those are in `webhook.service`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from causeflow.db.engine import Tx
+from causeflow.event.tables import event_heads, events
+from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, subscriptions
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+async def count_subscriptions(conn: Any, tenant_id: str) -> int:
+    stmt = select(func.count()).select_from(subscriptions)
+    return int((await conn.execute(stmt.where(subscriptions.c.tenant_id == tenant_id))).scalar())
+
+
+async def insert_subscription(tx: Tx, values: dict[str, Any]) -> None:
+    await tx.execute(subscriptions.insert().values(**values))
+
+
+async def get_subscription(conn: Any, tenant_id: str, subscription_id: str) -> Any:
+    stmt = select(subscriptions).where(
+        subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def list_subscriptions(
+    conn: Any, tenant_id: str, *, after_id: str | None, limit: int
+) -> list[Any]:
+    cond = [subscriptions.c.tenant_id == tenant_id]
+    if after_id is not None:
+        cond.append(subscriptions.c.id > after_id)
+    stmt = select(subscriptions).where(*cond).order_by(subscriptions.c.id).limit(limit)
+    return list((await conn.execute(stmt)).all())
+
+
+async def update_subscription(
+    tx: Tx, tenant_id: str, subscription_id: str, values: dict[str, Any]
+) -> int:
+    stmt = (
+        update(subscriptions)
+        .where(subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id)
+        .values(**values)
+    )
+    return int((await tx.execute(stmt)).rowcount)
+
+
+async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str) -> int:
+    stmt = delete(subscriptions).where(
+        subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id
+    )
+    return int((await tx.execute(stmt)).rowcount)
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+
+async def insert_deliveries(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany for the whole batch."""
+    if rows:
+        await tx.execute(deliveries.insert(), list(rows))
+
+
+async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
+    stmt = (
+        update(deliveries)
+        .where(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.tenant_id == tenant_id,
+            deliveries.c.status == "pending",
+        )
+        .values(status="cancelled", next_attempt_at=None, updated_at=now_ms)
+    )
+    return int((await tx.execute(stmt)).rowcount)
+
+
+async def get_delivery(conn: Any, tenant_id: str, delivery_id: str) -> Any:
+    stmt = select(deliveries).where(
+        deliveries.c.id == delivery_id, deliveries.c.tenant_id == tenant_id
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def list_deliveries(
+    conn: Any,
+    tenant_id: str,
+    subscription_id: str,
+    *,
+    status: str | None,
+    event_types: frozenset[str] | None,
+    before: tuple[int, str] | None,
+    limit: int,
+) -> list[Any]:
+    """Newest first, keyset on (created_at, id)."""
+    cond = [deliveries.c.subscription_id == subscription_id, deliveries.c.tenant_id == tenant_id]
+    if status is not None:
+        cond.append(deliveries.c.status == status)
+    if event_types:
+        cond.append(deliveries.c.event_type.in_(sorted(event_types)))
+    if before is not None:
+        created, last_id = before
+        cond.append(
+            or_(
+                deliveries.c.created_at < created,
+                and_(deliveries.c.created_at == created, deliveries.c.id < last_id),
+            )
+        )
+    stmt = (
+        select(deliveries)
+        .where(*cond)
+        .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def list_attempts(conn: Any, tenant_id: str, delivery_id: str, limit: int) -> list[Any]:
+    stmt = (
+        select(attempts)
+        .where(attempts.c.delivery_id == delivery_id, attempts.c.tenant_id == tenant_id)
+        .order_by(attempts.c.created_at, attempts.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def schedule_retry(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) -> int:
+    """Make a delivery due now unless an attempt holds its lease; 0 rows when leased/absent.
+
+    The lease test sits in the UPDATE itself so a worker's claim and this retry cannot both
+    win: on PostgreSQL the UPDATE waits for a claiming transaction and re-checks the lease.
+    A delivery already pending keeps its automatic schedule (it is only brought forward);
+    a finished one gets one manual attempt.
+    """
+    row = deliveries.c
+    stmt = (
+        update(deliveries)
+        .where(
+            row.id == delivery_id,
+            row.tenant_id == tenant_id,
+            or_(row.lease_until.is_(None), row.lease_until <= now_ms),
+        )
+        .values(
+            manual=(row.status != "pending") | row.manual,
+            status="pending",
+            next_attempt_at=now_ms,
+            updated_at=now_ms,
+        )
+    )
+    return int((await tx.execute(stmt)).rowcount)
+
+
+async def recover_failed(
+    tx: Tx, tenant_id: str, subscription_id: str, since_ms: int, until_ms: int, now_ms: int
+) -> int:
+    stmt = (
+        update(deliveries)
+        .where(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.tenant_id == tenant_id,
+            deliveries.c.status == "failed",
+            deliveries.c.created_at >= since_ms,
+            deliveries.c.created_at <= until_ms,
+        )
+        .values(status="pending", next_attempt_at=now_ms, manual=False, updated_at=now_ms)
+    )
+    return int((await tx.execute(stmt)).rowcount)
+
+
+# --- the log, as the dispatcher and replay read it ------------------------------------------
+
+
+async def events_in_window(
+    conn: Any, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
+) -> list[Any]:
+    stmt = (
+        select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.created_at >= since_ms,
+            events.c.created_at <= until_ms,
+            events.c.position > after_position,
+        )
+        .order_by(events.c.position)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def events_after(
+    conn: Any, tenant_id: str, after_position: int, up_to: int, limit: int
+) -> list[Any]:
+    stmt = (
+        select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.position > after_position,
+            events.c.position <= up_to,
+        )
+        .order_by(events.c.position)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def read_cursor(conn: Any, tenant_id: str) -> int | None:
+    stmt = select(dispatch_cursors.c.position).where(dispatch_cursors.c.tenant_id == tenant_id)
+    value = (await conn.execute(stmt)).scalar()
+    return None if value is None else int(value)
+
+
+async def ensure_cursor(tx: Tx, tenant_id: str) -> None:
+    stmt = tx.db.dialect.insert_ignore(dispatch_cursors, ["tenant_id"]).values(
+        tenant_id=tenant_id, position=0
+    )
+    await tx.execute(stmt)
+
+
+async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int) -> bool:
+    """Compare-and-set: True only if the cursor still stood at `old`.
+
+    On PostgreSQL a second dispatcher's UPDATE waits for the first one's row lock, then
+    re-reads the row, sees the moved position and matches nothing, so exactly one of them
+    commits a given batch.
+    """
+    stmt = (
+        update(dispatch_cursors)
+        .where(dispatch_cursors.c.tenant_id == tenant_id, dispatch_cursors.c.position == old)
+        .values(position=new)
+    )
+    return int((await tx.execute(stmt)).rowcount) == 1
+
+
+async def tenants_behind(conn: Any, limit: int = 10_000) -> list[str]:
+    """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
+    stmt = (
+        select(event_heads.c.tenant_id)
+        .select_from(
+            event_heads.outerjoin(
+                dispatch_cursors, dispatch_cursors.c.tenant_id == event_heads.c.tenant_id
+            )
+        )
+        .where(
+            event_heads.c.position > func.coalesce(dispatch_cursors.c.position, 0),
+        )
+        .limit(limit)
+    )
+    return [r[0] for r in (await conn.execute(stmt)).all()]

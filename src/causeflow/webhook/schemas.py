@@ -1,0 +1,128 @@
+"""Wire models of the webhook subscription and delivery endpoints (contract section 5.1).
+
+Request models check shapes only; the rules that need the catalog, the SSRF policy or the
+database (event names, URL, header names, caps) live in `webhook.rules` and `webhook.service`.
+A subscription's header values are never shown: reads carry each name with `REDACTED`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+REDACTED = "<redacted>"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubscriptionCreate(_Strict):
+    url: str = Field(min_length=1, max_length=2048)
+    events: list[str] = Field(min_length=1, max_length=100)
+    secret: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=1000)
+    enabled: bool = True
+    filter: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class SubscriptionUpdate(_Strict):
+    """Only the fields sent change; `null` clears description, filter, headers and the rate.
+
+    A header sent with the value `<redacted>` keeps the value it already has, so a client can
+    send back what it read.
+    """
+
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    enabled: bool | None = None
+    filter: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class SecretRotate(_Strict):
+    secret: str | None = Field(default=None, max_length=500)
+
+
+class TestDeliveryRequest(_Strict):
+    event: str = Field(default="incident.created", min_length=1, max_length=100)
+
+
+class DeliveryWindow(_Strict):
+    since: str = Field(min_length=1, max_length=64, description="RFC 3339 time")
+    until: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SubscriptionRead(BaseModel):
+    id: str
+    url: str
+    description: str | None
+    events: list[str]
+    filter: dict[str, Any] | None
+    headers: dict[str, str] = Field(description=f"header names; every value reads {REDACTED!r}")
+    enabled: bool
+    disabledReason: str | None
+    firstFailureAt: str | None
+    rateLimitPerSecond: int | None
+    createdAt: str
+    updatedAt: str
+
+
+class SubscriptionCreated(SubscriptionRead):
+    secret: str = Field(description="the signing secret; shown only in this response")
+
+
+class SecretRotated(SubscriptionCreated):
+    previousSecretExpiresAt: str | None = Field(
+        description="until when the previous secret keeps signing alongside"
+    )
+
+
+class SubscriptionPage(BaseModel):
+    items: list[SubscriptionRead]
+    cursor: str | None
+    count: int
+
+
+class DeliveryRead(BaseModel):
+    id: str
+    subscriptionId: str
+    eventId: str
+    eventType: str
+    status: DeliveryStatus
+    attempts: int = Field(description="number of HTTP attempts made so far")
+    nextAttemptAt: str | None
+    lastStatusCode: int | None
+    lastError: str | None
+    test: bool = Field(description="a test delivery (POST …/test), not an event of the log")
+    createdAt: str
+    updatedAt: str
+
+
+class AttemptRead(BaseModel):
+    id: str
+    createdAt: str
+    statusCode: int | None
+    latencyMs: int | None
+    error: str | None
+    responseBody: str | None
+
+
+class DeliveryDetail(DeliveryRead):
+    attemptLog: list[AttemptRead] = Field(description="the HTTP attempts, oldest first")
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    cursor: str | None
+    count: int
+
+
+class ScheduledCount(BaseModel):
+    scheduled: int = Field(description="how many deliveries were scheduled")

@@ -1,0 +1,190 @@
+"""Subscriptions as the delivery path sees them: decrypted, matched against events, cached.
+
+`Subscription` is the in-memory form (secrets opened, headers decoded); `matches` is the pure
+rule for which events it receives. `SubscriptionCache` keeps them per process so neither the
+dispatcher nor the workers read or decrypt a subscription per delivery: entries live a few
+seconds and are dropped at once when this process changes them; other processes see a change
+within the TTL. `subscription_cache(ctx)` is the one instance of a process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from causeflow.auth.crypto import SecretBox
+from causeflow.db.engine import Database
+from causeflow.jsonutil import loads
+from causeflow.webhook.tables import subscriptions
+
+if TYPE_CHECKING:
+    from causeflow.context import AppContext
+
+OPERATIONAL_PREFIX = "webhook."
+CACHE_KEY = "subscription_cache"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    tenant_id: str
+    url: str
+    description: str | None
+    events: tuple[str, ...]
+    filter: dict[str, Any] | None
+    headers: dict[str, str]
+    secret: str
+    previous_secret: str | None
+    previous_secret_until: int | None
+    enabled: bool
+    disabled_reason: str | None
+    first_failure_at: int | None
+    rate_limit_per_second: int | None
+    created_at: int
+    updated_at: int
+    from_position: int
+    _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def signing_secrets(self, now_ms: int) -> list[str]:
+        """The current secret first, then the previous one while its overlap lasts."""
+        out = [self.secret]
+        if self.previous_secret and (self.previous_secret_until or 0) > now_ms:
+            out.append(self.previous_secret)
+        return out
+
+    def matches(self, event_type: str, data: dict[str, Any]) -> bool:
+        return matches(self, event_type, data)
+
+
+def matches(sub: Subscription, event_type: str, data: dict[str, Any]) -> bool:
+    """Does `sub` receive this event? Pure: type list (or "*"), then the `data` filter.
+
+    Operational events about a subscription are never delivered to that subscription.
+    """
+    if "*" not in sub._event_set and event_type not in sub._event_set:
+        return False
+    if event_type.startswith(OPERATIONAL_PREFIX) and data.get("subscriptionId") == sub.id:
+        return False
+    if sub.filter:
+        for key, wanted in sub.filter.items():
+            if key not in data:
+                return False
+            value = data[key]
+            if isinstance(wanted, list):
+                if value not in wanted:
+                    return False
+            elif value != wanted:
+                return False
+    return True
+
+
+def from_row(row: Any, box: SecretBox) -> Subscription:
+    events = tuple(loads(row.events))
+    return Subscription(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        url=row.url,
+        description=row.description,
+        events=events,
+        filter=loads(row.filter) if row.filter else None,
+        headers=loads(box.open(row.headers_enc)) if row.headers_enc else {},
+        secret=box.open(row.secret_enc),
+        previous_secret=box.open(row.previous_secret_enc) if row.previous_secret_enc else None,
+        previous_secret_until=row.previous_secret_until,
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        first_failure_at=row.first_failure_at,
+        rate_limit_per_second=row.rate_limit_per_second,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        from_position=row.from_position,
+        _event_set=frozenset(events),
+    )
+
+
+class SubscriptionCache:
+    def __init__(self, db: Database, box: SecretBox, ttl: float = 2.0) -> None:
+        self.db = db
+        self.box = box
+        self.ttl = ttl
+        self._by_id: dict[str, tuple[Subscription | None, float]] = {}
+        self._by_tenant: dict[str, tuple[list[Subscription], float]] = {}
+        # tenant -> (head position read before the rows, rows, monotonic time): the dispatcher's
+        # view, valid for events up to that head (see `dispatch_set`)
+        self._snapshots: dict[str, tuple[int, list[Subscription], float]] = {}
+
+    async def get(self, subscription_id: str) -> Subscription | None:
+        hit = self._by_id.get(subscription_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.ttl:
+            return hit[0]
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(subscriptions).where(subscriptions.c.id == subscription_id)
+                )
+            ).first()
+        sub = from_row(row, self.box) if row else None
+        self._by_id[subscription_id] = (sub, now)
+        return sub
+
+    async def for_tenant(self, tenant_id: str) -> list[Subscription]:
+        hit = self._by_tenant.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.ttl:
+            return hit[0]
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(subscriptions).where(subscriptions.c.tenant_id == tenant_id)
+                )
+            ).all()
+        subs = [from_row(r, self.box) for r in rows]
+        self._by_tenant[tenant_id] = (subs, now)
+        for sub in subs:
+            self._by_id[sub.id] = (sub, now)
+        return subs
+
+    async def dispatch_set(self, tenant_id: str, up_to: int) -> tuple[int, list[Subscription]]:
+        """The tenant's subscriptions as valid for dispatching events at positions <= `up_to`.
+
+        The head position is read first, then the rows: a subscription missing from the rows
+        committed after that read, so its `from_position` is at least that head and it wants
+        no event up to it. The snapshot is reused while it covers `up_to` and is younger than
+        the TTL; returns (head, subscriptions), and the set is valid for positions <= head.
+        """
+        from causeflow.event.log import head_position
+
+        snap = self._snapshots.get(tenant_id)
+        now = time.monotonic()
+        if snap is not None and snap[0] >= up_to and now - snap[2] < self.ttl:
+            return snap[0], snap[1]
+        async with self.db.read() as conn:
+            head = await head_position(conn, tenant_id)
+            rows = (
+                await conn.execute(
+                    select(subscriptions).where(subscriptions.c.tenant_id == tenant_id)
+                )
+            ).all()
+        subs = [from_row(r, self.box) for r in rows]
+        self._snapshots[tenant_id] = (head, subs, now)
+        return head, subs
+
+    def invalidate(self, subscription_id: str | None = None, tenant_id: str | None = None) -> None:
+        if subscription_id is not None:
+            self._by_id.pop(subscription_id, None)
+        if tenant_id is not None:
+            self._by_tenant.pop(tenant_id, None)
+            self._snapshots.pop(tenant_id, None)
+
+
+def subscription_cache(ctx: AppContext) -> SubscriptionCache:
+    """The process's cache (`ctx.components["subscription_cache"]`), created on first use."""
+    cache = ctx.components.get(CACHE_KEY)
+    if cache is None:
+        cache = SubscriptionCache(ctx.db, ctx.keys.box)
+        ctx.components[CACHE_KEY] = cache
+    return cache  # type: ignore[no-any-return]

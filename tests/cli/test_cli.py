@@ -1,0 +1,95 @@
+"""The `causeflow` command as a user runs it: real processes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import jwt
+import pytest
+from tests.support.processes import Deployment
+
+
+@pytest.fixture
+def dep(tmp_path: Path):
+    with Deployment(tmp_path) as deployment:
+        yield deployment
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, dict]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_tenant_create_json_gives_working_credentials(dep: Deployment):
+    out = dep.create_tenant("acme")
+    assert set(out) == {"tenantId", "apiKey", "ingestKey", "webhookSecret", "adminToken"}
+    assert out["tenantId"].startswith("ten_") and out["apiKey"].startswith("cflo_")
+    assert out["webhookSecret"].startswith("whsec_")
+    claims = jwt.decode(out["adminToken"], options={"verify_signature": False})
+    assert claims["roles"] == ["admin"] and claims["tenant_id"] == out["tenantId"]
+    assert 86000 < claims["exp"] - time.time() <= 86400
+    server = dep.add_server()
+    status, body = _get(f"{server.base_url}/v1/events", {"X-API-Key": out["apiKey"]})
+    assert status == 200 and body["items"][0]["event"] == "tenant.created"
+    status, _ = _get(f"{server.base_url}/v1/events", {"X-API-Key": out["ingestKey"]})
+    assert status == 403
+    status, body = _get(
+        f"{server.base_url}/v1/tenant", {"Authorization": f"Bearer {out['adminToken']}"}
+    )
+    assert status == 200 and body["name"] == "acme"
+
+
+def test_token_command(dep: Deployment):
+    tenant = dep.create_tenant()
+    member = dep.run_cli(
+        "token", "--tenant", tenant["tenantId"], "--role", "member", "--ttl", "60"
+    ).stdout.strip()
+    claims = jwt.decode(member, options={"verify_signature": False})
+    assert claims["roles"] == ["member"] and claims["exp"] - claims["iat"] == 60
+    platform = dep.run_cli("token", "--platform-admin").stdout.strip()
+    assert jwt.decode(platform, options={"verify_signature": False})["roles"] == ["platform_admin"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["token", "--tenant", "ten_nope"], "no tenant ten_nope"),
+        (["token"], "--tenant"),
+        (["token", "--tenant", "x", "--role", "owner"], "--role"),
+        (["tenant", "create", "--name", "x", "--plan", "gold"], "unknown plan"),
+        (["worker"], "inside `causeflow serve`"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(dep: Deployment, args: list[str], needle: str):
+    result = dep.run_cli(*args, check=False)
+    assert result.returncode != 0
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_first_serve_prints_credentials_once(dep: Deployment):
+    server = dep.add_server()
+    log = server.log_text()
+    assert "Created tenant 'default'" in log and "cflo_" in log
+    key = next(line.split()[-1] for line in log.splitlines() if "API key" in line)
+    status, body = _get(f"{server.base_url}/v1/events", {"X-API-Key": key})
+    assert status == 200 and body["items"][0]["data"]["name"] == "default"
+    server.restart()
+    assert "Created tenant" not in server.log_text().split("Started server process")[-1]
+
+
+def test_second_serve_on_one_sqlite_file_is_refused(dep: Deployment):
+    dep.add_server()
+    result = dep.run_cli("serve", "--port", "1", check=False, timeout=30)
+    assert result.returncode != 0
+    assert "already served" in result.stderr and "Traceback" not in result.stderr
+    # short commands still work beside it
+    assert dep.run_cli("migrate").returncode == 0

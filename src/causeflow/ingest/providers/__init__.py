@@ -14,6 +14,9 @@ How a caller uses them (the ingest service owns the transaction and the HTTP map
     if tenant.require_signature and provider.signs and not signed:
         ...  # 401 invalid_signature: unsigned request from a sender that can sign
 
+Both SNS calls take optional `now=` and `max_age_seconds=` to bound the age of the signed
+Timestamp (replay protection beyond the 24 h delivery-id window).
+
 `Provider.verify` is synchronous and checks the HMAC headers only; a provider whose sender signs
 with something that needs network I/O (SNS's RSA certificates) sets `needs_async_verification`
 and hands the work to the caller through `ParsedPayload.sns`. This package imports nothing at

@@ -1,0 +1,241 @@
+"""Webhook endpoints (contract section 5.1): subscriptions, their deliveries, retry/recover/replay.
+
+Thin: each route opens the one transaction (or read), calls `webhook.service`, and after the
+commit drops this process's cached subscriptions and wakes the delivery workers. Admins write;
+admins, members and `events:read` keys read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
+from causeflow.api.pagination import PageParams, page
+from causeflow.clock import parse_rfc3339
+from causeflow.context import AppContext
+from causeflow.db.engine import Tx
+from causeflow.errors import ValidationFailed
+from causeflow.webhook import rules, service
+from causeflow.webhook.schemas import (
+    DeliveryDetail,
+    DeliveryPage,
+    DeliveryRead,
+    DeliveryStatus,
+    DeliveryWindow,
+    ScheduledCount,
+    SecretRotate,
+    SecretRotated,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPage,
+    SubscriptionRead,
+    SubscriptionUpdate,
+    TestDeliveryRequest,
+)
+from causeflow.webhook.ssrf import parse_allow_cidrs
+from causeflow.webhook.subscriptions import subscription_cache
+
+router = APIRouter(tags=["webhooks"])
+SUBS = "/v1/webhook-subscriptions"
+WAKEUP_KEY = "delivery_wakeup"
+
+
+def _destination(ctx: AppContext) -> service.Destination:
+    return service.Destination(
+        allow_http=ctx.settings.webhook_allow_http,
+        allow=parse_allow_cidrs(ctx.settings.webhook_allow_cidrs),
+    )
+
+
+def _changed(ctx: AppContext, tx: Tx, tenant_id: str, subscription_id: str) -> None:
+    cache = subscription_cache(ctx)
+    tx.after_commit(lambda: cache.invalidate(subscription_id, tenant_id))
+
+
+def _wake_workers(ctx: AppContext, tx: Tx) -> None:
+    wakeup = ctx.components.get(WAKEUP_KEY)
+    if wakeup is not None:
+        tx.after_commit(wakeup)
+
+
+def _delivery_cursor(params: PageParams) -> tuple[int, str] | None:
+    key = params.after_key(2)
+    if key is None:
+        return None
+    if not isinstance(key[0], int) or not isinstance(key[1], str):
+        raise ValidationFailed.at("cursor", "invalid cursor")
+    return key[0], key[1]
+
+
+@router.post(SUBS, status_code=201, response_model=SubscriptionCreated)
+async def create_subscription(
+    body: SubscriptionCreate, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    tenant_id = tenant_of(principal)
+    async with ctx.db.transaction() as tx:
+        view, secret = await service.create_subscription(
+            tx,
+            tenant_id,
+            body,
+            box=ctx.keys.box,
+            destination=_destination(ctx),
+            max_per_tenant=ctx.settings.max_subscriptions_per_tenant,
+            now_ms=ctx.clock.now_ms(),
+        )
+        _changed(ctx, tx, tenant_id, view["id"])
+    return {**view, "secret": secret}
+
+
+@router.get(SUBS, response_model=SubscriptionPage)
+async def list_subscriptions(
+    ctx: Ctx, principal: Reader, params: PageParams = Depends()
+) -> dict[str, Any]:
+    after = params.after_key(1)
+    async with ctx.db.read() as conn:
+        items = await service.list_subscriptions(
+            conn,
+            tenant_of(principal),
+            ctx.keys.box,
+            after_id=str(after[0]) if after else None,
+            limit=params.limit + 1,
+        )
+    return page(items, params.limit, lambda s: [s["id"]])
+
+
+@router.get(SUBS + "/{subscription_id}", response_model=SubscriptionRead)
+async def get_subscription(subscription_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        return await service.get_subscription(
+            conn, tenant_of(principal), subscription_id, ctx.keys.box
+        )
+
+
+@router.patch(SUBS + "/{subscription_id}", response_model=SubscriptionRead)
+async def update_subscription(
+    subscription_id: str, body: SubscriptionUpdate, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    tenant_id = tenant_of(principal)
+    async with ctx.db.transaction() as tx:
+        view = await service.update_subscription(
+            tx,
+            tenant_id,
+            subscription_id,
+            body.model_dump(exclude_unset=True),
+            box=ctx.keys.box,
+            destination=_destination(ctx),
+            now_ms=ctx.clock.now_ms(),
+        )
+        _changed(ctx, tx, tenant_id, subscription_id)
+    return view
+
+
+@router.delete(SUBS + "/{subscription_id}", status_code=204)
+async def delete_subscription(subscription_id: str, ctx: Ctx, principal: Admin) -> Response:
+    tenant_id = tenant_of(principal)
+    async with ctx.db.transaction() as tx:
+        await service.delete_subscription(tx, tenant_id, subscription_id, ctx.clock.now_ms())
+        _changed(ctx, tx, tenant_id, subscription_id)
+    return Response(status_code=204)
+
+
+@router.post(SUBS + "/{subscription_id}/rotate-secret", response_model=SecretRotated)
+async def rotate_secret(
+    subscription_id: str, ctx: Ctx, principal: Admin, body: SecretRotate | None = None
+) -> dict[str, Any]:
+    tenant_id = tenant_of(principal)
+    async with ctx.db.transaction() as tx:
+        view = await service.rotate_secret(
+            tx,
+            tenant_id,
+            subscription_id,
+            body.secret if body else None,
+            box=ctx.keys.box,
+            overlap_seconds=ctx.settings.webhook_rotation_overlap_seconds,
+            now_ms=ctx.clock.now_ms(),
+        )
+        _changed(ctx, tx, tenant_id, subscription_id)
+    return view
+
+
+@router.post(SUBS + "/{subscription_id}/test", status_code=202, response_model=DeliveryRead)
+async def send_test(
+    subscription_id: str, ctx: Ctx, principal: Admin, body: TestDeliveryRequest | None = None
+) -> dict[str, Any]:
+    async with ctx.db.transaction() as tx:
+        view = await service.send_test(
+            tx,
+            tenant_of(principal),
+            subscription_id,
+            body.event if body else TestDeliveryRequest().event,
+            now_ms=ctx.clock.now_ms(),
+        )
+        _wake_workers(ctx, tx)
+    return view
+
+
+@router.get(SUBS + "/{subscription_id}/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    subscription_id: str,
+    ctx: Ctx,
+    principal: Reader,
+    params: PageParams = Depends(),
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    event: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
+) -> dict[str, Any]:
+    before = _delivery_cursor(params)
+    types = frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
+    async with ctx.db.read() as conn:
+        items = await service.list_deliveries(
+            conn,
+            tenant_of(principal),
+            subscription_id,
+            status=status,
+            event_types=types,
+            before=before,
+            limit=params.limit + 1,
+        )
+    return page(items, params.limit, lambda d: [parse_rfc3339(d["createdAt"]), d["id"]])
+
+
+@router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail)
+async def get_delivery(delivery_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        return await service.get_delivery(conn, tenant_of(principal), delivery_id)
+
+
+@router.post("/v1/deliveries/{delivery_id}/retry", status_code=202, response_model=DeliveryRead)
+async def retry_delivery(delivery_id: str, ctx: Ctx, principal: Admin) -> dict[str, Any]:
+    async with ctx.db.transaction() as tx:
+        view = await service.retry_delivery(
+            tx, tenant_of(principal), delivery_id, ctx.clock.now_ms()
+        )
+        _wake_workers(ctx, tx)
+    return view
+
+
+@router.post(SUBS + "/{subscription_id}/recover", status_code=202, response_model=ScheduledCount)
+async def recover(
+    subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    now = ctx.clock.now_ms()
+    since, until = rules.parse_window(body.since, body.until, now)
+    async with ctx.db.transaction() as tx:
+        count = await service.recover(tx, tenant_of(principal), subscription_id, since, until, now)
+        _wake_workers(ctx, tx)
+    return {"scheduled": count}
+
+
+@router.post(SUBS + "/{subscription_id}/replay", status_code=202, response_model=ScheduledCount)
+async def replay(
+    subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    now = ctx.clock.now_ms()
+    since, until = rules.parse_window(body.since, body.until, now)
+    async with ctx.db.transaction() as tx:
+        count = await service.replay(
+            tx, tenant_of(principal), subscription_id, since, until, box=ctx.keys.box, now_ms=now
+        )
+        _wake_workers(ctx, tx)
+    return {"scheduled": count}

@@ -1,0 +1,432 @@
+"""Subscription and delivery rules: create/patch/delete, secret rotation, test, retry, recover,
+replay. Functions take the caller's transaction (or read connection) and never commit.
+
+Secrets and extra headers are sealed with the service's `SecretBox` before they are stored.
+A subscription's `from_position` is the tenant's log head read under the head row's lock
+(`next_positions(tx, tenant, 0)`), so it receives exactly the events committed after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from causeflow import ids
+from causeflow.auth.crypto import SecretBox
+from causeflow.clock import ms_to_rfc3339
+from causeflow.db.engine import Tx
+from causeflow.errors import Conflict, NotFound, ValidationFailed
+from causeflow.event.log import build_envelope, next_positions
+from causeflow.jsonutil import dumps_str, loads
+from causeflow.models import sample_data
+from causeflow.webhook import repository as repo
+from causeflow.webhook import rules
+from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
+from causeflow.webhook.signing import generate_secret
+from causeflow.webhook.ssrf import IPNetwork
+from causeflow.webhook.subscriptions import Subscription, from_row
+
+MANUAL_DISABLE = "disabled_by_user"
+ENDPOINT_DISABLED = "endpoint_disabled"
+MAX_REPLAY = 50_000
+_REPLAY_CHUNK = 500
+_MAX_ATTEMPTS_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class Destination:
+    """The SSRF policy for subscription URLs, from settings."""
+
+    allow_http: bool
+    allow: Sequence[IPNetwork]
+
+
+def _opt_time(ms: int | None) -> str | None:
+    return ms_to_rfc3339(ms) if ms is not None else None
+
+
+def subscription_view(row: Any, box: SecretBox) -> dict[str, Any]:
+    headers = loads(box.open(row.headers_enc)) if row.headers_enc else {}
+    return {
+        "id": row.id,
+        "url": row.url,
+        "description": row.description,
+        "events": loads(row.events),
+        "filter": loads(row.filter) if row.filter else None,
+        "headers": {name: REDACTED for name in headers},
+        "enabled": bool(row.enabled),
+        "disabledReason": row.disabled_reason,
+        "firstFailureAt": _opt_time(row.first_failure_at),
+        "rateLimitPerSecond": row.rate_limit_per_second,
+        "createdAt": ms_to_rfc3339(row.created_at),
+        "updatedAt": ms_to_rfc3339(row.updated_at),
+    }
+
+
+def delivery_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "subscriptionId": row.subscription_id,
+        "eventId": row.event_id,
+        "eventType": row.event_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "nextAttemptAt": _opt_time(row.next_attempt_at),
+        "lastStatusCode": row.last_status_code,
+        "lastError": row.last_error,
+        "test": row.payload is not None,
+        "createdAt": ms_to_rfc3339(row.created_at),
+        "updatedAt": ms_to_rfc3339(row.updated_at),
+    }
+
+
+def attempt_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "createdAt": ms_to_rfc3339(row.created_at),
+        "statusCode": row.status_code,
+        "latencyMs": row.latency_ms,
+        "error": row.error,
+        "responseBody": row.response_body,
+    }
+
+
+def delivery_row(
+    *,
+    tenant_id: str,
+    subscription_id: str,
+    event_id: str,
+    event_type: str,
+    enabled: bool,
+    now_ms: int,
+    payload: str | None = None,
+) -> dict[str, Any]:
+    """A new delivery: due now, or `failed`/`endpoint_disabled` for a disabled subscription."""
+    return {
+        "id": ids.new_id("msg", now_ms),
+        "tenant_id": tenant_id,
+        "subscription_id": subscription_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "status": "pending" if enabled else "failed",
+        "attempts": 0,
+        "next_attempt_at": now_ms if enabled else None,
+        "lease_owner": None,
+        "lease_until": None,
+        "manual": False,
+        "last_status_code": None,
+        "last_error": None if enabled else ENDPOINT_DISABLED,
+        "payload": payload,
+        "created_at": now_ms,
+        "updated_at": now_ms,
+    }
+
+
+async def _require(conn: Any, tenant_id: str, subscription_id: str) -> Any:
+    row = await repo.get_subscription(conn, tenant_id, subscription_id)
+    if row is None:
+        raise NotFound("no such webhook subscription", code="subscription_not_found")
+    return row
+
+
+def _require_enabled(row: Any) -> None:
+    if not row.enabled:
+        raise Conflict(
+            "the subscription is disabled; enable it first", code="subscription_disabled"
+        )
+
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+async def create_subscription(
+    tx: Tx,
+    tenant_id: str,
+    body: SubscriptionCreate,
+    *,
+    box: SecretBox,
+    destination: Destination,
+    max_per_tenant: int,
+    now_ms: int,
+) -> tuple[dict[str, Any], str]:
+    """Returns the view and the plaintext secret (the only time it leaves the service)."""
+    url = rules.check_destination(
+        body.url, allow_http=destination.allow_http, allow=destination.allow
+    )
+    events = rules.check_events(body.events)
+    filter_ = rules.check_filter(body.filter)
+    headers = rules.check_headers(body.headers)
+    secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
+    # Locks the tenant's log head until commit: appends wait for us, so every event after
+    # this position commits after the subscription does; it also serializes the cap check.
+    from_position = await next_positions(tx, tenant_id, 0)
+    count = await repo.count_subscriptions(tx.conn, tenant_id)
+    if count >= max_per_tenant:
+        raise Conflict(
+            f"this tenant already has {count} webhook subscriptions", code="limit_reached"
+        )
+    sub_id = ids.new_id("sub", now_ms)
+    await repo.insert_subscription(
+        tx,
+        {
+            "id": sub_id,
+            "tenant_id": tenant_id,
+            "url": url,
+            "description": body.description,
+            "events": dumps_str(events),
+            "filter": dumps_str(filter_) if filter_ else None,
+            "headers_enc": box.seal(dumps_str(headers)) if headers else None,
+            "secret_enc": box.seal(secret),
+            "previous_secret_enc": None,
+            "previous_secret_until": None,
+            "enabled": body.enabled,
+            "disabled_reason": None if body.enabled else MANUAL_DISABLE,
+            "first_failure_at": None,
+            "rate_limit_per_second": body.rateLimitPerSecond,
+            "created_at": now_ms,
+            "updated_at": now_ms,
+            "from_position": from_position,
+        },
+    )
+    row = await _require(tx.conn, tenant_id, sub_id)
+    return subscription_view(row, box), secret
+
+
+async def get_subscription(
+    conn: Any, tenant_id: str, subscription_id: str, box: SecretBox
+) -> dict[str, Any]:
+    return subscription_view(await _require(conn, tenant_id, subscription_id), box)
+
+
+async def list_subscriptions(
+    conn: Any, tenant_id: str, box: SecretBox, *, after_id: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await repo.list_subscriptions(conn, tenant_id, after_id=after_id, limit=limit)
+    return [subscription_view(r, box) for r in rows]
+
+
+async def update_subscription(
+    tx: Tx,
+    tenant_id: str,
+    subscription_id: str,
+    changes: dict[str, Any],
+    *,
+    box: SecretBox,
+    destination: Destination,
+    now_ms: int,
+) -> dict[str, Any]:
+    """Apply the fields present in `changes` (a PATCH body with unset fields left out)."""
+    row = await _require(tx.conn, tenant_id, subscription_id)
+    values: dict[str, Any] = {}
+    rules_changed = False
+    for name in ("url", "events", "enabled"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailed.at(name, "may not be null")
+    if "url" in changes:
+        url = rules.check_destination(
+            changes["url"], allow_http=destination.allow_http, allow=destination.allow
+        )
+        rules_changed |= url != row.url
+        values["url"] = url
+    if "events" in changes:
+        events = dumps_str(rules.check_events(changes["events"]))
+        rules_changed |= events != row.events
+        values["events"] = events
+    if "filter" in changes:
+        filter_ = rules.check_filter(changes["filter"])
+        encoded = dumps_str(filter_) if filter_ else None
+        rules_changed |= encoded != row.filter
+        values["filter"] = encoded
+    if "headers" in changes:
+        stored = loads(box.open(row.headers_enc)) if row.headers_enc else {}
+        headers = rules.check_headers(changes["headers"], keep_from=stored)
+        values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
+    if "description" in changes:
+        values["description"] = changes["description"]
+    if "rateLimitPerSecond" in changes:
+        values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
+    if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
+        values["enabled"] = bool(changes["enabled"])
+        # Re-enabling starts afresh: the failure streak that disabled it is forgotten.
+        values["disabled_reason"] = None if changes["enabled"] else MANUAL_DISABLE
+        values["first_failure_at"] = None
+    if rules_changed:
+        # Events from here on are matched by the new rules (same lock as at create).
+        values["from_position"] = await next_positions(tx, tenant_id, 0)
+    values["updated_at"] = now_ms
+    await repo.update_subscription(tx, tenant_id, subscription_id, values)
+    return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
+
+
+async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
+    """Delete it and cancel its pending deliveries; returns how many were cancelled."""
+    if await repo.delete_subscription(tx, tenant_id, subscription_id) == 0:
+        raise NotFound("no such webhook subscription", code="subscription_not_found")
+    return await repo.cancel_pending(tx, tenant_id, subscription_id, now_ms)
+
+
+async def rotate_secret(
+    tx: Tx,
+    tenant_id: str,
+    subscription_id: str,
+    secret: str | None,
+    *,
+    box: SecretBox,
+    overlap_seconds: int,
+    now_ms: int,
+) -> dict[str, Any]:
+    """Install a new secret; the current one keeps signing alongside for the overlap."""
+    new_secret = rules.check_new_secret(secret) if secret is not None else generate_secret()
+    row = await _require(tx.conn, tenant_id, subscription_id)
+    until = now_ms + overlap_seconds * 1000 if overlap_seconds > 0 else None
+    await repo.update_subscription(
+        tx,
+        tenant_id,
+        subscription_id,
+        {
+            "secret_enc": box.seal(new_secret),
+            "previous_secret_enc": row.secret_enc if until is not None else None,
+            "previous_secret_until": until,
+            "updated_at": now_ms,
+        },
+    )
+    view = subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
+    return {**view, "secret": new_secret, "previousSecretExpiresAt": _opt_time(until)}
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+
+async def send_test(
+    tx: Tx, tenant_id: str, subscription_id: str, event_type: str, *, now_ms: int
+) -> dict[str, Any]:
+    """A sample event for this subscription only: its envelope (`"test": true`) is stored on
+    the delivery row (`payload`), never appended to the log."""
+    if event_type not in rules.KNOWN_TYPES:
+        raise ValidationFailed.at("event", f"unknown event type {event_type!r}")
+    row = await _require(tx.conn, tenant_id, subscription_id)
+    _require_enabled(row)
+    event_id = ids.new_id("evt", now_ms)
+    envelope = build_envelope(
+        event_id=event_id,
+        event_type=event_type,
+        tenant_id=tenant_id,
+        data=sample_data(event_type),
+        now_ms=now_ms,
+        test=True,
+    )
+    values = delivery_row(
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        event_id=event_id,
+        event_type=event_type,
+        enabled=True,
+        now_ms=now_ms,
+        payload=envelope,
+    )
+    await repo.insert_deliveries(tx, [values])
+    return delivery_view(await repo.get_delivery(tx.conn, tenant_id, values["id"]))
+
+
+async def list_deliveries(
+    conn: Any,
+    tenant_id: str,
+    subscription_id: str,
+    *,
+    status: str | None,
+    event_types: frozenset[str] | None,
+    before: tuple[int, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    await _require(conn, tenant_id, subscription_id)
+    rows = await repo.list_deliveries(
+        conn,
+        tenant_id,
+        subscription_id,
+        status=status,
+        event_types=event_types,
+        before=before,
+        limit=limit,
+    )
+    return [delivery_view(r) for r in rows]
+
+
+async def get_delivery(conn: Any, tenant_id: str, delivery_id: str) -> dict[str, Any]:
+    row = await repo.get_delivery(conn, tenant_id, delivery_id)
+    if row is None:
+        raise NotFound("no such delivery", code="delivery_not_found")
+    tried = await repo.list_attempts(conn, tenant_id, delivery_id, _MAX_ATTEMPTS_SHOWN)
+    return {**delivery_view(row), "attemptLog": [attempt_view(a) for a in tried]}
+
+
+async def retry_delivery(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) -> dict[str, Any]:
+    """One more attempt now (same msg id, current url and secret); 409 while one is in flight."""
+    row = await repo.get_delivery(tx.conn, tenant_id, delivery_id)
+    if row is None:
+        raise NotFound("no such delivery", code="delivery_not_found")
+    sub = await repo.get_subscription(tx.conn, tenant_id, row.subscription_id)
+    if sub is None:
+        raise Conflict("its subscription was deleted", code="subscription_deleted")
+    _require_enabled(sub)
+    if await repo.schedule_retry(tx, tenant_id, delivery_id, now_ms) == 0:
+        raise Conflict("an attempt of this delivery is in flight", code="delivery_in_flight")
+    return delivery_view(await repo.get_delivery(tx.conn, tenant_id, delivery_id))
+
+
+async def recover(
+    tx: Tx, tenant_id: str, subscription_id: str, since_ms: int, until_ms: int, now_ms: int
+) -> int:
+    """Every `failed` delivery created in the window is due again (attempts kept)."""
+    _require_enabled(await _require(tx.conn, tenant_id, subscription_id))
+    return await repo.recover_failed(tx, tenant_id, subscription_id, since_ms, until_ms, now_ms)
+
+
+async def replay(
+    tx: Tx,
+    tenant_id: str,
+    subscription_id: str,
+    since_ms: int,
+    until_ms: int,
+    *,
+    box: SecretBox,
+    now_ms: int,
+) -> int:
+    """New deliveries (new msg ids, same event ids) for every event of the log in the window
+    that the subscription's current rules match, whatever its `from_position`."""
+    row = await _require(tx.conn, tenant_id, subscription_id)
+    _require_enabled(row)
+    sub = from_row(row, box)
+    after, total = 0, 0
+    while True:
+        chunk = await repo.events_in_window(
+            tx.conn, tenant_id, since_ms, until_ms, after, _REPLAY_CHUNK
+        )
+        if not chunk:
+            return total
+        after = chunk[-1].position
+        batch = [
+            delivery_row(
+                tenant_id=tenant_id,
+                subscription_id=subscription_id,
+                event_id=ev.id,
+                event_type=ev.type,
+                enabled=True,
+                now_ms=now_ms,
+            )
+            for ev in chunk
+            if wants(sub, ev.type, ev.envelope)
+        ]
+        total += len(batch)
+        if total > MAX_REPLAY:
+            raise ValidationFailed.at(
+                "since", f"more than {MAX_REPLAY} events to replay; narrow the window"
+            )
+        await repo.insert_deliveries(tx, batch)
+
+
+def wants(sub: Subscription, event_type: str, envelope: str) -> bool:
+    """`matches` on a stored envelope, decoding it only when the type is subscribed."""
+    if "*" not in sub.events and event_type not in sub.events:
+        return False
+    return sub.matches(event_type, loads(envelope).get("data") or {})

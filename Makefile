@@ -24,7 +24,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:

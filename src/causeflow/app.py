@@ -48,7 +48,11 @@ def build_routers(app: FastAPI) -> None:
 
 def extra_routers() -> list[Any]:
     """Routers of the capabilities built on the foundation (stream, webhooks, inbound, ...)."""
-    return []
+    from causeflow.webhook.router import router as webhook_router
+
+    return [
+        webhook_router,
+    ]
 
 
 async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:

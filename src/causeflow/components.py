@@ -24,7 +24,11 @@ class Component:
 
 def all_components() -> list[Component]:
     """The explicit list; features add theirs here."""
-    return []
+    from causeflow.webhook.dispatcher import component as webhook_dispatcher
+
+    return [
+        webhook_dispatcher(),
+    ]
 
 
 async def start_roles(ctx: AppContext, roles: set[str]) -> list[Stop]:

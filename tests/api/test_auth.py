@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+
 from tests.support.inproc import Service, Tenant
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.support.inproc import Service, Tenant, make_settings, running_service
-
 from causeflow.models import sample_data
+from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 
 def _event(title: str = "t") -> dict:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from tests.support.inproc import Service, Tenant
 
 from causeflow.models import sample_data
+from tests.support.inproc import Service, Tenant
 
 
 def incident_data(**over: object) -> dict:

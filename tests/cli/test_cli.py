@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+
 from tests.support.processes import Deployment
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.support.processes import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]

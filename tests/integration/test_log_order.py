@@ -7,9 +7,8 @@ import asyncio
 import random
 from pathlib import Path
 
-from tests.support.inproc import make_settings, running_service
-
 from causeflow.event.log import append_event, read_after
+from tests.support.inproc import make_settings, running_service
 
 
 async def test_poller_never_misses_with_concurrent_writers(tmp_path: Path, database_url: str):

@@ -29,12 +29,12 @@ SESSION_COOKIE = "cf_session"
 
 
 async def send_error(
-    send: Send, exc: CauseFlowError, extra: list[tuple[bytes, bytes]] = ()
-) -> None:  # type: ignore[assignment]
+    send: Send, exc: CauseFlowError, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = dumps(exc.body())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    headers += list(extra)
+    headers += list(extra or [])
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

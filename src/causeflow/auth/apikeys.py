@@ -82,6 +82,7 @@ async def create_key(
             raise Conflict(f"this tenant already has {count} API keys", code="limit_reached")
     plaintext = new_api_key()
     key_id = ids.new_id("key", now_ms)
+    sealed = box.seal(webhook_secret) if webhook_secret else None
     values = dict(
         id=key_id,
         tenant_id=tenant_id,
@@ -90,11 +91,11 @@ async def create_key(
         prefix=plaintext[:12],
         scopes=dumps_str(list(checked)),
         created_at=now_ms,
-        webhook_secret_enc=box.seal(webhook_secret) if webhook_secret else None,
+        webhook_secret_enc=sealed,
     )
     await tx.execute(api_keys.insert().values(**values))
     record = KeyRecord(
-        key_id, tenant_id, name, plaintext[:12], checked, now_ms, None, values["webhook_secret_enc"]
+        key_id, tenant_id, name, plaintext[:12], checked, now_ms, None, sealed
     )
     return record, plaintext
 

@@ -37,7 +37,7 @@ class TokenService:
         if jwks_file:
             with open(jwks_file, encoding="utf-8") as fh:
                 keyset = jwt.PyJWKSet.from_json(fh.read())
-            self._jwks_keys = {k.key_id: k for k in keyset.keys}
+            self._jwks_keys = {k.key_id: k for k in keyset.keys if k.key_id}
 
     def mint(
         self,
@@ -98,7 +98,7 @@ class TokenService:
             raise Unauthorized("malformed token", code="invalid_token") from exc
         alg = header.get("alg")
         # Expiry is checked against the service's clock (injectable), not PyJWT's.
-        options = {"require": ["exp", "iss", "aud"], "verify_exp": False}
+        options: Any = {"require": ["exp", "iss", "aud"], "verify_exp": False}
         try:
             claims = self._verify(token, header, alg, audience, options)
         except jwt.PyJWTError as exc:
@@ -109,7 +109,7 @@ class TokenService:
         return claims
 
     def _verify(
-        self, token: str, header: dict[str, Any], alg: Any, audience: str, options: dict[str, Any]
+        self, token: str, header: dict[str, Any], alg: Any, audience: str, options: Any
     ) -> dict[str, Any]:
         if alg == "HS256":
             return jwt.decode(

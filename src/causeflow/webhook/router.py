@@ -16,8 +16,8 @@ from causeflow.api.pagination import PageParams, page
 from causeflow.clock import parse_rfc3339
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
-from causeflow.errors import ValidationFailed
 from causeflow.webhook import rules, service
+from causeflow.webhook.dispatcher import wake_deliveries
 from causeflow.webhook.schemas import (
     DeliveryDetail,
     DeliveryPage,
@@ -39,7 +39,6 @@ from causeflow.webhook.subscriptions import subscription_cache
 
 router = APIRouter(tags=["webhooks"])
 SUBS = "/v1/webhook-subscriptions"
-WAKEUP_KEY = "delivery_wakeup"
 
 
 def _destination(ctx: AppContext) -> service.Destination:
@@ -55,18 +54,12 @@ def _changed(ctx: AppContext, tx: Tx, tenant_id: str, subscription_id: str) -> N
 
 
 def _wake_workers(ctx: AppContext, tx: Tx) -> None:
-    wakeup = ctx.components.get(WAKEUP_KEY)
-    if wakeup is not None:
-        tx.after_commit(wakeup)
+    tx.after_commit(lambda: wake_deliveries(ctx))
 
 
 def _delivery_cursor(params: PageParams) -> tuple[int, str] | None:
-    key = params.after_key(2)
-    if key is None:
-        return None
-    if not isinstance(key[0], int) or not isinstance(key[1], str):
-        raise ValidationFailed.at("cursor", "invalid cursor")
-    return key[0], key[1]
+    key = params.after_key(int, str)
+    return (key[0], key[1]) if key is not None else None
 
 
 @router.post(SUBS, status_code=201, response_model=SubscriptionCreated)
@@ -92,13 +85,13 @@ async def create_subscription(
 async def list_subscriptions(
     ctx: Ctx, principal: Reader, params: PageParams = Depends()
 ) -> dict[str, Any]:
-    after = params.after_key(1)
+    after = params.after_key(str)
     async with ctx.db.read() as conn:
         items = await service.list_subscriptions(
             conn,
             tenant_of(principal),
             ctx.keys.box,
-            after_id=str(after[0]) if after else None,
+            after_id=after[0] if after else None,
             limit=params.limit + 1,
         )
     return page(items, params.limit, lambda s: [s["id"]])

@@ -1,0 +1,209 @@
+"""The dispatcher: follows each tenant's log with a durable cursor and creates its deliveries.
+
+Emitters know nothing of subscriptions: they append to the log, and this loop turns each event
+into one delivery per matching subscription. A batch's deliveries and the cursor's advance
+commit in one transaction, so a crash neither skips nor repeats an event. Two dispatchers
+(PostgreSQL, several worker processes) may read the same batch, but the cursor moves by
+compare-and-set (`UPDATE … WHERE position = old`): the second's UPDATE waits on the row lock,
+then matches nothing, and it rolls back its copy. Woken by the broker; a slow poll is the net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from causeflow.components import Component, Stop
+from causeflow.context import AppContext
+from causeflow.jsonutil import loads
+from causeflow.webhook import repository as repo
+from causeflow.webhook.service import delivery_row
+from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
+
+log = logging.getLogger("causeflow.dispatcher")
+
+BATCH_SIZE = 500
+COMPONENT_KEY = "webhook_dispatcher"
+DELIVERY_WAKEUP = "delivery_wakeup"  # a zero-argument callable the delivery workers register
+
+
+def wake_deliveries(ctx: AppContext) -> None:
+    """Tell this process's delivery workers that deliveries became due (no-op without them)."""
+    wakeup: Callable[[], Any] | None = ctx.components.get(DELIVERY_WAKEUP)
+    if wakeup is not None:
+        wakeup()
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    events: int  # events examined
+    deliveries: int  # deliveries created
+    more: bool  # the log may hold more for this tenant right now
+
+
+class _CursorMoved(Exception):
+    """Another dispatcher committed this batch first."""
+
+
+def plan_deliveries(
+    tenant_id: str, events: list[Any], subs: list[Subscription], now_ms: int
+) -> list[dict[str, Any]]:
+    """The delivery rows for a batch of log rows (id, position, type, envelope). Pure.
+
+    A subscription receives an event only when the event's position is beyond its
+    `from_position`; each envelope is decoded once, and only if some subscription wants the type.
+    """
+    rows: list[dict[str, Any]] = []
+    wanted = {t for s in subs for t in s.events}
+    every = "*" in wanted
+    for ev in events:
+        if not every and ev.type not in wanted:
+            continue
+        data: dict[str, Any] | None = None
+        for sub in subs:
+            if ev.position <= sub.from_position:
+                continue
+            if "*" not in sub.events and ev.type not in sub.events:
+                continue
+            if data is None:
+                data = loads(ev.envelope).get("data") or {}
+            if sub.matches(ev.type, data):
+                rows.append(
+                    delivery_row(
+                        tenant_id=tenant_id,
+                        subscription_id=sub.id,
+                        event_id=ev.id,
+                        event_type=ev.type,
+                        enabled=sub.enabled,
+                        now_ms=now_ms,
+                    )
+                )
+    return rows
+
+
+async def dispatch_batch(
+    ctx: AppContext, cache: SubscriptionCache, tenant_id: str, limit: int = BATCH_SIZE
+) -> BatchResult:
+    """Dispatch the next batch of one tenant's log after its cursor."""
+    async with ctx.db.read() as conn:
+        stored = await repo.read_cursor(conn, tenant_id)
+    cursor = stored or 0
+    head, subs = await cache.dispatch_set(tenant_id, cursor + 1)
+    if head <= cursor:
+        return BatchResult(0, 0, False)
+    live = [s for s in subs if s.from_position < head]
+    # No subscription wants an event at or before the lowest from_position: skip those.
+    start = max(cursor, min((s.from_position for s in live), default=head))
+    events: list[Any] = []
+    if start < head:
+        async with ctx.db.read() as conn:
+            events = await repo.events_after(conn, tenant_id, start, head, limit)
+    full = len(events) == limit
+    new_cursor = events[-1].position if full else head
+    rows = plan_deliveries(tenant_id, events, live, ctx.clock.now_ms())
+    try:
+        async with ctx.db.transaction() as tx:
+            if stored is None:
+                await repo.ensure_cursor(tx, tenant_id)
+            if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor):
+                raise _CursorMoved
+            await repo.insert_deliveries(tx, rows)
+            if any(r["status"] == "pending" for r in rows):
+                tx.after_commit(lambda: wake_deliveries(ctx))
+    except _CursorMoved:
+        return BatchResult(0, 0, True)
+    return BatchResult(len(events), len(rows), full)
+
+
+async def dispatch_pending(ctx: AppContext) -> int:
+    """Dispatch until every tenant's cursor has reached its log head; returns deliveries made."""
+    cache = subscription_cache(ctx)
+    total = 0
+    while True:
+        async with ctx.db.read() as conn:
+            behind = await repo.tenants_behind(conn)
+        if not behind:
+            return total
+        for tenant_id in behind:
+            while True:
+                result = await dispatch_batch(ctx, cache, tenant_id)
+                total += result.deliveries
+                if not result.more:
+                    break
+
+
+class Dispatcher:
+    """The long-running loop of one process: tenants to visit, a wake-up, a slow poll."""
+
+    def __init__(self, ctx: AppContext, batch_size: int = BATCH_SIZE) -> None:
+        self.ctx = ctx
+        self.cache = subscription_cache(ctx)
+        self.batch_size = batch_size
+        # insertion-ordered set: a tenant with a backlog goes to the back after each batch
+        self._dirty: dict[str, None] = {}
+        self._scan_all = True
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self, tenant_id: str) -> None:
+        """Broker listener: this tenant ("*": any tenant) may have new events."""
+        if tenant_id == "*":
+            self._scan_all = True
+        else:
+            self._dirty[tenant_id] = None
+        self._wake.set()
+
+    async def start(self) -> None:
+        self.ctx.broker.add_listener(self.notify)
+        self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def stop(self) -> None:
+        self.ctx.broker.remove_listener(self.notify)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        poll = self.ctx.settings.webhook_poll_seconds
+        while True:
+            # Cleared before the work, so a commit during it leaves the event set.
+            self._wake.clear()
+            try:
+                await self._drain()
+            except Exception:
+                log.exception("dispatching failed; retrying after the poll interval")
+                self._scan_all = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            if not self._wake.is_set():
+                self._scan_all = True  # the slow poll: look for any tenant left behind
+
+    async def _drain(self) -> None:
+        if self._scan_all:
+            self._scan_all = False
+            async with self.ctx.db.read() as conn:
+                for tenant_id in await repo.tenants_behind(conn):
+                    self._dirty[tenant_id] = None
+        while self._dirty:
+            tenant_id = next(iter(self._dirty))
+            del self._dirty[tenant_id]
+            result = await dispatch_batch(self.ctx, self.cache, tenant_id, self.batch_size)
+            if result.more:
+                self._dirty[tenant_id] = None
+
+
+async def start_dispatcher(ctx: AppContext) -> Stop:
+    dispatcher = Dispatcher(ctx)
+    ctx.components[COMPONENT_KEY] = dispatcher
+    await dispatcher.start()
+    return dispatcher.stop
+
+
+def component() -> Component:
+    return Component("webhook-dispatcher", frozenset({"worker"}), start_dispatcher)

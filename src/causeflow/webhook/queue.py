@@ -1,0 +1,377 @@
+"""The delivery queue's SQL: claim due deliveries under a lease, hand leases back, record outcomes.
+
+Written once for both databases. On PostgreSQL the claim locks its candidates with
+`FOR UPDATE SKIP LOCKED`, so worker processes claiming at the same moment split the queue and
+never hold one delivery twice; on SQLite the single writer makes the same UPDATE atomic. Every
+write after a claim is guarded by `lease_owner = :owner`: a worker whose lease ran out and was
+taken over cannot overwrite the new owner's work. Times are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Integer, Text, and_, bindparam, func, or_, select, update
+
+from causeflow import ids
+from causeflow.db.engine import Database, Tx
+from causeflow.event.log import append_event
+from causeflow.event.tables import events
+from causeflow.webhook.tables import attempts, deliveries, subscriptions
+
+# The effects an outcome has on its subscription (none for test deliveries).
+CLEAR_FAILURE = "clear_failure"  # a 2xx: forget firstFailureAt
+GONE = "gone"  # a 410: disable at once
+EXHAUSTED = "exhausted"  # retries used up: event, firstFailureAt, maybe auto-disable
+
+REASON_GONE = "endpoint_gone"
+REASON_FAILING = "repeated_failures"
+
+_D = deliveries.c
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker holds the lease of."""
+
+    id: str
+    tenant_id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    attempts: int
+    manual: bool
+    payload: str | None  # the envelope of a test delivery (not in the log); None otherwise
+    next_attempt_at: int
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one claimed delivery comes to; `attempted` ones also get an `attempts` row."""
+
+    delivery_id: str
+    tenant_id: str
+    subscription_id: str
+    event_id: str
+    status: str  # the delivery's new status: pending | succeeded | failed | cancelled
+    now_ms: int
+    attempted: bool = False
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None  # the attempt's error
+    response_body: str | None = None
+    last_error: str | None = None  # the delivery's
+    next_attempt_at: int | None = None  # only while pending
+    attempts: int = 0  # the delivery's attempt count after this outcome
+    effect: str | None = None  # CLEAR_FAILURE | GONE | EXHAUSTED
+    url: str = ""  # the subscription's url, for the operational events
+
+
+@dataclass(slots=True)
+class Recorded:
+    held: set[str] = field(default_factory=set)  # outcomes applied (the lease was still ours)
+    changed_subscriptions: set[tuple[str, str]] = field(default_factory=set)  # (tenant, id)
+    disabled: list[str] = field(default_factory=list)  # subscription ids disabled now
+    events: int = 0  # operational events appended
+
+
+def _due(now_ms: int) -> Any:
+    return and_(
+        # still to be sent ...
+        _D.status == "pending",
+        # ... its time has come (retries wait here for their step) ...
+        _D.next_attempt_at <= now_ms,
+        # ... and nobody holds it: never leased, handed back, or the holder died and the
+        # lease ran out (it outlasts the request timeout, so a live holder never loses it)
+        or_(_D.lease_until.is_(None), _D.lease_until <= now_ms),
+    )
+
+
+async def any_due(db: Database, now_ms: int) -> bool:
+    """A read-only look before claiming, so an idle wake-up never takes the write lock."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(_D.id).where(_due(now_ms)).limit(1))).first()
+    return row is not None
+
+
+async def claim_due(
+    db: Database, *, owner: str, now_ms: int, lease_ms: int, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries to `owner`; oldest due first."""
+    candidates = (
+        select(_D.id)
+        .where(_due(now_ms))
+        # ix_deliveries_due (status, next_attempt_at) yields them in this order, no sort
+        .order_by(_D.next_attempt_at)
+        .limit(limit)
+    )
+    # PostgreSQL: lock the candidates, skipping rows another worker is claiming this instant,
+    # so concurrent claims take disjoint batches instead of waiting on each other. SQLite: no
+    # lock clause; the write transaction already excludes every other writer.
+    candidates = db.dialect.skip_locked(candidates)
+    stmt = (
+        update(deliveries)
+        .where(_D.id.in_(candidates))
+        # the lease: ours until now + lease, after which anyone may claim it again
+        .values(lease_owner=owner, lease_until=now_ms + lease_ms)
+        .returning(
+            _D.id,
+            _D.tenant_id,
+            _D.subscription_id,
+            _D.event_id,
+            _D.event_type,
+            _D.attempts,
+            _D.manual,
+            _D.payload,
+            _D.next_attempt_at,
+        )
+    )
+    async with db.transaction() as tx:
+        rows = (await tx.execute(stmt)).all()
+    claimed = [
+        Claimed(
+            r.id,
+            r.tenant_id,
+            r.subscription_id,
+            r.event_id,
+            r.event_type,
+            int(r.attempts or 0),
+            bool(r.manual),
+            r.payload,
+            int(r.next_attempt_at or 0),
+        )
+        for r in rows
+    ]
+    # RETURNING has no order; send in due order, then id (creation) order: log order, best effort
+    claimed.sort(key=lambda c: (c.next_attempt_at, c.id))
+    return claimed
+
+
+async def load_envelopes(db: Database, event_ids: Iterable[str]) -> dict[str, str]:
+    """The stored envelope text of each event (events are immutable, so any snapshot will do)."""
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return {}
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(select(events.c.id, events.c.envelope).where(events.c.id.in_(wanted)))
+        ).all()
+    return {r.id: r.envelope for r in rows}
+
+
+async def release_all(db: Database, *, owner: str) -> int:
+    """Hand back every lease `owner` still holds (shutdown): due again at once, for anyone."""
+    stmt = (
+        update(deliveries)
+        .where(_D.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+    async with db.transaction() as tx:
+        return int((await tx.execute(stmt)).rowcount or 0)
+
+
+# One statement per kind of write, executed once per batch with many parameter sets
+# (executemany). Parameter names carry a `b_` prefix: SQLAlchemy reserves the column names.
+
+_RELEASE = (
+    update(deliveries)
+    # only a lease we still hold
+    .where(_D.id == bindparam("b_id"), _D.lease_owner == bindparam("b_owner"))
+    .values(
+        lease_owner=None,
+        lease_until=None,
+        # handed back for later (host full, rate limit): it stays out of the due set until
+        # then; handed back on shutdown (NULL): due as it was
+        next_attempt_at=func.coalesce(bindparam("b_next", type_=Integer), _D.next_attempt_at),
+    )
+)
+
+_HELD = select(_D.id).where(_D.id.in_(bindparam("b_ids", expanding=True)), _D.lease_owner == bindparam("b_owner"))
+
+_INSERT_ATTEMPT = attempts.insert()
+
+_APPLY = (
+    update(deliveries)
+    .where(_D.id == bindparam("b_id"), _D.lease_owner == bindparam("b_owner"))
+    .values(
+        status=bindparam("b_status", type_=Text),
+        attempts=_D.attempts + bindparam("b_inc", type_=Integer),
+        next_attempt_at=bindparam("b_next", type_=Integer),
+        # an outcome without an HTTP attempt (cancelled, endpoint_disabled) keeps the last code
+        last_status_code=func.coalesce(bindparam("b_code", type_=Integer), _D.last_status_code),
+        last_error=bindparam("b_error", type_=Text),
+        # a manual retry is one attempt; once it has an outcome the flag has done its job
+        manual=False,
+        # the lease ends with the outcome: a pending retry is claimable when it is due again
+        lease_owner=None,
+        lease_until=None,
+        updated_at=bindparam("b_now", type_=Integer),
+    )
+)
+
+_CLEAR_FAILURE = (
+    update(subscriptions)
+    .where(subscriptions.c.id == bindparam("b_id"), subscriptions.c.first_failure_at.is_not(None))
+    .values(first_failure_at=None)
+)
+
+
+def _text_for_db(body: str | None) -> str | None:
+    # PostgreSQL TEXT cannot hold NUL; a receiver may answer with anything.
+    return body.replace("\x00", "\ufffd") if body else body
+
+
+async def record(
+    db: Database,
+    *,
+    owner: str,
+    now_ms: int,
+    outcomes: Sequence[Outcome],
+    releases: Sequence[tuple[str, int | None]] = (),
+    disable_after_ms: int,
+) -> Recorded:
+    """Write a batch of outcomes and hand-backs in one transaction; see `Recorded`.
+
+    Lock order (PostgreSQL): the deliveries' rows first, then subscriptions in id order, then
+    the tenant's event head (append_event), the same order every batch takes, so two workers'
+    batches cannot deadlock on each other.
+    """
+    result = Recorded()
+    async with db.transaction() as tx:
+        if releases:
+            await tx.execute(
+                _RELEASE, [{"b_id": i, "b_owner": owner, "b_next": nxt} for i, nxt in releases]
+            )
+        if not outcomes:
+            return result
+        # Which leases are still ours, locked until commit so a claim cannot take them over
+        # between this check and the writes (SQLite compiles FOR UPDATE to nothing: its one
+        # writer already excludes every other).
+        held_rows = await tx.execute(
+            _HELD.with_for_update(),
+            {"b_ids": [o.delivery_id for o in outcomes], "b_owner": owner},
+        )
+        result.held = {r.id for r in held_rows}
+        # Every HTTP attempt made is history and is logged, even one whose lease was lost.
+        attempt_rows = [
+            {
+                "id": ids.new_id("att", o.now_ms),
+                "delivery_id": o.delivery_id,
+                "tenant_id": o.tenant_id,
+                "created_at": o.now_ms,
+                "status_code": o.status_code,
+                "latency_ms": o.latency_ms,
+                "error": o.error,
+                "response_body": _text_for_db(o.response_body),
+            }
+            for o in outcomes
+            if o.attempted
+        ]
+        if attempt_rows:
+            await tx.execute(_INSERT_ATTEMPT, attempt_rows)
+        applied = [o for o in outcomes if o.delivery_id in result.held]
+        if applied:
+            await tx.execute(
+                _APPLY,
+                [
+                    {
+                        "b_id": o.delivery_id,
+                        "b_owner": owner,
+                        "b_status": o.status,
+                        "b_inc": 1 if o.attempted else 0,
+                        "b_next": o.next_attempt_at if o.status == "pending" else None,
+                        "b_code": o.status_code,
+                        "b_error": o.last_error,
+                        "b_now": o.now_ms,
+                    }
+                    for o in applied
+                ],
+            )
+        await _subscription_effects(tx, applied, now_ms, disable_after_ms, result)
+    return result
+
+
+async def _subscription_effects(
+    tx: Tx, applied: list[Outcome], now_ms: int, disable_after_ms: int, result: Recorded
+) -> None:
+    # A 2xx clears firstFailureAt. Applied before this batch's exhaustions, so an exhaustion
+    # recorded alongside a success of the same subscription still starts a failure window.
+    cleared = sorted({o.subscription_id for o in applied if o.effect == CLEAR_FAILURE})
+    if cleared:
+        await tx.execute(_CLEAR_FAILURE, [{"b_id": s} for s in cleared])
+    for o in sorted(applied, key=lambda o: o.subscription_id):
+        if o.effect == GONE:
+            await _disable(tx, o, REASON_GONE, now_ms, result)
+        elif o.effect == EXHAUSTED:
+            await append_event(
+                tx,
+                tenant_id=o.tenant_id,
+                event_type="webhook.delivery_exhausted",
+                data={
+                    "subscriptionId": o.subscription_id,
+                    "deliveryId": o.delivery_id,
+                    "eventId": o.event_id,
+                    "attempts": o.attempts,
+                    "lastError": o.last_error or "failed",
+                },
+                now_ms=now_ms,
+            )
+            result.events += 1
+            result.changed_subscriptions.add((o.tenant_id, o.subscription_id))
+            # The first exhaustion opens the window ...
+            started = await tx.execute(
+                update(subscriptions)
+                .where(
+                    subscriptions.c.id == o.subscription_id,
+                    subscriptions.c.first_failure_at.is_(None),
+                )
+                .values(first_failure_at=now_ms)
+            )
+            if not started.rowcount:
+                # ... and one at least `disable_after` after its start closes the subscription.
+                await _disable(
+                    tx,
+                    o,
+                    REASON_FAILING,
+                    now_ms,
+                    result,
+                    subscriptions.c.first_failure_at <= now_ms - disable_after_ms,
+                )
+
+
+async def _disable(
+    tx: Tx, o: Outcome, reason: str, now_ms: int, result: Recorded, *extra: Any
+) -> None:
+    """Disable the subscription unless it already is; the event goes out once, with the change."""
+    done = await tx.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == o.subscription_id, subscriptions.c.enabled.is_(True), *extra)
+        .values(enabled=False, disabled_reason=reason, updated_at=now_ms)
+    )
+    if not done.rowcount:
+        return
+    await append_event(
+        tx,
+        tenant_id=o.tenant_id,
+        event_type="webhook.subscription_disabled",
+        data={"subscriptionId": o.subscription_id, "url": o.url, "reason": reason},
+        now_ms=now_ms,
+    )
+    result.events += 1
+    result.disabled.append(o.subscription_id)
+    result.changed_subscriptions.add((o.tenant_id, o.subscription_id))
+
+
+async def queue_stats(db: Database, now_ms: int) -> tuple[int, float]:
+    """Pending deliveries, and how late the most overdue one is (seconds; 0 when none is due)."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(func.count(), func.min(_D.next_attempt_at)).where(_D.status == "pending")
+            )
+        ).one()
+    depth, oldest = int(row[0] or 0), row[1]
+    late = max(0.0, (now_ms - int(oldest)) / 1000) if oldest is not None else 0.0
+    return depth, late

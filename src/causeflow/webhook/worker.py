@@ -1,0 +1,573 @@
+"""The delivery engine: claims due deliveries, sends them signed, records outcomes in batches.
+
+One `DeliveryEngine` per process with the `worker` role. A claim loop leases due deliveries
+(woken by the dispatcher, the broker and a slow poll); admission limits decide which start now
+(per-host cap, per-subscription rate, a bound on what the engine holds); one task per attempt
+sends through the shared `Sender`; a flush loop writes outcomes many per transaction. Shutdown
+stops claiming, lets attempts finish for a short grace and hands the rest back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets as _secrets
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from causeflow import __version__
+from causeflow.context import AppContext
+from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
+from causeflow.settings import Settings
+from causeflow.webhook import queue
+from causeflow.webhook.limits import HostGate, RateLimits, SaturationBackoff, origin_of
+from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed, Outcome
+from causeflow.webhook.retry import max_attempts, next_delay, parse_retry_after, parse_schedule
+from causeflow.webhook.sender import Sender, SendResult
+from causeflow.webhook.signing import delivery_headers
+from causeflow.webhook.ssrf import parse_allow_cidrs
+from causeflow.webhook.subscriptions import Subscription, SubscriptionCache
+
+log = logging.getLogger("causeflow.webhook.worker")
+
+CLAIM_BATCH = 256  # deliveries per claim query (bounded by free capacity too)
+SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get this long to finish on stop()
+RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
+RECORD_BATCH = 1000  # outcomes per transaction
+STATS_SECONDS = 5.0  # queue depth / age gauges refresh
+EXPECT_SECONDS = 0.5  # after a broker wake-up, look often for the deliveries that follow it
+EXPECT_POLL_SECONDS = 0.02
+ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
+RESPONSE_BODY_CHARS = 4096
+
+
+def last_error_of(result: SendResult) -> str:
+    """`HTTP 503 Service Unavailable`, or the network error (`timeout`, `ssrf_blocked`, ...)."""
+    if result.error:
+        return result.error
+    try:
+        phrase = HTTPStatus(result.status or 0).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP {result.status} {phrase}".strip()
+
+
+def decide(
+    claimed: Claimed,
+    result: SendResult,
+    *,
+    schedule: tuple[float, ...],
+    rng: random.Random,
+    now_ms: int,
+    url: str,
+) -> Outcome:
+    """The outcome of one attempt (pure: time and randomness come in).
+
+    2xx: succeeded. 410: failed, and the subscription is disabled. A manual retry: failed, not
+    rescheduled. Otherwise the next step of the schedule (429/503 honour Retry-After), or
+    exhausted. The step counts attempts modulo the schedule's length, so a delivery that was
+    recovered after exhausting starts the schedule over while its attempt count keeps growing.
+    Test deliveries (`payload` set) touch neither the subscription nor the log.
+    """
+    is_test = claimed.payload is not None
+    attempts = claimed.attempts + 1
+    body = result.body[:RESPONSE_BODY_CHARS].decode("utf-8", errors="replace")
+    out = Outcome(
+        delivery_id=claimed.id,
+        tenant_id=claimed.tenant_id,
+        subscription_id=claimed.subscription_id,
+        event_id=claimed.event_id,
+        status="failed",
+        now_ms=now_ms,
+        attempted=True,
+        status_code=result.status,
+        latency_ms=round(result.latency_ms),
+        response_body=body,
+        attempts=attempts,
+        url=url,
+    )
+    if result.ok:
+        out.status = "succeeded"
+        out.effect = None if is_test else CLEAR_FAILURE
+        return out
+    out.error = out.last_error = last_error_of(result)
+    if result.status == 410:
+        out.effect = None if is_test else GONE
+        return out
+    if claimed.manual:
+        return out
+    run = (attempts - 1) % max_attempts(schedule) + 1
+    retry_after = (
+        parse_retry_after(result.retry_after, now_ms / 1000)
+        if result.status in (429, 503)
+        else None
+    )
+    delay = next_delay(schedule, run, rng, retry_after)
+    if delay is None:
+        out.effect = None if is_test else EXHAUSTED
+        return out
+    out.status = "pending"
+    out.next_attempt_at = now_ms + int(delay * 1000)
+    return out
+
+
+def build_sender(settings: Settings) -> Sender:
+    """The process's delivery client from settings (a CA file is trusted in place of the system's)."""
+    context = ssl.create_default_context(cafile=settings.webhook_ca_file) if settings.webhook_ca_file else None
+    return Sender(
+        allow_cidrs=parse_allow_cidrs(settings.webhook_allow_cidrs),
+        allow_http=settings.webhook_allow_http,
+        connect_timeout=settings.webhook_connect_timeout_seconds,
+        total_timeout=settings.webhook_timeout_seconds,
+        max_connections=max(1, settings.webhook_max_inflight),
+        ssl_context=context,
+    )
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed delivery ready to send: its subscription and the exact body bytes."""
+
+    claimed: Claimed
+    sub: Subscription
+    body: bytes
+    origin: str
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        owner: str | None = None,
+        sender: Sender | None = None,
+        grace_seconds: float = SHUTDOWN_GRACE_SECONDS,
+        batch_size: int = CLAIM_BATCH,
+        rng: random.Random | None = None,
+    ) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.db = ctx.db
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{_secrets.token_hex(4)}"
+        self.schedule = parse_schedule(settings.webhook_retry_schedule)
+        self.lease_ms = int(settings.webhook_lease_seconds * 1000)
+        self.disable_after_ms = int(settings.webhook_disable_after_seconds * 1000)
+        self.poll_seconds = max(0.01, settings.webhook_poll_seconds)
+        self.capacity = max(1, settings.webhook_max_inflight)
+        self.batch_size = max(1, batch_size)
+        # Below this many free slots a claim waits for attempts to finish: no tiny batches.
+        self.min_claim = max(1, min(self.capacity, self.batch_size) // 8)
+        self.grace_seconds = grace_seconds
+        self.subs: SubscriptionCache = ctx.components.setdefault(
+            "subscription_cache", SubscriptionCache(ctx.db, ctx.keys.box)
+        )
+        self.sender = sender
+        self._own_sender = sender is None
+        self.hosts = HostGate(settings.webhook_max_inflight_per_host)
+        self.rates = RateLimits()
+        self.backoff = SaturationBackoff()
+        self.rng = rng or random.Random()
+        self.held = 0  # leased deliveries not yet sent or handed back (waiting + in flight)
+        self._queued: dict[str, deque[Job]] = {}  # per origin, waiting for a slot
+        self._rate_timers: dict[str, tuple[asyncio.TimerHandle, Job]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: list[Outcome] = []
+        self._releases: list[tuple[str, int | None]] = []
+        self._envelopes: dict[str, bytes] = {}
+        self._wake = asyncio.Event()
+        self._flush = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._starved = False
+        self._stopping = False
+        self._expect_until = 0.0
+        self._wake_timer: asyncio.TimerHandle | None = None
+        self._wake_due = 0.0
+        self._claim_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._wakers: list[Callable[[], None]] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.sender is None:
+            self.sender = build_sender(self.ctx.settings)
+        await self.sender.start()
+        self.ctx.broker.add_listener(self._on_broker)
+        # The dispatcher calls ctx.components["delivery_wakeup"]() after inserting deliveries;
+        # with several engines in one process (tests) every one of them is woken.
+        wakers: list[Callable[[], None]] = self.ctx.components.setdefault("delivery_wakers", [])
+        wakers.append(self.wake)
+        self._wakers = wakers
+        self.ctx.components["delivery_wakeup"] = lambda: [w() for w in list(wakers)]
+        self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
+        self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
+        self.wake()
+
+    async def stop(self) -> None:
+        """Stop claiming, let attempts finish for the grace, hand back the rest, then return."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.ctx.broker.remove_listener(self._on_broker)
+        if self._wakers is not None:
+            with contextlib.suppress(ValueError):
+                self._wakers.remove(self.wake)
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
+        self._wake.set()
+        if self._claim_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._claim_task), self.grace_seconds)
+            except (TimeoutError, Exception):
+                self._claim_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._claim_task
+        # Not started yet: back to the queue at once, for another worker.
+        for _handle, job in list(self._rate_timers.values()):
+            _handle.cancel()
+            self._hand_back(job, None)
+        self._rate_timers.clear()
+        for waiting in self._queued.values():
+            while waiting:
+                self._hand_back(waiting.popleft(), None)
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=self.grace_seconds)
+            for task in pending:
+                task.cancel()  # the attempt's delivery is handed back (it may have arrived)
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        await self._drain(timeout=self.grace_seconds * 2)
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flush_task
+        try:
+            # Anything still leased to us (an unrecorded outcome, a failed hand-back) is due
+            # again at once; a crash skips this and the leases simply run out.
+            await queue.release_all(self.db, owner=self.owner)
+        except Exception:
+            log.exception("could not release leases on shutdown; they expire by themselves")
+        if self.sender is not None and self._own_sender:
+            await self.sender.close()
+
+    def wake(self) -> None:
+        """New work may be due: claim soon (cheap, coalesced, callable from any callback)."""
+        self._wake.set()
+
+    def _on_broker(self, _tenant_id: str) -> None:
+        # An event was committed (here or, on PostgreSQL, anywhere): its deliveries follow as
+        # soon as the dispatcher has read it, so look again often for a short while.
+        self._expect_until = asyncio.get_running_loop().time() + EXPECT_SECONDS
+        self.wake()
+
+    def _wake_in(self, seconds: float) -> None:
+        """One timer for the earliest known due time (retries, hand-backs)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + max(0.0, seconds)
+        if self._wake_timer is not None and not self._wake_timer.cancelled():
+            if self._wake_due <= due and self._wake_due > loop.time():
+                return
+            self._wake_timer.cancel()
+        self._wake_due = due
+        self._wake_timer = loop.call_at(due, self.wake)
+
+    # --- claiming ---------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_stats = 0.0
+        failures = 0
+        while not self._stopping:
+            timeout = self.poll_seconds
+            if loop.time() < self._expect_until:
+                timeout = min(timeout, EXPECT_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                await self._claim_all()
+                failures = 0
+                if loop.time() >= next_stats:
+                    next_stats = loop.time() + STATS_SECONDS
+                    depth, late = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
+                    QUEUE_DEPTH.set(depth)
+                    QUEUE_OLDEST_AGE.set(late)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("claiming deliveries failed")
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+
+    async def _claim_all(self) -> None:
+        """Claim batches while there is room and the last batch came back full."""
+        first = True
+        while not self._stopping:
+            free = self.capacity - self.held
+            if free < self.min_claim:
+                self._starved = True  # an attempt finishing wakes us
+                return
+            limit = min(self.batch_size, free)
+            now_ms = self.ctx.clock.now_ms()
+            if first and not await queue.any_due(self.db, now_ms):
+                return
+            first = False
+            rows = await queue.claim_due(
+                self.db, owner=self.owner, now_ms=now_ms, lease_ms=self.lease_ms, limit=limit
+            )
+            if rows:
+                await self._admit(rows)
+            if len(rows) < limit:
+                return
+
+    async def _admit(self, rows: list[Claimed]) -> None:
+        subs: dict[str, Subscription | None] = {}
+        for sid in {r.subscription_id for r in rows}:
+            subs[sid] = await self.subs.get(sid)
+        wanted = {r.event_id for r in rows if r.payload is None and r.event_id not in self._envelopes}
+        if wanted:
+            found = await queue.load_envelopes(self.db, wanted)
+            for event_id, text in found.items():
+                self._envelopes[event_id] = text.encode()
+            while len(self._envelopes) > ENVELOPE_CACHE:
+                del self._envelopes[next(iter(self._envelopes))]
+        now_ms = self.ctx.clock.now_ms()
+        for row in rows:
+            sub = subs.get(row.subscription_id)
+            if sub is None or sub.tenant_id != row.tenant_id:
+                self._settle(row, "cancelled", "subscription_deleted", now_ms)
+                continue
+            if not sub.enabled:
+                self._settle(row, "failed", "endpoint_disabled", now_ms)
+                continue
+            body = (
+                row.payload.encode() if row.payload is not None else self._envelopes.get(row.event_id)
+            )
+            if body is None:
+                # purged by retention before it could be delivered
+                self._settle(row, "failed", "event_missing", now_ms)
+                continue
+            self.held += 1
+            job = Job(row, sub, body, origin_of(sub.url))
+            if self._stopping:
+                self._hand_back(job, None)
+            else:
+                self._offer(job)
+
+    def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
+        """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
+        DELIVERIES.labels(reason).inc()
+        self._push(
+            Outcome(
+                delivery_id=row.id,
+                tenant_id=row.tenant_id,
+                subscription_id=row.subscription_id,
+                event_id=row.event_id,
+                status=status,
+                now_ms=now_ms,
+                last_error=reason,
+                attempts=row.attempts,
+            )
+        )
+
+    # --- admission --------------------------------------------------------------------------
+
+    def _offer(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        sub = job.sub
+        wait = self.rates.reserve(sub.id, sub.rate_limit_per_second, loop.time())
+        if wait <= 0:
+            self._to_host(job)
+        elif wait <= RATE_HOLD_SECONDS:
+            handle = loop.call_later(wait, self._rate_ready, job)
+            self._rate_timers[job.claimed.id] = (handle, job)
+        else:
+            # Too far ahead to hold a lease for: due again when the bucket has a token for it.
+            self.rates.refund(sub.id)
+            self._hand_back(job, wait)
+
+    def _rate_ready(self, job: Job) -> None:
+        self._rate_timers.pop(job.claimed.id, None)
+        if self._stopping:
+            self._hand_back(job, None)
+        else:
+            self._to_host(job)
+
+    def _to_host(self, job: Job) -> None:
+        origin = job.origin
+        if self.hosts.try_enter(origin):
+            self.backoff.reset(origin)
+            self._start(job)
+            return
+        waiting = self._queued.setdefault(origin, deque())
+        # One round of waiting at most: each waits for one attempt of those ahead (bounded by
+        # the request timeout), well inside the lease. The rest go back for later.
+        if len(waiting) < self.hosts.cap:
+            waiting.append(job)
+        else:
+            self._hand_back(job, self.backoff.delay(origin, asyncio.get_running_loop().time()))
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._attempt(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _next_for_host(self, origin: str) -> None:
+        waiting = self._queued.get(origin)
+        while waiting and not self._stopping and self.hosts.try_enter(origin):
+            self._start(waiting.popleft())
+        if waiting is not None and not waiting:
+            self._queued.pop(origin, None)
+
+    def _hand_back(self, job: Job, delay_seconds: float | None) -> None:
+        """Give the lease up; with a delay the delivery is due again only then."""
+        when = None
+        if delay_seconds is not None:
+            when = self.ctx.clock.now_ms() + int(delay_seconds * 1000)
+            if not self._stopping:
+                self._wake_in(delay_seconds)
+        self._releases.append((job.claimed.id, when))
+        self._flush.set()
+        self._done_holding()
+
+    def _done_holding(self) -> None:
+        self.held -= 1
+        if self._starved and self.capacity - self.held >= self.min_claim:
+            self._starved = False
+            self.wake()
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _attempt(self, job: Job) -> None:
+        claimed, sub = job.claimed, job.sub
+        assert self.sender is not None
+        try:
+            now_ms = self.ctx.clock.now_ms()
+            headers = delivery_headers(
+                event_type=claimed.event_type,
+                msg_id=claimed.id,
+                timestamp=now_ms // 1000,
+                body=job.body,
+                secrets=sub.signing_secrets(now_ms),
+                version=__version__,
+                extra=sub.headers,
+            )
+            result = await self.sender.send(sub.url, job.body, headers)
+        except asyncio.CancelledError:
+            # Shutdown after the grace: the receiver may have it already; at-least-once.
+            self.hosts.leave(job.origin)
+            self._hand_back(job, None)
+            raise
+        except Exception as exc:  # a bug in building the request must not kill the engine
+            log.exception("delivery %s could not be sent", claimed.id)
+            result = SendResult(None, 0.0, b"", f"invalid_request: {exc}"[:500])
+        self.hosts.leave(job.origin)
+        ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
+        outcome = decide(
+            claimed,
+            result,
+            schedule=self.schedule,
+            rng=self.rng,
+            now_ms=self.ctx.clock.now_ms(),
+            url=sub.url,
+        )
+        DELIVERIES.labels("retrying" if outcome.status == "pending" else outcome.status).inc()
+        self._push(outcome)
+        self._done_holding()
+        self._next_for_host(job.origin)
+
+    # --- recording --------------------------------------------------------------------------
+
+    def _push(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._flush.set()
+
+    async def _flush_loop(self) -> None:
+        """Write what has accumulated while the previous write ran: one transaction, many rows."""
+        failures = 0
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            while self._outcomes or self._releases:
+                outcomes, self._outcomes = self._outcomes[:RECORD_BATCH], self._outcomes[RECORD_BATCH:]
+                releases, self._releases = self._releases, []
+                try:
+                    recorded = await queue.record(
+                        self.db,
+                        owner=self.owner,
+                        now_ms=self.ctx.clock.now_ms(),
+                        outcomes=outcomes,
+                        releases=releases,
+                        disable_after_ms=self.disable_after_ms,
+                    )
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Kept and retried; if the database stays away the leases run out and the
+                    # deliveries are sent again (at-least-once).
+                    failures += 1
+                    log.exception("recording %d delivery outcomes failed", len(outcomes))
+                    self._outcomes[:0] = outcomes
+                    self._releases[:0] = releases
+                    await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+                    continue
+                failures = 0
+                self._after_record(outcomes, recorded)
+            self._flushed.set()
+
+    def _after_record(self, outcomes: list[Outcome], recorded: queue.Recorded) -> None:
+        for tenant_id, sid in recorded.changed_subscriptions:
+            self.subs.invalidate(subscription_id=sid, tenant_id=tenant_id)
+        for sid in recorded.disabled:
+            log.warning("subscription %s disabled", sid)
+        lost = len(outcomes) - len(recorded.held)
+        if lost:
+            log.warning("%d outcomes arrived after their lease was taken over; not applied", lost)
+        retries = [o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at]
+        if retries and not self._stopping:
+            self._wake_in((min(retries) - self.ctx.clock.now_ms()) / 1000)
+
+    async def _drain(self, timeout: float) -> None:
+        """Wait until everything pushed so far has been written (or the timeout passes)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._outcomes or self._releases) and loop.time() < deadline:
+            self._flushed.clear()
+            self._flush.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flushed.wait(), max(0.01, deadline - loop.time()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for tests and debugging."""
+        return {
+            "owner": self.owner,
+            "held": self.held,
+            "inflight": len(self._tasks),
+            "queued": sum(len(q) for q in self._queued.values()),
+            "rate_waiting": len(self._rate_timers),
+            "unrecorded": len(self._outcomes) + len(self._releases),
+        }
+
+
+async def start_delivery(ctx: AppContext) -> Callable[[], Any]:
+    engine = DeliveryEngine(ctx)
+    await engine.start()
+    ctx.components["delivery_engine"] = engine
+    return engine.stop
+
+
+def delivery_component() -> Any:
+    """The `worker`-role component the composition root starts."""
+    from causeflow.components import Component
+
+    return Component("delivery", frozenset({"worker"}), start_delivery)

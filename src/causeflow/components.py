@@ -24,10 +24,14 @@ class Component:
 
 def all_components() -> list[Component]:
     """The explicit list; features add theirs here."""
+    from causeflow.retention import component as retention
     from causeflow.webhook.dispatcher import component as webhook_dispatcher
+    from causeflow.webhook.worker import delivery_component
 
     return [
         webhook_dispatcher(),
+        delivery_component(),
+        retention(),
     ]
 
 

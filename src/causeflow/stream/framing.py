@@ -8,6 +8,7 @@ break is still split into several `data:` lines so a client never misreads a fra
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from causeflow.jsonutil import dumps
 
@@ -36,7 +37,27 @@ def preamble(retry_ms: int, comment: str = "stream open") -> bytes:
 
 
 def comment(text: str) -> bytes:
-    return _field(":", text).replace(":: ", ": ").encode() + b"\n"
+    """A comment frame: clients ignore it (used to say why a stream ends)."""
+    return "".join(f": {line}\n" for line in _LINE_BREAK.split(text)).encode() + b"\n"
+
+
+def chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk of a chunked response body carrying `data`."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class Frame(NamedTuple):
+    """A frame as SSE bytes and as a ready HTTP chunk, both built once and shared."""
+
+    raw: bytes
+    chunk: bytes
+
+    @classmethod
+    def of(cls, raw: bytes) -> Frame:
+        return cls(raw, chunk(raw))
 
 
 def event_frame(event_id: str, event_type: str, envelope: str) -> bytes:
@@ -76,3 +97,6 @@ def matches(
     if types is not None and event_type not in types:
         return False
     return want_incident is None or incident_id == want_incident
+
+
+PING_FRAME = Frame.of(PING)

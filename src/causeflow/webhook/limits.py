@@ -100,7 +100,9 @@ class RateLimits:
         bucket = self._buckets.get(key)
         if bucket is None or bucket.rate != rate:
             # A new or changed rate starts with one second's worth of burst.
-            bucket = TokenBucket(rate=float(rate), burst=max(1.0, float(rate)), tokens=0, updated=now)
+            bucket = TokenBucket(
+                rate=float(rate), burst=max(1.0, float(rate)), tokens=0, updated=now
+            )
             bucket.tokens = bucket.burst
             self._buckets[key] = bucket
         return bucket.reserve(now)

@@ -156,7 +156,9 @@ async def load_envelopes(db: Database, event_ids: Iterable[str]) -> dict[str, st
         return {}
     async with db.read() as conn:
         rows = (
-            await conn.execute(select(events.c.id, events.c.envelope).where(events.c.id.in_(wanted)))
+            await conn.execute(
+                select(events.c.id, events.c.envelope).where(events.c.id.in_(wanted))
+            )
         ).all()
     return {r.id: r.envelope for r in rows}
 
@@ -164,9 +166,7 @@ async def load_envelopes(db: Database, event_ids: Iterable[str]) -> dict[str, st
 async def release_all(db: Database, *, owner: str) -> int:
     """Hand back every lease `owner` still holds (shutdown): due again at once, for anyone."""
     stmt = (
-        update(deliveries)
-        .where(_D.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
+        update(deliveries).where(_D.lease_owner == owner).values(lease_owner=None, lease_until=None)
     )
     async with db.transaction() as tx:
         return int((await tx.execute(stmt)).rowcount or 0)
@@ -188,7 +188,9 @@ _RELEASE = (
     )
 )
 
-_HELD = select(_D.id).where(_D.id.in_(bindparam("b_ids", expanding=True)), _D.lease_owner == bindparam("b_owner"))
+_HELD = select(_D.id).where(
+    _D.id.in_(bindparam("b_ids", expanding=True)), _D.lease_owner == bindparam("b_owner")
+)
 
 _INSERT_ATTEMPT = attempts.insert()
 

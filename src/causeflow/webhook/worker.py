@@ -24,6 +24,7 @@ from http import HTTPStatus
 from typing import Any
 
 from causeflow import __version__
+from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.settings import Settings
@@ -34,7 +35,7 @@ from causeflow.webhook.retry import max_attempts, next_delay, parse_retry_after,
 from causeflow.webhook.sender import Sender, SendResult
 from causeflow.webhook.signing import delivery_headers
 from causeflow.webhook.ssrf import parse_allow_cidrs
-from causeflow.webhook.subscriptions import Subscription, SubscriptionCache
+from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
 
 log = logging.getLogger("causeflow.webhook.worker")
 
@@ -120,8 +121,12 @@ def decide(
 
 
 def build_sender(settings: Settings) -> Sender:
-    """The process's delivery client from settings (a CA file is trusted in place of the system's)."""
-    context = ssl.create_default_context(cafile=settings.webhook_ca_file) if settings.webhook_ca_file else None
+    """The process's delivery client; `webhook_ca_file` is trusted instead of the system CAs."""
+    context = (
+        ssl.create_default_context(cafile=settings.webhook_ca_file)
+        if settings.webhook_ca_file
+        else None
+    )
     return Sender(
         allow_cidrs=parse_allow_cidrs(settings.webhook_allow_cidrs),
         allow_http=settings.webhook_allow_http,
@@ -166,9 +171,8 @@ class DeliveryEngine:
         # Below this many free slots a claim waits for attempts to finish: no tiny batches.
         self.min_claim = max(1, min(self.capacity, self.batch_size) // 8)
         self.grace_seconds = grace_seconds
-        self.subs: SubscriptionCache = ctx.components.setdefault(
-            "subscription_cache", SubscriptionCache(ctx.db, ctx.keys.box)
-        )
+        # One cache per process, shared with the dispatcher and the API (which invalidates it).
+        self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
         self.hosts = HostGate(settings.webhook_max_inflight_per_host)
@@ -184,7 +188,7 @@ class DeliveryEngine:
         self._envelopes: dict[str, bytes] = {}
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
-        self._flushed = asyncio.Event()
+        self._closing = False
         self._starved = False
         self._stopping = False
         self._expect_until = 0.0
@@ -244,11 +248,17 @@ class DeliveryEngine:
                 task.cancel()  # the attempt's delivery is handed back (it may have arrived)
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        await self._drain(timeout=self.grace_seconds * 2)
         if self._flush_task is not None:
-            self._flush_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._flush_task
+            # The flush loop writes what is left, then exits; cancelled only if the database
+            # does not answer in time (the leases then run out by themselves).
+            self._closing = True
+            self._flush.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._flush_task), self.grace_seconds * 2)
+            except (TimeoutError, Exception):
+                self._flush_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._flush_task
         try:
             # Anything still leased to us (an unrecorded outcome, a failed hand-back) is due
             # again at once; a crash skips this and the leases simply run out.
@@ -334,7 +344,9 @@ class DeliveryEngine:
         subs: dict[str, Subscription | None] = {}
         for sid in {r.subscription_id for r in rows}:
             subs[sid] = await self.subs.get(sid)
-        wanted = {r.event_id for r in rows if r.payload is None and r.event_id not in self._envelopes}
+        wanted = {
+            r.event_id for r in rows if r.payload is None and r.event_id not in self._envelopes
+        }
         if wanted:
             found = await queue.load_envelopes(self.db, wanted)
             for event_id, text in found.items():
@@ -351,7 +363,9 @@ class DeliveryEngine:
                 self._settle(row, "failed", "endpoint_disabled", now_ms)
                 continue
             body = (
-                row.payload.encode() if row.payload is not None else self._envelopes.get(row.event_id)
+                row.payload.encode()
+                if row.payload is not None
+                else self._envelopes.get(row.event_id)
             )
             if body is None:
                 # purged by retention before it could be delivered
@@ -499,7 +513,10 @@ class DeliveryEngine:
             await self._flush.wait()
             self._flush.clear()
             while self._outcomes or self._releases:
-                outcomes, self._outcomes = self._outcomes[:RECORD_BATCH], self._outcomes[RECORD_BATCH:]
+                outcomes, self._outcomes = (
+                    self._outcomes[:RECORD_BATCH],
+                    self._outcomes[RECORD_BATCH:],
+                )
                 releases, self._releases = self._releases, []
                 try:
                     recorded = await queue.record(
@@ -523,7 +540,8 @@ class DeliveryEngine:
                     continue
                 failures = 0
                 self._after_record(outcomes, recorded)
-            self._flushed.set()
+            if self._closing:
+                return
 
     def _after_record(self, outcomes: list[Outcome], recorded: queue.Recorded) -> None:
         for tenant_id, sid in recorded.changed_subscriptions:
@@ -533,19 +551,11 @@ class DeliveryEngine:
         lost = len(outcomes) - len(recorded.held)
         if lost:
             log.warning("%d outcomes arrived after their lease was taken over; not applied", lost)
-        retries = [o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at]
+        retries = [
+            o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at
+        ]
         if retries and not self._stopping:
             self._wake_in((min(retries) - self.ctx.clock.now_ms()) / 1000)
-
-    async def _drain(self, timeout: float) -> None:
-        """Wait until everything pushed so far has been written (or the timeout passes)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (self._outcomes or self._releases) and loop.time() < deadline:
-            self._flushed.clear()
-            self._flush.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flushed.wait(), max(0.01, deadline - loop.time()))
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""
@@ -559,15 +569,13 @@ class DeliveryEngine:
         }
 
 
-async def start_delivery(ctx: AppContext) -> Callable[[], Any]:
+async def start_delivery(ctx: AppContext) -> Stop:
     engine = DeliveryEngine(ctx)
     await engine.start()
     ctx.components["delivery_engine"] = engine
     return engine.stop
 
 
-def delivery_component() -> Any:
+def delivery_component() -> Component:
     """The `worker`-role component the composition root starts."""
-    from causeflow.components import Component
-
     return Component("delivery", frozenset({"worker"}), start_delivery)

@@ -31,6 +31,7 @@ from causeflow.components import start_roles
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
+from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.settings import Settings
 
 
@@ -48,10 +49,26 @@ def build_routers(app: FastAPI) -> None:
 
 def extra_routers() -> list[Any]:
     """Routers of the capabilities built on the foundation (stream, webhooks, inbound, ...)."""
+    from causeflow.approval.router import router as approval_router
+    from causeflow.dashboard.router import router as dashboard_router
+    from causeflow.incident.router import router as incidents_router
+    from causeflow.ingest.router import router as inbound_router
+    from causeflow.integration.router import router as integration_router
+    from causeflow.remediation.router import router as remediation_router
+    from causeflow.stream.router import router as stream_router
+    from causeflow.trigger.router import router as trigger_router
     from causeflow.webhook.router import router as webhook_router
 
     return [
+        remediation_router,
+        approval_router,
+        integration_router,
+        trigger_router,
+        incidents_router,
+        inbound_router,
         webhook_router,
+        stream_router,
+        dashboard_router,
     ]
 
 
@@ -131,6 +148,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_routers(app)
+    register_incident_effects()
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(Gateway, state=app.state)
     return app

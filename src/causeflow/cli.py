@@ -1,4 +1,4 @@
-"""The `causeflow` command: serve, worker, migrate, tenant, token.
+"""The `causeflow` command: serve, worker, migrate, tenant, token, listen, trigger.
 
 Every command honours `CAUSEFLOW_DATA_DIR` and `CAUSEFLOW_DATABASE_URL`. Errors are one line on
 stderr and a non-zero exit code, never a traceback.
@@ -89,6 +89,24 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
         await ctx.db.dispose()
 
 
+def make_server(config: Any, application: Any) -> Any:
+    """A uvicorn server that ends the event streams as soon as a stop signal arrives.
+
+    uvicorn waits for open connections to finish before it runs the lifespan shutdown, and a
+    stream never finishes by itself: the stream hub must hear of the signal first.
+    """
+    import uvicorn
+
+    from causeflow.stream.hub import begin_shutdown
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            begin_shutdown(application.state)
+
+    return Server(config)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
@@ -118,8 +136,9 @@ def serve(
             f"  ingest key  {first['ingestKey']}  (signing secret {first['webhookSecret']})\n"
             f"Try: curl -H 'X-API-Key: {first['apiKey']}' {base}/v1/events\n"
         )
+    application = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        application,
         host=bind_host,
         port=bind_port,
         loop="uvloop",
@@ -132,7 +151,7 @@ def serve(
         backlog=4096,
     )
     try:
-        uvicorn.Server(config).run()
+        make_server(config, application).run()
     finally:
         if lock is not None:
             lock.close()
@@ -261,6 +280,96 @@ def token(
             await ctx.db.dispose()
 
     typer.echo(asyncio.run(run()))
+
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+ApiUrl = Annotated[
+    str,
+    typer.Option("--api-url", envvar="CAUSEFLOW_API_URL", help="the service's base URL"),
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="CAUSEFLOW_API_KEY", help="an API key (cflo_…)", show_default=False
+    ),
+]
+
+
+def _need_key(api_key: str | None) -> str:
+    if not api_key:
+        raise CliError("no API key: pass --api-key cflo_… or set CAUSEFLOW_API_KEY")
+    return api_key
+
+
+@app.command()
+def listen(
+    forward_to: Annotated[
+        str | None,
+        typer.Option(
+            "--forward-to",
+            help="local URL that receives each event, e.g. http://localhost:3000/hooks",
+        ),
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option(help="comma-separated event types (default: every type)")
+    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+    print_secret: Annotated[
+        bool, typer.Option("--print-secret", help="print the local signing secret and exit")
+    ] = False,
+) -> None:
+    """Forward the event stream to a local URL as signed webhook deliveries (Ctrl-C stops)."""
+    from causeflow.devtools import ToolError
+    from causeflow.devtools.listen import Listener, check_forward_url, run_listen
+    from causeflow.devtools.secret import load_or_create_secret, secret_path
+    from causeflow.devtools.trigger import check_types
+
+    try:
+        path = secret_path(os.environ)
+        secret = load_or_create_secret(path)
+        if print_secret:
+            typer.echo(secret)
+            return
+        if not forward_to:
+            raise CliError("give --forward-to URL (e.g. http://localhost:3000/hooks)")
+        types = [t.strip() for t in (events or "").split(",") if t.strip()] or None
+        listener = Listener(
+            forward_to=check_forward_url(forward_to),
+            secret=secret,
+            api_url=api_url.rstrip("/"),
+            api_key=_need_key(api_key),
+            events=check_types(types) if types else None,
+        )
+        typer.echo(f"Your webhook signing secret is {secret} (kept in {path})")
+        code = asyncio.run(run_listen(listener))
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc
+    if code:
+        sys.exit(code)
+
+
+@app.command()
+def trigger(
+    event_type: Annotated[str, typer.Argument(help="an event type, e.g. incident.created")],
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="the incidentId to put in the sample")
+    ] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Publish a sample event of a type (marked "test": true) and print its envelope."""
+    from causeflow.devtools import ToolError
+    from causeflow.devtools.trigger import pretty, publish_sample, sample_for
+
+    try:
+        sample_for(event_type, incident)  # a typo is reported before any network call
+        key = _need_key(api_key)
+        envelope = asyncio.run(publish_sample(api_url.rstrip("/"), key, event_type, incident))
+    except ToolError as exc:
+        raise CliError(str(exc)) from exc
+    typer.echo(f"Triggered {envelope.event} ({envelope.id})", err=True)
+    typer.echo(pretty(envelope))
 
 
 def main() -> None:

@@ -24,14 +24,22 @@ class Component:
 
 def all_components() -> list[Component]:
     """The explicit list; features add theirs here."""
+    from causeflow.approval.expiry import component as approval_expiry
+    from causeflow.dashboard.sessions import component as dashboard_sessions
+    from causeflow.ingest.runtime import inbound_component
     from causeflow.retention import component as retention
+    from causeflow.stream.hub import start_stream_hub
     from causeflow.webhook.dispatcher import component as webhook_dispatcher
     from causeflow.webhook.worker import delivery_component
 
     return [
+        approval_expiry(),
         webhook_dispatcher(),
         delivery_component(),
         retention(),
+        inbound_component(),
+        Component("stream_hub", frozenset({"api"}), start_stream_hub),
+        dashboard_sessions(),
     ]
 
 

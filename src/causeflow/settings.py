@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     sns_timeout_seconds: float = 5.0
     delivery_id_ttl_seconds: int = 86400
 
+    # dashboard
+    dashboard_session_ttl_seconds: int = 12 * 3600
+
     # lifecycle
     approval_ttl_seconds: int = 1800
     approval_sweep_seconds: float = 5.0

@@ -175,3 +175,15 @@ async def test_operations_endpoints(service: Service):
     spec = (await service.client.get("/openapi.json")).json()
     assert "/v1/events" in spec["paths"]
     assert (await service.client.get("/docs")).status_code == 200
+
+
+async def test_nul_characters_are_client_errors(service: Service, tenant: Tenant):
+    resp = await service.client.get("/v1/users/a%00b", headers=tenant.admin_headers)
+    assert resp.status_code == 400 and resp.json()["error"] == "bad_request"
+    resp = await service.client.get("/v1/events", headers=tenant.key_headers,
+                                    params={"event": "a\x00b"})
+    assert resp.status_code == 400
+    resp = await service.client.post("/v1/users", headers=tenant.admin_headers,
+                                     json={"email": "a\x00b@example.com"})
+    # PostgreSQL cannot store NUL in text: a client error there, never a 5xx
+    assert resp.status_code in (201, 422), resp.text

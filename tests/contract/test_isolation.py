@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from causeflow.clock import ms_to_rfc3339
 from tests.support.inproc import Service, Tenant
 
 Factory = Callable[[Service, Tenant], Awaitable[str]]
@@ -40,14 +42,101 @@ async def _key(service: Service, tenant: Tenant) -> str:
     return resp.json()["id"]
 
 
+async def _proposal(service: Service, tenant: Tenant) -> dict[str, Any]:
+    incident = await service.client.post(
+        "/v1/incidents", headers=tenant.admin_headers, json={"title": "victim", "severity": "low"}
+    )
+    resp = await service.client.post(
+        f"/v1/incidents/{incident.json()['id']}/remediations",
+        headers=tenant.admin_headers,
+        json={"title": "victim", "steps": ["a"], "requiresApproval": True},
+    )
+    return resp.json()  # type: ignore[no-any-return]
+
+
+async def _remediation(service: Service, tenant: Tenant) -> str:
+    return str((await _proposal(service, tenant))["id"])
+
+
+async def _approval(service: Service, tenant: Tenant) -> str:
+    return str((await _proposal(service, tenant))["approval"]["id"])
+
+
+async def _integration(service: Service, tenant: Tenant) -> str:
+    resp = await service.client.post(
+        "/v1/integrations", headers=tenant.admin_headers, json={"provider": "slack"}
+    )
+    return str(resp.json()["id"])
+
+
+async def _trigger(service: Service, tenant: Tenant) -> str:
+    resp = await service.client.post(
+        "/v1/triggers",
+        headers=tenant.admin_headers,
+        json={"slug": f"t{secrets.token_hex(4)}", "provider": "github", "action": "victim"},
+    )
+    return str(resp.json()["id"])
+
+
+async def _incident(service: Service, tenant: Tenant) -> str:
+    resp = await service.client.post(
+        "/v1/incidents", headers=tenant.admin_headers, json={"title": "victim", "severity": "low"}
+    )
+    return resp.json()["id"]
+
+
+async def _subscription(service: Service, tenant: Tenant) -> str:
+    resp = await service.client.post(
+        "/v1/webhook-subscriptions",
+        headers=tenant.admin_headers,
+        json={"url": "https://hooks.example.com/victim", "events": ["*"]},
+    )
+    return resp.json()["id"]
+
+
+async def _delivery(service: Service, tenant: Tenant) -> str:
+    sub = await _subscription(service, tenant)
+    resp = await service.client.post(
+        f"/v1/webhook-subscriptions/{sub}/test", headers=tenant.admin_headers, json={}
+    )
+    return resp.json()["id"]
+
+
 FACTORIES: dict[str, Factory] = {
+    "subscription_id": _subscription,
+    "delivery_id": _delivery,
+    "incident_id": _incident,
     "user_id": _user,
     "key_id": _key,
+    "remediation_id": _remediation,
+    "approval_id": _approval,
+    "integration_id": _integration,
+    "trigger_id": _trigger,
 }
 
 # Valid bodies, so that a 404 is the tenant check speaking and not body validation.
+_WINDOW = {"since": ms_to_rfc3339(int(time.time() * 1000) - 86_400_000)}
+
 BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/v1/webhook-subscriptions/{subscription_id}"): {"description": "x"},
+    ("POST", "/v1/webhook-subscriptions/{subscription_id}/recover"): _WINDOW,
+    ("POST", "/v1/webhook-subscriptions/{subscription_id}/replay"): _WINDOW,
+    ("POST", "/v1/webhook-subscriptions/{subscription_id}/rotate-secret"): {},
+    ("POST", "/v1/webhook-subscriptions/{subscription_id}/test"): {},
+    ("PATCH", "/v1/incidents/{incident_id}"): {"status": "triaging"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},
+    ("POST", "/v1/incidents/{incident_id}/remediations"): {
+        "title": "t",
+        "steps": ["a"],
+        "requiresApproval": True,
+    },
+    ("POST", "/v1/remediations/{remediation_id}/reject"): {"reason": "x"},
+    ("POST", "/v1/remediations/{remediation_id}/executed"): {
+        "outcome": "success",
+        "durationMs": 1,
+    },
+    ("POST", "/v1/notifications/approvals/{approval_id}/respond"): {"decision": "approved"},
+    ("POST", "/v1/triggers/{trigger_id}/events"): {"any": "event"},
 }
 
 

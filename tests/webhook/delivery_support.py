@@ -14,8 +14,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
-from tests.support.inproc import make_settings
-from tests.support.receiver import ReceivedRequest
 
 from causeflow import ids
 from causeflow.app import build_context
@@ -28,6 +26,8 @@ from causeflow.jsonutil import dumps_str
 from causeflow.models import sample_data
 from causeflow.webhook.tables import attempts, deliveries, subscriptions
 from causeflow.webhook.worker import DeliveryEngine
+from tests.support.inproc import make_settings
+from tests.support.receiver import ReceivedRequest
 
 FAST = {
     "webhook_retry_schedule": "0.2s,0.2s,0.4s",
@@ -162,9 +162,7 @@ async def delivery(ctx: AppContext, msg_id: str) -> Any:
 
 async def subscription(ctx: AppContext, sub_id: str) -> Any:
     async with ctx.db.read() as conn:
-        return (
-            await conn.execute(select(subscriptions).where(subscriptions.c.id == sub_id))
-        ).one()
+        return (await conn.execute(select(subscriptions).where(subscriptions.c.id == sub_id))).one()
 
 
 async def attempts_of(ctx: AppContext, msg_id: str) -> list[Any]:
@@ -229,3 +227,13 @@ def verify_standard(request: ReceivedRequest, secret: str) -> Any:
     """Verify with the `standardwebhooks` library as a receiver would; returns the payload."""
     library = Webhook(secret if secret.startswith("whsec_") else secret.encode("utf-8"))
     return library.verify(request.body.decode(), dict(request.headers))
+
+
+async def wait_attempts(ctx: AppContext, msg_id: str, count: int = 1, timeout: float = 10) -> Any:
+    """Poll until the delivery has recorded `count` attempts; return its row."""
+    deadline = time.monotonic() + timeout
+    while (row := await delivery(ctx, msg_id)).attempts < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{msg_id}: {row.attempts} attempts after {timeout} s")
+        await asyncio.sleep(0.03)
+    return row

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from tests.support.inproc import Service, Tenant
 
 from causeflow.event.log import StoredEvent, append_event
 from causeflow.models import sample_data
 from causeflow.webhook.tables import deliveries
+from tests.support.inproc import Service, Tenant
 
 SUBS = "/v1/webhook-subscriptions"
 HOOK_URL = "http://127.0.0.1:9/hook"  # the discard port: nothing ever answers

@@ -6,6 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from causeflow import ids
+from causeflow.models import validate_data
+from causeflow.webhook.dispatcher import dispatch_pending
+from causeflow.webhook.tables import attempts
 from tests.support.inproc import Service, Tenant
 from tests.webhook.helpers import (
     SUBS,
@@ -15,11 +20,6 @@ from tests.webhook.helpers import (
     error_paths,
     set_delivery,
 )
-
-from causeflow import ids
-from causeflow.models import validate_data
-from causeflow.webhook.dispatcher import dispatch_pending
-from causeflow.webhook.tables import attempts
 
 DAY_MS = 86_400_000
 DELIVERY_FIELDS = {

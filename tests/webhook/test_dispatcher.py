@@ -9,8 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import select
-from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
 
 from causeflow.event.log import append_event
 from causeflow.models import sample_data
@@ -18,11 +16,15 @@ from causeflow.webhook.dispatcher import (
     COMPONENT_KEY,
     DELIVERY_WAKEUP,
     Dispatcher,
+    commit_batch,
     dispatch_batch,
     dispatch_pending,
 )
+from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
+from tests.support.inproc import Service, Tenant, make_settings, running_service
+from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
 
 
 async def _cursor(service: Service, tenant: Tenant) -> int | None:
@@ -242,23 +244,33 @@ async def test_restarting_the_dispatcher_midway_neither_skips_nor_repeats(
                     now_ms=ctx.clock.now_ms(),
                 )
             )
-    # one batch by hand, then dispatchers cancelled at arbitrary moments
+    # one batch by hand, then dispatchers cancelled right after their k-th batch commits,
+    # while they are already reading the next one
     assert (await dispatch_batch(ctx, subscription_cache(ctx), tenant.id, limit=5)).deliveries == 5
-    rng = random.Random(7)
-    partial_seen = False
-    for _ in range(40):
+    progress = [5]
+    for round_ in range(60):
         dispatcher = Dispatcher(ctx, batch_size=3)
+        batches = 0
+        stopped = asyncio.get_running_loop().create_future()
+
+        def after_batch(k: int = 1 + round_ % 3, d: Dispatcher = dispatcher) -> None:
+            nonlocal batches
+            batches += 1
+            if batches == k and not stopped.done():
+                stopped.set_result(asyncio.ensure_future(d.stop(timeout=0)))
+
+        ctx.components[DELIVERY_WAKEUP] = after_batch
         await dispatcher.start()
-        await asyncio.sleep(rng.uniform(0, 0.01))
-        await dispatcher.stop()
-        done = len(await delivery_rows(service, tenant, subscription_id=sub["id"]))
-        partial_seen |= 5 < done < len(events)
-        if done == len(events):
+        await asyncio.wait_for(await asyncio.wait_for(stopped, 10), 10)
+        progress.append(len(await delivery_rows(service, tenant, subscription_id=sub["id"])))
+        if progress[-1] == len(events):
             break
+    del ctx.components[DELIVERY_WAKEUP]
     await dispatch_pending(ctx)
     rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
     assert sorted(r.event_id for r in rows) == sorted(e.id for e in events)
-    assert partial_seen, "no dispatcher was stopped mid-way"
+    assert len(progress) > 10, "each dispatcher should have been stopped after a few batches"
+    assert progress == sorted(progress)
 
 
 async def test_the_component_dispatches_on_its_own_in_serve(tmp_path: Path):
@@ -279,3 +291,26 @@ async def test_the_component_dispatches_on_its_own_in_serve(tmp_path: Path):
                 break
             await asyncio.sleep(0.01)
         assert [r.event_id for r in rows] == [event_id]
+
+
+async def test_only_one_of_two_commits_of_the_same_batch_lands(service: Service, tenant: Tenant):
+    """The cursor's compare-and-set: a second dispatcher holding the same batch rolls back."""
+    sub = await create_sub(service, tenant)
+    event = await append(service, tenant)
+    rows = [
+        delivery_row(
+            tenant_id=tenant.id,
+            subscription_id=sub["id"],
+            event_id=event.id,
+            event_type=event.type,
+            enabled=True,
+            now_ms=service.ctx.clock.now_ms(),
+        )
+        for _ in range(2)
+    ]
+    args = (service.ctx, tenant.id, True, 0, event.position)
+    assert await commit_batch(*args, [rows[0]]) is True
+    assert await commit_batch(*args, [rows[1]]) is False
+    assert [r.id for r in await delivery_rows(service, tenant)] == [rows[0]["id"]]
+    assert await _cursor(service, tenant) == event.position
+    assert await dispatch_pending(service.ctx) == 0

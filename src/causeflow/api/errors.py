@@ -71,12 +71,28 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "no such resource"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-        if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _storage(_request: Request, exc: Exception) -> JSONResponse:
+        sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+        if sqlstate.startswith("22") or type(exc).__name__ == "DataError":
+            # A value the database cannot store (a NUL in text, an integer beyond 64 bits):
+            # the client's mistake; the transaction was rolled back, nothing was written.
+            return error_response(
+                422, "validation_error", "a value in the request cannot be stored"
+            )
+        if (
+            isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
+            or (
+                isinstance(exc, DBAPIError)
+                # no SQLSTATE (the connection is gone), connection exceptions, shutdown, resources
+                and (
+                    exc.connection_invalidated or not sqlstate or sqlstate[:2] in ("08", "57", "53")
+                )
+            )
         ):
             log.warning("database unavailable: %s", exc)
             return error_response(
@@ -85,5 +101,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 "the database is unavailable",
                 headers={"Retry-After": "2"},
             )
+        log.exception("database error")
+        return error_response(500, "internal_error", "an internal error occurred")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an internal error occurred")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from causeflow.auth.resolver import resolve_principal
 from causeflow.context import AppContext
-from causeflow.errors import CauseFlowError, PayloadTooLarge, RateLimited
+from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
 from causeflow.jsonutil import dumps
 
 Scope = MutableMapping[str, Any]
@@ -77,6 +77,9 @@ class Gateway:
                 await send_error(send, exc)
                 return
         path: str = scope["path"]
+        if "\x00" in path or b"%00" in scope.get("query_string", b""):
+            await send_error(send, BadRequest("NUL characters are not allowed in URLs"))
+            return
         state = scope.setdefault("state", {})
         state["principal"] = None
         if not path.startswith("/v1/"):
@@ -91,12 +94,14 @@ class Gateway:
             )
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            ticket = query.get("token", [None])[0] if path == STREAM_PATH else None
+            # Query tickets and the dashboard's session cookie are credentials for the stream
+            # only (EventSource cannot send headers); every other route wants a header.
+            on_stream = path == STREAM_PATH
+            ticket = query.get("token", [None])[0] if on_stream else None
+            session = _cookie(headers, SESSION_COOKIE) if on_stream else None
             session_lookup = ctx.components.get("session_lookup")
             try:
-                principal = await resolve_principal(
-                    ctx, headers, ticket, _cookie(headers, SESSION_COOKIE), session_lookup
-                )
+                principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
             except CauseFlowError as exc:
                 decision = self._budget(None, scope, now_ms, None)
                 await send_error(send, exc, decision.headers() if decision else [])

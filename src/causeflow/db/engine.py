@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, nullcontext
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -19,6 +19,9 @@ from sqlalchemy.pool import NullPool
 
 from causeflow.db.dialect import Dialect, dialect_for
 from causeflow.settings import Settings
+
+if TYPE_CHECKING:
+    from causeflow.db.group import GroupCommitter
 
 
 def async_url(settings: Settings) -> str:
@@ -89,6 +92,7 @@ class Database:
         self.url = async_url(settings)
         self.dialect: Dialect = dialect_for(self.url)
         self._write_lock: asyncio.Lock | None = None
+        self._group: GroupCommitter | None = None  # SQLite group commit, made on first use
         # called after each commit that appended events, with their (tenant_id, position)
         self.commit_listeners: list[Callable[[list[tuple[str, int, str]]], None]] = []
         if self.dialect.name == "sqlite":
@@ -127,12 +131,40 @@ class Database:
         for callback in tx._after:
             callback()
 
+    def group_transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction that may share its COMMIT with concurrent callers (SQLite).
+
+        Same contract as `transaction()` (commits on normal exit, rolls back this caller's
+        work on error, returns only once committed, then runs after-commit callbacks); on
+        SQLite concurrent callers are grouped into one commit (see db/group.py), on
+        PostgreSQL it is `transaction()`. For short, hot write paths such as inbound alerts.
+        """
+        if self._write_lock is None:
+            return self.transaction()
+        if self._group is None:
+            from causeflow.db.group import GroupCommitter
+
+            self._group = GroupCommitter(self)
+        return self._group.member()
+
+    def _committed(self, tx: Tx | None) -> None:
+        if tx is None:
+            return
+        if tx.appended:
+            for listener in self.commit_listeners:
+                listener(tx.appended)
+        for callback in tx._after:
+            callback()
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.reader.connect() as conn:
             yield conn
 
     async def dispose(self) -> None:
+        if self._group is not None:
+            self._group.close()
+            self._group = None
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

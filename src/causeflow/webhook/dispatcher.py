@@ -105,9 +105,29 @@ async def dispatch_batch(
     full = len(events) == limit
     new_cursor = events[-1].position if full else head
     rows = plan_deliveries(tenant_id, events, live, ctx.clock.now_ms())
+    commit = asyncio.ensure_future(
+        commit_batch(ctx, tenant_id, stored is None, cursor, new_cursor, rows)
+    )
+    # Shielded: cancelling the loop (shutdown) never interrupts the transaction half-way,
+    # which on SQLite could leave the single writer connection holding its lock.
+    commit.add_done_callback(_retrieve)
+    if not await asyncio.shield(commit):
+        return BatchResult(0, 0, True)  # another dispatcher committed this batch first
+    return BatchResult(len(events), len(rows), full)
+
+
+async def commit_batch(
+    ctx: AppContext,
+    tenant_id: str,
+    new: bool,
+    cursor: int,
+    new_cursor: int,
+    rows: list[dict[str, Any]],
+) -> bool:
+    """Advance the cursor and insert the batch's deliveries in one transaction."""
     try:
         async with ctx.db.transaction() as tx:
-            if stored is None:
+            if new:
                 await repo.ensure_cursor(tx, tenant_id)
             if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor):
                 raise _CursorMoved
@@ -115,8 +135,15 @@ async def dispatch_batch(
             if any(r["status"] == "pending" for r in rows):
                 tx.after_commit(lambda: wake_deliveries(ctx))
     except _CursorMoved:
-        return BatchResult(0, 0, True)
-    return BatchResult(len(events), len(rows), full)
+        return False
+    return True
+
+
+def _retrieve(task: asyncio.Future[bool]) -> None:
+    # A shielded commit whose caller was cancelled has nobody awaiting its outcome; a failure
+    # there rolled back and the next dispatch redoes the batch, so it is only noted.
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a dispatch batch failed: %s", task.exception())
 
 
 async def dispatch_pending(ctx: AppContext) -> int:
@@ -148,6 +175,7 @@ class Dispatcher:
         self._scan_all = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def notify(self, tenant_id: str) -> None:
         """Broker listener: this tenant ("*": any tenant) may have new events."""
@@ -161,17 +189,24 @@ class Dispatcher:
         self.ctx.broker.add_listener(self.notify)
         self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Finish the batch in hand and exit; cancel after `timeout` seconds (0: at once)."""
         self.ctx.broker.remove_listener(self.notify)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _run(self) -> None:
         poll = self.ctx.settings.webhook_poll_seconds
-        while True:
+        while not self._stopping:
             # Cleared before the work, so a commit during it leaves the event set.
             self._wake.clear()
             try:
@@ -179,6 +214,8 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatching failed; retrying after the poll interval")
                 self._scan_all = True
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
             if not self._wake.is_set():
@@ -190,7 +227,7 @@ class Dispatcher:
             async with self.ctx.db.read() as conn:
                 for tenant_id in await repo.tenants_behind(conn):
                     self._dirty[tenant_id] = None
-        while self._dirty:
+        while self._dirty and not self._stopping:
             tenant_id = next(iter(self._dirty))
             del self._dirty[tenant_id]
             result = await dispatch_batch(self.ctx, self.cache, tenant_id, self.batch_size)

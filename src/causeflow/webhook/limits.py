@@ -138,6 +138,8 @@ class SaturationBackoff:
         self._delay: dict[str, tuple[float, float]] = {}  # origin -> (delay, decided_at)
 
     def delay(self, origin: str, now: float) -> float:
+        if len(self._delay) > 10_000:
+            self._delay.clear()  # hosts that were full once and never since
         current = self._delay.get(origin)
         if current is None:
             delay = self.base
@@ -154,3 +156,38 @@ class SaturationBackoff:
 
     def __len__(self) -> int:
         return len(self._delay)
+
+
+class QueueBudget:
+    """May one more delivery wait locally for a slot of its host? (recent durations, EWMA)
+
+    A delivery waiting here holds its lease, so the wait must stay well inside it: with `cap`
+    in flight, the n-th waiting delivery starts after about `n // cap + 1` attempts' time. A
+    host with no history gets one round (it may be a dead one whose attempts run into the
+    timeout); a fast one may queue a whole claim batch instead of handing most of it back.
+    """
+
+    def __init__(self, budget_seconds: float, weight: float = 0.2, max_hosts: int = 10_000) -> None:
+        self.budget = budget_seconds
+        self.weight = weight
+        self.max_hosts = max_hosts
+        self._ewma: dict[str, float] = {}
+
+    def observe(self, origin: str, seconds: float) -> None:
+        previous = self._ewma.get(origin)
+        if previous is None:
+            if len(self._ewma) >= self.max_hosts:
+                self._ewma.clear()  # forget old hosts wholesale; they start over at one round
+            self._ewma[origin] = seconds
+        else:
+            self._ewma[origin] = previous + self.weight * (seconds - previous)
+
+    def estimate(self, origin: str) -> float | None:
+        return self._ewma.get(origin)
+
+    def may_queue(self, origin: str, queued: int, cap: int) -> bool:
+        estimate = self._ewma.get(origin)
+        if estimate is None:
+            return queued < cap
+        rounds = queued // max(1, cap) + 1
+        return rounds * estimate <= self.budget

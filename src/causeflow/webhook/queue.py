@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, Integer, Text, and_, bindparam, func, or_, select, update
 
 from causeflow import ids
 from causeflow.db.engine import Database, Tx
@@ -71,7 +71,7 @@ class Outcome:
 
 @dataclass(slots=True)
 class Recorded:
-    held: set[str] = field(default_factory=set)  # outcomes applied (the lease was still ours)
+    applied: int = 0  # outcomes applied (the lease was still ours)
     changed_subscriptions: set[tuple[str, str]] = field(default_factory=set)  # (tenant, id)
     disabled: list[str] = field(default_factory=list)  # subscription ids disabled now
     events: int = 0  # operational events appended
@@ -184,7 +184,7 @@ _RELEASE = (
         lease_until=None,
         # handed back for later (host full, rate limit): it stays out of the due set until
         # then; handed back on shutdown (NULL): due as it was
-        next_attempt_at=func.coalesce(bindparam("b_next", type_=Integer), _D.next_attempt_at),
+        next_attempt_at=func.coalesce(bindparam("b_next", type_=BigInteger), _D.next_attempt_at),
     )
 )
 
@@ -194,23 +194,36 @@ _HELD = select(_D.id).where(
 
 _INSERT_ATTEMPT = attempts.insert()
 
-_APPLY = (
+_END_LEASE: dict[str, Any] = {
+    # a manual retry is one attempt; once it has an outcome the flag has done its job
+    "manual": False,
+    # the lease ends with the outcome: a pending retry is claimable when it is due again
+    "lease_owner": None,
+    "lease_until": None,
+    "updated_at": bindparam("b_now", type_=BigInteger),
+    "attempts": _D.attempts + bindparam("b_inc", type_=Integer),
+    # an outcome without an HTTP attempt (cancelled, endpoint_disabled) keeps the last code
+    "last_status_code": func.coalesce(bindparam("b_code", type_=Integer), _D.last_status_code),
+    "last_error": bindparam("b_error", type_=Text),
+}
+
+# Final outcomes sharing their values (under load: hundreds of "succeeded, 204") are applied
+# by one UPDATE over their ids ...
+_FINISH = (
+    update(deliveries)
+    .where(
+        _D.id.in_(bindparam("b_ids", expanding=True)),
+        # only leases we still hold: a worker that lost one cannot overwrite the new owner
+        _D.lease_owner == bindparam("b_owner"),
+    )
+    .values(status=bindparam("b_status", type_=Text), next_attempt_at=None, **_END_LEASE)
+)
+
+# ... retries carry their own due time (jitter), one parameter set each.
+_RESCHEDULE = (
     update(deliveries)
     .where(_D.id == bindparam("b_id"), _D.lease_owner == bindparam("b_owner"))
-    .values(
-        status=bindparam("b_status", type_=Text),
-        attempts=_D.attempts + bindparam("b_inc", type_=Integer),
-        next_attempt_at=bindparam("b_next", type_=Integer),
-        # an outcome without an HTTP attempt (cancelled, endpoint_disabled) keeps the last code
-        last_status_code=func.coalesce(bindparam("b_code", type_=Integer), _D.last_status_code),
-        last_error=bindparam("b_error", type_=Text),
-        # a manual retry is one attempt; once it has an outcome the flag has done its job
-        manual=False,
-        # the lease ends with the outcome: a pending retry is claimable when it is due again
-        lease_owner=None,
-        lease_until=None,
-        updated_at=bindparam("b_now", type_=Integer),
-    )
+    .values(status="pending", next_attempt_at=bindparam("b_next", type_=BigInteger), **_END_LEASE)
 )
 
 _CLEAR_FAILURE = (
@@ -248,14 +261,18 @@ async def record(
             )
         if not outcomes:
             return result
-        # Which leases are still ours, locked until commit so a claim cannot take them over
-        # between this check and the writes (SQLite compiles FOR UPDATE to nothing: its one
-        # writer already excludes every other).
-        held_rows = await tx.execute(
-            _HELD.with_for_update(),
-            {"b_ids": [o.delivery_id for o in outcomes], "b_owner": owner},
-        )
-        result.held = {r.id for r in held_rows}
+        # Outcomes that change the subscription or write an event (410, exhaustion; rare) must
+        # know that their lease is still ours: lock those rows first, so no claim takes them
+        # over before commit (SQLite compiles FOR UPDATE to nothing: its one writer already
+        # excludes every other).
+        special = [o for o in outcomes if o.effect in (GONE, EXHAUSTED)]
+        held: set[str] = set()
+        if special:
+            rows = await tx.execute(
+                _HELD.with_for_update(),
+                {"b_ids": [o.delivery_id for o in special], "b_owner": owner},
+            )
+            held = {r.id for r in rows}
         # Every HTTP attempt made is history and is logged, even one whose lease was lost.
         attempt_rows = [
             {
@@ -273,36 +290,60 @@ async def record(
         ]
         if attempt_rows:
             await tx.execute(_INSERT_ATTEMPT, attempt_rows)
-        applied = [o for o in outcomes if o.delivery_id in result.held]
-        if applied:
-            await tx.execute(
-                _APPLY,
-                [
+        groups: dict[tuple[str, int, int | None, str | None], list[str]] = {}
+        retries: list[dict[str, Any]] = []
+        for o in outcomes:
+            inc = 1 if o.attempted else 0
+            if o.status == "pending":
+                retries.append(
                     {
                         "b_id": o.delivery_id,
                         "b_owner": owner,
-                        "b_status": o.status,
-                        "b_inc": 1 if o.attempted else 0,
-                        "b_next": o.next_attempt_at if o.status == "pending" else None,
+                        "b_next": o.next_attempt_at,
+                        "b_inc": inc,
                         "b_code": o.status_code,
                         "b_error": o.last_error,
-                        "b_now": o.now_ms,
+                        "b_now": now_ms,
                     }
-                    for o in applied
-                ],
+                )
+            else:
+                key = (o.status, inc, o.status_code, o.last_error)
+                groups.setdefault(key, []).append(o.delivery_id)
+        for (status, inc, code, error), group_ids in groups.items():
+            done = await tx.execute(
+                _FINISH,
+                {
+                    "b_ids": group_ids,
+                    "b_owner": owner,
+                    "b_status": status,
+                    "b_inc": inc,
+                    "b_code": code,
+                    "b_error": error,
+                    "b_now": now_ms,
+                },
             )
-        await _subscription_effects(tx, applied, now_ms, disable_after_ms, result)
+            result.applied += int(done.rowcount or 0)
+        if retries:
+            done = await tx.execute(_RESCHEDULE, retries)
+            # asyncpg's executemany reports no row count (-1): then assume all applied (the
+            # count only feeds a log line; the lease guard did the real work)
+            count = done.rowcount
+            result.applied += count if count is not None and count >= 0 else len(retries)
+        # A 2xx clears firstFailureAt even when it came after the lease was lost: the
+        # endpoint did answer.
+        cleared = sorted({o.subscription_id for o in outcomes if o.effect == CLEAR_FAILURE})
+        if cleared:
+            await tx.execute(_CLEAR_FAILURE, [{"b_id": sid} for sid in cleared])
+        applied_special = [o for o in special if o.delivery_id in held]
+        await _subscription_effects(tx, applied_special, now_ms, disable_after_ms, result)
     return result
 
 
 async def _subscription_effects(
     tx: Tx, applied: list[Outcome], now_ms: int, disable_after_ms: int, result: Recorded
 ) -> None:
-    # A 2xx clears firstFailureAt. Applied before this batch's exhaustions, so an exhaustion
-    # recorded alongside a success of the same subscription still starts a failure window.
-    cleared = sorted({o.subscription_id for o in applied if o.effect == CLEAR_FAILURE})
-    if cleared:
-        await tx.execute(_CLEAR_FAILURE, [{"b_id": s} for s in cleared])
+    # After this batch's 2xx cleared firstFailureAt: an exhaustion recorded alongside a
+    # success of the same subscription still starts a failure window.
     for o in sorted(applied, key=lambda o: o.subscription_id):
         if o.effect == GONE:
             await _disable(tx, o, REASON_GONE, now_ms, result)

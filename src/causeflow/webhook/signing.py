@@ -8,14 +8,36 @@ the secret's UTF-8 bytes, what the public roadmap verifier computes) and Standar
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import hmac
 import re
 import secrets as _secrets
 from collections.abc import Mapping, Sequence
 
-SECRET_PREFIX = "whsec_"
+# The HMAC primitives live with the client library so sender and verifier share one
+# implementation; they are re-exported here for the server's callers.
+from causeflow.sdk.signatures import (
+    SECRET_PREFIX,
+    causeflow_signature,
+    standard_key,
+    standard_signature,
+    verify_causeflow,
+    verify_standard,
+)
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "RESERVED_HEADERS",
+    "SECRET_PREFIX",
+    "causeflow_signature",
+    "check_secret",
+    "delivery_headers",
+    "generate_secret",
+    "is_header_allowed",
+    "standard_key",
+    "standard_signature",
+    "verify_causeflow",
+    "verify_standard",
+]
+
 MIN_SECRET_LENGTH = 16
 
 # Names the service sets itself, plus the ones that frame the HTTP message: a subscription
@@ -54,46 +76,11 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
 
 
-def standard_key(secret: str) -> bytes:
-    """The Standard Webhooks HMAC key of `secret`.
-
-    For `whsec_…` it is the base64-decoded rest (missing padding tolerated, as the reference
-    libraries do); for any other secret its UTF-8 bytes (receivers pass those bytes to the
-    libraries). Raises ValueError when a `whsec_` secret is not valid base64 or is empty.
-    """
-    if not secret.startswith(SECRET_PREFIX):
-        if not secret:
-            raise ValueError("secret must not be empty")
-        return secret.encode("utf-8")
-    rest = secret[len(SECRET_PREFIX) :]
-    padded = rest + "=" * (-len(rest) % 4)
-    try:
-        key = base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("a secret starting with 'whsec_' must continue in base64") from exc
-    if not key:
-        raise ValueError("a secret starting with 'whsec_' must not be empty after the prefix")
-    return key
-
-
 def check_secret(secret: str) -> None:
     """Raise ValueError unless `secret` can sign deliveries (create/rotate-time check)."""
     if len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(f"secret must be at least {MIN_SECRET_LENGTH} characters")
     standard_key(secret)
-
-
-def causeflow_signature(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256(key = secret UTF-8, message = body)>`."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256(standard_key(secret), "{id}.{timestamp}.{body}")>`."""
-    signed = f"{msg_id}.{int(timestamp)}.".encode() + body
-    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
 
 
 def is_header_allowed(name: str, value: str) -> bool:
@@ -144,38 +131,3 @@ def delivery_headers(
         }
     )
     return headers
-
-
-def verify_causeflow(secret: str, body: bytes, header: str) -> bool:
-    """Constant-time check of an `X-CauseFlow-Signature` value."""
-    expected = causeflow_signature(secret, body).encode("ascii")
-    return hmac.compare_digest(expected, header.strip().encode("utf-8"))
-
-
-def verify_standard(
-    secrets: Sequence[str],
-    msg_id: str,
-    timestamp: int,
-    body: bytes,
-    header: str,
-    *,
-    now: float | None = None,
-    tolerance: float = 300.0,
-) -> bool:
-    """True when any `v1,` entry of `header` matches any of `secrets` (constant-time).
-
-    With `now`, a timestamp further than `tolerance` seconds from it is refused too, as the
-    Standard Webhooks libraries do against replays.
-    """
-    if now is not None and abs(now - timestamp) > tolerance:
-        return False
-    expected = [standard_signature(s, msg_id, timestamp, body).encode("ascii") for s in secrets]
-    matched = False
-    for entry in header.split():
-        given = entry.encode("utf-8")
-        if not given.startswith(b"v1,"):
-            continue
-        for candidate in expected:
-            # No early exit: every pair is compared so timing says nothing about which matched.
-            matched |= hmac.compare_digest(candidate, given)
-    return matched

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import math
 import os
 import random
 import secrets as _secrets
@@ -29,7 +31,13 @@ from causeflow.context import AppContext
 from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.settings import Settings
 from causeflow.webhook import queue
-from causeflow.webhook.limits import HostGate, RateLimits, SaturationBackoff, origin_of
+from causeflow.webhook.limits import (
+    HostGate,
+    QueueBudget,
+    RateLimits,
+    SaturationBackoff,
+    origin_of,
+)
 from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed, Outcome
 from causeflow.webhook.retry import max_attempts, next_delay, parse_retry_after, parse_schedule
 from causeflow.webhook.sender import Sender, SendResult
@@ -39,15 +47,36 @@ from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, sub
 
 log = logging.getLogger("causeflow.webhook.worker")
 
+# Labelled children looked up once: attempts count them thousands of times a second.
+_COUNT = {
+    name: DELIVERIES.labels(name)
+    for name in (
+        "succeeded",
+        "retrying",
+        "failed",
+        "cancelled",
+        "subscription_deleted",
+        "endpoint_disabled",
+        "event_missing",
+    )
+}
+
 CLAIM_BATCH = 256  # deliveries per claim query (bounded by free capacity too)
-SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get this long to finish on stop()
+SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to finish on stop()
+STOP_DB_SECONDS = 5.0  # on stop(), the last claim and the last writes get this long
 RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
 RECORD_BATCH = 1000  # outcomes per transaction
+# Outcomes wait this long for company before a write (a receiver already has its request, so
+# this only delays the bookkeeping): under load one transaction records hundreds of attempts.
+FLUSH_LINGER_SECONDS = 0.02
+FLUSH_ENOUGH = 256
 STATS_SECONDS = 5.0  # queue depth / age gauges refresh
-EXPECT_SECONDS = 0.5  # after a broker wake-up, look often for the deliveries that follow it
-EXPECT_POLL_SECONDS = 0.02
+# After a broker wake-up (PostgreSQL), look again at these delays for the deliveries another
+# process's dispatcher creates from that event; one chain at a time, however many events.
+FOLLOW_UPS = (0.01, 0.05, 0.2)
 ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
 RESPONSE_BODY_CHARS = 4096
+MAX_WAKE_TIMES = 10_000  # distinct planned wake-ups kept; beyond that the poll covers
 
 
 def last_error_of(result: SendResult) -> str:
@@ -145,6 +174,7 @@ class Job:
     sub: Subscription
     body: bytes
     origin: str
+    claimed_at: float  # loop time of the claim: the lease runs from here
 
 
 class DeliveryEngine:
@@ -169,8 +199,9 @@ class DeliveryEngine:
         self.capacity = max(1, settings.webhook_max_inflight)
         self.batch_size = max(1, batch_size)
         # Below this many free slots a claim waits for attempts to finish: no tiny batches.
-        self.min_claim = max(1, min(self.capacity, self.batch_size) // 8)
-        self.grace_seconds = grace_seconds
+        self.min_claim = max(1, min(self.capacity, self.batch_size) // 4)
+        # No attempt outlives the request timeout, so waiting longer than it is pointless.
+        self.grace_seconds = min(grace_seconds, settings.webhook_timeout_seconds + 0.1)
         # One cache per process, shared with the dispatcher and the API (which invalidates it).
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
@@ -178,7 +209,14 @@ class DeliveryEngine:
         self.hosts = HostGate(settings.webhook_max_inflight_per_host)
         self.rates = RateLimits()
         self.backoff = SaturationBackoff()
+        # A claimed delivery must start early enough that even an attempt running into the
+        # timeout ends inside its lease; later than `start_by` after the claim it goes back.
+        # Waiting locally is allowed for half of that margin (estimated from recent attempts).
+        margin = max(0.0, settings.webhook_lease_seconds - settings.webhook_timeout_seconds)
+        self.start_by = margin * 0.8
+        self.waits = QueueBudget(margin * 0.5)
         self.rng = rng or random.Random()
+        self.attempted = 0  # attempts made since start
         self.held = 0  # leased deliveries not yet sent or handed back (waiting + in flight)
         self._queued: dict[str, deque[Job]] = {}  # per origin, waiting for a slot
         self._rate_timers: dict[str, tuple[asyncio.TimerHandle, Job]] = {}
@@ -190,10 +228,13 @@ class DeliveryEngine:
         self._flush = asyncio.Event()
         self._closing = False
         self._starved = False
+        self._work_added = False
         self._stopping = False
-        self._expect_until = 0.0
+        self._follow_up: asyncio.TimerHandle | None = None
         self._wake_timer: asyncio.TimerHandle | None = None
         self._wake_due = 0.0
+        self._due_heap: list[float] = []
+        self._due_set: set[float] = set()
         self._claim_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._wakers: list[Callable[[], None]] | None = None
@@ -204,11 +245,15 @@ class DeliveryEngine:
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
-        self.ctx.broker.add_listener(self._on_broker)
+        if self.db.dialect.multi_process:
+            # Another process's dispatcher may create the deliveries (PostgreSQL): its event
+            # commits reach us through the broker. With one process (SQLite) the dispatcher
+            # here wakes us directly after inserting, and event commits are no news.
+            self.ctx.broker.add_listener(self._on_broker)
         # The dispatcher calls ctx.components["delivery_wakeup"]() after inserting deliveries;
         # with several engines in one process (tests) every one of them is woken.
         wakers: list[Callable[[], None]] = self.ctx.components.setdefault("delivery_wakers", [])
-        wakers.append(self.wake)
+        wakers.append(self.work_added)
         self._wakers = wakers
         self.ctx.components["delivery_wakeup"] = lambda: [w() for w in list(wakers)]
         self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
@@ -223,13 +268,14 @@ class DeliveryEngine:
         self.ctx.broker.remove_listener(self._on_broker)
         if self._wakers is not None:
             with contextlib.suppress(ValueError):
-                self._wakers.remove(self.wake)
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
+                self._wakers.remove(self.work_added)
+        for timer in (self._wake_timer, self._follow_up):
+            if timer is not None:
+                timer.cancel()
         self._wake.set()
         if self._claim_task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._claim_task), self.grace_seconds)
+                await asyncio.wait_for(asyncio.shield(self._claim_task), STOP_DB_SECONDS)
             except (TimeoutError, Exception):
                 self._claim_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -254,7 +300,7 @@ class DeliveryEngine:
             self._closing = True
             self._flush.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._flush_task), self.grace_seconds * 2)
+                await asyncio.wait_for(asyncio.shield(self._flush_task), STOP_DB_SECONDS)
             except (TimeoutError, Exception):
                 self._flush_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -272,22 +318,53 @@ class DeliveryEngine:
         """New work may be due: claim soon (cheap, coalesced, callable from any callback)."""
         self._wake.set()
 
+    def work_added(self) -> None:
+        """Deliveries were just committed: claim without looking first."""
+        self._work_added = True
+        self._wake.set()
+
     def _on_broker(self, _tenant_id: str) -> None:
-        # An event was committed (here or, on PostgreSQL, anywhere): its deliveries follow as
-        # soon as the dispatcher has read it, so look again often for a short while.
-        self._expect_until = asyncio.get_running_loop().time() + EXPECT_SECONDS
+        # An event was committed somewhere: its deliveries follow once some dispatcher has
+        # read it (perhaps in another process, which cannot wake us directly), so there is
+        # nothing to see yet; look a little later.
+        if self._follow_up is None and not self._stopping:
+            self._follow_up = asyncio.get_running_loop().call_later(FOLLOW_UPS[0], self._follow, 1)
+
+    def _follow(self, step: int) -> None:
         self.wake()
+        if step < len(FOLLOW_UPS) and not self._stopping:
+            delay = FOLLOW_UPS[step] - FOLLOW_UPS[step - 1]
+            self._follow_up = asyncio.get_running_loop().call_later(delay, self._follow, step + 1)
+        else:
+            self._follow_up = None
 
     def _wake_in(self, seconds: float) -> None:
-        """One timer for the earliest known due time (retries, hand-backs)."""
+        """Wake at a known due time (a retry, a hand-back): one timer, armed for the earliest."""
         loop = asyncio.get_running_loop()
-        due = loop.time() + max(0.0, seconds)
-        if self._wake_timer is not None and not self._wake_timer.cancelled():
-            if self._wake_due <= due and self._wake_due > loop.time():
-                return
+        # 10 ms buckets, rounded up (never before the row is due): thousands of retries a
+        # second need only a few timers
+        due = math.ceil((loop.time() + max(0.0, seconds)) * 100 + 0.5) / 100
+        if due in self._due_set or len(self._due_set) >= MAX_WAKE_TIMES:
+            return  # already planned, or so many that the poll will do
+        self._due_set.add(due)
+        heapq.heappush(self._due_heap, due)
+        if self._wake_timer is None or due < self._wake_due:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self._wake_timer is not None:
             self._wake_timer.cancel()
         self._wake_due = due
-        self._wake_timer = loop.call_at(due, self.wake)
+        self._wake_timer = asyncio.get_running_loop().call_at(due, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._due_heap and self._due_heap[0] <= now:
+            self._due_set.discard(heapq.heappop(self._due_heap))
+        self._wake_timer = None
+        if self._due_heap and not self._stopping:
+            self._arm(self._due_heap[0])
+        self.wake()
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -296,11 +373,8 @@ class DeliveryEngine:
         next_stats = 0.0
         failures = 0
         while not self._stopping:
-            timeout = self.poll_seconds
-            if loop.time() < self._expect_until:
-                timeout = min(timeout, EXPECT_POLL_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
             if self._stopping:
                 break
@@ -312,6 +386,7 @@ class DeliveryEngine:
                     depth, late = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
                     QUEUE_DEPTH.set(depth)
                     QUEUE_OLDEST_AGE.set(late)
+                    self.rates.prune(loop.time())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -321,7 +396,9 @@ class DeliveryEngine:
 
     async def _claim_all(self) -> None:
         """Claim batches while there is room and the last batch came back full."""
-        first = True
+        # the read-only look is skipped when the dispatcher said it just added deliveries
+        first = not self._work_added
+        self._work_added = False
         while not self._stopping:
             free = self.capacity - self.held
             if free < self.min_claim:
@@ -332,15 +409,16 @@ class DeliveryEngine:
             if first and not await queue.any_due(self.db, now_ms):
                 return
             first = False
+            claimed_at = asyncio.get_running_loop().time()
             rows = await queue.claim_due(
                 self.db, owner=self.owner, now_ms=now_ms, lease_ms=self.lease_ms, limit=limit
             )
             if rows:
-                await self._admit(rows)
+                await self._admit(rows, claimed_at)
             if len(rows) < limit:
                 return
 
-    async def _admit(self, rows: list[Claimed]) -> None:
+    async def _admit(self, rows: list[Claimed], claimed_at: float) -> None:
         subs: dict[str, Subscription | None] = {}
         for sid in {r.subscription_id for r in rows}:
             subs[sid] = await self.subs.get(sid)
@@ -372,7 +450,7 @@ class DeliveryEngine:
                 self._settle(row, "failed", "event_missing", now_ms)
                 continue
             self.held += 1
-            job = Job(row, sub, body, origin_of(sub.url))
+            job = Job(row, sub, body, origin_of(sub.url), claimed_at)
             if self._stopping:
                 self._hand_back(job, None)
             else:
@@ -380,7 +458,7 @@ class DeliveryEngine:
 
     def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
         """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
-        DELIVERIES.labels(reason).inc()
+        _COUNT[reason].inc()
         self._push(
             Outcome(
                 delivery_id=row.id,
@@ -424,14 +502,20 @@ class DeliveryEngine:
             self._start(job)
             return
         waiting = self._queued.setdefault(origin, deque())
-        # One round of waiting at most: each waits for one attempt of those ahead (bounded by
-        # the request timeout), well inside the lease. The rest go back for later.
-        if len(waiting) < self.hosts.cap:
+        if self.waits.may_queue(origin, len(waiting), self.hosts.cap):
             waiting.append(job)
         else:
+            # The host is busy for longer than a lease should wait: back, for later.
             self._hand_back(job, self.backoff.delay(origin, asyncio.get_running_loop().time()))
 
     def _start(self, job: Job) -> None:
+        """Send `job` in its own task; it holds one of its host's slots already."""
+        if asyncio.get_running_loop().time() - job.claimed_at > self.start_by:
+            # Too late to be sure the attempt ends inside the lease: another worker might
+            # claim it meanwhile and send it twice at once. Back to the queue instead.
+            self.hosts.leave(job.origin)
+            self._hand_back(job, None)
+            return
         task = asyncio.create_task(self._attempt(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -486,6 +570,8 @@ class DeliveryEngine:
             log.exception("delivery %s could not be sent", claimed.id)
             result = SendResult(None, 0.0, b"", f"invalid_request: {exc}"[:500])
         self.hosts.leave(job.origin)
+        self.waits.observe(job.origin, result.latency_ms / 1000)
+        self.attempted += 1
         ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
         outcome = decide(
             claimed,
@@ -495,7 +581,7 @@ class DeliveryEngine:
             now_ms=self.ctx.clock.now_ms(),
             url=sub.url,
         )
-        DELIVERIES.labels("retrying" if outcome.status == "pending" else outcome.status).inc()
+        _COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
         self._push(outcome)
         self._done_holding()
         self._next_for_host(job.origin)
@@ -511,6 +597,8 @@ class DeliveryEngine:
         failures = 0
         while True:
             await self._flush.wait()
+            if len(self._outcomes) < FLUSH_ENOUGH and not self._closing:
+                await asyncio.sleep(FLUSH_LINGER_SECONDS)
             self._flush.clear()
             while self._outcomes or self._releases:
                 outcomes, self._outcomes = (
@@ -548,7 +636,7 @@ class DeliveryEngine:
             self.subs.invalidate(subscription_id=sid, tenant_id=tenant_id)
         for sid in recorded.disabled:
             log.warning("subscription %s disabled", sid)
-        lost = len(outcomes) - len(recorded.held)
+        lost = len(outcomes) - recorded.applied
         if lost:
             log.warning("%d outcomes arrived after their lease was taken over; not applied", lost)
         retries = [
@@ -561,6 +649,7 @@ class DeliveryEngine:
         """Counters for tests and debugging."""
         return {
             "owner": self.owner,
+            "attempted": self.attempted,
             "held": self.held,
             "inflight": len(self._tasks),
             "queued": sum(len(q) for q in self._queued.values()),

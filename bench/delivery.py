@@ -1,0 +1,481 @@
+"""Delivery throughput and latency of a real `causeflow serve` (or API + workers on PostgreSQL).
+
+Measures, over several runs (medians reported):
+- deliveries/s with 10 and with 1 subscription per event, from "events accepted" to "every 2xx
+  recorded" (the database says `succeeded`). Mode `bulk` commits the events in one transaction
+  straight into the log (the delivery path alone); mode `api` publishes them with
+  `POST /v1/events` (32 at a time) while deliveries run on the same CPU;
+- p50/p99 publish-to-receipt latency at a steady 500 events/s through `POST /v1/events`;
+- a baseline: a bare aiohttp loop that only signs and POSTs to the same receiver.
+The receiver is a plain aiohttp server in its own process on 127.0.0.1. Prints, never asserts.
+
+    .venv/bin/python bench/delivery.py                 # SQLite, one `causeflow serve`
+    .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from causeflow.models import sample_data  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import Deployment  # noqa: E402
+
+ENV = {
+    "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",
+    "CAUSEFLOW_WEBHOOK_ALLOW_HTTP": "true",
+    "CAUSEFLOW_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+    "CAUSEFLOW_LOG_LEVEL": "warning",
+}
+TYPE_TEN = "incident.created"  # ten subscriptions want this type
+TYPE_ONE = "investigation.progress"  # one subscription wants this one
+
+
+# --- the receiver (a separate process) -----------------------------------------------------
+
+
+def run_receiver(port: int) -> None:
+    """Answer 204 at once; remember the first arrival of every (path, event id)."""
+    import uvloop
+    from aiohttp import web
+
+    arrivals: dict[tuple[str, str], float] = {}
+    counter = [0]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time()
+        counter[0] += 1
+        # the envelope starts {"id":"evt_<26>" (30 characters of id)
+        event_id = body[7:37].decode() if body.startswith(b'{"id":"') else ""
+        arrivals.setdefault((request.path, event_id), now)
+        return web.Response(status=204)
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps({"count": counter[0], "unique": len(arrivals)}))
+
+    async def dump(_request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps([[p, e, t] for (p, e), t in arrivals.items()]))
+
+    async def reset(_request: web.Request) -> web.Response:
+        arrivals.clear()
+        counter[0] = 0
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/_stats", stats)
+    app.router.add_get("/_arrivals", dump)
+    app.router.add_post("/_reset", reset)
+    app.router.add_post("/{tail:.*}", hook)
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
+
+
+@contextmanager
+def receiver_process() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--receiver", str(port)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(base + "/_stats", timeout=1).read()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the receiver did not start") from None
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def service_cpu(deployment: Deployment) -> float:
+    """CPU seconds used so far by every service process (all threads), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in deployment.processes:
+        if proc.pid is None:
+            continue
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return total
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+class Counts:
+    """Succeeded deliveries, read straight from the database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self._pg: Any = None
+
+    async def succeeded(self) -> int:
+        sql = "SELECT count(*) FROM deliveries WHERE status = 'succeeded'"
+        if self.deployment.database_url:
+            import asyncpg
+
+            if self._pg is None:
+                self._pg = await asyncpg.connect(self.deployment.database_url)
+            return int(await self._pg.fetchval(sql))
+        import sqlite3
+
+        path = self.deployment.data_dir / "causeflow.db"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+            return int(db.execute(sql).fetchone()[0])
+
+    async def wait_for(self, target: int, timeout: float) -> float:
+        """Poll until `target` deliveries are recorded; returns the time.time() it was seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if await self.succeeded() >= target:
+                return time.time()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {await self.succeeded()} of {target} recorded")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        if self._pg is not None:
+            await self._pg.close()
+
+
+@dataclass
+class Latency:
+    achieved_rate: float  # events/s the API actually took
+    publish: list[float] = field(default_factory=list)  # request sent -> receiver has it, ms
+    accepted: list[float] = field(default_factory=list)  # 201 received -> receiver has it
+    api: list[float] = field(default_factory=list)  # request sent -> 201 received
+
+
+class Bench:
+    def __init__(
+        self, deployment: Deployment, api: str, creds: dict[str, str], receiver: str
+    ) -> None:
+        self.deployment = deployment
+        self.api = api
+        self.creds = creds
+        self.receiver = receiver
+        self.counts = Counts(deployment)
+        self.session: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        assert self.session is not None
+        return self.session
+
+    async def __aenter__(self) -> Bench:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256),
+            headers={"X-API-Key": self.creds["apiKey"]},
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.close()
+        await self.counts.close()
+
+    async def subscribe(self, count: int, event_type: str) -> None:
+        for i in range(count):
+            async with self.http.post(
+                self.api + "/v1/webhook-subscriptions",
+                json={"url": f"{self.receiver}/{event_type}/{i}", "events": [event_type]},
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+
+    async def publish_one(self, event_type: str) -> tuple[float, str]:
+        sent = time.time()
+        async with self.http.post(
+            self.api + "/v1/events", json={"event": event_type, "data": sample_data(event_type)}
+        ) as resp:
+            body = await resp.read()
+            assert resp.status == 201, body
+        return sent, orjson.loads(body)["id"]
+
+    async def publish_many(self, event_type: str, count: int, concurrency: int = 32) -> None:
+        left = [count]
+
+        async def one_client() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                await self.publish_one(event_type)
+
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+
+    async def bulk_append(self, event_type: str, count: int) -> None:
+        """Commit `count` events in one transaction, as a bulk import would."""
+        from causeflow.app import build_context
+        from causeflow.event.log import append_event
+        from causeflow.settings import Settings
+
+        settings = Settings(
+            data_dir=self.deployment.data_dir, database_url=self.deployment.database_url or ""
+        )
+        ctx = await build_context(settings)
+        try:
+            data = sample_data(event_type)
+            async with ctx.db.transaction() as tx:
+                for _ in range(count):
+                    await append_event(
+                        tx,
+                        tenant_id=self.creds["tenantId"],
+                        event_type=event_type,
+                        data=data,
+                        now_ms=ctx.clock.now_ms(),
+                    )
+        finally:
+            await ctx.db.dispose()
+
+    async def throughput(
+        self, event_type: str, subs: int, events: int, mode: str
+    ) -> tuple[float, float]:
+        """(deliveries/s, service CPU microseconds per delivery)."""
+        base = await self.counts.succeeded()
+        target = base + events * subs
+        if mode == "bulk":
+            await self.bulk_append(event_type, events - 1)
+            cpu = service_cpu(self.deployment)
+            started = time.time()
+            # one event through the API wakes the service's dispatcher (SQLite has no NOTIFY
+            # between processes; on PostgreSQL the bulk commit already did)
+            await self.publish_one(event_type)
+        else:
+            cpu = service_cpu(self.deployment)
+            started = time.time()
+            await self.publish_many(event_type, events)
+        finished = await self.counts.wait_for(target, timeout=120)
+        used = service_cpu(self.deployment) - cpu
+        return events * subs / (finished - started), used / (events * subs) * 1e6
+
+    async def latency(self, event_type: str, subs: int, rate: float, seconds: float) -> Latency:
+        """Publish at a steady `rate` (open loop: on schedule, whatever the API's pace)."""
+        async with self.http.post(self.receiver + "/_reset") as resp:
+            await resp.read()
+        base = await self.counts.succeeded()
+        total = int(rate * seconds)
+        sent: dict[str, tuple[float, float]] = {}  # event id -> (request sent, 201 received)
+        start = time.monotonic() + 0.05
+
+        async def at(when: float) -> None:
+            await asyncio.sleep(max(0.0, when - time.monotonic()))
+            t, event_id = await self.publish_one(event_type)
+            sent[event_id] = (t, time.time())
+
+        first = time.time()
+        await asyncio.gather(*(at(start + i / rate) for i in range(total)))
+        achieved = total / (max(a for _t, a in sent.values()) - first)
+        await self.counts.wait_for(base + total * subs, timeout=120)
+        async with self.http.get(self.receiver + "/_arrivals") as resp:
+            arrivals = orjson.loads(await resp.read())
+        result = Latency(achieved)
+        for _path, event_id, received in arrivals:
+            if event_id in sent:
+                t_sent, t_accepted = sent[event_id]
+                result.publish.append((received - t_sent) * 1000)
+                result.accepted.append((received - t_accepted) * 1000)
+        for t_sent, t_accepted in sent.values():
+            result.api.append((t_accepted - t_sent) * 1000)
+        return result
+
+
+async def baseline(receiver: str, count: int, concurrency: int = 64) -> float:
+    """The ceiling: sign each body (both schemes, one secret) and POST it, nothing else."""
+    from causeflow.webhook.signing import delivery_headers, generate_secret
+
+    secret = generate_secret()
+    body = orjson.dumps(
+        {"id": "evt_01JD0000000000000000000000", "event": TYPE_TEN, "data": sample_data(TYPE_TEN)}
+    )
+    left = [count]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
+        async def one_client() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                headers = delivery_headers(
+                    event_type=TYPE_TEN,
+                    msg_id="msg_01JD0000000000000000000000",
+                    timestamp=int(time.time()),
+                    body=body,
+                    secrets=[secret],
+                    version="bench",
+                )
+                async with http.post(receiver + "/baseline", data=body, headers=headers) as r:
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def start_deployment(tmp: Path, backend: str, pg_url: str | None) -> tuple[Deployment, str]:
+    deployment = Deployment(tmp, pg_url if backend == "pg" else None, env=ENV)
+    if backend == "pg":
+        server = deployment.add_server(CAUSEFLOW_RUN_WORKERS="false")
+        deployment.add_worker()
+        deployment.add_worker()
+    else:
+        server = deployment.add_server()
+    return deployment, server.base_url
+
+
+async def measure(
+    args: argparse.Namespace, deployment: Deployment, api: str, receiver: str
+) -> None:
+    creds = deployment.create_tenant("bench")
+    async with Bench(deployment, api, creds, receiver) as bench:
+        await bench.subscribe(10, TYPE_TEN)
+        await bench.subscribe(1, TYPE_ONE)
+        await bench.throughput(TYPE_TEN, 10, 200, "bulk")  # warm-up: imports, caches, pools
+        results: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        for _ in range(args.runs):
+            for mode in args.modes:
+                for subs, event_type, events in (
+                    (10, TYPE_TEN, args.events_ten),
+                    (1, TYPE_ONE, args.events_one),
+                ):
+                    key = f"deliveries/s, {subs:>2} subscription(s) per event, {mode}"
+                    value, per = await bench.throughput(event_type, subs, events, mode)
+                    results.setdefault(key, []).append(value)
+                    cpu.setdefault(key, []).append(per)
+                    print(f"  run: {key}: {value:,.0f} ({per:.0f} us CPU each)", flush=True)
+            base = await baseline(receiver, args.baseline_requests)
+            results.setdefault("baseline: bare aiohttp sign+POST req/s", []).append(base)
+            print(f"  run: baseline {base:,.0f} req/s", flush=True)
+        lat: dict[int, list[Latency]] = {}
+        for _ in range(args.runs):
+            for subs, event_type in ((1, TYPE_ONE), (10, TYPE_TEN))[: args.latency_configs]:
+                got = await bench.latency(event_type, subs, args.rate, args.latency_seconds)
+                lat.setdefault(subs, []).append(got)
+                print(
+                    f"  run: latency {subs} sub(s) at {got.achieved_rate:.0f} events/s:"
+                    f" p50 {percentile(got.publish, 50):.1f} ms"
+                    f" p99 {percentile(got.publish, 99):.1f} ms",
+                    flush=True,
+                )
+
+    print()
+    print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
+    workers = "one `causeflow serve`" if args.backend == "sqlite" else "API + 2 `causeflow worker`"
+    print(f"backend: {args.backend} ({workers}); runs: {args.runs}; medians:")
+    base = statistics.median(results.pop("baseline: bare aiohttp sign+POST req/s"))
+    for key, values in results.items():
+        med = statistics.median(values)
+        per = statistics.median(cpu[key])
+        print(
+            f"  {key:<52} {med:>9,.0f}   ({med / base:.0%} of baseline;"
+            f" service CPU {per:.0f} us per delivery)"
+        )
+    print(f"  {'baseline: bare aiohttp sign+POST, 64 in flight':<52} {base:>9,.0f} req/s")
+    for subs, runs in lat.items():
+
+        def at(pick: str, pct: float, runs: list[Latency] = runs) -> float:
+            return statistics.median(percentile(getattr(r, pick), pct) for r in runs)
+
+        rate = statistics.median(r.achieved_rate for r in runs)
+        print(
+            f"  publish-to-receipt, {args.rate:.0f} events/s asked ({rate:.0f}/s taken by the"
+            f" API) x {subs} sub(s): p50 {at('publish', 50):.1f} ms,"
+            f" p99 {at('publish', 99):.1f} ms"
+        )
+        print(
+            f"    of which the API call (sent -> 201): p50 {at('api', 50):.1f} ms,"
+            f" p99 {at('api', 99):.1f} ms; accepted (201) -> receipt:"
+            f" p50 {at('accepted', 50):.1f} ms, p99 {at('accepted', 99):.1f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=("sqlite", "pg"), default="sqlite")
+    parser.add_argument("--pg-url", help="an empty PostgreSQL database (default: a fresh one)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events-ten", type=int, default=2000, help="events, 10 subscriptions")
+    parser.add_argument("--events-one", type=int, default=5000, help="events, 1 subscription")
+    parser.add_argument("--modes", default="bulk,api", help="bulk and/or api")
+    parser.add_argument("--rate", type=float, default=500.0, help="events/s for the latency")
+    parser.add_argument("--latency-seconds", type=float, default=4.0)
+    parser.add_argument("--latency-configs", type=int, default=1, help="1: 1 sub; 2: also 10")
+    parser.add_argument("--baseline-requests", type=int, default=20000)
+    args = parser.parse_args()
+    if args.receiver:
+        run_receiver(args.receiver)
+        return
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    with tempfile.TemporaryDirectory(prefix="cf-bench-") as tmp, receiver_process() as receiver:
+        if args.backend == "pg" and not args.pg_url:
+            from tests.support.pg import fresh_database
+
+            with fresh_database("cf_bench") as url:
+                run(args, Path(tmp), url, receiver)
+        else:
+            run(args, Path(tmp), args.pg_url, receiver)
+
+
+def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) -> None:
+    deployment, api = start_deployment(tmp, args.backend, pg_url)
+    with deployment:
+        asyncio.run(measure(args, deployment, api, receiver))
+
+
+if __name__ == "__main__":
+    main()

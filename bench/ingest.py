@@ -1,0 +1,299 @@
+"""Inbound alert throughput and latency of one real `causeflow serve` on SQLite.
+
+Measures, over several runs (medians reported), with a load generator in its own process
+(aiohttp, `--concurrency` connections) posting `custom` alerts with the ingest key:
+- `new`: every alert opens a new incident (alert row, incident row, open fingerprint and
+  `incident.created` committed before the 202 is sent);
+- `dup90`: 90 % of the alerts repeat one of 64 open alerts (attached), 10 % open new incidents;
+- a baseline in the same run: a bare FastAPI endpoint on the same uvicorn/uvloop/httptools
+  stack that only reads and HMACs the body.
+Alerts/s, p50 and p99 latency. Prints, never asserts.
+
+    .venv/bin/python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from fastapi import FastAPI, Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.support.ports import free_port, port_open  # noqa: E402
+from tests.support.processes import Deployment  # noqa: E402
+
+ENV = {
+    "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",
+    "CAUSEFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "0",
+    "CAUSEFLOW_LOG_LEVEL": "warning",
+}
+HOT_ALERTS = 64
+WARMUP_SECONDS = 1.0
+
+
+# --- the baseline server ---------------------------------------------------------------------
+
+
+def serve_baseline(port: int) -> None:
+    """FastAPI + uvicorn (uvloop, httptools, no access log): read the body, HMAC it, answer 202."""
+    import uvicorn
+
+    app = FastAPI()
+    secret = os.urandom(32)
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        digest = hmac.new(secret, await request.body(), hashlib.sha256).hexdigest()
+        return Response(orjson.dumps({"status": "accepted", "digest": digest}), status_code=202)
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        backlog=4096,
+    )
+
+
+# --- the load generator (its own process) ----------------------------------------------------
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+async def generate(url: str, key: str, mode: str, seconds: float, concurrency: int) -> dict:
+    prefix = f"{mode}-{os.getpid()}-{time.time_ns()}"
+    counter = 0
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    rng = random.Random(7)
+    hot = [f"{prefix}-hot-{i}" for i in range(HOT_ALERTS)]
+
+    def next_body() -> bytes:
+        nonlocal counter
+        counter += 1
+        if mode == "dup90" and rng.random() < 0.9:
+            external = rng.choice(hot)
+        else:
+            external = f"{prefix}-{counter}"
+        return orjson.dumps(
+            {"externalId": external, "title": f"Alert {external}", "severity": "high"}
+        )
+
+    latencies: list[float] = []
+    actions: dict[str, int] = {}
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        if mode == "dup90":  # open the hot alerts first, so repeats attach
+            for external in hot:
+                body = orjson.dumps({"externalId": external, "title": external})
+                async with http.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+        started = time.perf_counter()
+        measure_from = started + WARMUP_SECONDS
+        deadline = measure_from + seconds
+
+        async def client() -> None:
+            nonlocal errors
+            while True:
+                body = next_body()
+                t0 = time.perf_counter()
+                if t0 >= deadline:
+                    return
+                async with http.post(url, data=body, headers=headers) as resp:
+                    payload = await resp.read()
+                    status = resp.status
+                t1 = time.perf_counter()
+                if t0 < measure_from:
+                    continue
+                if status != 202:
+                    errors += 1
+                    continue
+                latencies.append(t1 - t0)
+                for alert in orjson.loads(payload).get("alerts", ()):
+                    actions[alert["action"]] = actions.get(alert["action"], 0) + 1
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return {
+        "rps": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "errors": errors,
+        "actions": actions,
+    }
+
+
+def run_load(url: str, key: str, mode: str, seconds: float, concurrency: int) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--role",
+        "load",
+        "--url",
+        url,
+        "--key",
+        key,
+        "--mode",
+        mode,
+        "--seconds",
+        str(seconds),
+        "--concurrency",
+        str(concurrency),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 120)
+    return dict(orjson.loads(out.stdout.strip().splitlines()[-1]))
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
+    )
+
+
+def start_baseline() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--role", "baseline", "--port", str(port)]
+    )
+    deadline = time.monotonic() + 20
+    while not port_open(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("the baseline server did not start")
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port}/hook"
+
+
+def report(results: dict[str, list[dict]]) -> None:
+    base = statistics.median(r["rps"] for r in results["baseline"])
+    print(f"\nmedians of {len(results['baseline'])} runs:")
+    print(f"  {'':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  of baseline")
+    for name, runs in results.items():
+        rps = statistics.median(r["rps"] for r in runs)
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        print(f"  {name:<36} {rps:>9,.0f} {p50:>8.1f} {p99:>8.1f}  {rps / base:>6.0%}")
+
+
+def orchestrate(args: argparse.Namespace) -> None:
+    print(f"machine: {machine()}")
+    if args.server_env:
+        print(f"server environment: {' '.join(args.server_env)}")
+    print(
+        f"load: {args.concurrency} connections, {args.seconds:g} s per measurement "
+        f"(after {WARMUP_SECONDS:g} s warm-up), {args.runs} runs"
+    )
+    baseline_proc, baseline_url = start_baseline()
+    labels = {
+        "baseline": "baseline: FastAPI HMAC endpoint",
+        "new": "new incident per alert",
+        "dup90": "90 % duplicates (attached)",
+    }
+    results: dict[str, list[dict]] = {label: [] for label in labels.values()}
+    results["baseline"] = results.pop(labels["baseline"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="cf-bench-ingest-") as tmp:
+            extra = dict(item.split("=", 1) for item in args.server_env)
+            deployment = Deployment(Path(tmp), env={**ENV, **extra})
+            try:
+                deployment.migrate()
+                tenant = deployment.create_tenant("bench")
+                server = deployment.add_server()
+                url = f"{server.base_url}/v1/webhooks/{tenant['tenantId']}/custom"
+                for run in range(1, args.runs + 1):
+                    for mode in ("baseline", "new", "dup90"):
+                        target = baseline_url if mode == "baseline" else url
+                        load_mode = "new" if mode == "baseline" else mode
+                        got = run_load(
+                            target, tenant["ingestKey"], load_mode, args.seconds, args.concurrency
+                        )
+                        key = "baseline" if mode == "baseline" else labels[mode]
+                        results[key].append(got)
+                        print(
+                            f"  run {run} {mode:<8} {got['rps']:>8,.0f} alerts/s  "
+                            f"p50 {got['p50_ms']:.1f} ms  p99 {got['p99_ms']:.1f} ms  "
+                            f"errors {got['errors']}  {got['actions']}",
+                            flush=True,
+                        )
+            finally:
+                deployment.stop_all()
+    finally:
+        baseline_proc.terminate()
+        baseline_proc.wait(10)
+    report(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--role", choices=["main", "baseline", "load"], default="main")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for `causeflow serve` (e.g. CAUSEFLOW_RUN_WORKERS=false)",
+    )
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--url")
+    parser.add_argument("--key")
+    parser.add_argument("--mode", choices=["new", "dup90"], default="new")
+    args = parser.parse_args()
+    if args.role == "baseline":
+        serve_baseline(args.port)
+    elif args.role == "load":
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        result = asyncio.run(
+            generate(args.url, args.key, args.mode, args.seconds, args.concurrency)
+        )
+        print(orjson.dumps(result).decode())
+    else:
+        orchestrate(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,527 @@
+"""SSE fan-out of one `causeflow serve` process: N open streams, events published at a steady rate.
+
+Reports, as medians of several runs: streams connected, events lost, p50/p99 publish-to-receive
+latency (from just before `POST /v1/events` to the frame's arrival at each client) and server
+memory per stream, (RSS with N streams - RSS idle) / N. The same clients and publisher are then
+pointed at a baseline, a minimal aiohttp SSE server that fans the same envelopes out from memory
+(no database, no auth, no resume), and the ratio is printed. Clients run in separate processes
+(raw asyncio sockets, a few thousand each) so they do not starve the server. Prints, never asserts.
+
+    .venv/bin/python bench/sse_fanout.py                       # 10,000 streams, 10 events/s
+    .venv/bin/python bench/sse_fanout.py --streams 1000 --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from causeflow.models import sample_data  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import service_env  # noqa: E402
+
+STREAM_PATH = "/v1/notifications/stream"
+EVENT_TYPE = "incident.created"
+PER_CLIENT_PROCESS = 2500
+ID_LINE = re.compile(rb"\nid: (evt_[0-9A-Z]{26})\n")
+
+
+def raise_nofile(wanted: int) -> Callable[[], None]:
+    """A preexec_fn (or a first call) lifting this process's open-file limit to `wanted`."""
+
+    def apply() -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+    return apply
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def machine() -> str:
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return (
+        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+# --- clients (separate processes) ------------------------------------------------------------
+
+
+class ClientStats:
+    def __init__(self) -> None:
+        self.opened = 0
+        self.refused = 0
+        self.closed_early = 0
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+
+
+class StreamClient(asyncio.Protocol):
+    """One stream over a raw socket: waits for the preamble, then notes each `id:` it reads."""
+
+    def __init__(self, stats: ClientStats, request: bytes, ready: asyncio.Future[bool]) -> None:
+        self.stats = stats
+        self.request = request
+        self.ready = ready
+        self.tail = b""
+        self.open = False
+        self.finished = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment] (uvloop's is not a subclass)
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        buffer = self.tail + data
+        if not self.open:
+            if not buffer.startswith(b"HTTP/1.1 200"):
+                if len(buffer) >= 12 and not self.ready.done():
+                    self.ready.set_result(False)
+                return
+            if b"retry: " not in buffer:
+                self.tail = buffer
+                return
+            self.open = True
+            if not self.ready.done():
+                self.ready.set_result(True)
+        end = 0
+        arrivals = self.stats.arrivals
+        for match in ID_LINE.finditer(buffer):
+            arrivals[match.group(1).decode()].append(now)
+            end = match.end() - 1  # keep the newline: the next id line starts with one
+        self.tail = buffer[max(end, len(buffer) - 64) :]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.finished:
+            self.stats.closed_early += 1
+        if not self.ready.done():
+            self.ready.set_result(False)
+
+
+async def _client(pipe: Connection, port: int, request: bytes, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    stats = ClientStats()
+    clients: list[StreamClient] = []
+    gate = asyncio.Semaphore(64)  # handshakes in flight, so the accept queue never overflows
+
+    async def one() -> None:
+        async with gate:
+            ready: asyncio.Future[bool] = loop.create_future()
+            client = StreamClient(stats, request, ready)
+            try:
+                await loop.create_connection(lambda: client, "127.0.0.1", port)
+                ok = await asyncio.wait_for(ready, 30)
+            except (OSError, TimeoutError):
+                ok = False
+            if ok:
+                stats.opened += 1
+                clients.append(client)
+            else:
+                stats.refused += 1
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    pipe.send(("connected", stats.opened, stats.refused))
+    await loop.run_in_executor(None, pipe.recv)  # "finish"
+    for client in clients:
+        client.finished = True
+        if client.transport is not None:
+            client.transport.close()
+    pipe.send(
+        (
+            "results",
+            {
+                "opened": stats.opened,
+                "closed_early": stats.closed_early,
+                "arrivals": dict(stats.arrivals),
+            },
+        )
+    )
+
+
+def client_process(pipe: Connection, port: int, request: bytes, count: int) -> None:
+    raise_nofile(count + 1024)()
+    import uvloop
+
+    uvloop.run(_client(pipe, port, request, count))
+
+
+# --- the baseline server (a separate process) ------------------------------------------------
+
+
+def baseline_server(port: int) -> None:
+    """A minimal aiohttp SSE fan-out: streams in a set, each publish written to every one."""
+    import uvloop
+    from aiohttp import web
+
+    from causeflow.clock import ms_to_rfc3339
+    from causeflow.ids import new_id
+
+    streams: set[web.StreamResponse] = set()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 3000\n: stream open\n\n")
+        streams.add(response)
+        try:
+            await asyncio.Future()  # until the client leaves (the handler is cancelled)
+        finally:
+            streams.discard(response)
+        return response
+
+    async def publish(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        now = int(time.time() * 1000)
+        event_id = new_id("evt", now)
+        envelope = orjson.dumps(
+            {
+                "id": event_id,
+                "event": body["event"],
+                "timestamp": ms_to_rfc3339(now),
+                "tenantId": "ten_baseline",
+                "data": body["data"],
+            }
+        )
+        frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (
+            event_id.encode(),
+            body["event"].encode(),
+            envelope,
+        )
+        for response in list(streams):
+            await response.write(frame)
+        return web.Response(body=envelope, status=201, content_type="application/json")
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get(STREAM_PATH, stream)
+    app.router.add_post("/v1/events", publish)
+    app.router.add_get("/healthz", healthz)
+    uvloop.install()
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+        backlog=4096,
+        handler_cancellation=True,
+    )
+
+
+# --- servers under test ----------------------------------------------------------------------
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).read()  # noqa: S310 (loopback)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.05)
+
+
+async def _provision(data_dir: Path, database_url: str) -> dict[str, str]:
+    from causeflow.app import build_context
+    from causeflow.db.migrate import migrate
+    from causeflow.settings import Settings
+    from causeflow.tenant.service import provision
+
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    await migrate(settings)
+    ctx = await build_context(settings)
+    try:
+        return (await provision(ctx, name="bench")).as_json()
+    finally:
+        await ctx.db.dispose()
+
+
+@contextmanager
+def server(kind: str, streams: int, database_url: str) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """Start the server under test; yields (pid, base url, request headers)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="cf-sse-bench-") as tmp:
+        log = Path(tmp) / "server.log"
+        if kind == "causeflow":
+            data_dir = Path(tmp) / "data"
+            creds = asyncio.run(_provision(data_dir, database_url))
+            headers = {"X-API-Key": creds["apiKey"]}
+            env = service_env(
+                {
+                    "CAUSEFLOW_DATA_DIR": str(data_dir),
+                    "CAUSEFLOW_DATABASE_URL": database_url,
+                    "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",
+                    "CAUSEFLOW_SSE_MAX_STREAMS_PER_TENANT": str(streams + 1000),
+                    "CAUSEFLOW_LOG_LEVEL": "warning",
+                }
+            )
+            cmd = [sys.executable, "-m", "causeflow", "serve", "--port", str(port)]
+        else:
+            headers = {}
+            env = service_env()
+            cmd = [sys.executable, __file__, "--baseline-server", str(port)]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_nofile(streams + 2048),
+                start_new_session=True,
+            )
+        try:
+            _wait_healthy(base, proc, log)
+            yield proc.pid, base, headers
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+async def _warm_up(base: str, headers: dict[str, str]) -> None:
+    """Exercise every path once so the idle RSS already holds the code's own allocations."""
+    body = {"event": EVENT_TYPE, "data": sample_data(EVENT_TYPE)}
+    async with aiohttp.ClientSession() as session:
+        responses = [
+            await session.get(base + STREAM_PATH, headers=headers, timeout=aiohttp.ClientTimeout())
+            for _ in range(20)
+        ]
+        for _ in range(5):
+            async with session.post(base + "/v1/events", json=body, headers=headers) as r:
+                assert r.status == 201, await r.text()
+        await asyncio.sleep(0.5)
+        for response in responses:
+            response.close()
+    await asyncio.sleep(1.0)
+
+
+async def _publish(
+    base: str, headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    """POST events at a steady rate; returns event id -> time just before its POST."""
+    body = {"event": EVENT_TYPE, "data": sample_data(EVENT_TYPE)}
+    sent: dict[str, float] = {}
+    count = int(rate * seconds)
+    async with aiohttp.ClientSession() as session:
+        start = time.monotonic()
+        for i in range(count):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            before = time.time()
+            async with session.post(base + "/v1/events", json=body, headers=headers) as r:
+                if r.status != 201:
+                    raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+                sent[orjson.loads(await r.read())["id"]] = before
+    return sent
+
+
+def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
+    with server(kind, args.streams, args.database_url) as (pid, base, headers):
+        asyncio.run(_warm_up(base, headers))
+        rss_idle = rss_kib(pid)
+        port = int(base.rsplit(":", 1)[1])
+        request = (
+            f"GET {STREAM_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Accept: text/event-stream\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode()
+        ctx = multiprocessing.get_context("spawn")
+        per_process = math.ceil(args.streams / max(1, math.ceil(args.streams / args.per_client)))
+        workers = []
+        remaining = args.streams
+        while remaining > 0:
+            count = min(per_process, remaining)
+            remaining -= count
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=client_process, args=(child, port, request, count))
+            proc.start()
+            workers.append((proc, parent))
+        started = time.monotonic()
+        opened = refused = 0
+        for _, pipe in workers:
+            _, ok, bad = pipe.recv()
+            opened += ok
+            refused += bad
+        connect_seconds = time.monotonic() - started
+        time.sleep(2.0)
+        rss_loaded = rss_kib(pid)
+        cpu_before = cpu_seconds(pid)
+        sent = asyncio.run(_publish(base, headers, args.rate, args.seconds))
+        cpu_after = cpu_seconds(pid)
+        time.sleep(args.drain)
+        latencies: list[float] = []
+        received = 0
+        closed_early = 0
+        for proc, pipe in workers:
+            pipe.send("finish")
+            _, result = pipe.recv()
+            closed_early += result["closed_early"]
+            for event_id, times in result["arrivals"].items():
+                published = sent.get(event_id)
+                if published is None:
+                    continue
+                received += len(times)
+                latencies.extend(t - published for t in times)
+            proc.join(30)
+    latencies.sort()
+    expected = opened * len(sent)
+    return {
+        "connected": opened,
+        "refused": refused,
+        "connect_s": connect_seconds,
+        "events": len(sent),
+        "lost": expected - received,
+        "closed_early": closed_early,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "rss_idle_mib": rss_idle / 1024,
+        "rss_loaded_mib": rss_loaded / 1024,
+        "kib_per_stream": (rss_loaded - rss_idle) / max(1, opened),
+        "server_user_pct": 100 * (cpu_after[0] - cpu_before[0]) / args.seconds,
+        "server_sys_pct": 100 * (cpu_after[1] - cpu_before[1]) / args.seconds,
+    }
+
+
+COLUMNS = [
+    ("connected", "{:.0f}"),
+    ("refused", "{:.0f}"),
+    ("connect_s", "{:.1f}"),
+    ("events", "{:.0f}"),
+    ("lost", "{:.0f}"),
+    ("closed_early", "{:.0f}"),
+    ("p50_ms", "{:.1f}"),
+    ("p99_ms", "{:.1f}"),
+    ("max_ms", "{:.1f}"),
+    ("rss_idle_mib", "{:.1f}"),
+    ("rss_loaded_mib", "{:.1f}"),
+    ("kib_per_stream", "{:.1f}"),
+    ("server_user_pct", "{:.0f}"),
+    ("server_sys_pct", "{:.0f}"),
+]
+
+
+def show(label: str, row: dict[str, float]) -> None:
+    cells = "  ".join(f"{name}={fmt.format(row[name])}" for name, fmt in COLUMNS)
+    print(f"  {label:<22} {cells}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=10000)
+    parser.add_argument("--rate", type=float, default=10.0, help="events per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to publish")
+    parser.add_argument("--drain", type=float, default=3.0, help="wait after the last event")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--per-client", type=int, default=PER_CLIENT_PROCESS)
+    parser.add_argument("--database-url", default="", help="PostgreSQL URL (default SQLite)")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_server:
+        baseline_server(args.baseline_server)
+        return
+    raise_nofile(args.streams + 2048)()
+    print(f"machine: {machine()}")
+    print(
+        f"workload: {args.streams} streams on one process, {args.rate:g} events/s for "
+        f"{args.seconds:g} s, clients in {math.ceil(args.streams / args.per_client)} processes, "
+        f"{args.runs} runs, storage {'PostgreSQL' if args.database_url else 'SQLite'}",
+        flush=True,
+    )
+    kinds = ["causeflow"] + ([] if args.no_baseline else ["baseline"])
+    results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    for run in range(1, args.runs + 1):
+        for kind in kinds:
+            row = run_once(kind, args)
+            results[kind].append(row)
+            show(f"run {run} {kind}", row)
+    print("medians:")
+    medians = {
+        kind: {name: statistics.median(r[name] for r in rows) for name, _ in COLUMNS}
+        for kind, rows in results.items()
+    }
+    for kind, row in medians.items():
+        show(kind, row)
+    if "baseline" in medians:
+        ours, base = medians["causeflow"], medians["baseline"]
+        ratios = ", ".join(
+            f"{name} x{ours[name] / base[name]:.2f}"
+            for name in ("p50_ms", "p99_ms", "kib_per_stream", "server_user_pct")
+            if base[name]
+        )
+        print(f"causeflow / baseline: {ratios}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Webhook subscriptions and their deliveries, as pages over `/v1/webhook-subscriptions…`.
+
+List and create (the secret is shown once, on the page the POST answers), edit, enable or
+disable, rotate the secret, send a test event, delete; per subscription its deliveries with
+status filters and a 24-hour chart, recover and replay windows; one delivery's attempts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from causeflow.clock import ms_to_rfc3339
+from causeflow.dashboard.api import ApiError
+from causeflow.dashboard.chart import HOUR_MS, bucket_deliveries, delivery_chart
+from causeflow.dashboard.events_pages import ALL_TYPES
+from causeflow.dashboard.forms import (
+    FormError,
+    format_filter,
+    format_headers,
+    local_to_rfc3339,
+    ms_to_local,
+    parse_events,
+    parse_filter,
+    parse_headers,
+)
+from causeflow.dashboard.page import DashboardRoute, Page, SignedIn, safe_next
+
+router = APIRouter(route_class=DashboardRoute)
+
+SUBS = "/v1/webhook-subscriptions"
+STATUSES = ("pending", "succeeded", "failed", "cancelled")
+CHART_PAGES = 5  # up to 500 deliveries feed the 24-hour chart
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _body_from_form(form: FormData) -> dict[str, Any]:
+    """The fields the create and edit forms share, as the API's JSON (raises FormError)."""
+    events = parse_events([v for v in form.getlist("events") if isinstance(v, str)], ALL_TYPES)
+    rate = _text(form, "rateLimitPerSecond").strip()
+    if rate and not rate.isdigit():
+        raise FormError("rate limit: a whole number of deliveries per second")
+    return {
+        "url": _text(form, "url").strip(),
+        "events": events,
+        "description": _text(form, "description").strip() or None,
+        "filter": parse_filter(_text(form, "filter")),
+        "headers": parse_headers(_text(form, "headers")),
+        "rateLimitPerSecond": int(rate) if rate else None,
+    }
+
+
+def _form_values(sub: dict[str, Any] | None) -> dict[str, Any]:
+    sub = sub or {}
+    return {
+        "url": sub.get("url", ""),
+        "events": sub.get("events", ["*"]),
+        "description": sub.get("description") or "",
+        "filter": format_filter(sub.get("filter")),
+        "headers": format_headers(sub.get("headers")),
+        "rateLimitPerSecond": sub.get("rateLimitPerSecond") or "",
+    }
+
+
+def _typed_values(form: FormData) -> dict[str, Any]:
+    return {
+        "url": _text(form, "url"),
+        "events": [v for v in form.getlist("events") if isinstance(v, str)],
+        "description": _text(form, "description"),
+        "filter": _text(form, "filter"),
+        "headers": _text(form, "headers"),
+        "rateLimitPerSecond": _text(form, "rateLimitPerSecond"),
+    }
+
+
+async def _list_page(page: Page, **values: Any) -> Response:
+    cursor = page.request.query_params.get("cursor")
+    subs, error = await page.attempt(page.api.get(SUBS, limit=50, cursor=cursor))
+    values.setdefault("form", _form_values(None))
+    values.setdefault("form_error", None)
+    return page.render(
+        "subscriptions.html",
+        status=error.status if error else values.pop("status", 200),
+        active="subscriptions",
+        subs=subs,
+        error=error,
+        types=ALL_TYPES,
+        **values,
+    )
+
+
+@router.get("/subscriptions")
+async def subscriptions(page: SignedIn) -> Response:
+    return await _list_page(page)
+
+
+@router.post("/subscriptions")
+async def create_subscription(page: SignedIn) -> Response:
+    form = await page.form()
+    try:
+        body = _body_from_form(form)
+        body = {k: v for k, v in body.items() if v is not None}
+        created = await page.api.post(SUBS, body)
+    except (FormError, ApiError) as exc:
+        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        details = exc.details if isinstance(exc, ApiError) else None
+        status = exc.status if isinstance(exc, ApiError) else 422
+        return await _list_page(
+            page, form=_typed_values(form), form_error=(message, details), status=status
+        )
+    return page.render(
+        "secret.html", status=201, active="subscriptions", sub=created, rotated=False
+    )
+
+
+async def _subscription_page(
+    page: Page, sub_id: str, *, form: dict[str, Any] | None = None, **values: Any
+) -> Response:
+    sub = await page.api.get(f"{SUBS}/{sub_id}")
+    values.setdefault("form_error", None)
+    return page.render(
+        "subscription.html",
+        status=values.pop("status", 200),
+        active="subscriptions",
+        sub=sub,
+        form=form or _form_values(sub),
+        types=ALL_TYPES,
+        **values,
+    )
+
+
+@router.get("/subscriptions/{sub_id}")
+async def subscription(sub_id: str, page: SignedIn) -> Response:
+    return await _subscription_page(page, sub_id)
+
+
+@router.post("/subscriptions/{sub_id}")
+async def edit_subscription(sub_id: str, page: SignedIn) -> Response:
+    form = await page.form()
+    try:
+        await page.api.patch(f"{SUBS}/{sub_id}", _body_from_form(form))
+    except (FormError, ApiError) as exc:
+        if isinstance(exc, ApiError) and exc.status in (401, 404):
+            raise
+        message = exc.message if isinstance(exc, ApiError) else str(exc)
+        details = exc.details if isinstance(exc, ApiError) else None
+        return await _subscription_page(
+            page,
+            sub_id,
+            form=_typed_values(form),
+            form_error=(message, details),
+            status=exc.status if isinstance(exc, ApiError) else 422,
+        )
+    return page.redirect(f"/ui/subscriptions/{sub_id}", "saved")
+
+
+@router.post("/subscriptions/{sub_id}/enabled")
+async def set_enabled(sub_id: str, page: SignedIn) -> Response:
+    form = await page.form()
+    enabled = _text(form, "enabled") == "true"
+    await page.api.patch(f"{SUBS}/{sub_id}", {"enabled": enabled})
+    return page.redirect(f"/ui/subscriptions/{sub_id}", "enabled" if enabled else "disabled")
+
+
+@router.post("/subscriptions/{sub_id}/rotate-secret")
+async def rotate_secret(sub_id: str, page: SignedIn) -> Response:
+    await page.form()
+    rotated = await page.api.post(f"{SUBS}/{sub_id}/rotate-secret", {})
+    return page.render("secret.html", active="subscriptions", sub=rotated, rotated=True)
+
+
+@router.post("/subscriptions/{sub_id}/test")
+async def send_test(sub_id: str, page: SignedIn) -> Response:
+    form = await page.form()
+    event = _text(form, "event") or "incident.created"
+    await page.api.post(f"{SUBS}/{sub_id}/test", {"event": event})
+    return page.redirect(f"/ui/subscriptions/{sub_id}/deliveries", "test-sent")
+
+
+@router.post("/subscriptions/{sub_id}/delete")
+async def delete_subscription(sub_id: str, page: SignedIn) -> Response:
+    await page.form()
+    await page.api.delete(f"{SUBS}/{sub_id}")
+    return page.redirect("/ui/subscriptions", "deleted")
+
+
+async def _recent_deliveries(page: Page, sub_id: str, since_ms: int) -> list[dict[str, Any]]:
+    """Deliveries of the last day for the chart (newest first, stops once older than that)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(CHART_PAGES):
+        found = await page.api.get(f"{SUBS}/{sub_id}/deliveries", limit=100, cursor=cursor)
+        out += found["items"]
+        cursor = found.get("cursor")
+        oldest = found["items"][-1]["createdAt"] if found["items"] else None
+        if not cursor or (oldest and oldest < ms_to_rfc3339(since_ms)):
+            break
+    return out
+
+
+@router.get("/subscriptions/{sub_id}/deliveries")
+async def deliveries(sub_id: str, page: SignedIn) -> Response:
+    query = page.request.query_params
+    status = query.get("status") if query.get("status") in STATUSES else None
+    event = query.get("event") if query.get("event") in ALL_TYPES else None
+    sub = await page.api.get(f"{SUBS}/{sub_id}")
+    listing = await page.api.get(
+        f"{SUBS}/{sub_id}/deliveries",
+        limit=50,
+        status=status,
+        event=event,
+        cursor=query.get("cursor"),
+    )
+    now_ms = page.ctx.clock.now_ms()
+    buckets = bucket_deliveries(
+        await _recent_deliveries(page, sub_id, now_ms - 24 * HOUR_MS), now_ms
+    )
+    return page.render(
+        "deliveries.html",
+        active="subscriptions",
+        sub=sub,
+        deliveries=listing,
+        status_filter=status,
+        event_filter=event,
+        statuses=STATUSES,
+        types=ALL_TYPES,
+        chart=delivery_chart(buckets),
+        buckets=buckets,
+        window_since=ms_to_local(now_ms - 24 * HOUR_MS),
+        window_until=ms_to_local(now_ms + 60_000),
+    )
+
+
+@router.post("/subscriptions/{sub_id}/recover")
+async def recover(sub_id: str, page: SignedIn) -> Response:
+    """Every failed delivery created in the window is scheduled again."""
+    return await _window(page, sub_id, "recover")
+
+
+@router.post("/subscriptions/{sub_id}/replay")
+async def replay(sub_id: str, page: SignedIn) -> Response:
+    """Every matching event of the log in the window is delivered again."""
+    return await _window(page, sub_id, "replay")
+
+
+async def _window(page: Page, sub_id: str, action: str) -> Response:
+    form = await page.form()
+    try:
+        body = {"since": local_to_rfc3339(_text(form, "since"))}
+        if _text(form, "until").strip():
+            body["until"] = local_to_rfc3339(_text(form, "until"))
+    except FormError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from exc
+    result = await page.api.post(f"{SUBS}/{sub_id}/{action}", body)
+    notice = "recovered" if action == "recover" else "replayed"
+    return page.redirect(
+        f"/ui/subscriptions/{sub_id}/deliveries", notice, n=int(result.get("scheduled", 0))
+    )
+
+
+@router.get("/deliveries/{delivery_id}")
+async def delivery(delivery_id: str, page: SignedIn) -> Response:
+    found = await page.api.get(f"/v1/deliveries/{delivery_id}")
+    return page.render("delivery.html", active="subscriptions", delivery=found)
+
+
+@router.post("/deliveries/{delivery_id}/retry")
+async def retry(delivery_id: str, page: SignedIn) -> Response:
+    form = await page.form()
+    await page.api.post(f"/v1/deliveries/{delivery_id}/retry")
+    back = safe_next(_text(form, "back"), f"/ui/deliveries/{delivery_id}")
+    return page.redirect(back, "retry-queued")

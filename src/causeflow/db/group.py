@@ -1,0 +1,215 @@
+"""Group commit on SQLite: concurrent callers' write transactions share one COMMIT.
+
+`Database.group_transaction()` runs each caller's work inside its own SAVEPOINT of a group
+transaction on a synchronous writer connection, in the event loop's thread: an SQLite statement
+takes microseconds, while a hop to a driver thread per statement (several per statement with
+aiosqlite) costs far more under load. The group holds the process's write lock from
+`BEGIN IMMEDIATE` to `COMMIT`, so plain `transaction()`s wait for it as for any writer.
+
+A group stays open while callers keep joining: when its last member finishes, it yields once
+to the loop so that requests already in flight can join, then commits (at most `max_members`
+per group, to bound the wait of the first). Every member returns only after the shared COMMIT;
+a member whose work raises is rolled back to its savepoint alone; a failed COMMIT fails every
+member. Not reentrant: a member must not open another transaction of the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy.exc import OperationalError
+
+if TYPE_CHECKING:
+    from causeflow.db.engine import Database, Tx
+
+BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, without blocking
+
+
+class SyncConnection:
+    """The awaitable face of the synchronous writer connection (what `Tx.conn` offers)."""
+
+    __slots__ = ("sync_connection",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.sync_connection = conn
+
+    async def execute(self, stmt: Any, params: Any = None) -> Any:
+        if params is None:
+            return self.sync_connection.execute(stmt)
+        return self.sync_connection.execute(stmt, params)
+
+    async def scalar(self, stmt: Any, params: Any = None) -> Any:
+        return (await self.execute(stmt, params)).scalar()
+
+    async def scalars(self, stmt: Any, params: Any = None) -> Any:
+        return (await self.execute(stmt, params)).scalars()
+
+    async def exec_driver_sql(self, sql: str, params: Any = None) -> Any:
+        return self.sync_connection.exec_driver_sql(sql, params)
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(self.sync_connection, *args, **kwargs)
+
+
+def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", poolclass=None)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # BEGIN is ours to spell
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        # Never block the event loop waiting for another process's writer: BEGIN retries
+        # asynchronously instead (see _begin).
+        cur.execute("PRAGMA busy_timeout=0")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class _Group:
+    __slots__ = ("ready", "done", "turn", "joined", "pending", "closed", "trans")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.turn = asyncio.Lock()  # members' work runs one at a time
+        self.joined = 0
+        self.pending = 0  # joined and not finished
+        self.closed = False
+        self.trans: RootTransaction | None = None
+
+
+def _opened(group: _Group) -> bool:
+    ready = group.ready
+    return ready.done() and not ready.cancelled() and ready.exception() is None
+
+
+class GroupCommitter:
+    def __init__(self, db: Database, *, max_members: int = 256) -> None:
+        assert db._write_lock is not None
+        self.db = db
+        self.lock = db._write_lock
+        self.max_members = max_members
+        self.engine = sync_sqlite_engine(
+            str(db.settings.sqlite_path), db.settings.sqlite_synchronous.upper()
+        )
+        self.conn = self.engine.connect()
+        self._group: _Group | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.commits = 0  # groups committed (observability and tests)
+        self.members = 0  # members that took part in a committed group
+
+    @contextlib.asynccontextmanager
+    async def member(self) -> AsyncIterator[Tx]:
+        from causeflow.db.engine import Tx
+
+        group = self._group
+        if group is None or group.closed or group.joined >= self.max_members:
+            group = self._group = _Group(asyncio.get_running_loop())
+            # Opening runs in its own task: a caller cancelled while waiting for the write lock
+            # must not take the group's opening down with it.
+            task = asyncio.create_task(self._begin(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        group.joined += 1
+        group.pending += 1
+        tx: Tx | None = None
+        try:
+            await asyncio.shield(group.ready)
+            async with group.turn:
+                self._check_alive()
+                savepoint = self.conn.begin_nested()
+                tx = Tx(SyncConnection(self.conn), self.db)  # type: ignore[arg-type]
+                try:
+                    yield tx
+                except BaseException:
+                    savepoint.rollback()
+                    tx = None
+                    raise
+                savepoint.commit()
+        finally:
+            group.pending -= 1
+            if group.pending == 0 and _opened(group):
+                # In a task of its own: the group commits (and frees the write lock) even if
+                # this caller is cancelled meanwhile.
+                commit = asyncio.ensure_future(self._maybe_commit(group))
+                self._tasks.add(commit)
+                commit.add_done_callback(self._tasks.discard)
+                await asyncio.shield(commit)
+        await asyncio.shield(group.done)
+        self.db._committed(tx)
+
+    async def _begin(self, group: _Group) -> None:
+        try:
+            await self.lock.acquire()
+            try:
+                deadline = time.monotonic() + BUSY_RETRY_SECONDS
+                while True:
+                    try:
+                        group.trans = self.conn.begin()
+                        break
+                    except OperationalError as exc:
+                        if "locked" not in str(exc) or time.monotonic() > deadline:
+                            raise
+                        self.conn.rollback()
+                        await asyncio.sleep(0.01)
+            except BaseException:
+                self.lock.release()
+                raise
+        except asyncio.CancelledError:
+            group.closed = True
+            group.ready.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001  # handed to every member through `ready`
+            group.closed = True
+            group.ready.set_exception(exc)
+            group.ready.exception()  # retrieved: each member re-raises it from its shield
+            return
+        group.ready.set_result(None)
+
+    async def _maybe_commit(self, group: _Group) -> None:
+        # Let requests already in flight reach their write and join before committing.
+        await asyncio.sleep(0)
+        if group.pending or group.closed:
+            return  # someone joined: the last of them commits
+        group.closed = True
+        if self._group is group:
+            self._group = None
+        try:
+            assert group.trans is not None
+            self._check_alive()
+            group.trans.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                group.trans.rollback()  # type: ignore[union-attr]
+            group.done.set_exception(exc)
+            group.done.exception()
+        else:
+            self.commits += 1
+            self.members += group.joined
+            group.done.set_result(None)
+        finally:
+            self.lock.release()
+
+    def _check_alive(self) -> None:
+        # Some errors (disk full, I/O) make SQLite roll the whole transaction back by itself;
+        # what would follow must not run in autocommit mode, outside the group.
+        if not self.conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            raise RuntimeError("the group transaction was rolled back by SQLite")
+
+    def close(self) -> None:
+        self.conn.close()
+        self.engine.dispose()

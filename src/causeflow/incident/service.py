@@ -1,0 +1,261 @@
+"""Incidents: creation, reads, and status moves with their `incident.*` events.
+
+Every function that writes takes the caller's transaction and appends its events in it, so a
+change and its event commit together. Lock order, to keep PostgreSQL free of deadlocks: the
+tenant's event head first (`lock_tenant_log`), then incident rows. On SQLite one writer runs
+at a time and no row locks exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from causeflow import ids
+from causeflow.clock import ms_to_rfc3339
+from causeflow.db.engine import Tx
+from causeflow.errors import NotFound
+from causeflow.event.log import append_event, next_positions, read_after
+from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
+from causeflow.incident.tables import incidents
+from causeflow.ingest.tables import alerts, open_fingerprints
+from causeflow.jsonutil import loads
+
+_INSERT = incidents.insert()  # built once: executed with a parameter dict on a hot path
+
+# GET /v1/incidents/{id} shows this much inline; the log has the rest (GET /v1/events?incidentId=).
+ALERTS_SHOWN = 100
+EVENTS_SHOWN = 1000
+
+
+def incident_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    resolved_at = row["resolved_at"]
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "severity": row["severity"],
+        "status": row["status"],
+        "source": row["source"],
+        "fingerprint": row["fingerprint"],
+        "service": row["service"],
+        "environment": row["environment"],
+        "alertCount": row["alert_count"],
+        "createdAt": ms_to_rfc3339(row["created_at"]),
+        "updatedAt": ms_to_rfc3339(row["updated_at"]),
+        "resolvedAt": ms_to_rfc3339(resolved_at) if resolved_at is not None else None,
+    }
+
+
+def alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "fingerprint": row["fingerprint"],
+        "status": row["status"],
+        "title": row["title"],
+        "description": row["description"],
+        "severity": row["severity"],
+        "service": row["service"],
+        "environment": row["environment"],
+        "labels": loads(row["labels"] or "{}"),
+        "url": row["url"],
+        "receivedAt": ms_to_rfc3339(row["received_at"]),
+    }
+
+
+async def lock_tenant_log(tx: Tx, tenant_id: str) -> None:
+    """Take the tenant's event head first (PostgreSQL), before any incident row lock."""
+    if tx.db.dialect.multi_process:
+        await next_positions(tx, tenant_id, 0)
+
+
+async def create_incident(
+    tx: Tx,
+    tenant_id: str,
+    *,
+    title: str,
+    severity: str,
+    source: str,
+    now_ms: int,
+    description: str | None = None,
+    service: str | None = None,
+    environment: str | None = None,
+    fingerprint: str | None = None,
+    alert_count: int = 0,
+    incident_id: str | None = None,
+) -> dict[str, Any]:
+    """Insert an open incident and emit incident.created; returns its view."""
+    values = {
+        "id": incident_id or ids.new_id("inc", now_ms),
+        "tenant_id": tenant_id,
+        "title": title,
+        "description": description,
+        "severity": severity,
+        "status": "open",
+        "source": source,
+        "fingerprint": fingerprint,
+        "service": service,
+        "environment": environment,
+        "alert_count": alert_count,
+        "created_at": now_ms,
+        "updated_at": now_ms,
+        "resolved_at": None,
+    }
+    await tx.execute(_INSERT, values)
+    await append_event(
+        tx,
+        tenant_id=tenant_id,
+        event_type="incident.created",
+        now_ms=now_ms,
+        data={
+            "incidentId": values["id"],
+            "title": title,
+            "severity": severity,
+            "status": "open",
+            "source": source,
+        },
+    )
+    return incident_view(values)
+
+
+async def _row(conn: Any, tenant_id: str, incident_id: str, *, lock: bool = False) -> Any:
+    stmt = select(incidents).where(
+        incidents.c.id == incident_id, incidents.c.tenant_id == tenant_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()  # rendered as nothing on SQLite (one writer)
+    return (await conn.execute(stmt)).first()
+
+
+async def get_incident(conn: Any, tenant_id: str, incident_id: str) -> dict[str, Any]:
+    row = await _row(conn, tenant_id, incident_id)
+    if row is None:
+        raise NotFound("no such incident", code="incident_not_found")
+    return incident_view(row._mapping)
+
+
+async def get_incident_detail(conn: Any, tenant_id: str, incident_id: str) -> dict[str, Any]:
+    """The incident with its latest alerts (oldest first) and its events in log order."""
+    view = await get_incident(conn, tenant_id, incident_id)
+    recent = (
+        await conn.execute(
+            select(alerts)
+            .where(alerts.c.incident_id == incident_id, alerts.c.tenant_id == tenant_id)
+            .order_by(alerts.c.received_at.desc(), alerts.c.id.desc())
+            .limit(ALERTS_SHOWN)
+        )
+    ).all()
+    events = await read_after(conn, tenant_id, 0, incident_id=incident_id, limit=EVENTS_SHOWN)
+    view["alerts"] = [alert_view(r._mapping) for r in reversed(recent)]
+    # Stored envelopes are orjson output, so loading and re-encoding gives back the same bytes.
+    view["events"] = [loads(e.envelope) for e in events]
+    return view
+
+
+async def list_incidents(
+    conn: Any,
+    tenant_id: str,
+    *,
+    statuses: frozenset[str] | None,
+    severities: frozenset[str] | None,
+    newest_first: bool,
+    after: tuple[int, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """One keyset page ordered by (createdAt, id), newest or oldest first."""
+    cond: list[Any] = [incidents.c.tenant_id == tenant_id]
+    if statuses:
+        cond.append(incidents.c.status.in_(sorted(statuses)))
+    if severities:
+        cond.append(incidents.c.severity.in_(sorted(severities)))
+    created, ident = incidents.c.created_at, incidents.c.id
+    if after is not None:
+        at, after_id = after
+        if newest_first:
+            cond.append(or_(created < at, and_(created == at, ident < after_id)))
+        else:
+            cond.append(or_(created > at, and_(created == at, ident > after_id)))
+    order = (created.desc(), ident.desc()) if newest_first else (created.asc(), ident.asc())
+    stmt = select(incidents).where(and_(*cond)).order_by(*order).limit(limit)
+    return [incident_view(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def _apply_move(
+    tx: Tx, row: Any, new_status: str, now_ms: int, reason: str | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": new_status, "updated_at": now_ms}
+    if new_status == "resolved":
+        values["resolved_at"] = now_ms
+    elif new_status == "open":
+        values["resolved_at"] = None  # reopened
+    await tx.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+    if new_status in RELEASES_FINGERPRINTS:
+        # The alerts of a resolved/closed incident no longer attach to it: a re-fire opens a
+        # new incident. Reopening does not take them back (another incident may own them now).
+        await tx.execute(delete(open_fingerprints).where(open_fingerprints.c.incident_id == row.id))
+    data: dict[str, Any] = {
+        "incidentId": row.id,
+        "previousStatus": row.status,
+        "newStatus": new_status,
+        "title": row.title,
+    }
+    if reason:
+        data["reason"] = reason
+    await append_event(
+        tx,
+        tenant_id=row.tenant_id,
+        event_type="incident.status_changed",
+        now_ms=now_ms,
+        data=data,
+    )
+    return incident_view({**row._mapping, **values})
+
+
+async def move_incident(
+    tx: Tx,
+    tenant_id: str,
+    incident_id: str,
+    new_status: str,
+    now_ms: int,
+    *,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Move by the table (409 invalid_transition otherwise) and emit incident.status_changed."""
+    await lock_tenant_log(tx, tenant_id)
+    row = await _row(tx.conn, tenant_id, incident_id, lock=True)
+    if row is None:
+        raise NotFound("no such incident", code="incident_not_found")
+    check_move(row.status, new_status)
+    return await _apply_move(tx, row, new_status, now_ms, reason)
+
+
+async def auto_move(
+    tx: Tx, tenant_id: str, incident_id: str, trigger: str, now_ms: int
+) -> dict[str, Any] | None:
+    """One of the service's own moves (lifecycle.AUTO_MOVES); None when it does not apply."""
+    await lock_tenant_log(tx, tenant_id)
+    row = await _row(tx.conn, tenant_id, incident_id, lock=True)
+    if row is None:
+        return None
+    target = auto_target(trigger, row.status)
+    if target is None:
+        return None
+    return await _apply_move(tx, row, target, now_ms, trigger)
+
+
+async def _on_investigation_progress(
+    tx: Tx, tenant_id: str, data: dict[str, Any], now_ms: int
+) -> None:
+    incident_id = data.get("incidentId")
+    if isinstance(incident_id, str):
+        await auto_move(tx, tenant_id, incident_id, "investigation_progress", now_ms)
+
+
+def register_effects() -> None:
+    """Hook the incident lifecycle into published events (idempotent)."""
+    from causeflow.event.publish import register_effect
+
+    register_effect("investigation.progress", _on_investigation_progress)

@@ -1,0 +1,172 @@
+"""The SQL of inbound alerts: delivery ids, open fingerprints, alert rows.
+
+Statements are built once with bind parameters and executed with a parameter dict: building a
+Core statement per call costs several times more than running it, and this is the hottest
+write path of the service. Everything runs in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+
+from causeflow.db.engine import Tx
+from causeflow.incident.tables import incidents
+from causeflow.ingest.providers.base import NormalizedAlert
+from causeflow.ingest.tables import alerts, inbound_deliveries, open_fingerprints
+from causeflow.jsonutil import dumps_str
+
+_D = inbound_deliveries.c
+_F = open_fingerprints.c
+_DELIVERY = (
+    _D.tenant_id == bindparam("b_tenant"),
+    _D.provider == bindparam("b_provider"),
+    _D.delivery_id == bindparam("b_delivery"),
+)
+SEEN_DELIVERY = select(_D.response, _D.received_at).where(*_DELIVERY)
+TAKE_OVER_DELIVERY = (
+    update(inbound_deliveries)
+    .where(*_DELIVERY, _D.received_at == bindparam("b_seen_at"))
+    .values(received_at=bindparam("b_now"), response="")
+)
+SET_RESPONSE = update(inbound_deliveries).where(*_DELIVERY).values(response=bindparam("b_body"))
+OPEN_INCIDENT = select(_F.incident_id).where(
+    _F.tenant_id == bindparam("b_tenant"),
+    _F.provider == bindparam("b_provider"),
+    _F.fingerprint == bindparam("b_fingerprint"),
+)
+COUNT_ALERT = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("b_incident"))
+    .values(alert_count=incidents.c.alert_count + 1, updated_at=bindparam("b_now"))
+)
+INSERT_ALERT = alerts.insert()
+
+# insert-or-ignore is spelled per dialect: built once per dialect name.
+_IGNORING: dict[tuple[str, str], Any] = {}
+
+
+def _insert_ignoring(tx: Tx, name: str) -> Any:
+    key = (tx.db.dialect.name, name)
+    stmt = _IGNORING.get(key)
+    if stmt is None:
+        if name == "delivery":
+            stmt = tx.db.dialect.insert_ignore(
+                inbound_deliveries, ["tenant_id", "provider", "delivery_id"]
+            ).returning(_D.received_at)
+        else:
+            stmt = tx.db.dialect.insert_ignore(
+                open_fingerprints, ["tenant_id", "provider", "fingerprint"]
+            ).returning(_F.incident_id)
+        _IGNORING[key] = stmt
+    return stmt
+
+
+async def claim_delivery(
+    tx: Tx, tenant_id: str, provider: str, delivery_id: str, now_ms: int, fresh: Any
+) -> str | None:
+    """Record a delivery id; the first answer instead when `fresh(received_at)` says it counts.
+
+    Inserting first makes a concurrent copy wait on the key (PostgreSQL) or the writer lock
+    (SQLite) and then find the committed answer.
+    """
+    key = {"b_tenant": tenant_id, "b_provider": provider, "b_delivery": delivery_id}
+    claimed = (
+        await tx.execute(
+            _insert_ignoring(tx, "delivery"),
+            {
+                "tenant_id": tenant_id,
+                "provider": provider,
+                "delivery_id": delivery_id,
+                "response": "",
+                "received_at": now_ms,
+            },
+        )
+    ).first()
+    if claimed is not None:
+        return None
+    seen = (await tx.execute(SEEN_DELIVERY, key)).first()
+    if seen is not None and seen.response and fresh(seen.received_at):
+        return str(seen.response)
+    # Seen too long ago: this delivery takes the id over (unless a concurrent one just did).
+    seen_at = seen.received_at if seen is not None else -1
+    taken = await tx.execute(TAKE_OVER_DELIVERY, {**key, "b_seen_at": seen_at, "b_now": now_ms})
+    if taken.rowcount == 1:
+        return None
+    again = (await tx.execute(SEEN_DELIVERY, key)).first()
+    return str(again.response) if again is not None and again.response else None
+
+
+async def set_delivery_response(
+    tx: Tx, tenant_id: str, provider: str, delivery_id: str, body: str
+) -> None:
+    params = {"b_tenant": tenant_id, "b_provider": provider, "b_delivery": delivery_id}
+    await tx.execute(SET_RESPONSE, {**params, "b_body": body})
+
+
+async def open_incident_for(tx: Tx, tenant_id: str, provider: str, fingerprint: str) -> str | None:
+    params = {"b_tenant": tenant_id, "b_provider": provider, "b_fingerprint": fingerprint}
+    return (await tx.execute(OPEN_INCIDENT, params)).scalar()  # type: ignore[no-any-return]
+
+
+async def claim_fingerprint(
+    tx: Tx, tenant_id: str, provider: str, fingerprint: str, incident_id: str
+) -> bool:
+    """Make `incident_id` the open incident of the key; False when another one already is."""
+    params = {
+        "tenant_id": tenant_id,
+        "provider": provider,
+        "fingerprint": fingerprint,
+        "incident_id": incident_id,
+    }
+    return (await tx.execute(_insert_ignoring(tx, "fingerprint"), params)).first() is not None
+
+
+async def count_alert(tx: Tx, incident_id: str, now_ms: int) -> None:
+    await tx.execute(COUNT_ALERT, {"b_incident": incident_id, "b_now": now_ms})
+
+
+def without_nul(alert: NormalizedAlert) -> NormalizedAlert:
+    """The alert with NUL characters replaced in its plain-text fields (PostgreSQL text
+    cannot hold them; JSON columns escape them already)."""
+    fields = ("fingerprint", "title", "description", "service", "environment", "url")
+    changes = {
+        name: value.replace("\x00", "\ufffd")
+        for name in fields
+        if isinstance(value := getattr(alert, name), str) and "\x00" in value
+    }
+    return replace(alert, **changes) if changes else alert
+
+
+async def insert_alert(
+    tx: Tx,
+    *,
+    alert_id: str,
+    tenant_id: str,
+    provider: str,
+    incident_id: str | None,
+    alert: NormalizedAlert,
+    now_ms: int,
+) -> None:
+    await tx.execute(
+        INSERT_ALERT,
+        {
+            "id": alert_id,
+            "tenant_id": tenant_id,
+            "incident_id": incident_id,
+            "provider": provider,
+            "fingerprint": alert.fingerprint,
+            "status": alert.status,
+            "title": alert.title,
+            "description": alert.description,
+            "severity": alert.severity,
+            "service": alert.service,
+            "environment": alert.environment,
+            "labels": dumps_str(alert.labels),
+            "url": alert.url,
+            "raw": dumps_str(alert.raw),
+            "received_at": now_ms,
+        },
+    )

@@ -1,0 +1,72 @@
+"""`POST /v1/webhooks/{tenantId}/{provider}`: where monitoring tools push alerts (contract 6).
+
+Thin: the raw body and lower-cased headers go to the service, which authenticates the key
+itself (the gateway only budgets this path per tenant) and answers 202 with what happened to
+each alert.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from causeflow.context import AppContext
+from causeflow.ingest.providers.registry import PROVIDERS
+from causeflow.ingest.service import InboundRequest, receive_alerts
+
+router = APIRouter(tags=["inbound"])
+
+
+class AlertOutcome(BaseModel):
+    fingerprint: str
+    incidentId: str | None
+    action: Literal["created", "attached", "resolved", "ignored"]
+
+
+class AlertsAccepted(BaseModel):
+    status: Literal["accepted"]
+    provider: str
+    alerts: list[AlertOutcome]
+
+
+_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/plain": {"schema": {"type": "string"}, "description": "an SNS envelope"},
+    },
+}
+
+
+@router.post(
+    "/v1/webhooks/{tenant_id}/{provider}",
+    status_code=202,
+    response_model=AlertsAccepted,
+    summary="Receive alerts from a monitoring tool",
+    description=(
+        f"`provider` is one of {', '.join(sorted(PROVIDERS))}. Authenticate with an API key of "
+        "the tenant holding the `alerts:ingest` scope: `X-API-Key`, `Authorization: Bearer`, "
+        "Basic auth (key as password) or `?apiKey=`."
+    ),
+    openapi_extra={"requestBody": _BODY},
+)
+async def receive(tenant_id: str, provider: str, request: Request) -> Response:
+    # The context straight from the app, not through the `Ctx` dependency: FastAPI runs a
+    # plain-function dependency in a worker thread, a hop this hot path does not need.
+    ctx: AppContext = request.app.state.ctx
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
+    }
+    body = await receive_alerts(
+        ctx,
+        InboundRequest(
+            tenant_id=tenant_id,
+            provider=provider,
+            headers=headers,
+            query_string=request.scope.get("query_string", b"").decode("latin-1"),
+            body=await request.body(),
+        ),
+    )
+    return Response(body, status_code=202, media_type="application/json")

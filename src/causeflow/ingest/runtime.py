@@ -1,0 +1,169 @@
+"""The inbound endpoint's per-process parts: SNS certificate fetcher, settings cache, purge job.
+
+One `InboundRuntime` per process lives in `ctx.components["inbound"]`, started by the `inbound`
+component (API role) and closed at shutdown. Tenants' inbound settings are cached for a couple
+of seconds (every alert needs them); a `tenant.updated` committed in this process drops the
+entry at once, other processes see the change within the cache lifetime, like revoked keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from causeflow.auth.crypto import SecretBox
+from causeflow.context import AppContext
+from causeflow.db.engine import Database
+from causeflow.ingest.sns import CertFetcher
+from causeflow.ingest.tables import inbound_deliveries
+
+log = logging.getLogger("causeflow.ingest")
+
+PURGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    """One tenant's inbound configuration, secrets decrypted."""
+
+    require_signature: bool = False
+    sns_topic_arns: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+class InboundSettingsCache:
+    """tenant id -> (settings or None for no such tenant, fetched at), for `ttl` seconds."""
+
+    def __init__(self, db: Database, box: SecretBox, ttl: float = 2.0, max_entries: int = 10000):
+        self.db = db
+        self.box = box
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[InboundSettings | None, float]] = {}
+
+    async def get(self, tenant_id: str) -> InboundSettings | None:
+        from causeflow.tenant.service import inbound_settings
+
+        hit = self._cache.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < self.ttl:
+            return hit[0]
+        async with self.db.read() as conn:
+            found = await inbound_settings(conn, tenant_id, self.box)
+        value = None
+        if found is not None:
+            inbound, secrets = found
+            value = InboundSettings(
+                require_signature=bool(inbound.get("requireSignature", False)),
+                sns_topic_arns=tuple(inbound.get("snsTopicArns") or ()),
+                secrets={k: v for k, v in secrets.items() if isinstance(v, str)},
+            )
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[tenant_id] = (value, now)
+        return value
+
+    def committed(self, appended: list[tuple[str, int, str]]) -> None:
+        """Commit listener: a tenant.updated in this process invalidates that tenant at once."""
+        for tenant_id, _position, event_type in appended:
+            if event_type == "tenant.updated":
+                self._cache.pop(tenant_id, None)
+
+
+class InboundRuntime:
+    def __init__(self, ctx: AppContext) -> None:
+        settings = ctx.settings
+        self.settings_cache = InboundSettingsCache(ctx.db, ctx.keys.box)
+        ctx.db.commit_listeners.append(self.settings_cache.committed)
+        self.fetcher = CertFetcher(
+            host_pattern=settings.sns_cert_host_pattern,
+            timeout=settings.sns_timeout_seconds,
+            ca_file=settings.sns_ca_file or None,
+        )
+        self._secrets: dict[str, str] = {}
+        self._box = ctx.keys.box
+
+    def webhook_secret(self, sealed: str | None) -> str | None:
+        """The ingest key's signing secret, decrypted once per process."""
+        if not sealed:
+            return None
+        plain = self._secrets.get(sealed)
+        if plain is None:
+            if len(self._secrets) > 10000:
+                self._secrets.clear()
+            plain = self._secrets[sealed] = self._box.open(sealed)
+        return plain
+
+    async def close(self) -> None:
+        await self.fetcher.close()
+
+
+def inbound_runtime(ctx: AppContext) -> InboundRuntime:
+    """This process's runtime (created on first use if the component did not start it)."""
+    runtime = ctx.components.get("inbound")
+    if runtime is None:
+        runtime = ctx.components["inbound"] = InboundRuntime(ctx)
+    return runtime  # type: ignore[no-any-return]
+
+
+async def purge_deliveries(db: Database, cutoff_ms: int, batch: int = PURGE_BATCH) -> int:
+    """Forget delivery ids received before `cutoff_ms`, in small batches; returns rows deleted."""
+    deleted = 0
+    while True:
+        async with db.transaction() as tx:
+            # The received_at of the batch-th oldest expired row bounds one small delete.
+            bound = (
+                await tx.execute(
+                    select(inbound_deliveries.c.received_at)
+                    .where(inbound_deliveries.c.received_at < cutoff_ms)
+                    .order_by(inbound_deliveries.c.received_at)
+                    .offset(batch - 1)
+                    .limit(1)
+                )
+            ).scalar()
+            upto = inbound_deliveries.c.received_at < cutoff_ms
+            if bound is not None:
+                upto = inbound_deliveries.c.received_at <= bound
+            result = await tx.execute(delete(inbound_deliveries).where(upto))
+        deleted += int(result.rowcount or 0)
+        if bound is None:
+            return deleted
+        await asyncio.sleep(0)
+
+
+async def start_inbound(ctx: AppContext) -> Callable[[], Awaitable[None]]:
+    runtime = inbound_runtime(ctx)
+    ttl = ctx.settings.delivery_id_ttl_seconds
+    period = max(1.0, min(600.0, ttl / 24))
+
+    async def purge_loop() -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await purge_deliveries(ctx.db, ctx.clock.now_ms() - ttl * 1000)
+            except Exception:  # noqa: BLE001  # a failed sweep is retried on the next period
+                log.warning("purging old inbound delivery ids failed", exc_info=True)
+
+    task = asyncio.create_task(purge_loop(), name="inbound-purge")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await runtime.close()
+        ctx.components.pop("inbound", None)
+
+    return stop
+
+
+def inbound_component() -> Any:
+    from causeflow.components import Component
+
+    return Component("inbound", frozenset({"api"}), start_inbound)

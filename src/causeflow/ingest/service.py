@@ -1,0 +1,221 @@
+"""Inbound alerts: authenticate, verify, parse, then de-duplicate into incidents in one transaction.
+
+Everything that can refuse a request (key, signature, SNS certificate, parser) runs before the
+transaction, so a refused or unreadable payload stores nothing. The transaction then records
+the sender's delivery id (a repeat within `delivery_id_ttl_seconds` gets the first answer
+back), and applies each alert in payload order: attach to the incident open for its
+(tenant, provider, fingerprint), open a new one, resolve it, or ignore a resolve for nothing
+open. Acknowledgements attach (see `dedup.decide`). Two copies of one alert racing meet at the
+`open_fingerprints` primary key: the loser attaches to the winner's incident.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from causeflow import errors, ids
+from causeflow.context import AppContext
+from causeflow.db.engine import Tx
+from causeflow.incident.service import auto_move, create_incident, lock_tenant_log
+from causeflow.ingest import repository
+from causeflow.ingest.auth import authenticate, redact_query
+from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
+from causeflow.ingest.providers.base import (
+    InvalidPayload,
+    InvalidSignature,
+    NormalizedAlert,
+    ParsedPayload,
+    Provider,
+    ProviderSecrets,
+)
+from causeflow.ingest.providers.registry import get_provider
+from causeflow.ingest.runtime import InboundSettings, inbound_runtime
+from causeflow.ingest.sns import SnsHttp, confirm_subscription, verify_sns
+from causeflow.jsonutil import dumps
+from causeflow.metrics import INBOUND_ALERTS
+
+log = logging.getLogger("causeflow.ingest")
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    tenant_id: str
+    provider: str
+    headers: Mapping[str, str]  # lower-case names
+    query_string: str
+    body: bytes
+
+
+def _refused(request: InboundRequest, provider: str | None, exc: errors.CauseFlowError) -> None:
+    if provider is not None:
+        INBOUND_ALERTS.labels(provider, exc.code).inc()
+    # The query may carry ?apiKey=: only its redacted form is ever written.
+    log.info(
+        "inbound %s/%s refused: %s %s (query: %s)",
+        request.tenant_id,
+        request.provider[:40],
+        exc.status,
+        exc.code,
+        redact_query(request.query_string) or "-",
+    )
+
+
+async def receive_alerts(ctx: AppContext, request: InboundRequest) -> bytes:
+    """Handle one inbound delivery; returns the 202 body or raises a CauseFlowError."""
+    provider = get_provider(request.provider)
+    try:
+        if provider is None:
+            raise errors.UnknownProvider(f"unknown provider {request.provider!r}")
+        parsed = await _admit(ctx, request, provider)
+    except errors.CauseFlowError as exc:
+        _refused(request, provider.name if provider else None, exc)
+        raise
+    return await store_alerts(ctx, request.tenant_id, provider.name, parsed, ctx.clock.now_ms())
+
+
+async def _admit(ctx: AppContext, request: InboundRequest, provider: Provider) -> ParsedPayload:
+    """Key, signatures and parsing: everything that may refuse the request, in that order."""
+    runtime = inbound_runtime(ctx)
+    key = await authenticate(
+        ctx.key_cache, request.tenant_id, request.headers, request.query_string
+    )
+    inbound = await runtime.settings_cache.get(request.tenant_id) or InboundSettings()
+    secrets = ProviderSecrets(
+        webhook_secret=runtime.webhook_secret(key.webhook_secret_enc),
+        sentry=inbound.secrets.get("sentry"),
+        pagerduty=inbound.secrets.get("pagerduty"),
+        grafana=inbound.secrets.get("grafana"),
+    )
+    try:
+        signed = provider.verify(request.headers, request.body, secrets)
+        parsed = provider.parse(request.headers, request.body)
+        if parsed.sns is not None:
+            await _verify_sns(ctx, runtime.fetcher, parsed, inbound)
+            signed = True
+    except InvalidSignature as exc:
+        raise errors.InvalidSignature(str(exc) or "the signature does not match") from None
+    except InvalidPayload as exc:
+        raise errors.InvalidPayload(str(exc) or f"not a {provider.name} payload") from None
+    if inbound.require_signature and provider.signs and not signed:
+        raise errors.Unauthorized(
+            "this tenant requires signed deliveries and this one carries no signature",
+            code="signature_required",
+        )
+    return parsed
+
+
+async def _verify_sns(
+    ctx: AppContext, fetcher: SnsHttp, parsed: ParsedPayload, inbound: InboundSettings
+) -> None:
+    assert parsed.sns is not None
+    now = datetime.fromtimestamp(ctx.clock.now(), UTC)
+    # The signed Timestamp must be younger than the delivery-id window, so a captured message
+    # cannot be replayed once its MessageId has been forgotten.
+    max_age = float(ctx.settings.delivery_id_ttl_seconds)
+    topics = list(inbound.sns_topic_arns) or None
+    if parsed.sns.must_confirm:
+        # Verifies first: the SubscribeURL is never fetched for a forged or foreign envelope.
+        await confirm_subscription(
+            parsed.sns.envelope, fetcher, topics, now=now, max_age_seconds=max_age
+        )
+    else:
+        await verify_sns(parsed.sns.envelope, fetcher, topics, now=now, max_age_seconds=max_age)
+
+
+async def store_alerts(
+    ctx: AppContext,
+    tenant_id: str,
+    provider: str,
+    parsed: ParsedPayload,
+    now_ms: int,
+) -> bytes:
+    """The one transaction of a delivery; returns the 202 body (the first one, for a repeat)."""
+    outcomes: list[str] = []
+    ttl = ctx.settings.delivery_id_ttl_seconds
+    delivery_id = parsed.delivery_id
+    # SQLite: concurrent deliveries share one commit (db/group.py); each is still its own unit.
+    async with ctx.db.group_transaction() as tx:
+        replay = None
+        if delivery_id:
+            replay = await repository.claim_delivery(
+                tx,
+                tenant_id,
+                provider,
+                delivery_id,
+                now_ms,
+                lambda received_at: delivery_is_fresh(received_at, now_ms, ttl),
+            )
+        if replay is not None:
+            outcomes.append("duplicate_delivery")
+            body = replay.encode()
+        else:
+            if parsed.alerts:
+                await lock_tenant_log(tx, tenant_id)
+            results: list[tuple[str, str | None, Action]] = []
+            for alert in map(repository.without_nul, parsed.alerts):
+                incident_id, action = await _apply(tx, tenant_id, provider, alert, now_ms)
+                results.append((alert.fingerprint, incident_id, action))
+                outcomes.append(action)
+            body = dumps(accepted_body(provider, results))
+            if delivery_id:
+                await repository.set_delivery_response(
+                    tx, tenant_id, provider, delivery_id, body.decode()
+                )
+        tx.after_commit(lambda: _count(provider, outcomes))
+    return body
+
+
+def _count(provider: str, outcomes: list[str]) -> None:
+    for outcome in outcomes:
+        INBOUND_ALERTS.labels(provider, outcome).inc()
+
+
+async def _apply(
+    tx: Tx, tenant_id: str, provider: str, alert: NormalizedAlert, now_ms: int
+) -> tuple[str | None, Action]:
+    """One alert: the incident it belongs to afterwards (if any) and what happened."""
+    fingerprint = alert.fingerprint
+    incident_id = await repository.open_incident_for(tx, tenant_id, provider, fingerprint)
+    decision = decide(alert.status, incident_id is not None)
+    action: Action = "ignored"
+    if decision == "create":
+        new_id = ids.new_id("inc", now_ms)
+        if await repository.claim_fingerprint(tx, tenant_id, provider, fingerprint, new_id):
+            await create_incident(
+                tx,
+                tenant_id,
+                incident_id=new_id,
+                title=alert.title,
+                severity=alert.severity,
+                source=provider,
+                description=alert.description,
+                service=alert.service,
+                environment=alert.environment,
+                fingerprint=fingerprint,
+                alert_count=1,
+                now_ms=now_ms,
+            )
+            incident_id, action = new_id, "created"
+        else:
+            # A concurrent copy opened it first (and has committed): join its incident.
+            incident_id = await repository.open_incident_for(tx, tenant_id, provider, fingerprint)
+            decision = "attach"
+    if decision in ("attach", "resolve") and incident_id is not None:
+        await repository.count_alert(tx, incident_id, now_ms)
+        action = "attached"
+        if decision == "resolve":
+            moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
+            action = "resolved" if moved is not None else "attached"
+    await repository.insert_alert(
+        tx,
+        alert_id=ids.new_id("alr", now_ms),
+        tenant_id=tenant_id,
+        provider=provider,
+        incident_id=incident_id,
+        alert=alert,
+        now_ms=now_ms,
+    )
+    return incident_id, action

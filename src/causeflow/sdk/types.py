@@ -1,0 +1,121 @@
+"""Typed views of the API's resources as the client library returns them.
+
+Field names are the wire's (camelCase), so a model reads like the JSON the docs show. Fields
+the service adds later are kept (`extra="allow"`) rather than refused: schemas grow additively.
+Events are `causeflow.models.Envelope`, the model the server itself uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from causeflow.models import Envelope
+
+T = TypeVar("T")
+
+DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+
+
+class Resource(BaseModel):
+    """Base of every resource model: wire names, unknown fields kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Subscription(Resource):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    filter: dict[str, Any] | None = None
+    headers: dict[str, str] = {}
+    enabled: bool = True
+    disabledReason: str | None = None
+    firstFailureAt: str | None = None
+    rateLimitPerSecond: int | None = None
+    createdAt: str
+    updatedAt: str
+
+
+class SubscriptionWithSecret(Subscription):
+    """A subscription as created: the only time its signing secret is shown."""
+
+    secret: str
+
+
+class RotatedSecret(SubscriptionWithSecret):
+    previousSecretExpiresAt: str | None = None
+
+
+class Delivery(Resource):
+    id: str
+    subscriptionId: str
+    eventId: str
+    eventType: str
+    status: DeliveryStatus
+    attempts: int
+    nextAttemptAt: str | None = None
+    lastStatusCode: int | None = None
+    lastError: str | None = None
+    test: bool = False
+    createdAt: str
+    updatedAt: str
+
+
+class Attempt(Resource):
+    id: str
+    createdAt: str
+    statusCode: int | None = None
+    latencyMs: int | None = None
+    error: str | None = None
+    responseBody: str | None = None
+
+
+class DeliveryDetail(Delivery):
+    attemptLog: list[Attempt] = []
+
+
+class Incident(Resource):
+    id: str
+    title: str
+    severity: str
+    status: str
+    source: str
+    description: str | None = None
+    fingerprint: str | None = None
+    service: str | None = None
+    environment: str | None = None
+    alertCount: int = 0
+    createdAt: str
+    updatedAt: str
+    resolvedAt: str | None = None
+
+
+class Alert(Resource):
+    id: str
+    provider: str
+    fingerprint: str
+    status: str
+    title: str
+    severity: str
+
+
+class IncidentDetail(Incident):
+    alerts: list[Alert] = []
+    events: list[Envelope] = []
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: its items and the cursor of the next page (None on the last)."""
+
+    items: list[T]
+    cursor: str | None = None
+    count: int = field(default=0)
+
+    @property
+    def has_more(self) -> bool:
+        return self.cursor is not None

@@ -1,0 +1,93 @@
+"""`GET /v1/notifications/stream` (Server-Sent Events) and its stream tickets.
+
+Auth is settled before the stream starts: a JWT (admin/member), an API key with `events:read`
+(or `admin`), a dashboard session, or `?token=` with a ticket from
+`POST /v1/notifications/stream-tickets` (for browsers' `EventSource`, which cannot send
+headers). The stream itself is `session.EventStream`, fed by the process's `StreamHub`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import jwt
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel
+
+from causeflow.api.deps import Ctx, require
+from causeflow.auth.principal import Action, Principal, allows
+from causeflow.clock import ms_to_rfc3339
+from causeflow.errors import Forbidden, Unauthorized, ValidationFailed
+from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
+from causeflow.stream.framing import parse_types
+from causeflow.stream.hub import StreamHub
+from causeflow.stream.session import EventStream
+
+router = APIRouter(tags=["stream"])
+
+KNOWN_TYPES = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
+
+
+class StreamTicket(BaseModel):
+    ticket: str
+    expiresAt: str  # noqa: N815 - the contract's field name
+
+
+def stream_principal(request: Request) -> Principal:
+    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise Unauthorized(
+            "authentication required: a Bearer token, an API key or ?token=<stream ticket>"
+        )
+    if not allows(principal, Action.STREAM):
+        raise Forbidden("this credential may not read the event stream")
+    return principal
+
+
+Streamer = Annotated[Principal, Depends(stream_principal)]
+
+
+@router.post("/v1/notifications/stream-tickets", status_code=201, response_model=StreamTicket)
+async def create_stream_ticket(
+    ctx: Ctx, principal: Annotated[Principal, require(Action.STREAM)]
+) -> StreamTicket:
+    """A short-lived credential for `?token=` on the stream, reusable for reconnects."""
+    ticket = ctx.tokens.mint_ticket(
+        principal, now=ctx.clock.now(), ttl=ctx.settings.sse_ticket_ttl_seconds
+    )
+    exp = jwt.decode(ticket, options={"verify_signature": False})["exp"]
+    return StreamTicket(ticket=ticket, expiresAt=ms_to_rfc3339(int(exp) * 1000))
+
+
+@router.get(
+    "/v1/notifications/stream",
+    status_code=200,
+    response_class=EventStream,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `id`, `event`, `data` (the event envelope)",
+            "content": {"text/event-stream": {}},
+        },
+        429: {"description": "too_many_streams: the tenant's stream cap is reached"},
+    },
+)
+async def open_stream(
+    ctx: Ctx,
+    principal: Streamer,
+    events: Annotated[
+        str | None, Query(max_length=2000, description="comma-separated event types")
+    ] = None,
+    incidentId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    lastEventId: Annotated[  # noqa: N803
+        str | None, Query(max_length=64, description="resume after this event id")
+    ] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+    token: Annotated[str | None, Query(description="a stream ticket")] = None,
+) -> EventStream:
+    types = parse_types(events)
+    for name in sorted(types or ()):
+        if name not in KNOWN_TYPES:
+            raise ValidationFailed.at("query.events", f"unknown event type {name!r}")
+    hub: StreamHub = ctx.components["stream_hub"]
+    conn = hub.open(principal, types, incidentId or None)
+    return EventStream(hub, conn, (last_event_id or lastEventId or "").strip() or None)

@@ -1,0 +1,139 @@
+"""One stream from its first bytes to its end: preamble, resume, then live until it closes.
+
+The connection is registered with the hub before anything is read, the preamble goes out as
+soon as the tenant's feed knows its position, and a resume replays the log from storage up to
+the feed's position before joining it, re-checking the position with no await in between, so
+the seam has no gap and no duplicate however fast events are being published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.responses import Response
+
+from causeflow.event import log
+from causeflow.stream.connection import (
+    Connection,
+    QueueSink,
+    Receive,
+    Send,
+    Sink,
+    TransportSink,
+    uvicorn_transport,
+)
+from causeflow.stream.framing import (
+    RESET_CURSOR_EXPIRED,
+    RESET_TOO_FAR_BEHIND,
+    RESPONSE_HEADERS,
+    event_frame,
+    preamble,
+    reset_frame,
+)
+from causeflow.stream.hub import StreamHub, TenantFeed
+
+logger = logging.getLogger("causeflow.stream")
+
+REPLAY_PAGE = 500
+
+
+class EventStream(Response):
+    """The streaming response of `GET /v1/notifications/stream` for one registered connection."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, hub: StreamHub, conn: Connection, last_event_id: str | None) -> None:
+        # Starlette's Response holds headers and a body we do not use: the head is sent below.
+        super().__init__(status_code=200)
+        self.hub = hub
+        self.conn = conn
+        self.last_event_id = last_event_id
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:  # type: ignore[override]
+        conn, hub = self.conn, self.hub
+        try:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": list(RESPONSE_HEADERS)}
+            )
+            limit = hub.ctx.settings.sse_buffer_events
+            transport = uvicorn_transport(scope)
+            sink: Sink = (
+                TransportSink(transport, receive, limit)
+                if transport is not None
+                else QueueSink(send, receive, limit)
+            )
+            conn.sink = sink
+            if conn.closed is not None:  # ended before it began (the server is stopping)
+                await sink.send_now(preamble(hub.ctx.settings.sse_retry_ms))
+                sink.end(conn.closed)
+            else:
+                try:
+                    await self._begin(hub.feed_of(conn), sink)
+                except Exception as exc:  # the database went away mid-resume: let it reconnect
+                    logger.warning("stream for %s could not resume: %s", conn.tenant_id, exc)
+                    sink.end("temporarily unavailable; reconnect")
+                if conn.closed is not None:
+                    sink.end(conn.closed)
+            await sink.run()
+        finally:
+            hub.release(conn)
+
+    async def _begin(self, feed: TenantFeed, sink: Sink) -> None:
+        conn, settings = self.conn, self.hub.ctx.settings
+        await feed.ready.wait()
+        if conn.closed is not None:
+            return
+        first = preamble(settings.sse_retry_ms)
+        if not self.last_event_id:
+            # Live from the feed's position, then the preamble: a direct sink writes it before
+            # its first await, a queued one sends it before the queue; either way it is first.
+            feed.go_live(conn, feed.position)
+            await sink.send_now(first)
+            return
+        await sink.send_now(first)
+        async with self.hub.ctx.db.read() as db:
+            found = await log.find_event(db, conn.tenant_id, self.last_event_id)
+            reset = None
+            if found is None:
+                reset = RESET_CURSOR_EXPIRED
+            elif (
+                await log.count_after(db, conn.tenant_id, found.position, settings.sse_max_replay)
+                > settings.sse_max_replay
+            ):
+                reset = RESET_TOO_FAR_BEHIND
+        if reset is not None or found is None:
+            feed.go_live(conn, feed.position)
+            await sink.send_now(reset_frame(reset or RESET_CURSOR_EXPIRED, self.last_event_id))
+            return
+        await self._replay(feed, sink, found.position)
+
+    async def _replay(self, feed: TenantFeed, sink: Sink, cursor: int) -> None:
+        """Send the log after `cursor` from storage, then join the feed without a seam."""
+        conn, db = self.conn, self.hub.ctx.db
+        while True:
+            target = feed.position
+            while cursor < target:
+                async with db.read() as rdb:
+                    rows = await log.read_after(
+                        rdb,
+                        conn.tenant_id,
+                        cursor,
+                        limit=REPLAY_PAGE,
+                        types=conn.types,
+                        incident_id=conn.incident_id,
+                        until_position=target,
+                    )
+                if rows:
+                    await sink.send_now(
+                        b"".join(event_frame(e.id, e.type, e.envelope) for e in rows)
+                    )
+                # Every event up to `target` had been read by the feed, hence committed, before
+                # this query started: a short page means nothing matching is left up to it.
+                cursor = rows[-1].position if len(rows) == REPLAY_PAGE else target
+                if conn.closed is not None or sink.gone:
+                    return
+            if feed.position == target:  # no await since the check above: join now
+                feed.go_live(conn, cursor)
+                return

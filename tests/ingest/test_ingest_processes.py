@@ -1,0 +1,68 @@
+"""Two real `causeflow serve` processes on one PostgreSQL database receive the same alert at the
+same moment: one incident opens, every copy names it, and one `incident.created` is logged."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from tests.support.pg import fresh_database, require_pg
+from tests.support.processes import Deployment
+
+ROUNDS = 4
+COPIES = 16
+
+
+async def storm(urls: list[str], tenant: dict[str, str]) -> list[list[dict]]:
+    headers = {"X-API-Key": tenant["ingestKey"], "Content-Type": "application/json"}
+    rounds = []
+    async with aiohttp.ClientSession() as session:
+
+        async def send(url: str, body: bytes) -> dict:
+            async with session.post(url, data=body, headers=headers) as resp:
+                assert resp.status == 202, await resp.text()
+                return orjson.loads(await resp.read())
+
+        for n in range(ROUNDS):
+            body = orjson.dumps({"externalId": f"storm-{n}", "title": "Queue backlog"})
+            answers = await asyncio.gather(
+                *(send(urls[i % len(urls)], body) for i in range(COPIES))
+            )
+            rounds.append([a["alerts"][0] for a in answers])
+    return rounds
+
+
+def test_two_processes_open_one_incident(tmp_path: Path) -> None:
+    require_pg()
+    env = {"CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0", "CAUSEFLOW_INGEST_RATE_LIMIT_PER_MINUTE": "0"}
+    with fresh_database() as url, Deployment(tmp_path, url, env=env) as deployment:
+        deployment.migrate()
+        servers = [deployment.add_server(), deployment.add_server()]
+        tenant = deployment.create_tenant("acme")
+        urls = [f"{s.base_url}/v1/webhooks/{tenant['tenantId']}/custom" for s in servers]
+
+        rounds = asyncio.run(storm(urls, tenant))
+
+        incident_ids = set()
+        for answers in rounds:
+            assert sorted(a["action"] for a in answers) == ["attached"] * (COPIES - 1) + ["created"]
+            ids = {a["incidentId"] for a in answers}
+            assert len(ids) == 1
+            incident_ids |= ids
+        assert len(incident_ids) == ROUNDS
+
+        async def logged() -> list[str]:
+            admin = {"Authorization": f"Bearer {tenant['adminToken']}"}
+            async with aiohttp.ClientSession() as session:
+                async with session.get(
+                    f"{servers[1].base_url}/v1/events",
+                    params={"event": "incident.created", "limit": "100"},
+                    headers=admin,
+                ) as resp:
+                    items = (await resp.json())["items"]
+            return [e["data"]["incidentId"] for e in items]
+
+        assert sorted(asyncio.run(logged())) == sorted(incident_ids)

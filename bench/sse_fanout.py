@@ -1,8 +1,10 @@
 """SSE fan-out of one `causeflow serve` process: N open streams, events published at a steady rate.
 
 Reports, as medians of several runs: streams connected, events lost, p50/p99 publish-to-receive
-latency (from just before `POST /v1/events` to the frame's arrival at each client) and server
-memory per stream, (RSS with N streams - RSS idle) / N. The same clients and publisher are then
+latency (from just before `POST /v1/events` to the frame's arrival at each client; `first_ms`
+is the median wait until the first client has an event, `spread_ms` the median time from the
+first client to the last), server memory per stream, (RSS with N streams - RSS idle) / N, and
+the server's user and system CPU while publishing. The same clients and publisher are then
 pointed at a baseline, a minimal aiohttp SSE server that fans the same envelopes out from memory
 (no database, no auth, no resume), and the ratio is printed. Clients run in separate processes
 (raw asyncio sockets, a few thousand each) so they do not starve the server. Prints, never asserts.
@@ -422,6 +424,9 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
         latencies: list[float] = []
         received = 0
         closed_early = 0
+        # per event: its first and last arrival anywhere (the fan-out's start and spread)
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
         for proc, pipe in workers:
             pipe.send("finish")
             _, result = pipe.recv()
@@ -432,8 +437,12 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
                     continue
                 received += len(times)
                 latencies.extend(t - published for t in times)
+                first[event_id] = min(first.get(event_id, math.inf), min(times))
+                last[event_id] = max(last.get(event_id, 0.0), max(times))
             proc.join(30)
     latencies.sort()
+    to_first = [first[e] - sent[e] for e in first]
+    spread = [last[e] - first[e] for e in first]
     expected = opened * len(sent)
     return {
         "connected": opened,
@@ -445,6 +454,8 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "first_ms": statistics.median(to_first) * 1000 if to_first else float("nan"),
+        "spread_ms": statistics.median(spread) * 1000 if spread else float("nan"),
         "rss_idle_mib": rss_idle / 1024,
         "rss_loaded_mib": rss_loaded / 1024,
         "kib_per_stream": (rss_loaded - rss_idle) / max(1, opened),
@@ -463,6 +474,8 @@ COLUMNS = [
     ("p50_ms", "{:.1f}"),
     ("p99_ms", "{:.1f}"),
     ("max_ms", "{:.1f}"),
+    ("first_ms", "{:.1f}"),
+    ("spread_ms", "{:.1f}"),
     ("rss_idle_mib", "{:.1f}"),
     ("rss_loaded_mib", "{:.1f}"),
     ("kib_per_stream", "{:.1f}"),

@@ -173,3 +173,23 @@ async def test_a_cancelled_caller_does_not_break_its_group(db: Database):
     async with db.read() as conn:
         ids = sorted((await conn.execute(select(items.c.id))).scalars())
     assert ids == [1, 2, 3, 4, 5]
+
+
+async def test_the_wal_is_checkpointed_off_the_event_loop(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    from causeflow.db import group as group_module
+
+    monkeypatch.setattr(group_module, "CHECKPOINT_SECONDS", 0.0)
+    for i in range(3):
+        async with db.group_transaction() as tx:
+            await tx.execute(items.insert(), {"id": i, "v": "x" * 5000})
+        committer = db._group
+        assert committer is not None
+        if committer._checkpointing is not None:
+            await committer._checkpointing
+    assert committer.checkpoints >= 1
+    # the writer itself never checkpoints (that would stall the loop)
+    raw = committer.conn.connection.dbapi_connection
+    assert raw is not None
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0

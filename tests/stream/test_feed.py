@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
@@ -91,12 +92,12 @@ def _ids(sink: Recorder) -> list[int]:
         (frozenset({"incident.created"}), None, 11, [13]),
     ],
 )
-def test_each_connection_gets_its_matching_events_after_its_cursor_in_one_write(
+async def test_each_connection_gets_its_matching_events_after_its_cursor_in_one_write(
     types: frozenset[str] | None, incident: str | None, cursor: int, expected: list[int]
 ) -> None:
     feed = TenantFeed(None, "ten_1")  # type: ignore[arg-type]
     sink = _live(feed, cursor, types, incident)
-    feed.deliver(PAGE)
+    await feed.deliver(PAGE)
     assert _ids(sink) == expected
     assert len(sink.writes) == (1 if expected else 0)
     if expected:
@@ -104,33 +105,52 @@ def test_each_connection_gets_its_matching_events_after_its_cursor_in_one_write(
     assert feed.position == 14
 
 
-def test_frames_are_encoded_once_and_shared() -> None:
+async def test_frames_are_encoded_once_and_shared() -> None:
     feed = TenantFeed(None, "ten_1")  # type: ignore[arg-type]
     a, b = _live(feed), _live(feed)
     c = _live(feed, types=frozenset({"incident.created"}))
-    feed.deliver(PAGE)
+    await feed.deliver(PAGE)
     assert a.writes[0][0] is b.writes[0][0]  # the same bytes object for the same filters
     expected = b"".join(event_frame(e.id, e.type, e.envelope) for e in PAGE)
     assert a.writes[0][0].raw == expected
     assert _ids(c) == [11, 13]
 
 
-def test_a_connection_over_its_bound_is_dropped_and_the_others_are_not() -> None:
+async def test_a_connection_over_its_bound_is_dropped_and_the_others_are_not() -> None:
     feed = TenantFeed(None, "ten_1")  # type: ignore[arg-type]
     small, big = _live(feed, limit=3), _live(feed)
-    feed.deliver(PAGE)
+    await feed.deliver(PAGE)
     assert small.aborted and small.writes == []
     assert not big.aborted and _ids(big) == [11, 12, 13, 14]
     [dropped] = [c for c in feed.members if c.sink is small]
     assert dropped.closed == "overflow"
 
 
-def test_connections_not_yet_live_get_nothing() -> None:
+async def test_connections_not_yet_live_get_nothing() -> None:
     feed = TenantFeed(None, "ten_1")  # type: ignore[arg-type]
     waiting = Connection(Principal("user", "usr_1", "ten_1"), None, None)
     sink = Recorder()
     waiting.sink = sink  # type: ignore[assignment]
     feed.members.add(waiting)  # registered, still replaying
-    feed.deliver(PAGE)
+    await feed.deliver(PAGE)
     assert sink.writes == []
     assert feed.position == 14
+
+
+async def test_a_stream_joining_while_a_page_is_written_starts_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import causeflow.stream.hub as hub_module
+
+    monkeypatch.setattr(hub_module, "WRITES_PER_SLICE", 2)  # yield after every 2 sockets
+    feed = TenantFeed(None, "ten_1")  # type: ignore[arg-type]
+    early = [_live(feed) for _ in range(6)]
+    delivering = asyncio.ensure_future(feed.deliver(PAGE))
+    await asyncio.sleep(0)  # the page is half written
+    assert feed.position == 14  # already past it
+    late = _live(feed, cursor=feed.position)  # what a new stream does: live from here
+    await delivering
+    assert all(_ids(sink) == [11, 12, 13, 14] for sink in early)
+    assert late.writes == []
+    await feed.deliver([StoredEvent("evt_15", "ten_1", 15, "user.created", None, 0, "{}")])
+    assert _ids(late) == [15]

@@ -163,7 +163,7 @@ class Database:
 
     async def dispose(self) -> None:
         if self._group is not None:
-            self._group.close()
+            await self._group.close()
             self._group = None
         await self.writer.dispose()
         if self.reader is not self.writer:

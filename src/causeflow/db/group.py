@@ -11,12 +11,15 @@ to the loop so that requests already in flight can join, then commits (at most `
 per group, to bound the wait of the first). Every member returns only after the shared COMMIT;
 a member whose work raises is rolled back to its savepoint alone; a failed COMMIT fails every
 member. Not reentrant: a member must not open another transaction of the same database.
+WAL checkpoints (an fsync) never run on this connection: a worker thread runs them, at most
+once a second while groups commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from causeflow.db.engine import Database, Tx
 
 BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, without blocking
+CHECKPOINT_SECONDS = 1.0  # at most one background WAL checkpoint per second of group commits
 
 
 class SyncConnection:
@@ -70,6 +74,9 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
         # asynchronously instead (see _begin).
         cur.execute("PRAGMA busy_timeout=0")
         cur.execute("PRAGMA foreign_keys=ON")
+        # A checkpoint (copying the WAL back, with an fsync) would stall the event loop: this
+        # connection never runs one; `GroupCommitter._checkpoint` does, in a worker thread.
+        cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -109,6 +116,11 @@ class GroupCommitter:
         self.conn = self.engine.connect()
         self._group: _Group | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._path = str(db.settings.sqlite_path)
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = time.monotonic()
+        self.checkpoints = 0
         self.commits = 0  # groups committed (observability and tests)
         self.members = 0  # members that took part in a committed group
 
@@ -131,15 +143,23 @@ class GroupCommitter:
             await asyncio.shield(group.ready)
             async with group.turn:
                 self._check_alive()
-                savepoint = self.conn.begin_nested()
+                # Plain driver SQL: SQLAlchemy's nested-transaction objects cost more than the
+                # statements; its root transaction (BEGIN/COMMIT) is unaffected by these.
+                raw = self.conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("SAVEPOINT member")
                 tx = Tx(SyncConnection(self.conn), self.db)  # type: ignore[arg-type]
                 try:
                     yield tx
                 except BaseException:
-                    savepoint.rollback()
                     tx = None
+                    # Fails only when SQLite already dropped the whole transaction (disk
+                    # full, I/O error): `_check_alive` then fails the rest of the group.
+                    with contextlib.suppress(Exception):
+                        raw.execute("ROLLBACK TO member")
+                        raw.execute("RELEASE member")
                     raise
-                savepoint.commit()
+                raw.execute("RELEASE member")
         finally:
             group.pending -= 1
             if group.pending == 0 and _opened(group):
@@ -201,6 +221,7 @@ class GroupCommitter:
             self.commits += 1
             self.members += group.joined
             group.done.set_result(None)
+            self._maybe_checkpoint()
         finally:
             self.lock.release()
 
@@ -210,6 +231,34 @@ class GroupCommitter:
         if not self.conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
             raise RuntimeError("the group transaction was rolled back by SQLite")
 
-    def close(self) -> None:
+    def _maybe_checkpoint(self) -> None:
+        now = time.monotonic()
+        if self._checkpointing is not None or now - self._last_checkpoint < CHECKPOINT_SECONDS:
+            return
+        self._last_checkpoint = now
+        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        self._checkpointing.add_done_callback(self._checkpointed)
+
+    def _checkpointed(self, task: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not task.cancelled():
+            task.exception()  # a failed checkpoint is retried with the next one
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copies what it can without waiting for readers or the writer."""
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False
+            )
+            self._checkpoint_conn.execute("PRAGMA busy_timeout=1000")
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
+
+    async def close(self) -> None:
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
         self.conn.close()
         self.engine.dispose()

@@ -26,6 +26,8 @@ from causeflow.stream.framing import PING_FRAME, Frame, event_frame, matches
 logger = logging.getLogger("causeflow.stream")
 
 READ_PAGE = 500
+# Socket writes between two yields to the event loop while fanning a page out.
+WRITES_PER_SLICE = 500
 # After a shutdown began, streams that have not closed by themselves are dropped after this.
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -45,7 +47,8 @@ class TenantFeed:
         self.members: set[Connection] = set()
         # live connections grouped by filters, so each event is matched once per group
         self.groups: dict[FilterKey, set[Connection]] = {}
-        self.position = 0  # every event at or below it has been handed to live connections
+        # every event at or below it is handed (or being handed) to the live connections
+        self.position = 0
         self.ready = asyncio.Event()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -102,38 +105,46 @@ class TenantFeed:
             async with db.read() as rdb:
                 rows = await log.read_after(rdb, self.tenant_id, self.position, limit=READ_PAGE)
             if rows:
-                self.deliver(rows)
+                await self.deliver(rows)
             if len(rows) < READ_PAGE:
                 return
 
-    def deliver(self, rows: list[StoredEvent]) -> None:
-        """Hand a page of events to the live connections and move the position past it.
+    async def deliver(self, rows: list[StoredEvent]) -> None:
+        """Hand a page of events to the live connections, in position order.
 
-        Synchronous on purpose: delivery and the position move together, which is what
-        `go_live` relies on. Each connection gets the page's matching frames as one write,
-        encoded once and shared by every connection with the same filters.
+        Each connection gets the page's matching frames as one write, encoded once and shared
+        by every connection with the same filters. The recipients are chosen and the position
+        moves past the page before the first await: a stream that goes live while the page is
+        still being written takes its cursor after it (a resume has replayed it from storage,
+        a new stream starts after it), and writing to thousands of sockets yields to the loop
+        now and then instead of holding every other request up.
         """
         raws = [event_frame(e.id, e.type, e.envelope) for e in rows]
         batches: dict[tuple[int, ...], Frame] = {}
-        for (types, incident_id), group in list(self.groups.items()):
+        plan: list[tuple[tuple[int, ...], Frame, list[Connection]]] = []
+        for (types, incident_id), group in self.groups.items():
             picked = tuple(
                 i for i, e in enumerate(rows) if matches(e.type, e.incident_id, types, incident_id)
             )
-            if not picked:
-                continue
-            batch = batches.get(picked)
-            if batch is None:
-                batch = batches[picked] = Frame.of(b"".join(raws[i] for i in picked))
+            if picked:
+                batch = batches.get(picked)
+                if batch is None:
+                    batch = batches[picked] = Frame.of(b"".join(raws[i] for i in picked))
+                plan.append((picked, batch, list(group)))
+        self.position = rows[-1].position
+        written = 0
+        for picked, batch, streams in plan:
             first = rows[picked[0]].position
-            for stream in list(group):
+            for stream in streams:
                 if stream.cursor < first:
                     stream.deliver(batch, len(picked))
-                    continue
-                # It joined after part of this page (replayed from storage): the rest only.
-                rest = [raws[i] for i in picked if rows[i].position > stream.cursor]
-                if rest:
-                    stream.deliver(Frame.of(b"".join(rest)), len(rest))
-        self.position = rows[-1].position
+                else:  # it joined after part of this page (replayed from storage): the rest
+                    rest = [raws[i] for i in picked if rows[i].position > stream.cursor]
+                    if rest:
+                        stream.deliver(Frame.of(b"".join(rest)), len(rest))
+                written += 1
+                if written % WRITES_PER_SLICE == 0:
+                    await asyncio.sleep(0)
 
 
 class StreamHub:

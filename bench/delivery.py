@@ -7,7 +7,9 @@ Measures, over several runs (medians reported):
   `POST /v1/events` (32 at a time) while deliveries run on the same CPU;
 - p50/p99 publish-to-receipt latency at a steady 500 events/s through `POST /v1/events`;
 - a baseline: a bare aiohttp loop that only signs and POSTs to the same receiver.
-The receiver is a plain aiohttp server in its own process on 127.0.0.1. Prints, never asserts.
+Beside each rate it prints the CPU the service processes spent per delivery (from /proc), which
+stays meaningful on a shared machine where wall-clock rates do not. The receiver is a plain
+aiohttp server in its own process on 127.0.0.1. Prints, never asserts.
 
     .venv/bin/python bench/delivery.py                 # SQLite, one `causeflow serve`
     .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers

@@ -4,10 +4,12 @@ Reports, as medians of several runs: streams connected, events lost, p50/p99 pub
 latency (from just before `POST /v1/events` to the frame's arrival at each client; `first_ms`
 is the median wait until the first client has an event, `spread_ms` the median time from the
 first client to the last), server memory per stream, (RSS with N streams - RSS idle) / N, and
-the server's user and system CPU while publishing. The same clients and publisher are then
-pointed at a baseline, a minimal aiohttp SSE server that fans the same envelopes out from memory
-(no database, no auth, no resume), and the ratio is printed. Clients run in separate processes
-(raw asyncio sockets, a few thousand each) so they do not starve the server. Prints, never asserts.
+the server's user and system CPU while publishing. Events are POSTed on a fixed schedule (an
+open loop: a slow answer does not hold the next event back, so queueing shows as latency).
+The same clients and publisher are then pointed at a baseline, a minimal aiohttp SSE server
+that fans the same envelopes out from memory (no database, no auth, no resume), and the ratio
+is printed. Clients run in separate processes (raw asyncio sockets, a few thousand each) so
+they do not starve the server. Prints, never asserts.
 
     .venv/bin/python bench/sse_fanout.py                       # 10,000 streams, 10 events/s
     .venv/bin/python bench/sse_fanout.py --streams 1000 --runs 5
@@ -368,21 +370,28 @@ async def _warm_up(base: str, headers: dict[str, str]) -> None:
 async def _publish(
     base: str, headers: dict[str, str], rate: float, seconds: float
 ) -> dict[str, float]:
-    """POST events at a steady rate; returns event id -> time just before its POST."""
+    """POST events on a fixed schedule (open loop: a slow answer does not delay the next one);
+    returns event id -> time just before its POST."""
     body = {"event": EVENT_TYPE, "data": sample_data(EVENT_TYPE)}
     sent: dict[str, float] = {}
     count = int(rate * seconds)
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        before = time.time()
+        async with session.post(base + "/v1/events", json=body, headers=headers) as r:
+            if r.status != 201:
+                raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+            sent[orjson.loads(await r.read())["id"]] = before
+
     async with aiohttp.ClientSession() as session:
         start = time.monotonic()
+        posts = []
         for i in range(count):
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            before = time.time()
-            async with session.post(base + "/v1/events", json=body, headers=headers) as r:
-                if r.status != 201:
-                    raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
-                sent[orjson.loads(await r.read())["id"]] = before
+            posts.append(asyncio.create_task(one(session)))
+        await asyncio.gather(*posts)
     return sent
 
 

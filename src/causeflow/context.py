@@ -6,7 +6,6 @@ hand it to routers. Nothing here does work at import time.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from causeflow.api.ratelimit import RateLimiter
 from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.keys import ServiceKeys
 from causeflow.auth.tokens import TokenService
+from causeflow.cache import TtlCache
 from causeflow.clock import Clock
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
@@ -34,24 +34,20 @@ class AppContext:
     limiter: RateLimiter
     # long-lived components registered by features (stream hub, delivery engine, ...)
     components: dict[str, Any] = field(default_factory=dict)
-    _plans: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _plans: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0, 50_000))
 
     async def tenant_plan(self, tenant_id: str) -> str | None:
-        """The tenant's plan (cached 10 s); None if there is no such tenant."""
+        """The tenant's plan (cached 10 s, one load per miss); None if there is no such tenant."""
         from causeflow.tenant.tables import tenants
 
-        hit = self._plans.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < 10:
-            return hit[0] or None
-        async with self.db.read() as conn:
-            plan = (
-                await conn.execute(select(tenants.c.plan).where(tenants.c.id == tenant_id))
-            ).scalar()
-        if len(self._plans) > 50000:
-            self._plans.clear()
-        self._plans[tenant_id] = (plan or "", now)
-        return plan
+        async def load() -> str:
+            async with self.db.read() as conn:
+                plan = (
+                    await conn.execute(select(tenants.c.plan).where(tenants.c.id == tenant_id))
+                ).scalar()
+            return plan or ""
+
+        return await self._plans.get(tenant_id, load) or None
 
     def forget_plan(self, tenant_id: str) -> None:
-        self._plans.pop(tenant_id, None)
+        self._plans.drop(tenant_id)

@@ -180,10 +180,12 @@ async def test_operations_endpoints(service: Service):
 async def test_nul_characters_are_client_errors(service: Service, tenant: Tenant):
     resp = await service.client.get("/v1/users/a%00b", headers=tenant.admin_headers)
     assert resp.status_code == 400 and resp.json()["error"] == "bad_request"
-    resp = await service.client.get("/v1/events", headers=tenant.key_headers,
-                                    params={"event": "a\x00b"})
+    resp = await service.client.get(
+        "/v1/events", headers=tenant.key_headers, params={"event": "a\x00b"}
+    )
     assert resp.status_code == 400
-    resp = await service.client.post("/v1/users", headers=tenant.admin_headers,
-                                     json={"email": "a\x00b@example.com"})
+    resp = await service.client.post(
+        "/v1/users", headers=tenant.admin_headers, json={"email": "a\x00b@example.com"}
+    )
     # PostgreSQL cannot store NUL in text: a client error there, never a 5xx
     assert resp.status_code in (201, 422), resp.text

@@ -18,11 +18,13 @@ from tests.support.pgcluster import PrivateCluster
 from tests.support.processes import Deployment
 
 
-def _call(method: str, url: str, headers: dict, body: dict | None = None,
-          timeout: float = 15) -> tuple[int, dict, float]:
+def _call(
+    method: str, url: str, headers: dict, body: dict | None = None, timeout: float = 15
+) -> tuple[int, dict, float]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={**headers, "content-type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={**headers, "content-type": "application/json"}
+    )
     start = time.monotonic()
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -36,16 +38,19 @@ def test_database_outage_gives_503_then_recovers(tmp_path: Path):
     require_pg()
     with PrivateCluster() as cluster:
         url = cluster.create_database("causeflow")
-        with Deployment(tmp_path, database_url=url,
-                        env={"CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0"}) as dep:
+        with Deployment(
+            tmp_path, database_url=url, env={"CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0"}
+        ) as dep:
             tenant = dep.create_tenant()
             servers = [dep.add_server(), dep.add_server()]
             hdr = {"X-API-Key": tenant["apiKey"]}
             accepted: list[str] = []
 
             def publish(server, i):
-                body = {"event": "incident.created",
-                        "data": sample_data("incident.created", title=f"n{i}")}
+                body = {
+                    "event": "incident.created",
+                    "data": sample_data("incident.created", title=f"n{i}"),
+                }
                 status, out, took = _call("POST", f"{server.base_url}/v1/events", hdr, body)
                 if status == 201:
                     accepted.append(out["id"])
@@ -72,7 +77,6 @@ def test_database_outage_gives_503_then_recovers(tmp_path: Path):
             for i in range(10):
                 assert publish(servers[i % 2], 300 + i)[0] == 201
             # every accepted event is in the log, in order, on either node
-            status, page, _ = _call("GET", f"{servers[1].base_url}/v1/events?limit=100",
-                                    hdr)
+            status, page, _ = _call("GET", f"{servers[1].base_url}/v1/events?limit=100", hdr)
             ids = [e["id"] for e in page["items"] if e["event"] == "incident.created"]
             assert ids == accepted

@@ -33,7 +33,7 @@ def run_st(base_url: str, token: str, *filters: str, examples: int = 10) -> None
         "--exclude-path",
         "/v1/notifications/stream",
         "-w",
-        "2",
+        "1",
         "--seed",
         "1",
         "--request-timeout",
@@ -46,9 +46,15 @@ def run_st(base_url: str, token: str, *filters: str, examples: int = 10) -> None
         "PYTHONPATH": str(ROOT),
         "NO_COLOR": "1",
     }
-    result = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT, check=False
-    )
+    for _attempt in range(2):
+        result = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT, check=False
+        )
+        # Schemathesis' own generator occasionally crashes inside Hypothesis ("Runtime Error",
+        # no failing case); such a run proves nothing either way, so it is run once more.
+        internal_only = "Runtime Error" in result.stdout and "Failures:" not in result.stdout
+        if result.returncode == 0 or not internal_only:
+            break
     if result.returncode != 0:
         pytest.fail(
             "schemathesis found problems:\n" + result.stdout[-6000:] + result.stderr[-2000:]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from tests.support.pg import (
     database_exists,
     fresh_database,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from tests.support.pg import fresh_database, require_pg
 from tests.support.ports import free_port, port_open
 from tests.support.processes import Deployment, ServiceProcess, parse_json_output, service_env

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+
 from tests.support.ports import free_port, port_open
 from tests.support.receiver import (
     Drop,

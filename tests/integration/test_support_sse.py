@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+
 from tests.support.sse import SseEvent, SseHttpError, SseParser, SseStream, parse_sse, sse_events
 
 

@@ -370,7 +370,8 @@ async def test_idempotent_proposal(sqlite_service: Service):
 
 
 async def test_nul_characters_are_refused_not_stored(service: Service, tenant: Tenant):
-    """PostgreSQL TEXT cannot hold NUL: bodies with one are 422, ids with one simply not found."""
+    """PostgreSQL TEXT cannot hold NUL: bodies with one are 422; URLs with one are refused
+    at the gateway (400) before any lookup."""
     inc = await incident(service, tenant)
     body = {"title": "a\u0000b", "steps": ["x"], "requiresApproval": False}
     resp = await service.client.post(
@@ -385,10 +386,10 @@ async def test_nul_characters_are_refused_not_stored(service: Service, tenant: T
         "/v1/triggers/trg_%00",
     ):
         resp = await service.client.get(url, headers=tenant.admin_headers)
-        assert resp.status_code == 404, (url, resp.text)
+        assert error_code(resp, 400) == "bad_request", (url, resp.text)
     resp = await service.client.get(
         "/v1/notifications/approvals/pending",
         headers=tenant.admin_headers,
         params={"incidentId": "inc_\u0000"},
     )
-    assert resp.status_code == 200 and resp.json()["items"] == []
+    assert error_code(resp, 400) == "bad_request"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -10,15 +13,17 @@ from causeflow.auth.principal import Action, Principal, allows
 from causeflow.context import AppContext
 from causeflow.errors import Forbidden, Unauthorized
 
+T = TypeVar("T")
 
-def get_ctx(request: Request) -> AppContext:
+
+async def get_ctx(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:
         raise Unauthorized("authentication required: send a Bearer token or an API key")
@@ -28,7 +33,7 @@ def get_principal(request: Request) -> Principal:
 def require(*actions: Action) -> object:
     """A dependency that admits callers allowed any of `actions`."""
 
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.kind == "ticket":
             raise Forbidden("stream tickets are valid only for the stream")
         if not any(allows(principal, a) for a in actions):
@@ -45,6 +50,23 @@ Producer = Annotated[Principal, require(Action.OPERATE, Action.PRODUCE)]
 Publisher = Annotated[Principal, require(Action.PUBLISH)]
 PlatformAdmin = Annotated[Principal, require(Action.PLATFORM)]
 AdminOrProducer = Annotated[Principal, require(Action.WRITE, Action.PRODUCE)]
+
+
+def async_dependency(cls: type[T]) -> Callable[..., Awaitable[T]]:
+    """`cls` as an async dependency. FastAPI runs plain classes and `def` dependencies in a
+    thread pool (a thread hop per request each); building these small objects needs none."""
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    params = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+    ]
+
+    async def build(**kwargs: Any) -> T:
+        return cls(**kwargs)
+
+    build.__signature__ = inspect.Signature(params, return_annotation=cls)  # type: ignore[attr-defined]
+    build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 def tenant_of(principal: Principal) -> str:

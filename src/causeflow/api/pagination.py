@@ -68,3 +68,12 @@ def page(items: list[Any], limit: int, key: Any) -> dict[str, Any]:
     items = items[:limit]
     cursor = encode_cursor(list(key(items[-1]))) if more and items else None
     return {"items": items, "cursor": cursor, "count": len(items)}
+
+
+def _page_params_dependency() -> Any:
+    from causeflow.api.deps import async_dependency
+
+    return async_dependency(PageParams)
+
+
+page_params = _page_params_dependency()

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.approval import service
 from causeflow.approval.schemas import ApprovalPage, ApprovalRead, ApprovalRespond
 
@@ -18,7 +18,7 @@ router = APIRouter(tags=["approvals"])
 async def list_pending_approvals(
     ctx: Ctx,
     principal: Reader,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     incidentId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
 ) -> dict[str, Any]:
     after = params.after_key(str)

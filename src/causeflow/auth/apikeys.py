@@ -6,7 +6,6 @@ here drops it from this process's cache at once, other processes within the cach
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from causeflow import ids
 from causeflow.auth.crypto import SecretBox, hash_api_key, new_api_key
 from causeflow.auth.principal import SCOPES, Principal
 from causeflow.auth.tables import api_keys
+from causeflow.cache import TtlCache
 from causeflow.db.engine import Database, Tx
 from causeflow.errors import Conflict, ValidationFailed
 from causeflow.jsonutil import dumps_str, loads
@@ -94,9 +94,7 @@ async def create_key(
         webhook_secret_enc=sealed,
     )
     await tx.execute(api_keys.insert().values(**values))
-    record = KeyRecord(
-        key_id, tenant_id, name, plaintext[:12], checked, now_ms, None, sealed
-    )
+    record = KeyRecord(key_id, tenant_id, name, plaintext[:12], checked, now_ms, None, sealed)
     return record, plaintext
 
 
@@ -141,34 +139,26 @@ class KeyCache:
 
     def __init__(self, db: Database, ttl: float = 2.0, max_entries: int = 10000) -> None:
         self.db = db
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        self._cache: TtlCache[str, KeyRecord | None] = TtlCache(ttl, max_entries)
 
     async def lookup(self, plaintext: str) -> KeyRecord | None:
         digest = hash_api_key(plaintext)
-        hit = self._cache.get(digest)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self.ttl:
-            return hit[0]
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))
-            ).first()
-        record = _record(row) if row and row.revoked_at is None else None
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        self._cache[digest] = (record, now)
-        return record
+
+        async def load() -> KeyRecord | None:
+            async with self.db.read() as conn:
+                row = (
+                    await conn.execute(select(api_keys).where(api_keys.c.key_hash == digest))
+                ).first()
+            return _record(row) if row and row.revoked_at is None else None
+
+        return await self._cache.get(digest, load)
 
     async def still_valid(self, key_id: str, tenant_id: str) -> bool:
         async with self.db.read() as conn:
             return await get_key(conn, tenant_id, key_id) is not None
 
     def forget(self, key_id: str) -> None:
-        for digest, (rec, _) in list(self._cache.items()):
-            if rec is not None and rec.id == key_id:
-                del self._cache[digest]
+        self._cache.drop_where(lambda _digest, rec: rec is not None and rec.id == key_id)
 
 
 def principal_for_key(record: KeyRecord) -> Principal:

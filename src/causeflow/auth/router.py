@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.auth import apikeys
 from causeflow.clock import ms_to_rfc3339
 from causeflow.errors import NotFound
@@ -75,7 +75,7 @@ async def create_api_key(body: ApiKeyCreate, ctx: Ctx, principal: Admin) -> dict
 
 @router.get("/v1/api-keys", response_model=ApiKeyPage)
 async def list_api_keys(
-    ctx: Ctx, principal: Admin, params: PageParams = Depends()
+    ctx: Ctx, principal: Admin, params: PageParams = Depends(page_params)
 ) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:

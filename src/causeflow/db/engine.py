@@ -1,16 +1,18 @@
 """The `Database`: engines, transactions owned by the caller, and after-commit hooks.
 
-SQLite runs one writer by design: write transactions take an in-process lock and
-`BEGIN IMMEDIATE` on a single writer connection, while reads use a separate pool (WAL lets them
-run beside the writer). PostgreSQL uses one asyncpg pool for both. A `Tx` collects callbacks
-that run only after its commit succeeded (wake-ups of stream readers and workers).
+SQLite runs one writer by design: every write transaction is a member of a group commit on one
+synchronous writer connection in the event loop's thread (`db/group.py`): concurrent writers
+share one `BEGIN IMMEDIATE … COMMIT`, each inside its own savepoint, and no statement pays a
+hop to a driver thread. Reads use a separate aiosqlite pool (WAL lets them run beside the
+writer). PostgreSQL uses one asyncpg pool for both. A `Tx` collects callbacks that run only
+after its commit succeeded (wake-ups of stream readers and workers).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -55,17 +57,21 @@ class Tx:
         return await self.conn.execute(stmt, params)
 
 
-def _sqlite_engine(url: str, settings: Settings, *, writer: bool) -> AsyncEngine:
+def check_synchronous(value: str) -> str:
+    sync = value.upper()
+    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError("CAUSEFLOW_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
+    return sync
+
+
+def _sqlite_reader(url: str, settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         url,
-        pool_size=1 if writer else 4,
-        max_overflow=0 if writer else 8,
+        pool_size=4,
+        max_overflow=8,
         pool_timeout=60,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
-    sync = settings.sqlite_synchronous.upper()
-    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError("CAUSEFLOW_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -73,15 +79,12 @@ def _sqlite_engine(url: str, settings: Settings, *, writer: bool) -> AsyncEngine
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={sync}")
         cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # The writer takes the write lock at BEGIN so it never has to upgrade mid-transaction.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        conn.exec_driver_sql("BEGIN")
 
     return engine
 
@@ -95,10 +98,11 @@ class Database:
         self._group: GroupCommitter | None = None  # SQLite group commit, made on first use
         # called after each commit that appended events, with their (tenant_id, position)
         self.commit_listeners: list[Callable[[list[tuple[str, int, str]]], None]] = []
+        self.reader: AsyncEngine
         if self.dialect.name == "sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self.writer = _sqlite_engine(self.url, settings, writer=True)
-            self.reader = _sqlite_engine(self.url, settings, writer=False)
+            check_synchronous(settings.sqlite_synchronous)
+            self.reader = _sqlite_reader(self.url, settings)
             self._write_lock = asyncio.Lock()
         else:
             size = pool_size or settings.db_pool_size
@@ -116,36 +120,27 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect.name == "sqlite"
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A write transaction owned by the caller: commits on normal exit, rolls back on error,
-        and runs the after-commit callbacks only once the commit succeeded."""
-        lock = self._write_lock if self._write_lock is not None else nullcontext()
-        async with lock:
-            async with self.writer.begin() as conn:
-                tx = Tx(conn, self)
-                yield tx
-        if tx.appended:
-            for listener in self.commit_listeners:
-                listener(tx.appended)
-        for callback in tx._after:
-            callback()
+        returns only once committed, then runs the after-commit callbacks.
 
-    def group_transaction(self) -> AbstractAsyncContextManager[Tx]:
-        """A write transaction that may share its COMMIT with concurrent callers (SQLite).
-
-        Same contract as `transaction()` (commits on normal exit, rolls back this caller's
-        work on error, returns only once committed, then runs after-commit callbacks); on
-        SQLite concurrent callers are grouped into one commit (see db/group.py), on
-        PostgreSQL it is `transaction()`. For short, hot write paths such as inbound alerts.
+        On SQLite it is a member of a group commit (concurrent callers share one COMMIT, each in
+        its own savepoint; see db/group.py); it must not be nested in another transaction.
         """
         if self._write_lock is None:
-            return self.transaction()
+            return self._pg_transaction()
         if self._group is None:
             from causeflow.db.group import GroupCommitter
 
             self._group = GroupCommitter(self)
         return self._group.member()
+
+    @asynccontextmanager
+    async def _pg_transaction(self) -> AsyncIterator[Tx]:
+        async with self.writer.begin() as conn:
+            tx = Tx(conn, self)
+            yield tx
+        self._committed(tx)
 
     def _committed(self, tx: Tx | None) -> None:
         if tx is None:
@@ -165,8 +160,9 @@ class Database:
         if self._group is not None:
             await self._group.close()
             self._group = None
-        await self.writer.dispose()
-        if self.reader is not self.writer:
+        if self._write_lock is None:
+            await self.writer.dispose()
+        else:
             await self.reader.dispose()
 
 

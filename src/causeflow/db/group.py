@@ -1,6 +1,6 @@
 """Group commit on SQLite: concurrent callers' write transactions share one COMMIT.
 
-`Database.group_transaction()` runs each caller's work inside its own SAVEPOINT of a group
+`Database.transaction()` (on SQLite) runs each caller's work inside its own SAVEPOINT of a group
 transaction on a synchronous writer connection, in the event loop's thread: an SQLite statement
 takes microseconds, while a hop to a driver thread per statement (several per statement with
 aiosqlite) costs far more under load. The group holds the process's write lock from

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
@@ -55,17 +55,39 @@ def build_envelope(
     return dumps(envelope).decode()
 
 
+# Statements built once: building and hashing a statement costs more than SQLite running it.
+_INSERT_EVENT = events.insert()
+_HEAD_UPSERT: dict[str, Any] = {}
+
+
+def _head_upsert(dialect: Any) -> Any:
+    stmt = _HEAD_UPSERT.get(dialect.name)
+    if stmt is None:
+        stmt = _HEAD_UPSERT[dialect.name] = (
+            dialect.insert(event_heads)
+            .values(tenant_id=bindparam("t"), position=bindparam("n"))
+            .on_conflict_do_update(
+                index_elements=["tenant_id"],
+                set_={"position": event_heads.c.position + bindparam("n")},
+            )
+            .returning(event_heads.c.position)
+        )
+    return stmt
+
+
 async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
     """Reserve `count` positions; returns the last one. Locks the tenant's head until commit."""
-    stmt = (
-        tx.db.dialect.insert(event_heads)
-        .values(tenant_id=tenant_id, position=count)
-        .on_conflict_do_update(
-            index_elements=["tenant_id"], set_={"position": event_heads.c.position + count}
-        )
-        .returning(event_heads.c.position)
-    )
-    return int((await tx.conn.execute(stmt)).scalar_one())
+    result = await tx.conn.execute(_head_upsert(tx.db.dialect), {"t": tenant_id, "n": count})
+    return int(result.scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to append with `append_events`."""
+
+    event_type: str
+    data: dict[str, Any]
+    test: bool = False
 
 
 async def append_event(
@@ -77,33 +99,61 @@ async def append_event(
     now_ms: int,
     test: bool = False,
 ) -> StoredEvent:
-    event_id = ids.new_id("evt", now_ms)
-    envelope = build_envelope(
-        event_id=event_id,
-        event_type=event_type,
-        tenant_id=tenant_id,
-        data=data,
-        now_ms=now_ms,
-        test=test,
-    )
-    incident_id = data.get("incidentId") if isinstance(data.get("incidentId"), str) else None
-    position = await next_positions(tx, tenant_id)
-    await tx.conn.execute(
-        events.insert().values(
-            id=event_id,
-            tenant_id=tenant_id,
-            position=position,
-            type=event_type,
-            incident_id=incident_id,
-            created_at=now_ms,
-            test=test,
-            envelope=envelope,
+    return (
+        await append_events(
+            tx, tenant_id=tenant_id, items=[NewEvent(event_type, data, test)], now_ms=now_ms
         )
-    )
-    stored = StoredEvent(
-        event_id, tenant_id, position, event_type, incident_id, now_ms, envelope, test
-    )
-    await _announce(tx, stored)
+    )[0]
+
+
+async def append_events(
+    tx: Tx, *, tenant_id: str, items: list[NewEvent], now_ms: int
+) -> list[StoredEvent]:
+    """Append several events of one tenant, in order: one position reservation, one insert."""
+    if not items:
+        return []
+    last = await next_positions(tx, tenant_id, len(items))
+    first = last - len(items) + 1
+    stored: list[StoredEvent] = []
+    rows: list[dict[str, Any]] = []
+    for offset, item in enumerate(items):
+        event_id = ids.new_id("evt", now_ms)
+        envelope = build_envelope(
+            event_id=event_id,
+            event_type=item.event_type,
+            tenant_id=tenant_id,
+            data=item.data,
+            now_ms=now_ms,
+            test=item.test,
+        )
+        ref = item.data.get("incidentId")
+        incident_id = ref if isinstance(ref, str) else None
+        event = StoredEvent(
+            event_id,
+            tenant_id,
+            first + offset,
+            item.event_type,
+            incident_id,
+            now_ms,
+            envelope,
+            item.test,
+        )
+        stored.append(event)
+        rows.append(
+            {
+                "id": event_id,
+                "tenant_id": tenant_id,
+                "position": event.position,
+                "type": item.event_type,
+                "incident_id": incident_id,
+                "created_at": now_ms,
+                "test": item.test,
+                "envelope": envelope,
+            }
+        )
+    await tx.conn.execute(_INSERT_EVENT, rows if len(rows) > 1 else rows[0])
+    for event in stored:
+        await _announce(tx, event)
     return stored
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from causeflow.api.deps import Ctx, Publisher, Reader, tenant_of
-from causeflow.api.pagination import PageParams, encode_cursor
+from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
+from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
@@ -42,6 +42,9 @@ class EventFilters:
         except ValueError as exc:
             raise ValidationFailed.at("query.since", "not an RFC 3339 time") from exc
         self.after = after
+
+
+event_filters = async_dependency(EventFilters)
 
 
 def _json_page(envelopes: list[str], cursor: str | None) -> Response:
@@ -116,14 +119,20 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
 
 @router.get("/v1/events")
 async def get_events(
-    ctx: Ctx, principal: Reader, filters: EventFilters = Depends(), params: PageParams = Depends()
+    ctx: Ctx,
+    principal: Reader,
+    filters: EventFilters = Depends(event_filters),
+    params: PageParams = Depends(page_params),
 ) -> Response:
     return await read_log(ctx, tenant_of(principal), filters, params)
 
 
 @router.get("/v1/notifications")
 async def poll_notifications(
-    ctx: Ctx, principal: Reader, filters: EventFilters = Depends(), params: PageParams = Depends()
+    ctx: Ctx,
+    principal: Reader,
+    filters: EventFilters = Depends(event_filters),
+    params: PageParams = Depends(page_params),
 ) -> Response:
     """The polling fallback for clients that cannot hold a stream: same as GET /v1/events."""
     return await read_log(ctx, tenant_of(principal), filters, params)

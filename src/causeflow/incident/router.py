@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from causeflow.api.deps import Ctx, Operator, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.deps import Ctx, Operator, Reader, async_dependency, tenant_of
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
 from causeflow.incident import service
@@ -53,6 +53,9 @@ class IncidentFilters:
         self.newest_first = sort == "-createdAt"
 
 
+incident_filters = async_dependency(IncidentFilters)
+
+
 @router.post("/v1/incidents", status_code=201, response_model=IncidentRead)
 async def create_incident(body: IncidentCreate, ctx: Ctx, principal: Operator) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
@@ -73,8 +76,8 @@ async def create_incident(body: IncidentCreate, ctx: Ctx, principal: Operator) -
 async def list_incidents(
     ctx: Ctx,
     principal: Reader,
-    filters: IncidentFilters = Depends(),
-    params: PageParams = Depends(),
+    filters: IncidentFilters = Depends(incident_filters),
+    params: PageParams = Depends(page_params),
 ) -> dict[str, Any]:
     after = params.after_key(int, str)
     async with ctx.db.read() as conn:

@@ -132,7 +132,7 @@ def without_nul(alert: NormalizedAlert) -> NormalizedAlert:
     """The alert with NUL characters replaced in its plain-text fields (PostgreSQL text
     cannot hold them; JSON columns escape them already)."""
     fields = ("fingerprint", "title", "description", "service", "environment", "url")
-    changes = {
+    changes: dict[str, Any] = {
         name: value.replace("\x00", "\ufffd")
         for name in fields
         if isinstance(value := getattr(alert, name), str) and "\x00" in value

@@ -137,7 +137,7 @@ async def store_alerts(
     ttl = ctx.settings.delivery_id_ttl_seconds
     delivery_id = parsed.delivery_id
     # SQLite: concurrent deliveries share one commit (db/group.py); each is still its own unit.
-    async with ctx.db.group_transaction() as tx:
+    async with ctx.db.transaction() as tx:
         replay = None
         if delivery_id:
             replay = await repository.claim_delivery(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.integration import service
 from causeflow.integration.schemas import IntegrationCreate, IntegrationPage, IntegrationRead
 
@@ -35,7 +35,7 @@ async def connect_integration(
 async def list_integrations(
     ctx: Ctx,
     principal: Reader,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     status: Annotated[Literal["connected", "disconnected"] | None, Query()] = None,
 ) -> dict[str, Any]:
     after = params.after_key(str)

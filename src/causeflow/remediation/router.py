@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from causeflow.api.deps import Admin, Ctx, Producer, require, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.auth.principal import Action, Principal
 from causeflow.remediation import service
 from causeflow.remediation.schemas import (
@@ -47,7 +47,10 @@ async def propose_remediation(
 
 @router.get("/v1/incidents/{incident_id}/remediations", response_model=RemediationPage)
 async def list_remediations(
-    incident_id: str, ctx: Ctx, principal: ReaderOrProducer, params: PageParams = Depends()
+    incident_id: str,
+    ctx: Ctx,
+    principal: ReaderOrProducer,
+    params: PageParams = Depends(page_params),
 ) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:

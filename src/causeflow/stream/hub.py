@@ -27,7 +27,7 @@ logger = logging.getLogger("causeflow.stream")
 
 READ_PAGE = 500
 # Socket writes between two yields to the event loop while fanning a page out.
-WRITES_PER_SLICE = 500
+WRITES_PER_SLICE = 100
 # After a shutdown began, streams that have not closed by themselves are dropped after this.
 SHUTDOWN_GRACE_SECONDS = 2.0
 
@@ -273,7 +273,7 @@ class StreamHub:
             assert key_id is not None
             if not await self.ctx.key_cache.still_valid(key_id, tenant_id):
                 revoked.add((key_id, tenant_id))
-        for conn in live:
+        for done, conn in enumerate(live, 1):
             if conn.closed is not None:
                 continue
             expires = conn.principal.expires_at
@@ -283,6 +283,8 @@ class StreamHub:
                 conn.end("credential revoked")
             else:
                 conn.deliver(PING_FRAME, 1)
+            if done % WRITES_PER_SLICE == 0:
+                await asyncio.sleep(0)
 
 
 def begin_shutdown(state: object) -> None:

@@ -33,7 +33,7 @@ class StreamTicket(BaseModel):
     expiresAt: str  # noqa: N815 - the contract's field name
 
 
-def stream_principal(request: Request) -> Principal:
+async def stream_principal(request: Request) -> Principal:
     principal: Principal | None = request.scope.get("state", {}).get("principal")
     if principal is None:
         raise Unauthorized(

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.auth import apikeys
 from causeflow.tenant import service
 from causeflow.tenant.schemas import (
@@ -42,7 +42,7 @@ async def create_tenant(body: TenantCreate, ctx: Ctx, _p: PlatformAdmin) -> dict
 
 @router.get("/v1/tenants", response_model=TenantPage)
 async def list_tenants(
-    ctx: Ctx, _p: PlatformAdmin, params: PageParams = Depends()
+    ctx: Ctx, _p: PlatformAdmin, params: PageParams = Depends(page_params)
 ) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:

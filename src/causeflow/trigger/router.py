@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from causeflow.api.deps import Admin, AdminOrProducer, Ctx, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.trigger import service
 from causeflow.trigger.schemas import TriggerCreate, TriggerPage, TriggerRead
 
@@ -33,7 +33,7 @@ async def create_trigger(body: TriggerCreate, ctx: Ctx, principal: Admin) -> dic
 
 @router.get("/v1/triggers", response_model=TriggerPage)
 async def list_triggers(
-    ctx: Ctx, principal: Reader, params: PageParams = Depends()
+    ctx: Ctx, principal: Reader, params: PageParams = Depends(page_params)
 ) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.user import service
 
 router = APIRouter(tags=["users"])
@@ -57,7 +57,9 @@ async def create_user(body: UserCreate, ctx: Ctx, principal: Admin) -> dict[str,
 
 
 @router.get("/v1/users", response_model=UserPage)
-async def list_users(ctx: Ctx, principal: Admin, params: PageParams = Depends()) -> dict[str, Any]:
+async def list_users(
+    ctx: Ctx, principal: Admin, params: PageParams = Depends(page_params)
+) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:
         rows = await service.list_users(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
-from causeflow.api.pagination import PageParams, page
+from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
@@ -83,7 +83,7 @@ async def create_subscription(
 
 @router.get(SUBS, response_model=SubscriptionPage)
 async def list_subscriptions(
-    ctx: Ctx, principal: Reader, params: PageParams = Depends()
+    ctx: Ctx, principal: Reader, params: PageParams = Depends(page_params)
 ) -> dict[str, Any]:
     after = params.after_key(str)
     async with ctx.db.read() as conn:
@@ -173,7 +173,7 @@ async def list_deliveries(
     subscription_id: str,
     ctx: Ctx,
     principal: Reader,
-    params: PageParams = Depends(),
+    params: PageParams = Depends(page_params),
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
 ) -> dict[str, Any]:

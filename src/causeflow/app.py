@@ -36,38 +36,40 @@ from causeflow.settings import Settings
 
 
 def build_routers(app: FastAPI) -> None:
-    from causeflow.auth.router import router as keys_router
-    from causeflow.event.router import router as events_router
-    from causeflow.tenant.router import router as tenants_router
-    from causeflow.user.router import router as users_router
-
-    for router in (tenants_router, users_router, keys_router, events_router):
+    for router in routers():
         app.include_router(router)
-    for extra in extra_routers():
-        app.include_router(extra)
 
 
-def extra_routers() -> list[Any]:
-    """Routers of the capabilities built on the foundation (stream, webhooks, inbound, ...)."""
+def routers() -> list[Any]:
+    """Every capability's router. Routes are matched in this order, so the hot paths (inbound
+    alerts, events, the stream) come first and the dashboard last."""
     from causeflow.approval.router import router as approval_router
+    from causeflow.auth.router import router as keys_router
     from causeflow.dashboard.router import router as dashboard_router
+    from causeflow.event.router import router as events_router
     from causeflow.incident.router import router as incidents_router
     from causeflow.ingest.router import router as inbound_router
     from causeflow.integration.router import router as integration_router
     from causeflow.remediation.router import router as remediation_router
     from causeflow.stream.router import router as stream_router
+    from causeflow.tenant.router import router as tenants_router
     from causeflow.trigger.router import router as trigger_router
+    from causeflow.user.router import router as users_router
     from causeflow.webhook.router import router as webhook_router
 
     return [
+        inbound_router,
+        events_router,
+        stream_router,
+        webhook_router,
+        incidents_router,
         remediation_router,
         approval_router,
         integration_router,
         trigger_router,
-        incidents_router,
-        inbound_router,
-        webhook_router,
-        stream_router,
+        tenants_router,
+        users_router,
+        keys_router,
         dashboard_router,
     ]
 

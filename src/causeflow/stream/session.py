@@ -1,19 +1,22 @@
 """One stream from its first bytes to its end: preamble, resume, then live until it closes.
 
-The connection is registered with the hub before anything is read, the preamble goes out as
-soon as the tenant's feed knows its position, and a resume replays the log from storage up to
-the feed's position before joining it, re-checking the position with no await in between, so
-the seam has no gap and no duplicate however fast events are being published.
+The connection is registered with the hub before anything is read; the response head and the
+preamble go out as soon as the tenant's feed knows its position, and whatever is committed
+after the head reaches the client. A resume replays the log from storage up to the feed's
+position before joining it, re-checking the position with no await in between, so the seam
+has no gap and no duplicate however fast events are being published.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.responses import Response
 
+from causeflow.errors import Unavailable
 from causeflow.event import log
 from causeflow.stream.connection import (
     Connection,
@@ -37,6 +40,7 @@ from causeflow.stream.hub import StreamHub, TenantFeed
 logger = logging.getLogger("causeflow.stream")
 
 REPLAY_PAGE = 500
+READY_TIMEOUT_SECONDS = 10.0
 
 
 class EventStream(Response):
@@ -54,6 +58,14 @@ class EventStream(Response):
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:  # type: ignore[override]
         conn, hub = self.conn, self.hub
         try:
+            feed = hub.feed_of(conn)
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                    await feed.ready.wait()  # the tenant's feed knows its position
+            except TimeoutError:
+                raise Unavailable("the event log cannot be read right now; retry") from None
+            # The feed's position is read after the head has gone out, with no await until the
+            # stream joins the feed: whatever is committed once the client has the head reaches it.
             await send(
                 {"type": "http.response.start", "status": 200, "headers": list(RESPONSE_HEADERS)}
             )
@@ -70,7 +82,7 @@ class EventStream(Response):
                 sink.end(conn.closed)
             else:
                 try:
-                    await self._begin(hub.feed_of(conn), sink)
+                    await self._begin(feed, sink)
                 except Exception as exc:  # the database went away mid-resume: let it reconnect
                     logger.warning("stream for %s could not resume: %s", conn.tenant_id, exc)
                     sink.end("temporarily unavailable; reconnect")
@@ -82,9 +94,6 @@ class EventStream(Response):
 
     async def _begin(self, feed: TenantFeed, sink: Sink) -> None:
         conn, settings = self.conn, self.hub.ctx.settings
-        await feed.ready.wait()
-        if conn.closed is not None:
-            return
         first = preamble(settings.sse_retry_ms)
         if not self.last_event_id:
             # Live from the feed's position, then the preamble: a direct sink writes it before
@@ -92,6 +101,8 @@ class EventStream(Response):
             feed.go_live(conn, feed.position)
             await sink.send_now(first)
             return
+        # Every event after `start` reaches this stream, replayed or live, whatever follows.
+        start = feed.position
         await sink.send_now(first)
         async with self.hub.ctx.db.read() as db:
             found = await log.find_event(db, conn.tenant_id, self.last_event_id)
@@ -104,8 +115,8 @@ class EventStream(Response):
             ):
                 reset = RESET_TOO_FAR_BEHIND
         if reset is not None or found is None:
-            feed.go_live(conn, feed.position)
             await sink.send_now(reset_frame(reset or RESET_CURSOR_EXPIRED, self.last_event_id))
+            await self._replay(feed, sink, start)
             return
         await self._replay(feed, sink, found.position)
 

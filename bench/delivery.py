@@ -13,6 +13,7 @@ aiohttp server in its own process on 127.0.0.1. Prints, never asserts.
 
     .venv/bin/python bench/delivery.py                 # SQLite, one `causeflow serve`
     .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers
+    .venv/bin/python bench/delivery.py --backend pg --workers 4   # ... + four workers
 """
 
 from __future__ import annotations
@@ -367,12 +368,14 @@ async def baseline(receiver: str, count: int, concurrency: int = 64) -> float:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def start_deployment(tmp: Path, backend: str, pg_url: str | None) -> tuple[Deployment, str]:
+def start_deployment(
+    tmp: Path, backend: str, pg_url: str | None, workers: int = 2
+) -> tuple[Deployment, str]:
     deployment = Deployment(tmp, pg_url if backend == "pg" else None, env=ENV)
     if backend == "pg":
         server = deployment.add_server(CAUSEFLOW_RUN_WORKERS="false")
-        deployment.add_worker()
-        deployment.add_worker()
+        for _ in range(workers):
+            deployment.add_worker()
     else:
         server = deployment.add_server()
     return deployment, server.base_url
@@ -416,7 +419,11 @@ async def measure(
 
     print()
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
-    workers = "one `causeflow serve`" if args.backend == "sqlite" else "API + 2 `causeflow worker`"
+    workers = (
+        "one `causeflow serve`"
+        if args.backend == "sqlite"
+        else f"API + {args.workers} `causeflow worker`"
+    )
     print(f"backend: {args.backend} ({workers}); runs: {args.runs}; medians:")
     base = statistics.median(results.pop("baseline: bare aiohttp sign+POST req/s"))
     for key, values in results.items():
@@ -450,6 +457,9 @@ def main() -> None:
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--backend", choices=("sqlite", "pg"), default="sqlite")
     parser.add_argument("--pg-url", help="an empty PostgreSQL database (default: a fresh one)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="`causeflow worker` processes (pg backend)"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events-ten", type=int, default=2000, help="events, 10 subscriptions")
     parser.add_argument("--events-one", type=int, default=5000, help="events, 1 subscription")
@@ -474,7 +484,9 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) -> None:
-    deployment, api = start_deployment(tmp, args.backend, pg_url)
+    if args.workers < 1:
+        raise SystemExit("--workers must be at least 1")
+    deployment, api = start_deployment(tmp, args.backend, pg_url, args.workers)
     with deployment:
         asyncio.run(measure(args, deployment, api, receiver))
 

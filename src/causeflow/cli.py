@@ -186,13 +186,31 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
+    # Before the roles start, so a port already taken fails the start rather than a scrape.
+    metrics = serve_worker_metrics(settings)
     stops = await start_roles(ctx, {"worker"})
     typer.echo(f"causeflow worker {os.getpid()} running", err=True)
     await stop_event.wait()
     for stop in reversed(stops):
         await stop()
+    if metrics is not None:
+        metrics.shutdown()
     await ctx.broker.stop()
     await ctx.db.dispose()
+
+
+def serve_worker_metrics(settings: Settings) -> Any:
+    """`/metrics` of a worker process (it has no API port) when a port is configured.
+
+    prometheus_client's own server, in a daemon thread: a scrape never waits for the event
+    loop, and a busy loop never delays a scrape.
+    """
+    if not settings.worker_metrics_port:
+        return None
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(settings.worker_metrics_port, addr=settings.host)
+    return server
 
 
 @app.command("migrate")

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 1.0
     webhook_ca_file: str = ""
     run_workers: bool | None = None  # None: inside `serve` on SQLite only
+    worker_metrics_port: int = 0  # `causeflow worker` serves /metrics here; 0 = off
 
     # inbound
     sns_cert_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"

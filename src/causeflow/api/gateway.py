@@ -16,6 +16,7 @@ from causeflow.auth.resolver import resolve_principal
 from causeflow.context import AppContext
 from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
 from causeflow.jsonutil import dumps
+from causeflow.metrics import HTTP_REQUESTS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -26,6 +27,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STREAM_PATH = "/v1/notifications/stream"
 INGEST_PREFIX = "/v1/webhooks/"
 SESSION_COOKIE = "cf_session"
+# Methods counted by name; anything else a client invents is one label, so it cannot grow the
+# metric without bound.
+_COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 async def send_error(
@@ -60,6 +64,7 @@ class Gateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _counting(send, scope["method"])
         ctx = self.ctx
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit_bytes = ctx.settings.max_body_bytes
@@ -141,6 +146,18 @@ class Gateway:
             bucket = f"ip:{client[0]}"
             limit = settings.plan_limit(settings.default_plan)
         return self.ctx.limiter.hit(bucket, limit, now_ms)
+
+
+def _counting(send: Send, method: str) -> Send:
+    """`send`, counting the response in `causeflow_http_requests_total` as its head goes out."""
+    label = method if method in _COUNTED_METHODS else "OTHER"
+
+    async def counted(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            HTTP_REQUESTS.labels(label, f"{message['status'] // 100}xx").inc()
+        await send(message)
+
+    return counted
 
 
 async def _buffered(receive: Receive, limit: int) -> Receive:

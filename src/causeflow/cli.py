@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import signal
 import sys
@@ -220,6 +221,10 @@ def migrate_cmd() -> None:
     typer.echo(
         f"migrating {'PostgreSQL' if settings.is_postgres else settings.sqlite_path} ...", err=True
     )
+    # Alembic reports each revision it applies ("Running upgrade 0001 -> 0002 …").
+    progress = logging.getLogger("alembic.runtime.migration")
+    progress.setLevel(logging.INFO)
+    progress.addHandler(logging.StreamHandler(sys.stderr))
     asyncio.run(_migrate(settings))
     typer.echo("schema is up to date", err=True)
 
@@ -388,6 +393,50 @@ def trigger(
         raise CliError(str(exc)) from exc
     typer.echo(f"Triggered {envelope.event} ({envelope.id})", err=True)
     typer.echo(pretty(envelope))
+
+
+def _redeliver_command(action: str) -> Any:
+    def command(
+        subscription: Annotated[str, typer.Argument(help="the subscription id (sub_…)")],
+        since: Annotated[str, typer.Option(help="window start, RFC 3339")],
+        until: Annotated[
+            str | None, typer.Option(help="window end, RFC 3339 (default: now)")
+        ] = None,
+        wait: Annotated[
+            float, typer.Option(help="seconds to follow progress (0: do not wait)")
+        ] = 300.0,
+        api_url: ApiUrl = DEFAULT_API_URL,
+        api_key: ApiKey = None,
+    ) -> None:
+        from causeflow.devtools import ToolError
+        from causeflow.devtools.redeliver import redeliver
+
+        try:
+            key = _need_key(api_key)
+            asyncio.run(
+                redeliver(
+                    action,
+                    api_url.rstrip("/"),
+                    key,
+                    subscription,
+                    since,
+                    until,
+                    report=lambda line: typer.echo(line, err=True),
+                    wait_seconds=wait,
+                )
+            )
+        except ToolError as exc:
+            raise CliError(str(exc)) from exc
+
+    return command
+
+
+app.command(
+    "recover", help="Schedule again every failed delivery of a subscription in a time window."
+)(_redeliver_command("recover"))
+app.command(
+    "replay", help="Deliver again every matching event of a time window to a subscription."
+)(_redeliver_command("replay"))
 
 
 def main() -> None:

@@ -94,3 +94,10 @@ def test_second_serve_on_one_sqlite_file_is_refused(dep: Deployment):
     assert "already served" in result.stderr and "Traceback" not in result.stderr
     # short commands still work beside it
     assert dep.run_cli("migrate").returncode == 0
+
+
+def test_migrate_shows_progress(dep: Deployment):
+    result = dep.run_cli("migrate")
+    assert "Running upgrade" in result.stderr and "schema is up to date" in result.stderr
+    again = dep.run_cli("migrate")
+    assert "Running upgrade" not in again.stderr and "schema is up to date" in again.stderr

@@ -22,7 +22,10 @@ from .harness import Cluster, pg_cluster
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with pg_cluster(tmp_path_factory.mktemp("contract")) as deployed:
+    # The factories' and the fuzzer's subscriptions point at hosts that do not resolve here;
+    # a short attempt timeout keeps the workers' shutdown (which waits for attempts) short.
+    env = {"CAUSEFLOW_WEBHOOK_TIMEOUT_SECONDS": "0.5", "CAUSEFLOW_WEBHOOK_LEASE_SECONDS": "2"}
+    with pg_cluster(tmp_path_factory.mktemp("contract"), env=env) as deployed:
         yield deployed
 
 

@@ -74,7 +74,6 @@ async def test_metrics_of_servers_and_workers_move(tmp_path: Path) -> None:
             tasks = run_all(publishing, *publishers)
             # the queue gauges refresh every few seconds inside each worker: watch for them
             depth_seen = age_seen = 0.0
-            during_s: list[Samples] = []
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline and not (depth_seen > 0 and age_seen > 0):
                 await asyncio.sleep(0.5)

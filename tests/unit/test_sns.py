@@ -377,8 +377,8 @@ def test_other_urls_are_refused(url: str) -> None:
         CertFetcher().check_url(url)
 
 
-def test_host_pattern_comes_from_the_environment() -> None:
-    fetcher = CertFetcher.from_env({"CAUSEFLOW_SNS_CERT_HOST_PATTERN": r"^sns\.test$"})
+def test_host_pattern_is_configurable() -> None:
+    fetcher = CertFetcher(host_pattern=r"^sns\.test$")
     assert fetcher.check_url("https://sns.test/c.pem")
     with pytest.raises(InvalidSignature):
         fetcher.check_url("https://sns.us-east-1.amazonaws.com/c.pem")

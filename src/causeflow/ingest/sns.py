@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import os
 import re
 import ssl
 from collections import OrderedDict
@@ -205,17 +204,6 @@ class CertFetcher:
         self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> CertFetcher:
-        """Settings from CAUSEFLOW_SNS_CERT_HOST_PATTERN / _CA_FILE / _TIMEOUT_SECONDS."""
-        env = os.environ if environ is None else environ
-        return cls(
-            host_pattern=env.get("CAUSEFLOW_SNS_CERT_HOST_PATTERN") or DEFAULT_CERT_HOST_PATTERN,
-            timeout=float(env.get("CAUSEFLOW_SNS_CERT_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
-            ca_file=env.get("CAUSEFLOW_SNS_CERT_CA_FILE") or None,
-            **kwargs,
-        )
 
     def check_url(self, url: str) -> str:
         """The URL if it is https on an allowed host, else InvalidSignature."""

@@ -17,7 +17,8 @@ from causeflow import ids
 from causeflow.approval.tables import approvals
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
-from causeflow.errors import Conflict, InvalidTransition, NotFound
+from causeflow.db.lookup import tenant_row
+from causeflow.errors import Conflict, InvalidTransition
 from causeflow.event.log import append_event
 
 
@@ -48,16 +49,7 @@ def approval_summary(row: Any) -> dict[str, Any]:
 
 
 async def get_approval_row(conn: Any, tenant_id: str, approval_id: str) -> Any:
-    row = None
-    # Not an id: nothing to find, and nothing odd (a NUL, which PostgreSQL refuses) reaches SQL.
-    if ids.is_id(approval_id, "apr"):
-        stmt = select(approvals).where(
-            approvals.c.id == approval_id, approvals.c.tenant_id == tenant_id
-        )
-        row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise NotFound("no such approval", code="approval_not_found")
-    return row
+    return await tenant_row(conn, approvals, tenant_id, approval_id, prefix="apr", what="approval")
 
 
 async def list_pending(

@@ -18,7 +18,8 @@ from causeflow import ids
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
-from causeflow.errors import Conflict, NotFound
+from causeflow.db.lookup import tenant_row
+from causeflow.errors import Conflict
 from causeflow.event.log import append_event, next_positions
 from causeflow.integration.tables import integrations
 from causeflow.jsonutil import dumps_str, loads
@@ -59,16 +60,9 @@ def integration_view(row: Any) -> dict[str, Any]:
 
 
 async def _row(conn: Any, tenant_id: str, integration_id: str) -> Any:
-    row = None
-    # Not an id: nothing to find, and nothing odd (a NUL, which PostgreSQL refuses) reaches SQL.
-    if ids.is_id(integration_id, "int"):
-        stmt = select(integrations).where(
-            integrations.c.id == integration_id, integrations.c.tenant_id == tenant_id
-        )
-        row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise NotFound("no such integration", code="integration_not_found")
-    return row
+    return await tenant_row(
+        conn, integrations, tenant_id, integration_id, prefix="int", what="integration"
+    )
 
 
 async def get_integration(conn: Any, tenant_id: str, integration_id: str) -> dict[str, Any]:

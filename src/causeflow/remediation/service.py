@@ -18,7 +18,8 @@ from causeflow import ids
 from causeflow.approval import service as approvals
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
-from causeflow.errors import InvalidTransition, NotFound
+from causeflow.db.lookup import tenant_row
+from causeflow.errors import InvalidTransition
 from causeflow.event.log import append_event, next_positions
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.remediation.lifecycle import check_move
@@ -51,27 +52,13 @@ def remediation_view(row: Any, approval: Any | None) -> dict[str, Any]:
 async def _incident_exists(conn: Any, tenant_id: str, incident_id: str) -> None:
     from causeflow.incident.tables import incidents
 
-    found = None
-    # Not an id: nothing to find, and nothing odd (a NUL, which PostgreSQL refuses) reaches SQL.
-    if ids.is_id(incident_id, "inc"):
-        stmt = select(incidents.c.id).where(
-            incidents.c.id == incident_id, incidents.c.tenant_id == tenant_id
-        )
-        found = (await conn.execute(stmt)).first()
-    if found is None:
-        raise NotFound("no such incident", code="incident_not_found")
+    await tenant_row(conn, incidents, tenant_id, incident_id, prefix="inc", what="incident")
 
 
 async def _row(conn: Any, tenant_id: str, remediation_id: str) -> Any:
-    row = None
-    if ids.is_id(remediation_id, "rem"):  # else nothing to find (see _incident_exists)
-        stmt = select(remediations).where(
-            remediations.c.id == remediation_id, remediations.c.tenant_id == tenant_id
-        )
-        row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise NotFound("no such remediation", code="remediation_not_found")
-    return row
+    return await tenant_row(
+        conn, remediations, tenant_id, remediation_id, prefix="rem", what="remediation"
+    )
 
 
 async def get_remediation(conn: Any, tenant_id: str, remediation_id: str) -> dict[str, Any]:

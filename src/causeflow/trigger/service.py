@@ -17,7 +17,8 @@ from causeflow import ids
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
-from causeflow.errors import Conflict, NotFound
+from causeflow.db.lookup import tenant_row
+from causeflow.errors import Conflict
 from causeflow.event.log import StoredEvent, append_event, next_positions
 from causeflow.integration.service import config_keys, seal_config
 from causeflow.trigger.tables import trigger_events, triggers
@@ -35,16 +36,7 @@ def trigger_view(row: Any) -> dict[str, Any]:
 
 
 async def _row(conn: Any, tenant_id: str, trigger_id: str) -> Any:
-    row = None
-    # Not an id: nothing to find, and nothing odd (a NUL, which PostgreSQL refuses) reaches SQL.
-    if ids.is_id(trigger_id, "trg"):
-        stmt = select(triggers).where(
-            triggers.c.id == trigger_id, triggers.c.tenant_id == tenant_id
-        )
-        row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise NotFound("no such trigger", code="trigger_not_found")
-    return row
+    return await tenant_row(conn, triggers, tenant_id, trigger_id, prefix="trg", what="trigger")
 
 
 async def get_trigger(conn: Any, tenant_id: str, trigger_id: str) -> dict[str, Any]:

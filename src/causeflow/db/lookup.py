@@ -1,0 +1,27 @@
+"""Finding one of a tenant's rows by its prefixed id, or answering 404.
+
+A value that is not an id of the right kind finds nothing without reaching SQL (so nothing odd,
+such as a NUL that PostgreSQL refuses, is ever sent), and another tenant's id is not found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from causeflow import ids
+from causeflow.errors import NotFound
+
+
+async def tenant_row(
+    conn: Any, table: Table, tenant_id: str, row_id: str, *, prefix: str, what: str
+) -> Any:
+    """The row of `table` with this id in this tenant, else NotFound `<what>_not_found`."""
+    row = None
+    if ids.is_id(row_id, prefix):
+        stmt = select(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound(f"no such {what}", code=f"{what}_not_found")
+    return row

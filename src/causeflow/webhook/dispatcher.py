@@ -15,20 +15,47 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from causeflow.components import Component, Stop
 from causeflow.context import AppContext
+from causeflow.db.engine import Tx
 from causeflow.jsonutil import loads
 from causeflow.webhook import repository as repo
+from causeflow.webhook.queue import Claimed
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
 
 log = logging.getLogger("causeflow.dispatcher")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 256  # events per batch at most ...
+MAX_DELIVERIES = 128  # ... and about this many deliveries (events x live subscriptions)
 COMPONENT_KEY = "webhook_dispatcher"
 DELIVERY_WAKEUP = "delivery_wakeup"  # a zero-argument callable the delivery workers register
+LOCAL_ENGINE = "delivery_local_engine"  # this process's engine that takes fresh deliveries
+ROOM_WAIT_SECONDS = 0.05  # longest wait for that engine to have room before a batch
+
+
+class LocalEngine(Protocol):
+    """What the dispatcher needs of this process's delivery engine (`webhook/worker.py`)."""
+
+    owner: str
+    lease_ms: int
+
+    async def wait_for_room(self, timeout: float) -> None:
+        """Return once it could take a batch, or after `timeout` seconds."""
+
+    def room(self) -> int:
+        """How many fresh deliveries it would take now."""
+
+    def reserve(self, wanted: int) -> int:
+        """Take room for up to `wanted` fresh deliveries; returns how many it will take."""
+
+    def unreserve(self, count: int) -> None:
+        """Give back room taken by `reserve` that will not be used (the batch failed)."""
+
+    def accept(self, jobs: list[tuple[Claimed, Subscription, bytes]], leased_at: float) -> None:
+        """Committed deliveries leased to it (at loop time `leased_at`), ready to send."""
 
 
 def wake_deliveries(ctx: AppContext) -> None:
@@ -88,32 +115,141 @@ def plan_deliveries(
 async def dispatch_batch(
     ctx: AppContext, cache: SubscriptionCache, tenant_id: str, limit: int = BATCH_SIZE
 ) -> BatchResult:
-    """Dispatch the next batch of one tenant's log after its cursor."""
-    async with ctx.db.read() as conn:
-        stored = await repo.read_cursor(conn, tenant_id)
-    cursor = stored or 0
-    head, subs = await cache.dispatch_set(tenant_id, cursor + 1)
-    if head <= cursor:
-        return BatchResult(0, 0, False)
-    live = [s for s in subs if s.from_position < head]
-    # No subscription wants an event at or before the lowest from_position: skip those.
-    start = max(cursor, min((s.from_position for s in live), default=head))
-    events: list[Any] = []
-    if start < head:
-        async with ctx.db.read() as conn:
-            events = await repo.events_after(conn, tenant_id, start, head, limit)
-    full = len(events) == limit
-    new_cursor = events[-1].position if full else head
-    rows = plan_deliveries(tenant_id, events, live, ctx.clock.now_ms())
-    commit = asyncio.ensure_future(
-        commit_batch(ctx, tenant_id, stored is None, cursor, new_cursor, rows)
-    )
+    """Dispatch the next batch of one tenant's log after its cursor, in one transaction."""
+    commit = asyncio.ensure_future(_dispatch(ctx, cache, tenant_id, limit))
     # Shielded: cancelling the loop (shutdown) never interrupts the transaction half-way,
     # which on SQLite could leave the single writer connection holding its lock.
     commit.add_done_callback(_retrieve)
-    if not await asyncio.shield(commit):
+    return await asyncio.shield(commit)
+
+
+async def _dispatch(
+    ctx: AppContext, cache: SubscriptionCache, tenant_id: str, limit: int
+) -> BatchResult:
+    """Read, plan and write a batch inside one write transaction.
+
+    The reads run on the writer's connection: on SQLite that is the group commit's synchronous
+    connection in the loop's thread (microseconds, no hop to a reader thread) and nothing can
+    change under them; on PostgreSQL the cursor's compare-and-set still decides which of two
+    dispatchers lands a batch. When this process runs a delivery engine with room, the new
+    deliveries are written already leased to it and handed over after the commit, so a fresh
+    delivery needs no separate claim (the row is committed before it is sent, and a crash
+    leaves a lease that runs out as any claim's does).
+    """
+    engine: LocalEngine | None = ctx.components.get(LOCAL_ENGINE)
+    if engine is not None:
+        # Under a burst, wait a moment for room rather than write rows the engine must then
+        # claim and read back; never long, so the log is never held up behind a full engine.
+        await engine.wait_for_room(ROOM_WAIT_SECONDS)
+    reserved = 0
+    try:
+        async with ctx.db.transaction() as tx:
+            stored = await repo.read_cursor(tx, tenant_id)
+            cursor = stored or 0
+            head, subs = await cache.dispatch_set(tx, tenant_id)
+            if head <= cursor:
+                return BatchResult(0, 0, False)
+            live = [s for s in subs if s.from_position < head]
+            # No subscription wants an event at or before the lowest from_position: skip those.
+            start = max(cursor, min((s.from_position for s in live), default=head))
+            events: list[Any] = []
+            full = False
+            if start < head:
+                # as many as the local engine has room for, when it has room (all leased)
+                room = engine.room() if engine is not None else 0
+                budget = min(MAX_DELIVERIES, room) if room > 0 else MAX_DELIVERIES
+                events, full = await _read_events(tx, tenant_id, start, head, limit, live, budget)
+            new_cursor = events[-1].position if full else head
+            now_ms = ctx.clock.now_ms()
+            rows = plan_deliveries(tenant_id, events, live, now_ms)
+            pending = [r for r in rows if r["status"] == "pending"]
+            if engine is not None and pending:
+                reserved = engine.reserve(len(pending))
+                leased_at = asyncio.get_running_loop().time()
+                for row in pending[:reserved]:
+                    row["lease_owner"] = engine.owner
+                    row["lease_until"] = now_ms + engine.lease_ms
+            await _write_batch(tx, tenant_id, stored is None, cursor, new_cursor, rows)
+            if reserved:
+                assert engine is not None
+                handed = _handoff(pending[:reserved], events, live)
+                tx.after_commit(lambda: engine.accept(handed, leased_at))
+            if len(pending) > reserved:
+                tx.after_commit(lambda: wake_deliveries(ctx))
+    except _CursorMoved:
+        if engine is not None:
+            engine.unreserve(reserved)
         return BatchResult(0, 0, True)  # another dispatcher committed this batch first
+    except BaseException:
+        if engine is not None:
+            engine.unreserve(reserved)
+        raise
     return BatchResult(len(events), len(rows), full)
+
+
+async def _read_events(
+    tx: Tx,
+    tenant_id: str,
+    start: int,
+    head: int,
+    limit: int,
+    subs: list[Subscription],
+    budget: int,
+) -> tuple[list[Any], bool]:
+    """Up to `limit` events after `start`, fewer once `budget` deliveries could come of them.
+
+    A batch stays small enough that it never holds the loop (SQLite writes run in it) for
+    more than a millisecond or two. Rows are fetched as they are taken (SQLite's cursor is
+    lazy); returns the events and whether the log may hold more before `head`.
+    """
+    fanout: dict[str, int] = {}
+    every = 0
+    for sub in subs:
+        if "*" in sub.events:
+            every += 1
+        else:
+            for event_type in sub.events:
+                fanout[event_type] = fanout.get(event_type, 0) + 1
+    taken: list[Any] = []
+    result = await repo.events_after(tx, tenant_id, start, head, limit)
+    more = False
+    for ev in result:
+        cost = every + fanout.get(ev.type, 0)  # at most this many deliveries (filters)
+        if taken and cost > budget:
+            more = True
+            break
+        taken.append(ev)
+        budget -= cost
+    result.close()
+    return taken, more or len(taken) == limit
+
+
+def _handoff(
+    rows: list[dict[str, Any]], events: list[Any], subs: list[Subscription]
+) -> list[tuple[Claimed, Subscription, bytes]]:
+    """What the local engine needs to send freshly leased deliveries without reading them."""
+    bodies: dict[str, bytes] = {}
+    for ev in events:
+        bodies[ev.id] = ev.envelope.encode()
+    by_id = {s.id: s for s in subs}
+    return [
+        (
+            Claimed(
+                r["id"],
+                r["tenant_id"],
+                r["subscription_id"],
+                r["event_id"],
+                r["event_type"],
+                0,
+                False,
+                None,
+                r["next_attempt_at"],
+            ),
+            by_id[r["subscription_id"]],
+            bodies[r["event_id"]],
+        )
+        for r in rows
+    ]
 
 
 async def commit_batch(
@@ -124,14 +260,10 @@ async def commit_batch(
     new_cursor: int,
     rows: list[dict[str, Any]],
 ) -> bool:
-    """Advance the cursor and insert the batch's deliveries in one transaction."""
+    """Advance the cursor and insert planned deliveries in a transaction of their own."""
     try:
         async with ctx.db.transaction() as tx:
-            if new:
-                await repo.ensure_cursor(tx, tenant_id)
-            if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor):
-                raise _CursorMoved
-            await repo.insert_deliveries(tx, rows)
+            await _write_batch(tx, tenant_id, new, cursor, new_cursor, rows)
             if any(r["status"] == "pending" for r in rows):
                 tx.after_commit(lambda: wake_deliveries(ctx))
     except _CursorMoved:
@@ -139,7 +271,18 @@ async def commit_batch(
     return True
 
 
-def _retrieve(task: asyncio.Future[bool]) -> None:
+async def _write_batch(
+    tx: Tx, tenant_id: str, new: bool, cursor: int, new_cursor: int, rows: list[dict[str, Any]]
+) -> None:
+    """The cursor's compare-and-set, then the deliveries; `_CursorMoved` if another won."""
+    if new:
+        await repo.ensure_cursor(tx, tenant_id)
+    if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor):
+        raise _CursorMoved
+    await repo.insert_deliveries(tx, rows)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
     # A shielded commit whose caller was cancelled has nobody awaiting its outcome; a failure
     # there rolled back and the next dispatch redoes the batch, so it is only noted.
     if not task.cancelled() and task.exception() is not None:

@@ -199,7 +199,7 @@ async def events_in_window(
 
 async def events_after(
     conn: Any, tenant_id: str, after_position: int, up_to: int, limit: int
-) -> list[Any]:
+) -> Any:
     stmt = (
         select(events.c.id, events.c.position, events.c.type, events.c.envelope)
         .where(
@@ -210,7 +210,8 @@ async def events_after(
         .order_by(events.c.position)
         .limit(limit)
     )
-    return list((await conn.execute(stmt)).all())
+    # the result itself: a caller may stop early and close it (rows are fetched as iterated)
+    return await conn.execute(stmt)
 
 
 async def read_cursor(conn: Any, tenant_id: str) -> int | None:

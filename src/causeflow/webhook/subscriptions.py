@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from causeflow.auth.crypto import SecretBox
-from causeflow.db.engine import Database
+from causeflow.db.engine import Database, Tx
 from causeflow.jsonutil import loads
 from causeflow.webhook.tables import subscriptions
 
@@ -112,9 +112,9 @@ class SubscriptionCache:
         self.ttl = ttl
         self._by_id: dict[str, tuple[Subscription | None, float]] = {}
         self._by_tenant: dict[str, tuple[list[Subscription], float]] = {}
-        # tenant -> (head position read before the rows, rows, monotonic time): the dispatcher's
-        # view, valid for events up to that head (see `dispatch_set`)
-        self._snapshots: dict[str, tuple[int, list[Subscription], float]] = {}
+        # tenant -> id -> (the stored row, its decoded form): the dispatcher's view, compared
+        # row by row on each read so that only a changed subscription is decrypted again
+        self._decoded: dict[str, dict[str, tuple[tuple[Any, ...], Subscription]]] = {}
 
     async def get(self, subscription_id: str) -> Subscription | None:
         hit = self._by_id.get(subscription_id)
@@ -148,37 +148,38 @@ class SubscriptionCache:
             self._by_id[sub.id] = (sub, now)
         return subs
 
-    async def dispatch_set(self, tenant_id: str, up_to: int) -> tuple[int, list[Subscription]]:
-        """The tenant's subscriptions as valid for dispatching events at positions <= `up_to`.
+    async def dispatch_set(self, tx: Tx, tenant_id: str) -> tuple[int, list[Subscription]]:
+        """The tenant's log head and its subscriptions, read inside the dispatcher's transaction.
 
-        The head position is read first, then the rows: a subscription missing from the rows
-        committed after that read, so its `from_position` is at least that head and it wants
-        no event up to it. The snapshot is reused while it covers `up_to` and is younger than
-        the TTL; returns (head, subscriptions), and the set is valid for positions <= head.
+        The head is read first, then the rows: on PostgreSQL a subscription missing from the
+        rows committed after that read, so its `from_position` is at least that head and it
+        wants no event up to it (on SQLite the write transaction sees neither change). The set
+        is valid for positions <= head. Rows are read each time (a few microseconds on the
+        writer); only a row that changed since the last read is decrypted again.
         """
         from causeflow.event.log import head_position
 
-        snap = self._snapshots.get(tenant_id)
-        now = time.monotonic()
-        if snap is not None and snap[0] >= up_to and now - snap[2] < self.ttl:
-            return snap[0], snap[1]
-        async with self.db.read() as conn:
-            head = await head_position(conn, tenant_id)
-            rows = (
-                await conn.execute(
-                    select(subscriptions).where(subscriptions.c.tenant_id == tenant_id)
-                )
-            ).all()
-        subs = [from_row(r, self.box) for r in rows]
-        self._snapshots[tenant_id] = (head, subs, now)
-        return head, subs
+        head = await head_position(tx, tenant_id)
+        rows = (
+            await tx.execute(select(subscriptions).where(subscriptions.c.tenant_id == tenant_id))
+        ).all()
+        known = self._decoded.get(tenant_id, {})
+        fresh: dict[str, tuple[tuple[Any, ...], Subscription]] = {}
+        for row in rows:
+            key = tuple(row)
+            hit = known.get(row.id)
+            if hit is None or hit[0] != key:
+                hit = (key, from_row(row, self.box))
+            fresh[row.id] = hit
+        self._decoded[tenant_id] = fresh
+        return head, [sub for _key, sub in fresh.values()]
 
     def invalidate(self, subscription_id: str | None = None, tenant_id: str | None = None) -> None:
         if subscription_id is not None:
             self._by_id.pop(subscription_id, None)
         if tenant_id is not None:
             self._by_tenant.pop(tenant_id, None)
-            self._snapshots.pop(tenant_id, None)
+            self._decoded.pop(tenant_id, None)
 
 
 def subscription_cache(ctx: AppContext) -> SubscriptionCache:

@@ -31,6 +31,7 @@ from causeflow.context import AppContext
 from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.settings import Settings
 from causeflow.webhook import queue
+from causeflow.webhook.dispatcher import LOCAL_ENGINE
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
@@ -238,6 +239,8 @@ class DeliveryEngine:
         self._claim_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._wakers: list[Callable[[], None]] | None = None
+        self._reserved = 0  # room the dispatcher reserved for a batch not yet handed over
+        self._room = asyncio.Event()  # set when a batch of fresh deliveries would fit
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -256,6 +259,9 @@ class DeliveryEngine:
         wakers.append(self.work_added)
         self._wakers = wakers
         self.ctx.components["delivery_wakeup"] = lambda: [w() for w in list(wakers)]
+        # The dispatcher of this process leases fresh deliveries to one engine and hands them
+        # over after its commit (see `accept`); with several engines (tests) the first one.
+        self.ctx.components.setdefault(LOCAL_ENGINE, self)
         self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
         self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
         self.wake()
@@ -265,6 +271,9 @@ class DeliveryEngine:
         if self._stopping:
             return
         self._stopping = True
+        self._room.set()
+        if self.ctx.components.get(LOCAL_ENGINE) is self:
+            del self.ctx.components[LOCAL_ENGINE]
         self.ctx.broker.remove_listener(self._on_broker)
         if self._wakers is not None:
             with contextlib.suppress(ValueError):
@@ -280,6 +289,11 @@ class DeliveryEngine:
                 self._claim_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._claim_task
+        # A dispatch batch leasing to us may still be committing: let it hand its deliveries
+        # over (they go back at once, below) while the flush loop still runs.
+        deadline = asyncio.get_running_loop().time() + STOP_DB_SECONDS
+        while self._reserved and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
         # Not started yet: back to the queue at once, for another worker.
         for _handle, job in list(self._rate_timers.values()):
             _handle.cancel()
@@ -418,6 +432,47 @@ class DeliveryEngine:
             if len(rows) < limit:
                 return
 
+    # --- fresh deliveries from this process's dispatcher ----------------------------------------
+
+    def has_room(self) -> bool:
+        return self._stopping or self.capacity - self.held >= self.capacity // 2
+
+    def room(self) -> int:
+        return 0 if self._stopping else max(0, self.capacity - self.held)
+
+    async def wait_for_room(self, timeout: float) -> None:
+        """The dispatcher's pacing: until a batch fits (or `timeout` seconds pass)."""
+        if self.has_room():
+            return
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), timeout)
+
+    def reserve(self, wanted: int) -> int:
+        """Room for up to `wanted` deliveries the dispatcher is about to write leased to us."""
+        if self._stopping:
+            return 0
+        take = min(wanted, self.room())
+        self.held += take
+        self._reserved += take
+        return take
+
+    def unreserve(self, count: int) -> None:
+        """The batch that reserved `count` did not commit: nothing was leased to us."""
+        self._reserved -= count
+        for _ in range(count):
+            self._done_holding()
+
+    def accept(self, jobs: list[tuple[Claimed, Subscription, bytes]], leased_at: float) -> None:
+        """Committed deliveries leased to us by the dispatcher: no claim, no read, straight on."""
+        self._reserved -= len(jobs)
+        for claimed, sub, body in jobs:
+            job = Job(claimed, sub, body, origin_of(sub.url), leased_at)
+            if self._stopping:
+                self._hand_back(job, None)
+            else:
+                self._offer(job)
+
     async def _admit(self, rows: list[Claimed], claimed_at: float) -> None:
         subs: dict[str, Subscription | None] = {}
         for sid in {r.subscription_id for r in rows}:
@@ -540,6 +595,8 @@ class DeliveryEngine:
 
     def _done_holding(self) -> None:
         self.held -= 1
+        if self.capacity - self.held >= self.capacity // 2:
+            self._room.set()
         if self._starved and self.capacity - self.held >= self.min_claim:
             self._starved = False
             self.wake()

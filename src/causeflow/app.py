@@ -32,6 +32,7 @@ from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
+from causeflow.ingest.router import answer_inbound
 from causeflow.settings import Settings
 
 
@@ -152,5 +153,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     build_routers(app)
     register_incident_effects()
     app.add_middleware(IdempotencyMiddleware, state=app.state)
-    app.add_middleware(Gateway, state=app.state)
+    app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)
     return app

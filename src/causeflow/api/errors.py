@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from causeflow.api.responses import JSONResponse
-from causeflow.errors import CauseFlowError
+from causeflow.errors import CauseFlowError, Unavailable, ValidationFailed
 
 log = logging.getLogger("causeflow.api")
 
@@ -71,40 +71,51 @@ def install_error_handlers(app: FastAPI) -> None:
             message = "no such resource"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
     async def _storage(_request: Request, exc: Exception) -> JSONResponse:
-        sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
-        if sqlstate.startswith("22") or type(exc).__name__ == "DataError":
-            # A value the database cannot store (a NUL in text, an integer beyond 64 bits):
-            # the client's mistake; the transaction was rolled back, nothing was written.
-            return error_response(
-                422, "validation_error", "a value in the request cannot be stored"
-            )
-        if (
-            isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
-            or (
-                isinstance(exc, DBAPIError)
-                # no SQLSTATE (the connection is gone), connection exceptions, shutdown, resources
-                and (
-                    exc.connection_invalidated or not sqlstate or sqlstate[:2] in ("08", "57", "53")
-                )
-            )
-        ):
-            log.warning("database unavailable: %s", exc)
-            return error_response(
-                503,
-                "service_unavailable",
-                "the database is unavailable",
-                headers={"Retry-After": "2"},
-            )
-        log.exception("database error")
-        return error_response(500, "internal_error", "an internal error occurred")
+        err = storage_failure(exc)
+        return error_response(err.status, err.code, err.message, err.details, err.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an internal error occurred")
+
+
+def storage_failure(exc: Exception) -> CauseFlowError:
+    """The error a client sees for a failure of the database (or of the network to it)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    if sqlstate.startswith("22") or type(exc).__name__ == "DataError":
+        # A value the database cannot store (a NUL in text, an integer beyond 64 bits): the
+        # client's mistake; the transaction was rolled back, nothing was written.
+        return ValidationFailed("a value in the request cannot be stored")
+    if (
+        isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
+        or (
+            isinstance(exc, DBAPIError)
+            # no SQLSTATE (the connection is gone), connection exceptions, shutdown, resources
+            and (exc.connection_invalidated or not sqlstate or sqlstate[:2] in ("08", "57", "53"))
+        )
+    ):
+        log.warning("database unavailable: %s", exc)
+        return Unavailable("the database is unavailable", headers={"Retry-After": "2"})
+    log.exception("database error", exc_info=exc)
+    return CauseFlowError("an internal error occurred")
+
+
+def failure_of(exc: Exception) -> CauseFlowError:
+    """The error a client sees for any exception a handler raised."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, CauseFlowError):
+        return exc
+    if isinstance(exc, DBAPIError | OSError | TimeoutError):
+        return storage_failure(exc)
+    log.error("unhandled error", exc_info=exc)
+    return CauseFlowError("an internal error occurred")

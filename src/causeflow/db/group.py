@@ -12,7 +12,11 @@ per group, to bound the wait of the first). Every member returns only after the 
 a member whose work raises is rolled back to its savepoint alone; a failed COMMIT fails every
 member. Not reentrant: a member must not open another transaction of the same database.
 WAL checkpoints (an fsync) never run on this connection: a worker thread runs them, at most
-once a second while groups commit.
+once a second while groups commit. Under sustained writes a passive checkpoint never catches up
+with the writer, and a WAL that only grows makes every page lookup slower; so once it holds
+more than `RESTART_FRAMES`, the committer stops opening groups for the moment a RESTART
+checkpoint needs to copy the rest and start the WAL over (writers wait asynchronously; the
+event loop keeps serving everything else).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 
 BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, without blocking
 CHECKPOINT_SECONDS = 1.0  # at most one background WAL checkpoint per second of group commits
+WRITER_CACHE_KIB = 65536  # the writer connection's page cache
+RESTART_FRAMES = 4096  # WAL pages (16 MiB at 4 KiB) beyond which the WAL is started over
 
 
 class SyncConnection:
@@ -74,6 +80,9 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
         # asynchronously instead (see _begin).
         cur.execute("PRAGMA busy_timeout=0")
         cur.execute("PRAGMA foreign_keys=ON")
+        # The writer touches index pages all over (random keys): keep far more of them than
+        # the default 2 MiB, so a growing database does not turn writes into reads.
+        cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         # A checkpoint (copying the WAL back, with an fsync) would stall the event loop: this
         # connection never runs one; `GroupCommitter._checkpoint` does, in a worker thread.
         cur.execute("PRAGMA wal_autocheckpoint=0")
@@ -121,6 +130,7 @@ class GroupCommitter:
         self._checkpointing: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
         self.checkpoints = 0
+        self.restarts = 0  # RESTART checkpoints (the WAL started over)
         self.commits = 0  # groups committed (observability and tests)
         self.members = 0  # members that took part in a committed group
 
@@ -236,23 +246,33 @@ class GroupCommitter:
         if self._checkpointing is not None or now - self._last_checkpoint < CHECKPOINT_SECONDS:
             return
         self._last_checkpoint = now
-        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        self._checkpointing = asyncio.ensure_future(self._checkpoint_round())
         self._checkpointing.add_done_callback(self._checkpointed)
+
+    async def _checkpoint_round(self) -> None:
+        frames = await asyncio.to_thread(self._checkpoint, "PASSIVE")
+        if frames >= RESTART_FRAMES:
+            # Copy what the passive round could not and start the WAL over, with no group open.
+            async with self.lock:
+                await asyncio.to_thread(self._checkpoint, "RESTART")
+                self.restarts += 1
 
     def _checkpointed(self, task: asyncio.Future[None]) -> None:
         self._checkpointing = None
         if not task.cancelled():
             task.exception()  # a failed checkpoint is retried with the next one
 
-    def _checkpoint(self) -> None:
-        """PASSIVE: copies what it can without waiting for readers or the writer."""
+    def _checkpoint(self, mode: str) -> int:
+        """PASSIVE copies what it can without waiting for readers or the writer; RESTART (run
+        while no group is open) waits up to a second for readers. Returns the WAL's frames."""
         if self._checkpoint_conn is None:
             self._checkpoint_conn = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False
             )
             self._checkpoint_conn.execute("PRAGMA busy_timeout=1000")
-        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        row = self._checkpoint_conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         self.checkpoints += 1
+        return int(row[1]) if row is not None else 0
 
     async def close(self) -> None:
         if self._checkpointing is not None:

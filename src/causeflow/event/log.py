@@ -88,6 +88,7 @@ class NewEvent:
     event_type: str
     data: dict[str, Any]
     test: bool = False
+    now_ms: int | None = None  # when it happened, if not the batch's `now_ms`
 
 
 async def append_event(
@@ -117,13 +118,14 @@ async def append_events(
     stored: list[StoredEvent] = []
     rows: list[dict[str, Any]] = []
     for offset, item in enumerate(items):
-        event_id = ids.new_id("evt", now_ms)
+        at_ms = now_ms if item.now_ms is None else item.now_ms
+        event_id = ids.new_id("evt", at_ms)
         envelope = build_envelope(
             event_id=event_id,
             event_type=item.event_type,
             tenant_id=tenant_id,
             data=item.data,
-            now_ms=now_ms,
+            now_ms=at_ms,
             test=item.test,
         )
         ref = item.data.get("incidentId")
@@ -134,7 +136,7 @@ async def append_events(
             first + offset,
             item.event_type,
             incident_id,
-            now_ms,
+            at_ms,
             envelope,
             item.test,
         )
@@ -146,7 +148,7 @@ async def append_events(
                 "position": event.position,
                 "type": item.event_type,
                 "incident_id": incident_id,
-                "created_at": now_ms,
+                "created_at": at_ms,
                 "test": item.test,
                 "envelope": envelope,
             }

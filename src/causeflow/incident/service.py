@@ -17,13 +17,13 @@ from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
-from causeflow.event.log import append_event, next_positions, read_after
+from causeflow.event.log import NewEvent, append_event, append_events, next_positions, read_after
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
 from causeflow.incident.tables import incidents
 from causeflow.ingest.tables import alerts, open_fingerprints
 from causeflow.jsonutil import loads
 
-_INSERT = incidents.insert()  # built once: executed with a parameter dict on a hot path
+INSERT_INCIDENT = incidents.insert()  # built once: executed with parameters on a hot path
 
 # GET /v1/incidents/{id} shows this much inline; the log has the rest (GET /v1/events?incidentId=).
 ALERTS_SHOWN = 100
@@ -72,6 +72,54 @@ async def lock_tenant_log(tx: Tx, tenant_id: str) -> None:
         await next_positions(tx, tenant_id, 0)
 
 
+def new_incident_row(
+    tenant_id: str,
+    *,
+    incident_id: str,
+    title: str,
+    severity: str,
+    source: str,
+    now_ms: int,
+    description: str | None = None,
+    service: str | None = None,
+    environment: str | None = None,
+    fingerprint: str | None = None,
+    alert_count: int = 0,
+) -> dict[str, Any]:
+    """The row of a new open incident (what `INSERT_INCIDENT` takes). Pure."""
+    return {
+        "id": incident_id,
+        "tenant_id": tenant_id,
+        "title": title,
+        "description": description,
+        "severity": severity,
+        "status": "open",
+        "source": source,
+        "fingerprint": fingerprint,
+        "service": service,
+        "environment": environment,
+        "alert_count": alert_count,
+        "created_at": now_ms,
+        "updated_at": now_ms,
+        "resolved_at": None,
+    }
+
+
+def created_event(row: Mapping[str, Any]) -> NewEvent:
+    """The incident.created event of a new incident row. Pure."""
+    return NewEvent(
+        "incident.created",
+        {
+            "incidentId": row["id"],
+            "title": row["title"],
+            "severity": row["severity"],
+            "status": "open",
+            "source": row["source"],
+        },
+        now_ms=row["created_at"],
+    )
+
+
 async def create_incident(
     tx: Tx,
     tenant_id: str,
@@ -88,36 +136,21 @@ async def create_incident(
     incident_id: str | None = None,
 ) -> dict[str, Any]:
     """Insert an open incident and emit incident.created; returns its view."""
-    values = {
-        "id": incident_id or ids.new_id("inc", now_ms),
-        "tenant_id": tenant_id,
-        "title": title,
-        "description": description,
-        "severity": severity,
-        "status": "open",
-        "source": source,
-        "fingerprint": fingerprint,
-        "service": service,
-        "environment": environment,
-        "alert_count": alert_count,
-        "created_at": now_ms,
-        "updated_at": now_ms,
-        "resolved_at": None,
-    }
-    await tx.execute(_INSERT, values)
-    await append_event(
-        tx,
-        tenant_id=tenant_id,
-        event_type="incident.created",
+    values = new_incident_row(
+        tenant_id,
+        incident_id=incident_id or ids.new_id("inc", now_ms),
+        title=title,
+        severity=severity,
+        source=source,
         now_ms=now_ms,
-        data={
-            "incidentId": values["id"],
-            "title": title,
-            "severity": severity,
-            "status": "open",
-            "source": source,
-        },
+        description=description,
+        service=service,
+        environment=environment,
+        fingerprint=fingerprint,
+        alert_count=alert_count,
     )
+    await tx.execute(INSERT_INCIDENT, values)
+    await append_events(tx, tenant_id=tenant_id, items=[created_event(values)], now_ms=now_ms)
     return incident_view(values)
 
 

@@ -37,10 +37,16 @@ OPEN_INCIDENT = select(_F.incident_id).where(
     _F.provider == bindparam("b_provider"),
     _F.fingerprint == bindparam("b_fingerprint"),
 )
-COUNT_ALERT = (
+# One (tenant, provider) per statement: the primary key's prefix, then its fingerprints.
+OPEN_INCIDENTS = select(_F.fingerprint, _F.incident_id).where(
+    _F.tenant_id == bindparam("b_tenant"),
+    _F.provider == bindparam("b_provider"),
+    _F.fingerprint.in_(bindparam("b_fingerprints", expanding=True)),
+)
+COUNT_ALERTS = (
     update(incidents)
     .where(incidents.c.id == bindparam("b_incident"))
-    .values(alert_count=incidents.c.alert_count + 1, updated_at=bindparam("b_now"))
+    .values(alert_count=incidents.c.alert_count + bindparam("b_n"), updated_at=bindparam("b_now"))
 )
 INSERT_ALERT = alerts.insert()
 
@@ -59,7 +65,7 @@ def _insert_ignoring(tx: Tx, name: str) -> Any:
         else:
             stmt = tx.db.dialect.insert_ignore(
                 open_fingerprints, ["tenant_id", "provider", "fingerprint"]
-            ).returning(_F.incident_id)
+            ).returning(_F.tenant_id, _F.provider, _F.fingerprint)
         _IGNORING[key] = stmt
     return stmt
 
@@ -106,26 +112,49 @@ async def set_delivery_response(
     await tx.execute(SET_RESPONSE, {**params, "b_body": body})
 
 
+Key = tuple[str, str, str]  # (tenant_id, provider, fingerprint)
+_KEY_CHUNK = 500  # fingerprints per SELECT
+
+
 async def open_incident_for(tx: Tx, tenant_id: str, provider: str, fingerprint: str) -> str | None:
     params = {"b_tenant": tenant_id, "b_provider": provider, "b_fingerprint": fingerprint}
     return (await tx.execute(OPEN_INCIDENT, params)).scalar()  # type: ignore[no-any-return]
 
 
-async def claim_fingerprint(
-    tx: Tx, tenant_id: str, provider: str, fingerprint: str, incident_id: str
-) -> bool:
-    """Make `incident_id` the open incident of the key; False when another one already is."""
-    params = {
-        "tenant_id": tenant_id,
-        "provider": provider,
-        "fingerprint": fingerprint,
-        "incident_id": incident_id,
-    }
-    return (await tx.execute(_insert_ignoring(tx, "fingerprint"), params)).first() is not None
+async def open_incidents(tx: Tx, keys: list[Key]) -> dict[Key, str]:
+    """The incident open for each key that has one: a statement per (tenant, provider)."""
+    by_source: dict[tuple[str, str], list[str]] = {}
+    for tenant_id, provider, fingerprint in keys:
+        by_source.setdefault((tenant_id, provider), []).append(fingerprint)
+    found: dict[Key, str] = {}
+    for (tenant_id, provider), fingerprints in by_source.items():
+        for start in range(0, len(fingerprints), _KEY_CHUNK):
+            params = {
+                "b_tenant": tenant_id,
+                "b_provider": provider,
+                "b_fingerprints": fingerprints[start : start + _KEY_CHUNK],
+            }
+            for fingerprint, incident_id in await tx.execute(OPEN_INCIDENTS, params):
+                found[(tenant_id, provider, fingerprint)] = incident_id
+    return found
 
 
-async def count_alert(tx: Tx, incident_id: str, now_ms: int) -> None:
-    await tx.execute(COUNT_ALERT, {"b_incident": incident_id, "b_now": now_ms})
+async def claim_fingerprints(tx: Tx, claims: list[dict[str, str]]) -> set[Key]:
+    """Make each claim's incident the open one of its key; returns the keys that took.
+
+    A key missing from the answer already had an open incident (a concurrent writer that did
+    not hold the tenant's log head, which every inbound transaction takes first).
+    """
+    if not claims:
+        return set()
+    rows = await tx.execute(_insert_ignoring(tx, "fingerprints"), claims)
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+async def count_alerts(tx: Tx, increments: list[dict[str, Any]]) -> None:
+    """`{"b_incident", "b_n", "b_now"}` each: n more alerts, updated now."""
+    if increments:
+        await tx.execute(COUNT_ALERTS, increments)
 
 
 def without_nul(alert: NormalizedAlert) -> NormalizedAlert:
@@ -140,8 +169,7 @@ def without_nul(alert: NormalizedAlert) -> NormalizedAlert:
     return replace(alert, **changes) if changes else alert
 
 
-async def insert_alert(
-    tx: Tx,
+def alert_row(
     *,
     alert_id: str,
     tenant_id: str,
@@ -149,24 +177,27 @@ async def insert_alert(
     incident_id: str | None,
     alert: NormalizedAlert,
     now_ms: int,
-) -> None:
-    await tx.execute(
-        INSERT_ALERT,
-        {
-            "id": alert_id,
-            "tenant_id": tenant_id,
-            "incident_id": incident_id,
-            "provider": provider,
-            "fingerprint": alert.fingerprint,
-            "status": alert.status,
-            "title": alert.title,
-            "description": alert.description,
-            "severity": alert.severity,
-            "service": alert.service,
-            "environment": alert.environment,
-            "labels": dumps_str(alert.labels),
-            "url": alert.url,
-            "raw": dumps_str(alert.raw),
-            "received_at": now_ms,
-        },
-    )
+) -> dict[str, Any]:
+    """The stored row of one received alert. Pure."""
+    return {
+        "id": alert_id,
+        "tenant_id": tenant_id,
+        "incident_id": incident_id,
+        "provider": provider,
+        "fingerprint": alert.fingerprint,
+        "status": alert.status,
+        "title": alert.title,
+        "description": alert.description,
+        "severity": alert.severity,
+        "service": alert.service,
+        "environment": alert.environment,
+        "labels": dumps_str(alert.labels),
+        "url": alert.url,
+        "raw": dumps_str(alert.raw),
+        "received_at": now_ms,
+    }
+
+
+async def insert_alerts(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await tx.execute(INSERT_ALERT, rows if len(rows) > 1 else rows[0])

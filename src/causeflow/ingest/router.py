@@ -12,6 +12,8 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from causeflow.api.errors import failure_of
+from causeflow.api.gateway import Receive, Scope, Send, send_error
 from causeflow.context import AppContext
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.service import InboundRequest, receive_alerts
@@ -53,8 +55,8 @@ _BODY = {
     openapi_extra={"requestBody": _BODY},
 )
 async def receive(tenant_id: str, provider: str, request: Request) -> Response:
-    # The context straight from the app, not through the `Ctx` dependency: FastAPI runs a
-    # plain-function dependency in a worker thread, a hop this hot path does not need.
+    # Requests through the gateway are answered by `answer_inbound`; this route declares the
+    # endpoint in the OpenAPI document and serves the app without the gateway in front.
     ctx: AppContext = request.app.state.ctx
     headers = {
         k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
@@ -70,3 +72,47 @@ async def receive(tenant_id: str, provider: str, request: Request) -> Response:
         ),
     )
     return Response(body, status_code=202, media_type="application/json")
+
+
+async def answer_inbound(
+    ctx: AppContext,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    headers: dict[str, str],
+    tenant_id: str,
+    provider: str,
+) -> None:
+    """`POST /v1/webhooks/{tenantId}/{provider}` as plain ASGI, called by the gateway (which
+    has applied the body limit and the tenant's inbound budget)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # the client went away
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    request = InboundRequest(
+        tenant_id=tenant_id,
+        provider=provider,
+        headers=headers,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        body=b"".join(chunks),
+    )
+    try:
+        body = await receive_alerts(ctx, request)
+    except Exception as exc:  # noqa: BLE001  # every failure answers in the contract's shape
+        await send_error(send, failure_of(exc))
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 202,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
-"""The inbound endpoint's per-process parts: SNS certificate fetcher, settings cache, purge job.
+"""The inbound endpoint's per-process parts: SNS certificate fetcher, settings cache, the
+batcher of deliveries waiting for their transaction, purge job.
 
 One `InboundRuntime` per process lives in `ctx.components["inbound"]`, started by the `inbound`
 component (API role) and closed at shutdown. Tenants' inbound settings are cached for a couple
@@ -21,6 +22,7 @@ from sqlalchemy import delete, select
 from causeflow.auth.crypto import SecretBox
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
+from causeflow.ingest.batch import AlertBatcher
 from causeflow.ingest.sns import CertFetcher
 from causeflow.ingest.tables import inbound_deliveries
 
@@ -89,6 +91,7 @@ class InboundRuntime:
         )
         self._secrets: dict[str, str] = {}
         self._box = ctx.keys.box
+        self.batcher = AlertBatcher(ctx.db.transaction, settings.delivery_id_ttl_seconds)
 
     def webhook_secret(self, sealed: str | None) -> str | None:
         """The ingest key's signing secret, decrypted once per process."""
@@ -102,6 +105,7 @@ class InboundRuntime:
         return plain
 
     async def close(self) -> None:
+        await self.batcher.close()
         await self.fetcher.close()
 
 

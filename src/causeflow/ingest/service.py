@@ -1,12 +1,13 @@
 """Inbound alerts: authenticate, verify, parse, then de-duplicate into incidents in one transaction.
 
 Everything that can refuse a request (key, signature, SNS certificate, parser) runs before the
-transaction, so a refused or unreadable payload stores nothing. The transaction then records
-the sender's delivery id (a repeat within `delivery_id_ttl_seconds` gets the first answer
-back), and applies each alert in payload order: attach to the incident open for its
-(tenant, provider, fingerprint), open a new one, resolve it, or ignore a resolve for nothing
-open. Acknowledgements attach (see `dedup.decide`). Two copies of one alert racing meet at the
-`open_fingerprints` primary key: the loser attaches to the winner's incident.
+transaction, so a refused or unreadable payload stores nothing. The transaction (shared with
+concurrent deliveries, see ingest/batch.py) then records the sender's delivery id (a repeat
+within `delivery_id_ttl_seconds` gets the first answer back), and applies each alert in payload
+order: attach to the incident open for its (tenant, provider, fingerprint), open a new one,
+resolve it, or ignore a resolve for nothing open. Acknowledgements attach (see `dedup.decide`).
+Every writer takes the tenant's log head first, so two copies of one alert meet there: the
+second sees the incident the first opened and attaches to it.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from causeflow import errors, ids
+from causeflow import errors
 from causeflow.context import AppContext
-from causeflow.db.engine import Tx
-from causeflow.incident.service import auto_move, create_incident, lock_tenant_log
-from causeflow.ingest import repository
 from causeflow.ingest.auth import authenticate, redact_query
-from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
+from causeflow.ingest.batch import Delivery
 from causeflow.ingest.providers.base import (
     InvalidPayload,
     InvalidSignature,
-    NormalizedAlert,
     ParsedPayload,
     Provider,
     ProviderSecrets,
@@ -34,7 +31,6 @@ from causeflow.ingest.providers.base import (
 from causeflow.ingest.providers.registry import get_provider
 from causeflow.ingest.runtime import InboundSettings, inbound_runtime
 from causeflow.ingest.sns import SnsHttp, confirm_subscription, verify_sns
-from causeflow.jsonutil import dumps
 from causeflow.metrics import INBOUND_ALERTS
 
 log = logging.getLogger("causeflow.ingest")
@@ -132,90 +128,11 @@ async def store_alerts(
     parsed: ParsedPayload,
     now_ms: int,
 ) -> bytes:
-    """The one transaction of a delivery; returns the 202 body (the first one, for a repeat)."""
-    outcomes: list[str] = []
-    ttl = ctx.settings.delivery_id_ttl_seconds
-    delivery_id = parsed.delivery_id
-    # SQLite: concurrent deliveries share one commit (db/group.py); each is still its own unit.
-    async with ctx.db.transaction() as tx:
-        replay = None
-        if delivery_id:
-            replay = await repository.claim_delivery(
-                tx,
-                tenant_id,
-                provider,
-                delivery_id,
-                now_ms,
-                lambda received_at: delivery_is_fresh(received_at, now_ms, ttl),
-            )
-        if replay is not None:
-            outcomes.append("duplicate_delivery")
-            body = replay.encode()
-        else:
-            if parsed.alerts:
-                await lock_tenant_log(tx, tenant_id)
-            results: list[tuple[str, str | None, Action]] = []
-            for alert in map(repository.without_nul, parsed.alerts):
-                incident_id, action = await _apply(tx, tenant_id, provider, alert, now_ms)
-                results.append((alert.fingerprint, incident_id, action))
-                outcomes.append(action)
-            body = dumps(accepted_body(provider, results))
-            if delivery_id:
-                await repository.set_delivery_response(
-                    tx, tenant_id, provider, delivery_id, body.decode()
-                )
-        tx.after_commit(lambda: _count(provider, outcomes))
-    return body
-
-
-def _count(provider: str, outcomes: list[str]) -> None:
-    for outcome in outcomes:
-        INBOUND_ALERTS.labels(provider, outcome).inc()
-
-
-async def _apply(
-    tx: Tx, tenant_id: str, provider: str, alert: NormalizedAlert, now_ms: int
-) -> tuple[str | None, Action]:
-    """One alert: the incident it belongs to afterwards (if any) and what happened."""
-    fingerprint = alert.fingerprint
-    incident_id = await repository.open_incident_for(tx, tenant_id, provider, fingerprint)
-    decision = decide(alert.status, incident_id is not None)
-    action: Action = "ignored"
-    if decision == "create":
-        new_id = ids.new_id("inc", now_ms)
-        if await repository.claim_fingerprint(tx, tenant_id, provider, fingerprint, new_id):
-            await create_incident(
-                tx,
-                tenant_id,
-                incident_id=new_id,
-                title=alert.title,
-                severity=alert.severity,
-                source=provider,
-                description=alert.description,
-                service=alert.service,
-                environment=alert.environment,
-                fingerprint=fingerprint,
-                alert_count=1,
-                now_ms=now_ms,
-            )
-            incident_id, action = new_id, "created"
-        else:
-            # A concurrent copy opened it first (and has committed): join its incident.
-            incident_id = await repository.open_incident_for(tx, tenant_id, provider, fingerprint)
-            decision = "attach"
-    if decision in ("attach", "resolve") and incident_id is not None:
-        await repository.count_alert(tx, incident_id, now_ms)
-        action = "attached"
-        if decision == "resolve":
-            moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
-            action = "resolved" if moved is not None else "attached"
-    await repository.insert_alert(
-        tx,
-        alert_id=ids.new_id("alr", now_ms),
-        tenant_id=tenant_id,
-        provider=provider,
-        incident_id=incident_id,
-        alert=alert,
-        now_ms=now_ms,
+    """Store a delivery (batched with concurrent ones, see ingest/batch.py); returns the 202
+    body once committed (the first one, for a repeated delivery id)."""
+    stored = await inbound_runtime(ctx).batcher.store(
+        Delivery(tenant_id=tenant_id, provider=provider, parsed=parsed, now_ms=now_ms)
     )
-    return incident_id, action
+    for outcome in stored.outcomes:
+        INBOUND_ALERTS.labels(provider, outcome).inc()
+    return stored.body

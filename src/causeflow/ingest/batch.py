@@ -1,0 +1,311 @@
+"""Inbound deliveries applied in batches: one transaction and a handful of statements for all
+the alerts that arrived together.
+
+Concurrent deliveries queue in this process's `AlertBatcher`; one task at a time takes what
+has queued (at most `MAX_BATCH`) and applies it with `apply_batch` in one transaction, so a
+burst costs one SELECT of the open fingerprints, one insert of each kind of row and one
+position reservation per tenant, instead of half a dozen statements per alert. The outcome is
+the same as applying the deliveries one after another in arrival order, alert by alert in
+payload order: an alert that repeats an earlier one of the same batch attaches to the incident
+that one opened, a resolve sees everything before it.
+
+A batch that fails is retried delivery by delivery, each in its own transaction, so one
+delivery the database refuses (a value it cannot store) fails alone. Every caller returns only
+after its transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from causeflow import ids
+from causeflow.db.engine import Tx
+from causeflow.event.log import NewEvent, append_events
+from causeflow.incident.service import (
+    INSERT_INCIDENT,
+    auto_move,
+    created_event,
+    lock_tenant_log,
+    new_incident_row,
+)
+from causeflow.ingest import repository
+from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
+from causeflow.ingest.providers.base import ParsedPayload
+from causeflow.ingest.repository import Key
+from causeflow.jsonutil import dumps
+
+log = logging.getLogger("causeflow.ingest")
+
+MAX_BATCH = 64  # deliveries per transaction: bounds how long one batch holds the writer
+CLAIM_RETRIES = 3
+
+
+@dataclass
+class Delivery:
+    """One inbound delivery, authenticated and parsed, waiting to be stored."""
+
+    tenant_id: str
+    provider: str
+    parsed: ParsedPayload
+    now_ms: int
+
+
+@dataclass
+class Stored:
+    """What storing a delivery gave: the 202 body and the outcome of each alert (for metrics)."""
+
+    body: bytes
+    outcomes: list[str]
+
+
+class FingerprintTaken(Exception):
+    """A key this batch meant to open was opened by a concurrent transaction: apply again."""
+
+
+@dataclass
+class _Writes:
+    """Rows waiting to be written, flushed before a resolve and at the end of the batch."""
+
+    claims: list[dict[str, str]] = field(default_factory=list)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> row (in order)
+    events: dict[str, list[NewEvent]] = field(default_factory=dict)  # tenant -> events
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # incident id -> increment
+
+    def open(self, key: Key, row: dict[str, Any]) -> None:
+        tenant_id, provider, fingerprint = key
+        self.claims.append(
+            {
+                "tenant_id": tenant_id,
+                "provider": provider,
+                "fingerprint": fingerprint,
+                "incident_id": row["id"],
+            }
+        )
+        self.incidents[row["id"]] = row
+        self.events.setdefault(tenant_id, []).append(created_event(row))
+
+    def count(self, incident_id: str, now_ms: int) -> None:
+        row = self.incidents.get(incident_id)
+        if row is not None:  # opened in this batch and not written yet
+            row["alert_count"] += 1
+            row["updated_at"] = max(row["updated_at"], now_ms)
+            return
+        seen = self.counts.get(incident_id)
+        if seen is None:
+            self.counts[incident_id] = {"b_incident": incident_id, "b_n": 1, "b_now": now_ms}
+        else:
+            seen["b_n"] += 1
+            seen["b_now"] = max(seen["b_now"], now_ms)
+
+    async def flush(self, tx: Tx) -> None:
+        if self.claims:
+            taken = await repository.claim_fingerprints(tx, self.claims)
+            if len(taken) != len(self.claims):
+                raise FingerprintTaken()
+            await tx.execute(INSERT_INCIDENT, list(self.incidents.values()))
+        for tenant_id, events in self.events.items():
+            await append_events(tx, tenant_id=tenant_id, items=events, now_ms=events[0].now_ms or 0)
+        await repository.insert_alerts(tx, self.alerts)
+        await repository.count_alerts(tx, list(self.counts.values()))
+        self.claims.clear()
+        self.incidents.clear()
+        self.events.clear()
+        self.alerts.clear()
+        self.counts.clear()
+
+
+async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[Stored]:
+    """Store a batch of deliveries in the caller's transaction, as if one after another."""
+    stored: list[Stored | None] = [None] * len(batch)
+    first_of: dict[tuple[str, str, str], int] = {}  # delivery id -> its first index here
+    copies: dict[int, int] = {}
+    live: list[int] = []
+    for index, item in enumerate(batch):
+        delivery_id = item.parsed.delivery_id
+        if delivery_id:
+            ident = (item.tenant_id, item.provider, delivery_id)
+            if ident in first_of:  # the same delivery twice in one batch: one answer
+                copies[index] = first_of[ident]
+                continue
+            first_of[ident] = index
+            now_ms = item.now_ms
+            replay = await repository.claim_delivery(
+                tx,
+                item.tenant_id,
+                item.provider,
+                delivery_id,
+                now_ms,
+                lambda received_at, now_ms=now_ms: delivery_is_fresh(  # type: ignore[misc]
+                    received_at, now_ms, ttl_seconds
+                ),
+            )
+            if replay is not None:
+                stored[index] = Stored(replay.encode(), ["duplicate_delivery"])
+                continue
+        live.append(index)
+
+    alerts_of = {i: list(map(repository.without_nul, batch[i].parsed.alerts)) for i in live}
+    # Lock order (PostgreSQL): every tenant's log head first, in one order for all writers.
+    for tenant_id in sorted({batch[i].tenant_id for i in live if alerts_of[i]}):
+        await lock_tenant_log(tx, tenant_id)
+    keys = list(
+        {(batch[i].tenant_id, batch[i].provider, a.fingerprint) for i in live for a in alerts_of[i]}
+    )
+    open_now = await repository.open_incidents(tx, keys)
+    writes = _Writes()
+    for index in live:
+        item = batch[index]
+        tenant_id, provider, now_ms = item.tenant_id, item.provider, item.now_ms
+        results: list[tuple[str, str | None, Action]] = []
+        for alert in alerts_of[index]:
+            key = (tenant_id, provider, alert.fingerprint)
+            incident_id = open_now.get(key)
+            decision = decide(alert.status, incident_id is not None)
+            action: Action = "ignored"
+            if decision == "create":
+                row = new_incident_row(
+                    tenant_id,
+                    incident_id=ids.new_id("inc", now_ms),
+                    title=alert.title,
+                    severity=alert.severity,
+                    source=provider,
+                    now_ms=now_ms,
+                    description=alert.description,
+                    service=alert.service,
+                    environment=alert.environment,
+                    fingerprint=alert.fingerprint,
+                    alert_count=1,
+                )
+                writes.open(key, row)
+                incident_id = open_now[key] = row["id"]
+                action = "created"
+            elif decision in ("attach", "resolve") and incident_id is not None:
+                writes.count(incident_id, now_ms)
+                action = "attached"
+                if decision == "resolve":
+                    await writes.flush(tx)  # the move sees every row before it
+                    moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
+                    action = "resolved" if moved is not None else "attached"
+                    reopened = await repository.open_incident_for(
+                        tx, tenant_id, provider, alert.fingerprint
+                    )
+                    if reopened is None:
+                        open_now.pop(key, None)
+                    else:
+                        open_now[key] = reopened
+            writes.alerts.append(
+                repository.alert_row(
+                    alert_id=ids.new_id("alr", now_ms),
+                    tenant_id=tenant_id,
+                    provider=provider,
+                    incident_id=incident_id,
+                    alert=alert,
+                    now_ms=now_ms,
+                )
+            )
+            results.append((alert.fingerprint, incident_id, action))
+        stored[index] = Stored(
+            dumps(accepted_body(provider, results)), [action for _, _, action in results]
+        )
+    await writes.flush(tx)
+
+    for index in live:
+        item = batch[index]
+        if item.parsed.delivery_id:
+            done = stored[index]
+            assert done is not None
+            await repository.set_delivery_response(
+                tx, item.tenant_id, item.provider, item.parsed.delivery_id, done.body.decode()
+            )
+    for index, first in copies.items():
+        done = stored[first]
+        assert done is not None
+        stored[index] = Stored(done.body, ["duplicate_delivery"])
+    return [s for s in stored if s is not None]
+
+
+@dataclass
+class _Waiting:
+    delivery: Delivery
+    future: asyncio.Future[Stored]
+
+
+class AlertBatcher:
+    """This process's queue of deliveries waiting for their transaction."""
+
+    def __init__(
+        self,
+        transaction: Callable[[], Any],
+        ttl_seconds: int,
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._transaction = transaction
+        self._ttl = ttl_seconds
+        self._max = max_batch
+        self._queue: list[_Waiting] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions committed (observability and tests)
+
+    async def store(self, delivery: Delivery) -> Stored:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(delivery, future))
+        if self._drainer is None:
+            self._drainer = asyncio.create_task(self._drain(), name="inbound-batches")
+        # Shielded: a caller that goes away does not take the batch's transaction with it.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                try:
+                    results = await self._apply([w.delivery for w in batch])
+                except Exception:  # noqa: BLE001  # retried one by one: only the culprit fails
+                    log.info("an inbound batch failed; storing its deliveries one by one")
+                    for waiting in batch:
+                        try:
+                            (result,) = await self._apply([waiting.delivery])
+                        except Exception as exc:  # noqa: BLE001  # handed to its caller
+                            _settle(waiting.future, exc=exc)
+                        else:
+                            _settle(waiting.future, result=result)
+                else:
+                    for waiting, result in zip(batch, results, strict=True):
+                        _settle(waiting.future, result=result)
+        finally:
+            self._drainer = None
+
+    async def _apply(self, batch: list[Delivery]) -> list[Stored]:
+        for attempt in range(CLAIM_RETRIES):
+            try:
+                async with self._transaction() as tx:
+                    results = await apply_batch(tx, batch, self._ttl)
+            except FingerprintTaken:
+                if attempt == CLAIM_RETRIES - 1:
+                    raise
+                continue
+            self.batches += 1
+            return results
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._drainer is not None:
+            await asyncio.shield(self._drainer)
+
+
+def _settle(
+    future: asyncio.Future[Stored], *, result: Stored | None = None, exc: Exception | None = None
+) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -19,6 +20,8 @@ import orjson
 import typer
 
 from causeflow.settings import Settings
+
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 
 app = typer.Typer(
     add_completion=False,
@@ -90,6 +93,19 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
         await ctx.db.dispose()
 
 
+def settle_heap() -> None:
+    """Once a serving process has started: hide what startup allocated from the cyclic
+    garbage collector, and collect young objects less often.
+
+    Modules, settings, caches and the app live as long as the process; without this every full
+    collection walks them all again (pauses of 70-90 ms were measured under load, the whole
+    tail of the delivery latency). Objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+
 def make_server(config: Any, application: Any) -> Any:
     """A uvicorn server that ends the event streams as soon as a stop signal arrives.
 
@@ -101,6 +117,10 @@ def make_server(config: Any, application: Any) -> Any:
     from causeflow.stream.hub import begin_shutdown
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            settle_heap()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             begin_shutdown(application.state)
@@ -190,6 +210,7 @@ async def _run_worker(settings: Settings) -> None:
     # Before the roles start, so a port already taken fails the start rather than a scrape.
     metrics = serve_worker_metrics(settings)
     stops = await start_roles(ctx, {"worker"})
+    settle_heap()
     typer.echo(f"causeflow worker {os.getpid()} running", err=True)
     await stop_event.wait()
     for stop in reversed(stops):

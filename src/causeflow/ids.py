@@ -39,12 +39,14 @@ _last_ms = 0
 _last_rand = 0
 
 
+# Two base32 digits per 10 bits: a ULID body (130 bits, the top two zero) is 13 lookups.
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+
+
 def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    """`value` as `length` Crockford base32 digits (length even), most significant first."""
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(5 * (length - 2), -1, -10)])
 
 
 def ulid_body(now_ms: int | None = None) -> str:
@@ -58,7 +60,7 @@ def ulid_body(now_ms: int | None = None) -> str:
             _last_ms = ms
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
         rand = _last_rand
-    return _encode(ms, 10) + _encode(rand, 16)
+    return _encode((ms << 80) | rand, 26)
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:

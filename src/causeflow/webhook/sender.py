@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import aiohttp
+from yarl import URL
 
 from causeflow.webhook.ssrf import (
     IPNetwork,
@@ -27,6 +28,7 @@ from causeflow.webhook.ssrf import (
 )
 
 MAX_BODY_BYTES = 4096
+VETTED_URLS = 10_000  # receiver URLs whose vetting is remembered (all forgotten beyond)
 _MAX_ERROR_CHARS = 500
 
 # aiohttp warns when asked to clean up closed TLS transports on Pythons that no longer leak
@@ -128,6 +130,8 @@ class Sender:
         self._ssl_context = ssl_context
         self._dns_cache_seconds = dns_cache_seconds
         self._session: aiohttp.ClientSession | None = None
+        # url -> what vetting it gave (it depends on nothing else; names are vetted at connect)
+        self._vetted: dict[str, URL | str] = {}
 
     async def start(self) -> None:
         if self._session is not None:
@@ -178,18 +182,13 @@ class Sender:
         def elapsed_ms() -> float:
             return (time.monotonic() - started) * 1000.0
 
-        try:
-            target = vet_url(url, allow_http=self._allow_http, allow=self._allow)
-        except SsrfBlocked:
-            return SendResult(None, elapsed_ms(), b"", "ssrf_blocked")
-        except ValueError as exc:
-            return SendResult(None, elapsed_ms(), b"", _describe("invalid_url", exc))
-        # aiohttp connects to literal addresses without asking the resolver, so they were
-        # vetted just above; non-canonical spellings (`127.1`) are rewritten to the address.
-        host = target.raw_host or ""
-        literal = parse_host_literal(host)
-        if literal is not None and literal.version == 4 and str(literal) != host:
-            target = target.with_host(str(literal))
+        target = self._vetted.get(url)
+        if target is None:
+            target = self._vetted[url] = _vet_target(url, self._allow_http, self._allow)
+            if len(self._vetted) > VETTED_URLS:
+                self._vetted.clear()
+        if isinstance(target, str):
+            return SendResult(None, elapsed_ms(), b"", target)
 
         status: int | None = None
         retry_after: str | None = None
@@ -207,6 +206,23 @@ class Sender:
             return SendResult(status, elapsed_ms(), received, _classify(exc), retry_after)
         error = "redirect" if status is not None and 300 <= status < 400 else None
         return SendResult(status, elapsed_ms(), received, error, retry_after)
+
+
+def _vet_target(url: str, allow_http: bool, allow: Sequence[IPNetwork]) -> URL | str:
+    """The URL to connect to, or the attempt's error when the URL may not be used. Pure."""
+    try:
+        target = vet_url(url, allow_http=allow_http, allow=allow)
+    except SsrfBlocked:
+        return "ssrf_blocked"
+    except ValueError as exc:
+        return _describe("invalid_url", exc)
+    # aiohttp connects to literal addresses without asking the resolver, so they were vetted
+    # just above; non-canonical spellings (`127.1`) are rewritten to the address.
+    host = target.raw_host or ""
+    literal = parse_host_literal(host)
+    if literal is not None and literal.version == 4 and str(literal) != host:
+        target = target.with_host(str(literal))
+    return target
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:

@@ -127,3 +127,17 @@ async def test_batches_are_bounded(service: Service, tenant: Tenant, size: int):
     )
     assert all(body(s)["alerts"][0]["action"] == "created" for s in stored)
     assert after - before == (1 if size == 1 else 2)  # at most 64 deliveries per transaction
+
+
+async def test_a_caller_that_goes_away_does_not_undo_its_delivery(service: Service, tenant: Tenant):
+    batcher = inbound_runtime(service.ctx).batcher
+    now = service.ctx.clock.now_ms()
+    gone = asyncio.create_task(batcher.store(delivery(tenant, now, alert("left-early"))))
+    stays = asyncio.create_task(batcher.store(delivery(tenant, now, alert("waited"))))
+    await asyncio.sleep(0)  # both queued; the batch has not run yet
+    gone.cancel()
+    assert [x["action"] for x in body(await stays)["alerts"]] == ["created"]
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    rows = await count_rows(service)
+    assert rows["alerts"] == 2 and rows["incidents"] == 2

@@ -254,6 +254,9 @@ class AlertBatcher:
 
     async def store(self, delivery: Delivery) -> Stored:
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        # A caller that went away never reads its failure: mark it read, so it is not logged
+        # as an exception nobody retrieved (a caller still waiting gets it raised as usual).
+        future.add_done_callback(_mark_retrieved)
         self._queue.append(_Waiting(delivery, future))
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain(), name="inbound-batches")
@@ -297,6 +300,11 @@ class AlertBatcher:
     async def close(self) -> None:
         if self._drainer is not None:
             await asyncio.shield(self._drainer)
+
+
+def _mark_retrieved(future: asyncio.Future[Stored]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(

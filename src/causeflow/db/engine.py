@@ -42,13 +42,14 @@ def async_url(settings: Settings) -> str:
 class Tx:
     """One write transaction: its connection and what to run once it has committed."""
 
-    __slots__ = ("conn", "db", "_after", "appended")
+    __slots__ = ("conn", "db", "_after", "appended", "heads")
 
     def __init__(self, conn: AsyncConnection, db: Database) -> None:
         self.conn = conn
         self.db = db
         self._after: list[Callable[[], Any]] = []
         self.appended: list[tuple[str, int, str]] = []  # (tenant_id, position, type) appended
+        self.heads: dict[str, bool] = {}  # tenant id -> its log head is locked (True: announced)
 
     def after_commit(self, callback: Callable[[], Any]) -> None:
         self._after.append(callback)

@@ -76,9 +76,25 @@ def _head_upsert(dialect: Any) -> Any:
 
 
 async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
-    """Reserve `count` positions; returns the last one. Locks the tenant's head until commit."""
+    """Reserve `count` positions; returns the last one. Locks the tenant's head until commit.
+
+    The first reservation of a tenant in a transaction also announces it to other processes
+    (NOTIFY, delivered only at commit): issued before the head is locked, so the round trip
+    stays out of the time the lock is held, which serializes the tenant's writers.
+    """
+    if count and not tx.heads.get(tenant_id):
+        await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, tenant_id)
+        tx.heads[tenant_id] = True
     result = await tx.conn.execute(_head_upsert(tx.db.dialect), {"t": tenant_id, "n": count})
+    tx.heads.setdefault(tenant_id, False)
     return int(result.scalar_one())
+
+
+async def lock_log_head(tx: Tx, tenant_id: str) -> None:
+    """Hold the tenant's log head until commit (once per transaction; PostgreSQL only, where
+    writers take it before any other row lock; SQLite has one writer)."""
+    if tx.db.dialect.multi_process and tenant_id not in tx.heads:
+        await next_positions(tx, tenant_id, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +170,8 @@ async def append_events(
             }
         )
     await tx.conn.execute(_INSERT_EVENT, rows if len(rows) > 1 else rows[0])
-    for event in stored:
-        await _announce(tx, event)
+    tx.appended.extend((e.tenant_id, e.position, e.type) for e in stored)
     return stored
-
-
-async def _announce(tx: Tx, event: StoredEvent) -> None:
-    announced = tx.appended
-    if not announced:
-        # One NOTIFY per transaction is enough: listeners read everything after their cursor.
-        await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, event.tenant_id)
-    announced.append((event.tenant_id, event.position, event.type))
 
 
 def _row_to_event(row: Any) -> StoredEvent:

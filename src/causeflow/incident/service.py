@@ -17,7 +17,7 @@ from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
-from causeflow.event.log import NewEvent, append_event, append_events, next_positions, read_after
+from causeflow.event.log import NewEvent, append_event, append_events, lock_log_head, read_after
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
 from causeflow.incident.tables import incidents
 from causeflow.ingest.tables import alerts, open_fingerprints
@@ -68,8 +68,7 @@ def alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 async def lock_tenant_log(tx: Tx, tenant_id: str) -> None:
     """Take the tenant's event head first (PostgreSQL), before any incident row lock."""
-    if tx.db.dialect.multi_process:
-        await next_positions(tx, tenant_id, 0)
+    await lock_log_head(tx, tenant_id)
 
 
 def new_incident_row(

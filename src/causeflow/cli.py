@@ -93,6 +93,23 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
         await ctx.db.dispose()
 
 
+def configure_logging(settings: Settings) -> None:
+    """The service's own log lines (`causeflow.*`) to stderr at CAUSEFLOW_LOG_LEVEL; uvicorn
+    keeps its own loggers, and libraries' loggers are left alone (SQLAlchemy would log every
+    statement at INFO)."""
+    logger = logging.getLogger("causeflow")
+    if any(getattr(h, "_causeflow", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._causeflow = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    name = settings.log_level.upper()
+    level = logging.DEBUG if name == "TRACE" else logging.getLevelName(name)  # uvicorn's names
+    logger.setLevel(level if isinstance(level, int) else logging.INFO)
+    logger.propagate = False
+
+
 def settle_heap() -> None:
     """Once a serving process has started: hide what startup allocated from the cyclic
     garbage collector, and collect young objects less often.
@@ -142,6 +159,7 @@ def serve(
     from causeflow.app import create_app
 
     settings = load(data_dir)
+    configure_logging(settings)
     lock = None if settings.is_postgres else hold_sqlite_lock(settings)
     asyncio.run(_migrate(settings))
     first = asyncio.run(_bootstrap(settings))
@@ -182,6 +200,7 @@ def serve(
 def worker() -> None:
     """Run only the delivery workers (PostgreSQL; on SQLite `serve` runs them)."""
     settings = load()
+    configure_logging(settings)
     if not settings.is_postgres:
         raise CliError(
             "on SQLite the delivery workers run inside `causeflow serve`; "

@@ -4,6 +4,7 @@ same moment: one incident opens, every copy names it, and one `incident.created`
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import aiohttp
@@ -66,3 +67,28 @@ def test_two_processes_open_one_incident(tmp_path: Path) -> None:
             return [e["data"]["incidentId"] for e in items]
 
         assert sorted(asyncio.run(logged())) == sorted(incident_ids)
+
+
+def test_a_refused_delivery_is_logged_with_its_query_key_redacted(tmp_path: Path) -> None:
+    with Deployment(tmp_path) as deployment:
+        deployment.migrate()
+        server = deployment.add_server()
+        tenant = deployment.create_tenant("acme")
+        forged = "cflo_" + "0" * 64
+        url = f"{server.base_url}/v1/webhooks/{tenant['tenantId']}/custom"
+
+        async def refused() -> int:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(
+                    url, params={"apiKey": forged}, json={"externalId": "x", "title": "t"}
+                ) as resp:
+                    return resp.status
+
+        assert asyncio.run(refused()) == 401
+        deadline = time.monotonic() + 10
+        while "refused" not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in server.log_text().splitlines() if "refused" in line]
+        assert len(lines) == 1, server.log_text()[-2000:]
+        assert "INFO causeflow.ingest" in lines[0] and "401 invalid_api_key" in lines[0]
+        assert "apiKey=***" in lines[0] and forged not in server.log_text()

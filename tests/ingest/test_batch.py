@@ -30,7 +30,7 @@ async def store_together(service: Service, deliveries: list[Delivery]) -> list:
     """Queue every delivery before the batcher runs: they share one batch."""
     batcher = inbound_runtime(service.ctx).batcher
     before = batcher.batches
-    results = await asyncio.gather(*(batcher.store(d) for d in deliveries), return_exceptions=True)
+    results = await asyncio.gather(*(batcher.submit(d) for d in deliveries), return_exceptions=True)
     return [before, batcher.batches, *results]
 
 
@@ -132,8 +132,8 @@ async def test_batches_are_bounded(service: Service, tenant: Tenant, size: int):
 async def test_a_caller_that_goes_away_does_not_undo_its_delivery(service: Service, tenant: Tenant):
     batcher = inbound_runtime(service.ctx).batcher
     now = service.ctx.clock.now_ms()
-    gone = asyncio.create_task(batcher.store(delivery(tenant, now, alert("left-early"))))
-    stays = asyncio.create_task(batcher.store(delivery(tenant, now, alert("waited"))))
+    gone = asyncio.create_task(batcher.submit(delivery(tenant, now, alert("left-early"))))
+    stays = asyncio.create_task(batcher.submit(delivery(tenant, now, alert("waited"))))
     await asyncio.sleep(0)  # both queued; the batch has not run yet
     gone.cancel()
     assert [x["action"] for x in body(await stays)["alerts"]] == ["created"]

@@ -1,10 +1,10 @@
 """Inbound deliveries applied in batches: one transaction and a handful of statements for all
 the alerts that arrived together.
 
-Concurrent deliveries queue in this process's `AlertBatcher`; one task at a time takes what
-has queued (at most `MAX_BATCH`) and applies it with `apply_batch` in one transaction, so a
-burst costs one SELECT of the open fingerprints, one insert of each kind of row and one
-position reservation per tenant, instead of half a dozen statements per alert. The outcome is
+Concurrent deliveries queue in this process's inbound `Batcher` (db/batcher.py); one task at a
+time takes what has queued and applies it with `apply_batch` in one transaction, so a burst
+costs one SELECT of the open fingerprints, one insert of each kind of row and one position
+reservation per tenant, instead of half a dozen statements per alert. The outcome is
 the same as applying the deliveries one after another in arrival order, alert by alert in
 payload order: an alert that repeats an earlier one of the same batch attaches to the incident
 that one opened, a resolve sees everything before it.
@@ -16,13 +16,11 @@ after its transaction committed.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from causeflow import ids
+from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.event.log import NewEvent, append_events
 from causeflow.incident.service import (
@@ -37,11 +35,6 @@ from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fr
 from causeflow.ingest.providers.base import ParsedPayload
 from causeflow.ingest.repository import Key
 from causeflow.jsonutil import dumps
-
-log = logging.getLogger("causeflow.ingest")
-
-MAX_BATCH = 64  # deliveries per transaction: bounds how long one batch holds the writer
-CLAIM_RETRIES = 3
 
 
 @dataclass
@@ -229,91 +222,10 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
     return [s for s in stored if s is not None]
 
 
-@dataclass
-class _Waiting:
-    delivery: Delivery
-    future: asyncio.Future[Stored]
-
-
-class AlertBatcher:
+def inbound_batcher(transaction: Any, ttl_seconds: int) -> Batcher[Delivery, Stored]:
     """This process's queue of deliveries waiting for their transaction."""
 
-    def __init__(
-        self,
-        transaction: Callable[[], Any],
-        ttl_seconds: int,
-        *,
-        max_batch: int = MAX_BATCH,
-    ) -> None:
-        self._transaction = transaction
-        self._ttl = ttl_seconds
-        self._max = max_batch
-        self._queue: list[_Waiting] = []
-        self._drainer: asyncio.Task[None] | None = None
-        self.batches = 0  # transactions committed (observability and tests)
+    async def apply(tx: Tx, batch: list[Delivery]) -> list[Stored]:
+        return await apply_batch(tx, batch, ttl_seconds)
 
-    async def store(self, delivery: Delivery) -> Stored:
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        # A caller that went away never reads its failure: mark it read, so it is not logged
-        # as an exception nobody retrieved (a caller still waiting gets it raised as usual).
-        future.add_done_callback(_mark_retrieved)
-        self._queue.append(_Waiting(delivery, future))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain(), name="inbound-batches")
-        # Shielded: a caller that goes away does not take the batch's transaction with it.
-        return await asyncio.shield(future)
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-                try:
-                    results = await self._apply([w.delivery for w in batch])
-                except Exception:  # noqa: BLE001  # retried one by one: only the culprit fails
-                    log.info("an inbound batch failed; storing its deliveries one by one")
-                    for waiting in batch:
-                        try:
-                            (result,) = await self._apply([waiting.delivery])
-                        except Exception as exc:  # noqa: BLE001  # handed to its caller
-                            _settle(waiting.future, exc=exc)
-                        else:
-                            _settle(waiting.future, result=result)
-                else:
-                    for waiting, result in zip(batch, results, strict=True):
-                        _settle(waiting.future, result=result)
-        finally:
-            self._drainer = None
-
-    async def _apply(self, batch: list[Delivery]) -> list[Stored]:
-        for attempt in range(CLAIM_RETRIES):
-            try:
-                async with self._transaction() as tx:
-                    results = await apply_batch(tx, batch, self._ttl)
-            except FingerprintTaken:
-                if attempt == CLAIM_RETRIES - 1:
-                    raise
-                continue
-            self.batches += 1
-            return results
-        raise AssertionError("unreachable")
-
-    async def close(self) -> None:
-        if self._drainer is not None:
-            await asyncio.shield(self._drainer)
-
-
-def _mark_retrieved(future: asyncio.Future[Stored]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def _settle(
-    future: asyncio.Future[Stored], *, result: Stored | None = None, exc: Exception | None = None
-) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        assert result is not None
-        future.set_result(result)
+    return Batcher("inbound", transaction, apply, retry_on=(FingerprintTaken,))

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from causeflow.auth.crypto import SecretBox
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
-from causeflow.ingest.batch import AlertBatcher
+from causeflow.ingest.batch import inbound_batcher
 from causeflow.ingest.sns import CertFetcher
 from causeflow.ingest.tables import inbound_deliveries
 
@@ -91,7 +91,7 @@ class InboundRuntime:
         )
         self._secrets: dict[str, str] = {}
         self._box = ctx.keys.box
-        self.batcher = AlertBatcher(ctx.db.transaction, settings.delivery_id_ttl_seconds)
+        self.batcher = inbound_batcher(ctx.db.transaction, settings.delivery_id_ttl_seconds)
 
     def webhook_secret(self, sealed: str | None) -> str | None:
         """The ingest key's signing secret, decrypted once per process."""

@@ -130,7 +130,7 @@ async def store_alerts(
 ) -> bytes:
     """Store a delivery (batched with concurrent ones, see ingest/batch.py); returns the 202
     body once committed (the first one, for a repeated delivery id)."""
-    stored = await inbound_runtime(ctx).batcher.store(
+    stored = await inbound_runtime(ctx).batcher.submit(
         Delivery(tenant_id=tenant_id, provider=provider, parsed=parsed, now_ms=now_ms)
     )
     for outcome in stored.outcomes:

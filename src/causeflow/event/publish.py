@@ -4,20 +4,25 @@
 trigger.event_received, knowledge.pattern_extracted); those naming an incident or a trigger
 must name one of the tenant's. `admin` may publish any catalog type with no reference checks.
 Features register effects (e.g. the first investigation.progress moves its incident to
-`investigating`) that run in the same transaction.
+`investigating`) that run in the same transaction. Concurrent publishes of a process share one
+transaction (`publisher`, a db/batcher.py `Batcher`): one position reservation and one insert
+per tenant for a burst; each still answers after the commit with its own event, and one that
+fails (an unknown incident) fails alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from causeflow.auth.principal import Principal
+from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.errors import Forbidden, NotFound, ValidationFailed
-from causeflow.event.log import StoredEvent, append_event
+from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_head
 from causeflow.models import CATALOG_TYPES, DataValidationError, validate_data
 
 PRODUCER_TYPES = frozenset(
@@ -30,6 +35,7 @@ PRODUCER_TYPES = frozenset(
     }
 )
 
+PUBLISHER = "publisher"  # ctx.components key of this process's publish batcher
 Effect = Callable[[Tx, str, dict[str, Any], int], Awaitable[None]]
 # event type -> effects run after the event is appended, in the same transaction
 EFFECTS: dict[str, list[Effect]] = {}
@@ -75,9 +81,22 @@ async def _check_references(tx: Tx, tenant_id: str, data: dict[str, Any]) -> Non
             raise NotFound("no such trigger", code="trigger_not_found")
 
 
-async def publish_event(
-    tx: Tx, principal: Principal, *, event_type: str, data: Any, test: bool, now_ms: int
-) -> StoredEvent:
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """One checked and validated `POST /v1/events`, waiting for its transaction."""
+
+    tenant_id: str
+    check_references: bool  # producers may only name the tenant's incidents and triggers
+    event_type: str
+    data: dict[str, Any]
+    test: bool
+    now_ms: int
+
+
+def prepare(
+    principal: Principal, *, event_type: str, data: Any, test: bool, now_ms: int
+) -> Publish:
+    """Permission and schema checks (nothing read or written yet)."""
     check_publish(principal, event_type)
     try:
         clean = validate_data(event_type, data)
@@ -86,17 +105,48 @@ async def publish_event(
             "the event data does not match its schema", details={"errors": exc.errors}
         ) from exc
     assert principal.tenant_id is not None
-    if not principal.is_admin:
-        await _check_references(tx, principal.tenant_id, clean)
-    stored = await append_event(
-        tx,
-        tenant_id=principal.tenant_id,
-        event_type=event_type,
-        data=clean,
-        now_ms=now_ms,
-        test=test,
-    )
-    if not test:
-        for effect in EFFECTS.get(event_type, ()):
-            await effect(tx, principal.tenant_id, clean, now_ms)
-    return stored
+    return Publish(principal.tenant_id, not principal.is_admin, event_type, clean, test, now_ms)
+
+
+async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
+    """Append a batch of publishes in the caller's transaction, as if one after another: events
+    in order, each tenant's appended together until an event with effects (which run right
+    after their event, so what they append follows it)."""
+    # Lock order (PostgreSQL): every tenant's log head first, in one order for all writers.
+    for tenant_id in sorted({p.tenant_id for p in batch}):
+        await lock_log_head(tx, tenant_id)
+    stored: list[StoredEvent | None] = [None] * len(batch)
+    pending: dict[str, list[int]] = {}  # tenant -> indexes waiting to be appended
+
+    async def flush() -> None:
+        for tenant_id, indexes in pending.items():
+            events = [
+                NewEvent(batch[i].event_type, batch[i].data, batch[i].test, batch[i].now_ms)
+                for i in indexes
+            ]
+            appended = await append_events(
+                tx, tenant_id=tenant_id, items=events, now_ms=batch[indexes[0]].now_ms
+            )
+            for i, event in zip(indexes, appended, strict=True):
+                stored[i] = event
+        pending.clear()
+
+    for index, item in enumerate(batch):
+        if item.check_references:
+            await _check_references(tx, item.tenant_id, item.data)
+        pending.setdefault(item.tenant_id, []).append(index)
+        effects = () if item.test else EFFECTS.get(item.event_type, ())
+        if effects:
+            await flush()
+            for effect in effects:
+                await effect(tx, item.tenant_id, item.data, item.now_ms)
+    await flush()
+    return [event for event in stored if event is not None]
+
+
+def publisher(ctx: Any) -> Batcher[Publish, StoredEvent]:
+    """This process's queue of publishes waiting for their transaction (made on first use)."""
+    found = ctx.components.get(PUBLISHER)
+    if found is None:
+        found = ctx.components[PUBLISHER] = Batcher("publish", ctx.db.transaction, publish_batch)
+    return found  # type: ignore[no-any-return]

@@ -12,7 +12,7 @@ from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
-from causeflow.event.publish import publish_event
+from causeflow.event.publish import prepare, publisher
 from causeflow.models import CATALOG
 
 router = APIRouter(tags=["events"])
@@ -105,15 +105,10 @@ async def get_event_type(name: str) -> dict[str, Any]:
 
 @router.post("/v1/events", status_code=201)
 async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Response:
-    async with ctx.db.transaction() as tx:
-        stored = await publish_event(
-            tx,
-            principal,
-            event_type=body.event,
-            data=body.data,
-            test=body.test,
-            now_ms=ctx.clock.now_ms(),
-        )
+    item = prepare(
+        principal, event_type=body.event, data=body.data, test=body.test, now_ms=ctx.clock.now_ms()
+    )
+    stored = await publisher(ctx).submit(item)  # shares a transaction with concurrent publishes
     return Response(stored.envelope, status_code=201, media_type="application/json")
 
 

@@ -12,7 +12,7 @@ from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
-from causeflow.event.publish import prepare, publisher
+from causeflow.event.publish import prepare, publish
 from causeflow.models import CATALOG
 
 router = APIRouter(tags=["events"])
@@ -108,7 +108,7 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
     item = prepare(
         principal, event_type=body.event, data=body.data, test=body.test, now_ms=ctx.clock.now_ms()
     )
-    stored = await publisher(ctx).submit(item)  # shares a transaction with concurrent publishes
+    stored = await publish(ctx, item)
     return Response(stored.envelope, status_code=201, media_type="application/json")
 
 

@@ -51,6 +51,10 @@ ENV = {
     "CAUSEFLOW_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
     "CAUSEFLOW_LOG_LEVEL": "warning",
 }
+# The receiver listens on these loopback addresses; with --hosts N the ten subscriptions point
+# at N of them, as ten customers' endpoints would be N hosts (the per-host in-flight cap of 16
+# applies to each).
+RECEIVER_HOSTS = [f"127.0.0.{i}" for i in range(1, 11)]
 TYPE_TEN = "incident.created"  # ten subscriptions want this type
 TYPE_ONE = "investigation.progress"  # one subscription wants this one
 
@@ -92,7 +96,7 @@ def run_receiver(port: int) -> None:
     app.router.add_post("/_reset", reset)
     app.router.add_post("/{tail:.*}", hook)
     uvloop.install()
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
+    web.run_app(app, host=RECEIVER_HOSTS, port=port, access_log=None, print=None, backlog=4096)
 
 
 @contextmanager
@@ -207,12 +211,18 @@ class Latency:
 
 class Bench:
     def __init__(
-        self, deployment: Deployment, api: str, creds: dict[str, str], receiver: str
+        self,
+        deployment: Deployment,
+        api: str,
+        creds: dict[str, str],
+        receiver: str,
+        hosts: int = 1,
     ) -> None:
         self.deployment = deployment
         self.api = api
         self.creds = creds
         self.receiver = receiver
+        self.hosts = hosts
         self.counts = Counts(deployment)
         self.session: aiohttp.ClientSession | None = None
 
@@ -234,9 +244,10 @@ class Bench:
 
     async def subscribe(self, count: int, event_type: str) -> None:
         for i in range(count):
+            base = self.receiver.replace("127.0.0.1", RECEIVER_HOSTS[i % self.hosts], 1)
             async with self.http.post(
                 self.api + "/v1/webhook-subscriptions",
-                json={"url": f"{self.receiver}/{event_type}/{i}", "events": [event_type]},
+                json={"url": f"{base}/{event_type}/{i}", "events": [event_type]},
             ) as resp:
                 assert resp.status == 201, await resp.text()
 
@@ -385,7 +396,7 @@ async def measure(
     args: argparse.Namespace, deployment: Deployment, api: str, receiver: str
 ) -> None:
     creds = deployment.create_tenant("bench")
-    async with Bench(deployment, api, creds, receiver) as bench:
+    async with Bench(deployment, api, creds, receiver, args.hosts) as bench:
         await bench.subscribe(10, TYPE_TEN)
         await bench.subscribe(1, TYPE_ONE)
         await bench.throughput(TYPE_TEN, 10, 200, "bulk")  # warm-up: imports, caches, pools
@@ -424,6 +435,7 @@ async def measure(
         if args.backend == "sqlite"
         else f"API + {args.workers} `causeflow worker`"
     )
+    print(f"receiver: {args.hosts} loopback address(es) for the ten subscriptions")
     print(f"backend: {args.backend} ({workers}); runs: {args.runs}; medians:")
     base = statistics.median(results.pop("baseline: bare aiohttp sign+POST req/s"))
     for key, values in results.items():
@@ -468,6 +480,14 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=4.0)
     parser.add_argument("--latency-configs", type=int, default=1, help="1: 1 sub; 2: also 10")
     parser.add_argument("--baseline-requests", type=int, default=20000)
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        choices=range(1, len(RECEIVER_HOSTS) + 1),
+        metavar="1-10",
+        help="loopback addresses the ten subscriptions are spread over (default: all on one)",
+    )
     args = parser.parse_args()
     if args.receiver:
         run_receiver(args.receiver)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 SECRET_PREFIX = "whsec_"
 
 
+@functools.lru_cache(maxsize=4096)
 def standard_key(secret: str) -> bytes:
     """The Standard Webhooks HMAC key of `secret`.
 
@@ -40,14 +42,13 @@ def standard_key(secret: str) -> bytes:
 
 def causeflow_signature(secret: str, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256(key = secret UTF-8, message = body)>`."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+    return "sha256=" + hmac.digest(secret.encode("utf-8"), body, hashlib.sha256).hex()
 
 
 def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """`v1,<base64 HMAC-SHA256(standard_key(secret), "{id}.{timestamp}.{body}")>`."""
     signed = f"{msg_id}.{int(timestamp)}.".encode() + body
-    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.digest(standard_key(secret), signed, hashlib.sha256)
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 

@@ -221,12 +221,11 @@ async def find_event(conn: Any, tenant_id: str, event_id: str) -> StoredEvent | 
     return _row_to_event(row) if row else None
 
 
+_HEAD_POSITION = select(event_heads.c.position).where(event_heads.c.tenant_id == bindparam("t"))
+
+
 async def head_position(conn: Any, tenant_id: str) -> int:
-    value = (
-        await conn.execute(
-            select(event_heads.c.position).where(event_heads.c.tenant_id == tenant_id)
-        )
-    ).scalar()
+    value = (await conn.execute(_HEAD_POSITION, {"t": tenant_id})).scalar()
     return int(value or 0)
 
 

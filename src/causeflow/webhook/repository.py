@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from causeflow.db.engine import Tx
 from causeflow.event.tables import event_heads, events
@@ -214,9 +214,13 @@ async def events_after(
     return await conn.execute(stmt)
 
 
+_READ_CURSOR = select(dispatch_cursors.c.position).where(
+    dispatch_cursors.c.tenant_id == bindparam("b_tenant")
+)  # built once: the dispatcher reads it in every batch
+
+
 async def read_cursor(conn: Any, tenant_id: str) -> int | None:
-    stmt = select(dispatch_cursors.c.position).where(dispatch_cursors.c.tenant_id == tenant_id)
-    value = (await conn.execute(stmt)).scalar()
+    value = (await conn.execute(_READ_CURSOR, {"b_tenant": tenant_id})).scalar()
     return None if value is None else int(value)
 
 

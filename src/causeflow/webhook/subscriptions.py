@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from causeflow.auth.crypto import SecretBox
 from causeflow.db.engine import Database, Tx
@@ -105,6 +105,9 @@ def from_row(row: Any, box: SecretBox) -> Subscription:
     )
 
 
+_OF_TENANT = select(subscriptions).where(subscriptions.c.tenant_id == bindparam("b_tenant"))
+
+
 class SubscriptionCache:
     def __init__(self, db: Database, box: SecretBox, ttl: float = 2.0) -> None:
         self.db = db
@@ -160,9 +163,7 @@ class SubscriptionCache:
         from causeflow.event.log import head_position
 
         head = await head_position(tx, tenant_id)
-        rows = (
-            await tx.execute(select(subscriptions).where(subscriptions.c.tenant_id == tenant_id))
-        ).all()
+        rows = (await tx.execute(_OF_TENANT, {"b_tenant": tenant_id})).all()
         known = self._decoded.get(tenant_id, {})
         fresh: dict[str, tuple[tuple[Any, ...], Subscription]] = {}
         for row in rows:

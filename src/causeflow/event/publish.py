@@ -22,7 +22,7 @@ from causeflow.auth.principal import Principal
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.errors import Forbidden, NotFound, ValidationFailed
-from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_head
+from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
 from causeflow.models import CATALOG_TYPES, DataValidationError, validate_data
 
 PRODUCER_TYPES = frozenset(
@@ -112,9 +112,7 @@ async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
     """Append a batch of publishes in the caller's transaction, as if one after another: events
     in order, each tenant's appended together until an event with effects (which run right
     after their event, so what they append follows it)."""
-    # Lock order (PostgreSQL): every tenant's log head first, in one order for all writers.
-    for tenant_id in sorted({p.tenant_id for p in batch}):
-        await lock_log_head(tx, tenant_id)
+    await lock_log_heads(tx, (p.tenant_id for p in batch))  # before any other row lock
     stored: list[StoredEvent | None] = [None] * len(batch)
     pending: dict[str, list[int]] = {}  # tenant -> indexes waiting to be appended
 

@@ -59,8 +59,7 @@ incident_filters = async_dependency(IncidentFilters)
 @router.post("/v1/incidents", status_code=201, response_model=IncidentRead)
 async def create_incident(body: IncidentCreate, ctx: Ctx, principal: Operator) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await service.create_incident(
-            tx,
+        row = service.new_incident_row(
             tenant_of(principal),
             title=body.title,
             severity=body.severity,
@@ -70,6 +69,7 @@ async def create_incident(body: IncidentCreate, ctx: Ctx, principal: Operator) -
             environment=body.environment,
             now_ms=ctx.clock.now_ms(),
         )
+        return await service.create_incident(tx, row)
 
 
 @router.get("/v1/incidents", response_model=IncidentPage)

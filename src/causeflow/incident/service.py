@@ -2,8 +2,8 @@
 
 Every function that writes takes the caller's transaction and appends its events in it, so a
 change and its event commit together. Lock order, to keep PostgreSQL free of deadlocks: the
-tenant's event head first (`lock_tenant_log`), then incident rows. On SQLite one writer runs
-at a time and no row locks exist.
+tenant's event head first (`event.log.lock_log_head`), then incident rows. On SQLite one
+writer runs at a time and no row locks exist.
 """
 
 from __future__ import annotations
@@ -66,15 +66,9 @@ def alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def lock_tenant_log(tx: Tx, tenant_id: str) -> None:
-    """Take the tenant's event head first (PostgreSQL), before any incident row lock."""
-    await lock_log_head(tx, tenant_id)
-
-
 def new_incident_row(
     tenant_id: str,
     *,
-    incident_id: str,
     title: str,
     severity: str,
     source: str,
@@ -85,9 +79,9 @@ def new_incident_row(
     fingerprint: str | None = None,
     alert_count: int = 0,
 ) -> dict[str, Any]:
-    """The row of a new open incident (what `INSERT_INCIDENT` takes). Pure."""
+    """The row of a new open incident, with a new id (what `INSERT_INCIDENT` takes)."""
     return {
-        "id": incident_id,
+        "id": ids.new_id("inc", now_ms),
         "tenant_id": tenant_id,
         "title": title,
         "description": description,
@@ -119,38 +113,12 @@ def created_event(row: Mapping[str, Any]) -> NewEvent:
     )
 
 
-async def create_incident(
-    tx: Tx,
-    tenant_id: str,
-    *,
-    title: str,
-    severity: str,
-    source: str,
-    now_ms: int,
-    description: str | None = None,
-    service: str | None = None,
-    environment: str | None = None,
-    fingerprint: str | None = None,
-    alert_count: int = 0,
-    incident_id: str | None = None,
-) -> dict[str, Any]:
-    """Insert an open incident and emit incident.created; returns its view."""
-    values = new_incident_row(
-        tenant_id,
-        incident_id=incident_id or ids.new_id("inc", now_ms),
-        title=title,
-        severity=severity,
-        source=source,
-        now_ms=now_ms,
-        description=description,
-        service=service,
-        environment=environment,
-        fingerprint=fingerprint,
-        alert_count=alert_count,
-    )
-    await tx.execute(INSERT_INCIDENT, values)
-    await append_events(tx, tenant_id=tenant_id, items=[created_event(values)], now_ms=now_ms)
-    return incident_view(values)
+async def create_incident(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
+    """Insert an open incident (a `new_incident_row`) and emit incident.created; its view."""
+    await tx.execute(INSERT_INCIDENT, row)
+    tenant_id, now_ms = row["tenant_id"], row["created_at"]
+    await append_events(tx, tenant_id=tenant_id, items=[created_event(row)], now_ms=now_ms)
+    return incident_view(row)
 
 
 async def _row(conn: Any, tenant_id: str, incident_id: str, *, lock: bool = False) -> Any:
@@ -256,7 +224,7 @@ async def move_incident(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Move by the table (409 invalid_transition otherwise) and emit incident.status_changed."""
-    await lock_tenant_log(tx, tenant_id)
+    await lock_log_head(tx, tenant_id)
     row = await _row(tx.conn, tenant_id, incident_id, lock=True)
     if row is None:
         raise NotFound("no such incident", code="incident_not_found")
@@ -268,7 +236,7 @@ async def auto_move(
     tx: Tx, tenant_id: str, incident_id: str, trigger: str, now_ms: int
 ) -> dict[str, Any] | None:
     """One of the service's own moves (lifecycle.AUTO_MOVES); None when it does not apply."""
-    await lock_tenant_log(tx, tenant_id)
+    await lock_log_head(tx, tenant_id)
     row = await _row(tx.conn, tenant_id, incident_id, lock=True)
     if row is None:
         return None

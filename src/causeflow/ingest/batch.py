@@ -22,12 +22,11 @@ from typing import Any
 from causeflow import ids
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
-from causeflow.event.log import NewEvent, append_events
+from causeflow.event.log import NewEvent, append_events, lock_log_heads
 from causeflow.incident.service import (
     INSERT_INCIDENT,
     auto_move,
     created_event,
-    lock_tenant_log,
     new_incident_row,
 )
 from causeflow.ingest import repository
@@ -143,9 +142,8 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
         live.append(index)
 
     alerts_of = {i: list(map(repository.without_nul, batch[i].parsed.alerts)) for i in live}
-    # Lock order (PostgreSQL): every tenant's log head first, in one order for all writers.
-    for tenant_id in sorted({batch[i].tenant_id for i in live if alerts_of[i]}):
-        await lock_tenant_log(tx, tenant_id)
+    # every tenant's log head before any other row lock (PostgreSQL)
+    await lock_log_heads(tx, (batch[i].tenant_id for i in live if alerts_of[i]))
     keys = list(
         {(batch[i].tenant_id, batch[i].provider, a.fingerprint) for i in live for a in alerts_of[i]}
     )
@@ -163,7 +161,6 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
             if decision == "create":
                 row = new_incident_row(
                     tenant_id,
-                    incident_id=ids.new_id("inc", now_ms),
                     title=alert.title,
                     severity=alert.severity,
                     source=provider,

@@ -61,17 +61,17 @@ async def receive(tenant_id: str, provider: str, request: Request) -> Response:
     headers = {
         k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]
     }
-    body = await receive_alerts(
-        ctx,
-        InboundRequest(
-            tenant_id=tenant_id,
-            provider=provider,
-            headers=headers,
-            query_string=request.scope.get("query_string", b"").decode("latin-1"),
-            body=await request.body(),
-        ),
+    inbound = _inbound(request.scope, headers, tenant_id, provider, await request.body())
+    return Response(
+        await receive_alerts(ctx, inbound), status_code=202, media_type="application/json"
     )
-    return Response(body, status_code=202, media_type="application/json")
+
+
+def _inbound(
+    scope: Scope, headers: dict[str, str], tenant_id: str, provider: str, body: bytes
+) -> InboundRequest:
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    return InboundRequest(tenant_id, provider, headers, query_string, body)
 
 
 async def answer_inbound(
@@ -93,15 +93,10 @@ async def answer_inbound(
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
-    request = InboundRequest(
-        tenant_id=tenant_id,
-        provider=provider,
-        headers=headers,
-        query_string=scope.get("query_string", b"").decode("latin-1"),
-        body=b"".join(chunks),
-    )
     try:
-        body = await receive_alerts(ctx, request)
+        body = await receive_alerts(
+            ctx, _inbound(scope, headers, tenant_id, provider, b"".join(chunks))
+        )
     except Exception as exc:  # noqa: BLE001  # every failure answers in the contract's shape
         await send_error(send, failure_of(exc))
         return

@@ -50,10 +50,6 @@ def validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(CauseFlowError)
-    async def _cf(_request: Request, exc: CauseFlowError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(
@@ -73,17 +69,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     from sqlalchemy.exc import DBAPIError
 
+    # The service's own errors, the database's and anything unexpected: `failure_of` decides.
+    @app.exception_handler(CauseFlowError)
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
     @app.exception_handler(TimeoutError)
-    async def _storage(_request: Request, exc: Exception) -> JSONResponse:
-        err = storage_failure(exc)
-        return error_response(err.status, err.code, err.message, err.details, err.headers)
-
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "an internal error occurred")
+    async def _failure(_request: Request, exc: Exception) -> JSONResponse:
+        err = failure_of(exc)
+        return error_response(err.status, err.code, err.message, err.details, err.headers)
 
 
 def storage_failure(exc: Exception) -> CauseFlowError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from causeflow.auth.crypto import SecretBox
+from causeflow.cache import TtlCache
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.ingest.batch import inbound_batcher
@@ -41,42 +41,36 @@ class InboundSettings:
 
 
 class InboundSettingsCache:
-    """tenant id -> (settings or None for no such tenant, fetched at), for `ttl` seconds."""
+    """tenant id -> its settings (None for no such tenant), for `ttl` seconds; concurrent misses
+    of one tenant share one read."""
 
     def __init__(self, db: Database, box: SecretBox, ttl: float = 2.0, max_entries: int = 10000):
         self.db = db
         self.box = box
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._cache: dict[str, tuple[InboundSettings | None, float]] = {}
+        self._cache: TtlCache[str, InboundSettings | None] = TtlCache(ttl, max_entries)
 
     async def get(self, tenant_id: str) -> InboundSettings | None:
+        return await self._cache.get(tenant_id, lambda: self._load(tenant_id))
+
+    async def _load(self, tenant_id: str) -> InboundSettings | None:
         from causeflow.tenant.service import inbound_settings
 
-        hit = self._cache.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self.ttl:
-            return hit[0]
         async with self.db.read() as conn:
             found = await inbound_settings(conn, tenant_id, self.box)
-        value = None
-        if found is not None:
-            inbound, secrets = found
-            value = InboundSettings(
-                require_signature=bool(inbound.get("requireSignature", False)),
-                sns_topic_arns=tuple(inbound.get("snsTopicArns") or ()),
-                secrets={k: v for k, v in secrets.items() if isinstance(v, str)},
-            )
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        self._cache[tenant_id] = (value, now)
-        return value
+        if found is None:
+            return None
+        inbound, secrets = found
+        return InboundSettings(
+            require_signature=bool(inbound.get("requireSignature", False)),
+            sns_topic_arns=tuple(inbound.get("snsTopicArns") or ()),
+            secrets={k: v for k, v in secrets.items() if isinstance(v, str)},
+        )
 
     def committed(self, appended: list[tuple[str, int, str]]) -> None:
         """Commit listener: a tenant.updated in this process invalidates that tenant at once."""
         for tenant_id, _position, event_type in appended:
             if event_type == "tenant.updated":
-                self._cache.pop(tenant_id, None)
+                self._cache.drop(tenant_id)
 
 
 class InboundRuntime:

@@ -98,11 +98,10 @@ def configure_logging(settings: Settings) -> None:
     keeps its own loggers, and libraries' loggers are left alone (SQLAlchemy would log every
     statement at INFO)."""
     logger = logging.getLogger("causeflow")
-    if any(getattr(h, "_causeflow", False) for h in logger.handlers):
+    if logger.handlers:  # configured already (an earlier call in this process, or the embedder)
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler._causeflow = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     name = settings.log_level.upper()
     level = logging.DEBUG if name == "TRACE" else logging.getLevelName(name)  # uvicorn's names
@@ -115,8 +114,8 @@ def settle_heap() -> None:
     garbage collector, and collect young objects less often.
 
     Modules, settings, caches and the app live as long as the process; without this every full
-    collection walks them all again (pauses of 70-90 ms were measured under load, the whole
-    tail of the delivery latency). Objects made later are collected as usual.
+    collection walks them all again (pauses of 70-90 ms were measured under load, the worst
+    of the delivery latency's tail). Objects made later are collected as usual.
     """
     gc.collect()
     gc.freeze()

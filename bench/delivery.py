@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.common import machine  # noqa: E402
 from causeflow.models import sample_data  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import Deployment  # noqa: E402
@@ -125,21 +125,6 @@ def receiver_process() -> Iterator[str]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def service_cpu(deployment: Deployment) -> float:

@@ -19,9 +19,7 @@ import asyncio
 import hashlib
 import hmac
 import os
-import platform
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.common import machine  # noqa: E402
 from tests.support.ports import free_port, port_open  # noqa: E402
 from tests.support.processes import Deployment  # noqa: E402
 
@@ -170,21 +169,6 @@ def run_load(url: str, key: str, mode: str, seconds: float, concurrency: int) ->
 
 
 # --- orchestration ---------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}"
-    )
 
 
 def start_baseline() -> tuple[subprocess.Popen[bytes], str]:

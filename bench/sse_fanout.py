@@ -22,7 +22,6 @@ import asyncio
 import math
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import statistics
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.common import machine  # noqa: E402
 from causeflow.models import sample_data  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import service_env  # noqa: E402
@@ -78,18 +78,6 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
-
-
-def machine() -> str:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return (
-        f"{os.cpu_count()} CPUs, {model}; Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def percentile(ordered: list[float], pct: float) -> float:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import subprocess
@@ -62,6 +63,19 @@ TYPE_ONE = "investigation.progress"  # one subscription wants this one
 # --- the receiver (a separate process) -----------------------------------------------------
 
 
+def quiet_gc() -> None:
+    """No automatic garbage collection in the load generator and the receiver.
+
+    A full collection of either pauses it for 15-70 ms, which would be counted as the service's
+    latency (a request sent late, an arrival stamped late). They collect between measurements
+    instead (`gc.collect()` before each one), where a pause costs nothing.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+
 def run_receiver(port: int) -> None:
     """Answer 204 at once; remember the first arrival of every (path, event id)."""
     import uvloop
@@ -88,6 +102,7 @@ def run_receiver(port: int) -> None:
     async def reset(_request: web.Request) -> web.Response:
         arrivals.clear()
         counter[0] = 0
+        gc.collect()  # between measurements, never during one (see quiet_gc)
         return web.Response(status=204)
 
     app = web.Application()
@@ -310,6 +325,7 @@ class Bench:
         self, event_type: str, subs: int, events: int, mode: str
     ) -> tuple[float, float]:
         """(deliveries/s, service CPU microseconds per delivery)."""
+        gc.collect()
         self.counts.start()
         target = events * subs
         if mode == "bulk":
@@ -331,6 +347,7 @@ class Bench:
         """Publish at a steady `rate` (open loop: on schedule, whatever the API's pace)."""
         async with self.http.post(self.receiver + "/_reset") as resp:
             await resp.read()
+        gc.collect()
         self.counts.start()
         total = int(rate * seconds)
         sent: dict[str, tuple[float, float]] = {}  # event id -> (request sent, 201 received)
@@ -360,6 +377,7 @@ class Bench:
 
 async def baseline(receiver: str, count: int, concurrency: int = 64) -> float:
     """The ceiling: sign each body (both schemes, one secret) and POST it, nothing else."""
+    gc.collect()
     from causeflow.webhook.signing import delivery_headers, generate_secret
 
     secret = generate_secret()
@@ -501,6 +519,7 @@ def main() -> None:
         help="loopback addresses the ten subscriptions are spread over (default: all on one)",
     )
     args = parser.parse_args()
+    quiet_gc()
     if args.receiver:
         run_receiver(args.receiver)
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
@@ -121,13 +121,17 @@ async def create_incident(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
     return incident_view(row)
 
 
+# Built once: building and hashing a statement costs several times what SQLite takes to run it,
+# and every investigation.progress event looks its incident up.
+_ROW = select(incidents).where(
+    incidents.c.id == bindparam("b_id"), incidents.c.tenant_id == bindparam("b_tenant")
+)
+_ROW_LOCKED = _ROW.with_for_update()  # rendered as nothing on SQLite (one writer)
+
+
 async def _row(conn: Any, tenant_id: str, incident_id: str, *, lock: bool = False) -> Any:
-    stmt = select(incidents).where(
-        incidents.c.id == incident_id, incidents.c.tenant_id == tenant_id
-    )
-    if lock:
-        stmt = stmt.with_for_update()  # rendered as nothing on SQLite (one writer)
-    return (await conn.execute(stmt)).first()
+    params = {"b_id": incident_id, "b_tenant": tenant_id}
+    return (await conn.execute(_ROW_LOCKED if lock else _ROW, params)).first()
 
 
 async def get_incident(conn: Any, tenant_id: str, incident_id: str) -> dict[str, Any]:

@@ -77,22 +77,55 @@ class Recorded:
     events: int = 0  # operational events appended
 
 
-def _due(now_ms: int) -> Any:
-    return and_(
-        # still to be sent ...
-        _D.status == "pending",
-        # ... its time has come (retries wait here for their step) ...
-        _D.next_attempt_at <= now_ms,
-        # ... and nobody holds it: never leased, handed back, or the holder died and the
-        # lease ran out (it outlasts the request timeout, so a live holder never loses it)
-        or_(_D.lease_until.is_(None), _D.lease_until <= now_ms),
-    )
+# Due: still to be sent, its time has come (retries wait here for their step), and nobody
+# holds it: never leased, handed back, or the holder died and the lease ran out (it outlasts
+# the request timeout, so a live holder never loses it). Built once, as every statement the
+# engine runs over and over: building and hashing one costs more than SQLite running it.
+_NOW = bindparam("b_now", type_=BigInteger)
+_DUE = and_(
+    _D.status == "pending",
+    _D.next_attempt_at <= _NOW,
+    or_(_D.lease_until.is_(None), _D.lease_until <= _NOW),
+)
+_ANY_DUE = select(_D.id).where(_DUE).limit(1)
+# ix_deliveries_due (status, next_attempt_at) yields the candidates in this order, no sort
+_CANDIDATES = select(_D.id).where(_DUE).order_by(_D.next_attempt_at).limit(bindparam("b_limit"))
+_CLAIM_RETURNING = (
+    _D.id,
+    _D.tenant_id,
+    _D.subscription_id,
+    _D.event_id,
+    _D.event_type,
+    _D.attempts,
+    _D.manual,
+    _D.payload,
+    _D.next_attempt_at,
+)
+_CLAIMS: dict[str, Any] = {}  # per dialect name
+
+
+def _claim_statement(db: Database) -> Any:
+    stmt = _CLAIMS.get(db.dialect.name)
+    if stmt is None:
+        # PostgreSQL: lock the candidates, skipping rows another worker is claiming this
+        # instant, so concurrent claims take disjoint batches instead of waiting on each
+        # other. SQLite: no lock clause; the write transaction already excludes every other
+        # writer.
+        candidates = db.dialect.skip_locked(_CANDIDATES)
+        stmt = _CLAIMS[db.dialect.name] = (
+            update(deliveries)
+            .where(_D.id.in_(candidates))
+            # the lease: ours until now + lease, after which anyone may claim it again
+            .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+            .returning(*_CLAIM_RETURNING)
+        )
+    return stmt
 
 
 async def any_due(db: Database, now_ms: int) -> bool:
     """A read-only look before claiming, so an idle wake-up never takes the write lock."""
     async with db.read() as conn:
-        row = (await conn.execute(select(_D.id).where(_due(now_ms)).limit(1))).first()
+        row = (await conn.execute(_ANY_DUE, {"b_now": now_ms})).first()
     return row is not None
 
 
@@ -100,36 +133,9 @@ async def claim_due(
     db: Database, *, owner: str, now_ms: int, lease_ms: int, limit: int
 ) -> list[Claimed]:
     """Lease up to `limit` due deliveries to `owner`; oldest due first."""
-    candidates = (
-        select(_D.id)
-        .where(_due(now_ms))
-        # ix_deliveries_due (status, next_attempt_at) yields them in this order, no sort
-        .order_by(_D.next_attempt_at)
-        .limit(limit)
-    )
-    # PostgreSQL: lock the candidates, skipping rows another worker is claiming this instant,
-    # so concurrent claims take disjoint batches instead of waiting on each other. SQLite: no
-    # lock clause; the write transaction already excludes every other writer.
-    candidates = db.dialect.skip_locked(candidates)
-    stmt = (
-        update(deliveries)
-        .where(_D.id.in_(candidates))
-        # the lease: ours until now + lease, after which anyone may claim it again
-        .values(lease_owner=owner, lease_until=now_ms + lease_ms)
-        .returning(
-            _D.id,
-            _D.tenant_id,
-            _D.subscription_id,
-            _D.event_id,
-            _D.event_type,
-            _D.attempts,
-            _D.manual,
-            _D.payload,
-            _D.next_attempt_at,
-        )
-    )
+    params = {"b_now": now_ms, "b_limit": limit, "b_owner": owner, "b_until": now_ms + lease_ms}
     async with db.transaction() as tx:
-        rows = (await tx.execute(stmt)).all()
+        rows = (await tx.execute(_claim_statement(db), params)).all()
     claimed = [
         Claimed(
             r.id,

@@ -65,10 +65,13 @@ async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str) -> i
 # --- deliveries ----------------------------------------------------------------------------
 
 
+_INSERT_DELIVERIES = deliveries.insert()
+
+
 async def insert_deliveries(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
     """One executemany for the whole batch."""
     if rows:
-        await tx.execute(deliveries.insert(), list(rows))
+        await tx.execute(_INSERT_DELIVERIES, list(rows))
 
 
 async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
@@ -197,26 +200,39 @@ async def events_in_window(
     return list((await conn.execute(stmt)).all())
 
 
+# The dispatcher's statements are built once: it runs them in every batch, and building and
+# hashing a statement costs several times what SQLite takes to run it.
+_EVENTS_AFTER = (
+    select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+    .where(
+        events.c.tenant_id == bindparam("b_tenant"),
+        events.c.position > bindparam("b_after"),
+        events.c.position <= bindparam("b_up_to"),
+    )
+    .order_by(events.c.position)
+    .limit(bindparam("b_limit"))
+)
+
+
 async def events_after(
     conn: Any, tenant_id: str, after_position: int, up_to: int, limit: int
 ) -> Any:
-    stmt = (
-        select(events.c.id, events.c.position, events.c.type, events.c.envelope)
-        .where(
-            events.c.tenant_id == tenant_id,
-            events.c.position > after_position,
-            events.c.position <= up_to,
-        )
-        .order_by(events.c.position)
-        .limit(limit)
-    )
+    params = {"b_tenant": tenant_id, "b_after": after_position, "b_up_to": up_to, "b_limit": limit}
     # the result itself: a caller may stop early and close it (rows are fetched as iterated)
-    return await conn.execute(stmt)
+    return await conn.execute(_EVENTS_AFTER, params)
 
 
 _READ_CURSOR = select(dispatch_cursors.c.position).where(
     dispatch_cursors.c.tenant_id == bindparam("b_tenant")
-)  # built once: the dispatcher reads it in every batch
+)
+_ADVANCE_CURSOR = (
+    update(dispatch_cursors)
+    .where(
+        dispatch_cursors.c.tenant_id == bindparam("b_tenant"),
+        dispatch_cursors.c.position == bindparam("b_old"),
+    )
+    .values(position=bindparam("b_new"))
+)
 
 
 async def read_cursor(conn: Any, tenant_id: str) -> int | None:
@@ -238,12 +254,8 @@ async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int) -> bool:
     re-reads the row, sees the moved position and matches nothing, so exactly one of them
     commits a given batch.
     """
-    stmt = (
-        update(dispatch_cursors)
-        .where(dispatch_cursors.c.tenant_id == tenant_id, dispatch_cursors.c.position == old)
-        .values(position=new)
-    )
-    return int((await tx.execute(stmt)).rowcount) == 1
+    params = {"b_tenant": tenant_id, "b_old": old, "b_new": new}
+    return int((await tx.execute(_ADVANCE_CURSOR, params)).rowcount) == 1
 
 
 async def tenants_behind(conn: Any, limit: int = 10_000) -> list[str]:

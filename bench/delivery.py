@@ -75,7 +75,6 @@ def quiet_gc() -> None:
     gc.disable()
 
 
-
 def run_receiver(port: int) -> None:
     """Answer 204 at once; remember the first arrival of every (path, event id)."""
     import uvloop

@@ -2,9 +2,10 @@
 
 One `DeliveryEngine` per process with the `worker` role. A claim loop leases due deliveries
 (woken by the dispatcher, the broker and a slow poll); admission limits decide which start now
-(per-host cap, per-subscription rate, a bound on what the engine holds); one task per attempt
-sends through the shared `Sender`; a flush loop writes outcomes many per transaction. Shutdown
-stops claiming, lets attempts finish for a short grace and hands the rest back.
+(per-host cap, per-subscription rate, a bound on what the engine holds); one task per busy host
+slot (a lane) sends one delivery after another through the shared `Sender`; a flush loop writes
+outcomes many per transaction. Shutdown stops claiming, lets attempts finish for a short grace
+and hands the rest back.
 """
 
 from __future__ import annotations
@@ -564,23 +565,50 @@ class DeliveryEngine:
             self._hand_back(job, self.backoff.delay(origin, asyncio.get_running_loop().time()))
 
     def _start(self, job: Job) -> None:
-        """Send `job` in its own task; it holds one of its host's slots already."""
-        if asyncio.get_running_loop().time() - job.claimed_at > self.start_by:
-            # Too late to be sure the attempt ends inside the lease: another worker might
-            # claim it meanwhile and send it twice at once. Back to the queue instead.
+        """Open a lane for `job`'s host: a task that holds one of the host's slots (taken
+        already) and sends `job`, then whatever waits for that host, until nothing does. One
+        task per slot rather than per attempt: under load a lane sends hundreds in a row."""
+        if self._too_late(job):
             self.hosts.leave(job.origin)
-            self._hand_back(job, None)
             return
-        task = asyncio.create_task(self._attempt(job))
+        task = asyncio.create_task(self._lane(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _next_for_host(self, origin: str) -> None:
+    def _too_late(self, job: Job) -> bool:
+        if asyncio.get_running_loop().time() - job.claimed_at <= self.start_by:
+            return False
+        # Too late to be sure the attempt ends inside the lease: another worker might claim
+        # it meanwhile and send it twice at once. Back to the queue instead.
+        self._hand_back(job, None)
+        return True
+
+    async def _lane(self, job: Job) -> None:
+        origin = job.origin
+        try:
+            next_job: Job | None = job
+            while next_job is not None:
+                await self._attempt(next_job)
+                next_job = self._next_waiting(origin)
+        finally:
+            self.hosts.leave(origin)
+            # Only an attempt that raised leaves jobs behind: they get a lane of their own.
+            waiting = self._queued.get(origin)
+            if waiting and not self._stopping and self.hosts.try_enter(origin):
+                self._start(waiting.popleft())
+
+    def _next_waiting(self, origin: str) -> Job | None:
+        """The next job queued for `origin` that may still start (None: the lane closes)."""
         waiting = self._queued.get(origin)
-        while waiting and not self._stopping and self.hosts.try_enter(origin):
-            self._start(waiting.popleft())
+        job = None
+        while waiting and not self._stopping:
+            candidate = waiting.popleft()
+            if not self._too_late(candidate):
+                job = candidate
+                break
         if waiting is not None and not waiting:
             self._queued.pop(origin, None)
+        return job
 
     def _hand_back(self, job: Job, delay_seconds: float | None) -> None:
         """Give the lease up; with a delay the delivery is due again only then."""
@@ -620,13 +648,11 @@ class DeliveryEngine:
             result = await self.sender.send(sub.url, job.body, headers)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.
-            self.hosts.leave(job.origin)
             self._hand_back(job, None)
             raise
         except Exception as exc:  # a bug in building the request must not kill the engine
             log.exception("delivery %s could not be sent", claimed.id)
             result = SendResult(None, 0.0, b"", f"invalid_request: {exc}"[:500])
-        self.hosts.leave(job.origin)
         self.waits.observe(job.origin, result.latency_ms / 1000)
         self.attempted += 1
         ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
@@ -641,7 +667,6 @@ class DeliveryEngine:
         _COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
         self._push(outcome)
         self._done_holding()
-        self._next_for_host(job.origin)
 
     # --- recording --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ a COMMIT, each is still its own unit, and each returns only once its work is com
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -194,3 +195,10 @@ async def test_the_wal_is_checkpointed_off_the_event_loop(
     raw = committer.conn.connection.dbapi_connection
     assert raw is not None
     assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    # ... and the thread that does runs at a lower CPU priority than the loop's
+    checkpointers = [t for t in threading.enumerate() if t.name.startswith("sqlite-checkpoint")]
+    assert checkpointers
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    for thread in checkpointers:
+        assert thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) > loop_nice

@@ -11,21 +11,24 @@ to the loop so that requests already in flight can join, then commits (at most `
 per group, to bound the wait of the first). Every member returns only after the shared COMMIT;
 a member whose work raises is rolled back to its savepoint alone; a failed COMMIT fails every
 member. Not reentrant: a member must not open another transaction of the same database.
-WAL checkpoints (an fsync) never run on this connection: a worker thread runs them, at most
-once a second while groups commit. Under sustained writes a passive checkpoint never catches up
-with the writer, and a WAL that only grows makes every page lookup slower; so once it holds
-more than `RESTART_FRAMES`, the committer stops opening groups for the moment a RESTART
-checkpoint needs to copy the rest and start the WAL over (writers wait asynchronously; the
-event loop keeps serving everything else).
+WAL checkpoints (an fsync) never run on this connection: a thread of their own runs them, at
+a lower CPU priority, at most once a second while groups commit. Under sustained writes a
+passive checkpoint never catches up with the writer, and a WAL that only grows makes every page
+lookup slower; so once it holds more than `RESTART_FRAMES`, the committer stops opening groups
+for the moment a RESTART checkpoint needs to copy the rest and start the WAL over (writers wait
+asynchronously; the event loop keeps serving everything else).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
@@ -39,6 +42,19 @@ BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, 
 CHECKPOINT_SECONDS = 1.0  # at most one background WAL checkpoint per second of group commits
 WRITER_CACHE_KIB = 65536  # the writer connection's page cache
 RESTART_FRAMES = 4096  # WAL pages (16 MiB at 4 KiB) beyond which the WAL is started over
+CHECKPOINT_NICENESS = 10  # how much lower the checkpoint thread's CPU priority is
+
+
+def _background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux schedules threads one by one).
+
+    A checkpoint copies pages for milliseconds at a time; on a machine with few cores it would
+    otherwise take a core from the event loop's thread, whose every stall is request latency.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + CHECKPOINT_NICENESS))
 
 
 class SyncConnection:
@@ -84,7 +100,7 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
         # the default 2 MiB, so a growing database does not turn writes into reads.
         cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         # A checkpoint (copying the WAL back, with an fsync) would stall the event loop: this
-        # connection never runs one; `GroupCommitter._checkpoint` does, in a worker thread.
+        # connection never runs one; `GroupCommitter._checkpoint` does, in a thread of its own.
         cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
@@ -127,6 +143,10 @@ class GroupCommitter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._path = str(db.settings.sqlite_path)
         self._checkpoint_conn: sqlite3.Connection | None = None
+        # Checkpoints run in a thread of their own, at a lower CPU priority than the loop's.
+        self._checkpoint_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sqlite-checkpoint", initializer=_background_priority
+        )
         self._checkpointing: asyncio.Future[None] | None = None
         self._last_checkpoint = time.monotonic()
         self.checkpoints = 0
@@ -250,11 +270,12 @@ class GroupCommitter:
         self._checkpointing.add_done_callback(self._checkpointed)
 
     async def _checkpoint_round(self) -> None:
-        frames = await asyncio.to_thread(self._checkpoint, "PASSIVE")
+        loop = asyncio.get_running_loop()
+        frames = await loop.run_in_executor(self._checkpoint_thread, self._checkpoint, "PASSIVE")
         if frames >= RESTART_FRAMES:
             # Copy what the passive round could not and start the WAL over, with no group open.
             async with self.lock:
-                await asyncio.to_thread(self._checkpoint, "RESTART")
+                await loop.run_in_executor(self._checkpoint_thread, self._checkpoint, "RESTART")
                 self.restarts += 1
 
     def _checkpointed(self, task: asyncio.Future[None]) -> None:
@@ -278,6 +299,7 @@ class GroupCommitter:
         if self._checkpointing is not None:
             with contextlib.suppress(Exception):
                 await self._checkpointing
+        self._checkpoint_thread.shutdown(wait=True)
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
         self.conn.close()

@@ -11,11 +11,11 @@ after its commit succeeded (wake-ups of stream readers and workers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -56,6 +56,29 @@ class Tx:
 
     async def execute(self, stmt: Any, params: Any = None) -> Any:
         return await self.conn.execute(stmt, params)
+
+    async def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """INSERT `rows` (the same keys each, plain values: str, int, bool, None) in one
+        executemany of the driver's own SQL.
+
+        For the hottest writes (deliveries, attempts): SQLAlchemy's per-row parameter handling
+        costs as much as SQLite's own work, and these values need none of its type processing.
+        The statement is still SQLAlchemy's, compiled once per dialect and set of columns.
+        """
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        dialect = self.conn.dialect
+        cache_key = (dialect.name, table.name, keys)
+        sql = _INSERT_SQL.get(cache_key)
+        if sql is None:
+            compiled = table.insert().compile(dialect=dialect, column_keys=list(keys))
+            sql = _INSERT_SQL[cache_key] = str(compiled)
+        await self.conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+
+
+# (dialect, table, columns) -> the INSERT in the driver's parameter style
+_INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
 
 def check_synchronous(value: str) -> str:

@@ -65,6 +65,10 @@ class SyncConnection:
     def __init__(self, conn: Connection) -> None:
         self.sync_connection = conn
 
+    @property
+    def dialect(self) -> Any:
+        return self.sync_connection.dialect
+
     async def execute(self, stmt: Any, params: Any = None) -> Any:
         if params is None:
             return self.sync_connection.execute(stmt)

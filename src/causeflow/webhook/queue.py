@@ -19,7 +19,7 @@ from causeflow import ids
 from causeflow.db.engine import Database, Tx
 from causeflow.event.log import append_event
 from causeflow.event.tables import events
-from causeflow.webhook.tables import attempts, deliveries, subscriptions
+from causeflow.webhook.tables import PENDING, attempts, deliveries, subscriptions
 
 # The effects an outcome has on its subscription (none for test deliveries).
 CLEAR_FAILURE = "clear_failure"  # a 2xx: forget firstFailureAt
@@ -83,12 +83,12 @@ class Recorded:
 # engine runs over and over: building and hashing one costs more than SQLite running it.
 _NOW = bindparam("b_now", type_=BigInteger)
 _DUE = and_(
-    _D.status == "pending",
+    PENDING,  # a literal: ix_deliveries_pending serves this
     _D.next_attempt_at <= _NOW,
     or_(_D.lease_until.is_(None), _D.lease_until <= _NOW),
 )
 _ANY_DUE = select(_D.id).where(_DUE).limit(1)
-# ix_deliveries_due (status, next_attempt_at) yields the candidates in this order, no sort
+# ix_deliveries_pending (next_attempt_at) yields the candidates in this order, no sort
 _CANDIDATES = select(_D.id).where(_DUE).order_by(_D.next_attempt_at).limit(bindparam("b_limit"))
 _CLAIM_RETURNING = (
     _D.id,
@@ -198,8 +198,6 @@ _HELD = select(_D.id).where(
     _D.id.in_(bindparam("b_ids", expanding=True)), _D.lease_owner == bindparam("b_owner")
 )
 
-_INSERT_ATTEMPT = attempts.insert()
-
 _END_LEASE: dict[str, Any] = {
     # a manual retry is one attempt; once it has an outcome the flag has done its job
     "manual": False,
@@ -294,8 +292,7 @@ async def record(
             for o in outcomes
             if o.attempted
         ]
-        if attempt_rows:
-            await tx.execute(_INSERT_ATTEMPT, attempt_rows)
+        await tx.insert_many(attempts, attempt_rows)
         groups: dict[tuple[str, int, int | None, str | None], list[str]] = {}
         retries: list[dict[str, Any]] = []
         for o in outcomes:
@@ -417,9 +414,7 @@ async def queue_stats(db: Database, now_ms: int) -> tuple[int, float]:
     """Pending deliveries, and how late the most overdue one is (seconds; 0 when none is due)."""
     async with db.read() as conn:
         row = (
-            await conn.execute(
-                select(func.count(), func.min(_D.next_attempt_at)).where(_D.status == "pending")
-            )
+            await conn.execute(select(func.count(), func.min(_D.next_attempt_at)).where(PENDING))
         ).one()
     depth, oldest = int(row[0] or 0), row[1]
     late = max(0.0, (now_ms - int(oldest)) / 1000) if oldest is not None else 0.0

@@ -65,13 +65,9 @@ async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str) -> i
 # --- deliveries ----------------------------------------------------------------------------
 
 
-_INSERT_DELIVERIES = deliveries.insert()
-
-
 async def insert_deliveries(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany for the whole batch."""
-    if rows:
-        await tx.execute(_INSERT_DELIVERIES, list(rows))
+    """One executemany for the whole batch (rows as `service.delivery_row` makes them)."""
+    await tx.insert_many(deliveries, rows)
 
 
 async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:

@@ -242,10 +242,14 @@ class DeliveryEngine:
         self._wakers: list[Callable[[], None]] | None = None
         self._reserved = 0  # room the dispatcher reserved for a batch not yet handed over
         self._room = asyncio.Event()  # set when a batch of fresh deliveries would fit
+        self._loop: asyncio.AbstractEventLoop  # the running loop, from start() on
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Kept: asyncio.get_running_loop() costs a getpid() system call on every call (3.11),
+        # and admission asks for the loop's time for every delivery.
+        self._loop = asyncio.get_running_loop()
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
@@ -531,7 +535,7 @@ class DeliveryEngine:
     # --- admission --------------------------------------------------------------------------
 
     def _offer(self, job: Job) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         sub = job.sub
         wait = self.rates.reserve(sub.id, sub.rate_limit_per_second, loop.time())
         if wait <= 0:
@@ -562,7 +566,7 @@ class DeliveryEngine:
             waiting.append(job)
         else:
             # The host is busy for longer than a lease should wait: back, for later.
-            self._hand_back(job, self.backoff.delay(origin, asyncio.get_running_loop().time()))
+            self._hand_back(job, self.backoff.delay(origin, self._loop.time()))
 
     def _start(self, job: Job) -> None:
         """Open a lane for `job`'s host: a task that holds one of the host's slots (taken
@@ -576,7 +580,7 @@ class DeliveryEngine:
         task.add_done_callback(self._tasks.discard)
 
     def _too_late(self, job: Job) -> bool:
-        if asyncio.get_running_loop().time() - job.claimed_at <= self.start_by:
+        if self._loop.time() - job.claimed_at <= self.start_by:
             return False
         # Too late to be sure the attempt ends inside the lease: another worker might claim
         # it meanwhile and send it twice at once. Back to the queue instead.

@@ -37,6 +37,7 @@ ID_RE = re.compile(r"^([a-z]{3})_([0-9A-HJKMNP-TV-Z]{26})$")
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
+_last_prefix = "0" * 10  # the encoded time of `_last_ms` (its first 10 digits)
 
 
 # Two base32 digits per 10 bits: a ULID body (130 bits, the top two zero) is 13 lookups.
@@ -50,17 +51,21 @@ def _encode(value: int, length: int) -> str:
 
 
 def ulid_body(now_ms: int | None = None) -> str:
-    global _last_ms, _last_rand
+    """The time (48 bits, 10 digits with two leading zero bits) then the random part (80 bits,
+    16 digits): the digit boundary falls between them, so the time's digits are encoded once per
+    millisecond."""
+    global _last_ms, _last_rand, _last_prefix
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     with _lock:
         if ms <= _last_ms:
-            ms = _last_ms
             _last_rand = (_last_rand + 1) & ((1 << 80) - 1)
         else:
             _last_ms = ms
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+            _last_prefix = _encode(ms, 10)
         rand = _last_rand
-    return _encode((ms << 80) | rand, 26)
+        prefix = _last_prefix
+    return prefix + _encode(rand, 16)
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.event.publish import prepare, publisher
@@ -132,3 +133,49 @@ async def test_publishes_share_a_batch_and_answer_alike_over_http(service: Servi
         params={"event": "incident.created", "limit": "100"},
     )
     assert sorted(e["id"] for e in listed.json()["items"]) == sorted(ids)
+
+
+async def test_events_before_a_moving_effect_precede_its_move(
+    service: Service, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+):
+    """Effects that change nothing leave the batch's events to be appended together; the one that
+    moves an incident appends everything before it first, so the log order is unchanged."""
+    from causeflow.auth.resolver import resolve_principal
+    from causeflow.event import publish as publish_module
+
+    appends: list[int] = []
+    original = publish_module.append_events
+
+    async def counting(tx, *, tenant_id, items, now_ms):  # type: ignore[no-untyped-def]
+        appends.append(len(items))
+        return await original(tx, tenant_id=tenant_id, items=items, now_ms=now_ms)
+
+    monkeypatch.setattr(publish_module, "append_events", counting)
+
+    incident_id = await open_incident(service, tenant)
+    headers = {k.lower(): v for k, v in tenant.admin_headers.items()}
+    admin = await resolve_principal(service.ctx, headers, None, None, None)
+    now = service.ctx.clock.now_ms()
+
+    def progress(incident: str, step: str):
+        data = sample_data("investigation.progress", incidentId=incident, step=step)
+        return prepare(
+            admin, event_type="investigation.progress", data=data, test=False, now_ms=now
+        )
+
+    unknown = "inc_01HZZZZZZZZZZZZZZZZZZZZZZZ"  # an admin may name any incident: no effect
+    items = [progress(unknown, "a"), progress(unknown, "b"), progress(incident_id, "c")]
+    items.append(progress(incident_id, "d"))  # already investigating: no second move
+    before_log = await log_of(service, tenant)
+    stored = await asyncio.gather(*(publisher(service.ctx).submit(i) for i in items))
+    log = (await log_of(service, tenant))[len(before_log) :]
+    assert [t for _, t, _ in log] == [
+        "investigation.progress",
+        "investigation.progress",
+        "investigation.progress",
+        "incident.status_changed",
+        "investigation.progress",
+    ]
+    assert [i for _, t, i in log if t == "investigation.progress"] == [e.id for e in stored]
+    # one batch: a, b and c appended together when c's move was certain, then d
+    assert appends == [3, 1]

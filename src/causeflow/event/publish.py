@@ -36,8 +36,12 @@ PRODUCER_TYPES = frozenset(
 )
 
 PUBLISHER = "publisher"  # ctx.components key of this process's publish batcher
-Effect = Callable[[Tx, str, dict[str, Any], int], Awaitable[None]]
-# event type -> effects run after the event is appended, in the same transaction
+# An effect runs right after its event, in the same transaction: (tx, tenant id, data, now_ms,
+# before_append). It awaits `before_append()` before writing anything that must follow its event
+# in the log; an effect that changes nothing (most do not) so leaves the batch's events to be
+# appended together instead of one at a time.
+Effect = Callable[[Tx, str, dict[str, Any], int, Callable[[], Awaitable[None]]], Awaitable[None]]
+# event type -> its effects
 EFFECTS: dict[str, list[Effect]] = {}
 
 
@@ -110,8 +114,8 @@ def prepare(
 
 async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
     """Append a batch of publishes in the caller's transaction, as if one after another: events
-    in order, each tenant's appended together until an event with effects (which run right
-    after their event, so what they append follows it)."""
+    in order, each tenant's appended together until an effect is about to write (what it
+    appends then follows its event)."""
     await lock_log_heads(tx, (p.tenant_id for p in batch))  # before any other row lock
     stored: list[StoredEvent | None] = [None] * len(batch)
     pending: dict[str, list[int]] = {}  # tenant -> indexes waiting to be appended
@@ -133,11 +137,8 @@ async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
         if item.check_references:
             await _check_references(tx, item.tenant_id, item.data)
         pending.setdefault(item.tenant_id, []).append(index)
-        effects = () if item.test else EFFECTS.get(item.event_type, ())
-        if effects:
-            await flush()
-            for effect in effects:
-                await effect(tx, item.tenant_id, item.data, item.now_ms)
+        for effect in () if item.test else EFFECTS.get(item.event_type, ()):
+            await effect(tx, item.tenant_id, item.data, item.now_ms, flush)
     await flush()
     return [event for event in stored if event is not None]
 

@@ -8,7 +8,7 @@ writer runs at a time and no row locks exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, or_, select, update
@@ -237,9 +237,17 @@ async def move_incident(
 
 
 async def auto_move(
-    tx: Tx, tenant_id: str, incident_id: str, trigger: str, now_ms: int
+    tx: Tx,
+    tenant_id: str,
+    incident_id: str,
+    trigger: str,
+    now_ms: int,
+    before_apply: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any] | None:
-    """One of the service's own moves (lifecycle.AUTO_MOVES); None when it does not apply."""
+    """One of the service's own moves (lifecycle.AUTO_MOVES); None when it does not apply.
+
+    `before_apply` is awaited once the move is certain, before anything is written (an event
+    effect appends the events that must precede the move's own there)."""
     await lock_log_head(tx, tenant_id)
     row = await _row(tx.conn, tenant_id, incident_id, lock=True)
     if row is None:
@@ -247,15 +255,21 @@ async def auto_move(
     target = auto_target(trigger, row.status)
     if target is None:
         return None
+    if before_apply is not None:
+        await before_apply()
     return await _apply_move(tx, row, target, now_ms, trigger)
 
 
 async def _on_investigation_progress(
-    tx: Tx, tenant_id: str, data: dict[str, Any], now_ms: int
+    tx: Tx,
+    tenant_id: str,
+    data: dict[str, Any],
+    now_ms: int,
+    before_append: Callable[[], Awaitable[None]],
 ) -> None:
     incident_id = data.get("incidentId")
     if isinstance(incident_id, str):
-        await auto_move(tx, tenant_id, incident_id, "investigation_progress", now_ms)
+        await auto_move(tx, tenant_id, incident_id, "investigation_progress", now_ms, before_append)
 
 
 def register_effects() -> None:

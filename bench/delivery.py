@@ -9,11 +9,14 @@ Measures, over several runs (medians reported):
 - a baseline: a bare aiohttp loop that only signs and POSTs to the same receiver.
 Beside each rate it prints the CPU the service processes spent per delivery (from /proc), which
 stays meaningful on a shared machine where wall-clock rates do not. The receiver is a plain
-aiohttp server in its own process on 127.0.0.1. Prints, never asserts.
+aiohttp server in its own process; by default every subscription points at 127.0.0.1, one
+host, so the per-host cap (16 attempts in flight) bounds the ten-subscription run; `--hosts 10`
+spreads the ten over 127.0.0.1-10, as ten customers' endpoints would be. Prints, never asserts.
 
     .venv/bin/python bench/delivery.py                 # SQLite, one `causeflow serve`
     .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers
     .venv/bin/python bench/delivery.py --backend pg --workers 4   # ... + four workers
+    .venv/bin/python bench/delivery.py --modes bulk --hosts 10    # ten receiving hosts
 """
 
 from __future__ import annotations

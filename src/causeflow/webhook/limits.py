@@ -8,12 +8,14 @@ then starts, holds or hands back each delivery itself.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=10_000)  # asked for every delivery; subscriptions' URLs repeat
 def origin_of(url: str) -> str:
     """`scheme://host:port`, lowercased: the unit of the per-host in-flight cap.
 

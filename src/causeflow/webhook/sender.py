@@ -195,11 +195,12 @@ class Sender:
         received = b""
         try:
             async with self._session.post(
-                target, data=body, headers=dict(headers), allow_redirects=False
+                target, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                received = await _read_capped(response)
+                if response.content_length != 0:  # a 204 or an empty 200: nothing to read
+                    received = await _read_capped(response)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure of one attempt becomes its recorded error

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Select, Table, bindparam, select
 
 from causeflow import ids
 from causeflow.errors import NotFound
+
+# table name -> its lookup, built once (building a statement costs more than running it)
+_BY_ID: dict[str, Select[Any]] = {}
 
 
 async def tenant_row(
@@ -20,8 +23,12 @@ async def tenant_row(
     """The row of `table` with this id in this tenant, else NotFound `<what>_not_found`."""
     row = None
     if ids.is_id(row_id, prefix):
-        stmt = select(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)
-        row = (await conn.execute(stmt)).first()
+        stmt = _BY_ID.get(table.name)
+        if stmt is None:
+            stmt = _BY_ID[table.name] = select(table).where(
+                table.c.id == bindparam("b_id"), table.c.tenant_id == bindparam("b_tenant")
+            )
+        row = (await conn.execute(stmt, {"b_id": row_id, "b_tenant": tenant_id})).first()
     if row is None:
         raise NotFound(f"no such {what}", code=f"{what}_not_found")
     return row

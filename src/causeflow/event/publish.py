@@ -16,12 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from causeflow.auth.principal import Principal
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
-from causeflow.errors import Forbidden, NotFound, ValidationFailed
+from causeflow.db.lookup import tenant_row
+from causeflow.errors import Forbidden, ValidationFailed
 from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
 from causeflow.models import CATALOG_TYPES, DataValidationError, validate_data
 
@@ -64,25 +63,11 @@ async def _check_references(tx: Tx, tenant_id: str, data: dict[str, Any]) -> Non
     from causeflow.trigger.tables import triggers
 
     if "incidentId" in data:
-        found = (
-            await tx.execute(
-                select(incidents.c.id).where(
-                    incidents.c.id == data["incidentId"], incidents.c.tenant_id == tenant_id
-                )
-            )
-        ).first()
-        if found is None:
-            raise NotFound("no such incident", code="incident_not_found")
+        await tenant_row(
+            tx, incidents, tenant_id, data["incidentId"], prefix="inc", what="incident"
+        )
     if "triggerId" in data:
-        found = (
-            await tx.execute(
-                select(triggers.c.id).where(
-                    triggers.c.id == data["triggerId"], triggers.c.tenant_id == tenant_id
-                )
-            )
-        ).first()
-        if found is None:
-            raise NotFound("no such trigger", code="trigger_not_found")
+        await tenant_row(tx, triggers, tenant_id, data["triggerId"], prefix="trg", what="trigger")
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,8 +56,7 @@ def build_envelope(
     return dumps(envelope).decode()
 
 
-# Statements built once: building and hashing a statement costs more than SQLite running it.
-_INSERT_EVENT = events.insert()
+# Built once per dialect: building and hashing a statement costs more than SQLite running it.
 _HEAD_UPSERT: dict[str, Any] = {}
 
 
@@ -176,7 +175,7 @@ async def append_events(
                 "envelope": envelope,
             }
         )
-    await tx.conn.execute(_INSERT_EVENT, rows if len(rows) > 1 else rows[0])
+    await tx.insert_many(events, rows)
     tx.appended.extend((e.tenant_id, e.position, e.type) for e in stored)
     return stored
 

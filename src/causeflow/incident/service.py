@@ -23,8 +23,6 @@ from causeflow.incident.tables import incidents
 from causeflow.ingest.tables import alerts, open_fingerprints
 from causeflow.jsonutil import loads
 
-INSERT_INCIDENT = incidents.insert()  # built once: executed with parameters on a hot path
-
 # GET /v1/incidents/{id} shows this much inline; the log has the rest (GET /v1/events?incidentId=).
 ALERTS_SHOWN = 100
 EVENTS_SHOWN = 1000
@@ -79,7 +77,7 @@ def new_incident_row(
     fingerprint: str | None = None,
     alert_count: int = 0,
 ) -> dict[str, Any]:
-    """The row of a new open incident, with a new id (what `INSERT_INCIDENT` takes)."""
+    """The row of a new open incident, with a new id (what `create_incident` inserts)."""
     return {
         "id": ids.new_id("inc", now_ms),
         "tenant_id": tenant_id,
@@ -115,7 +113,7 @@ def created_event(row: Mapping[str, Any]) -> NewEvent:
 
 async def create_incident(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
     """Insert an open incident (a `new_incident_row`) and emit incident.created; its view."""
-    await tx.execute(INSERT_INCIDENT, row)
+    await tx.insert_many(incidents, [row])
     tenant_id, now_ms = row["tenant_id"], row["created_at"]
     await append_events(tx, tenant_id=tenant_id, items=[created_event(row)], now_ms=now_ms)
     return incident_view(row)

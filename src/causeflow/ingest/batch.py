@@ -23,12 +23,8 @@ from causeflow import ids
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.event.log import NewEvent, append_events, lock_log_heads
-from causeflow.incident.service import (
-    INSERT_INCIDENT,
-    auto_move,
-    created_event,
-    new_incident_row,
-)
+from causeflow.incident.service import auto_move, created_event, new_incident_row
+from causeflow.incident.tables import incidents
 from causeflow.ingest import repository
 from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
 from causeflow.ingest.providers.base import ParsedPayload
@@ -99,7 +95,7 @@ class _Writes:
             taken = await repository.claim_fingerprints(tx, self.claims)
             if len(taken) != len(self.claims):
                 raise FingerprintTaken()
-            await tx.execute(INSERT_INCIDENT, list(self.incidents.values()))
+            await tx.insert_many(incidents, list(self.incidents.values()))
         for tenant_id, events in self.events.items():
             await append_events(tx, tenant_id=tenant_id, items=events, now_ms=events[0].now_ms or 0)
         await repository.insert_alerts(tx, self.alerts)

@@ -48,7 +48,6 @@ COUNT_ALERTS = (
     .where(incidents.c.id == bindparam("b_incident"))
     .values(alert_count=incidents.c.alert_count + bindparam("b_n"), updated_at=bindparam("b_now"))
 )
-INSERT_ALERT = alerts.insert()
 
 # insert-or-ignore is spelled per dialect: built once per dialect name.
 _IGNORING: dict[tuple[str, str], Any] = {}
@@ -199,5 +198,4 @@ def alert_row(
 
 
 async def insert_alerts(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await tx.execute(INSERT_ALERT, rows if len(rows) > 1 else rows[0])
+    await tx.insert_many(alerts, rows)

@@ -20,6 +20,7 @@ from causeflow.errors import NotFound
 from causeflow.event.log import NewEvent, append_event, append_events, lock_log_head, read_after
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
 from causeflow.incident.tables import incidents
+from causeflow.ingest import repository
 from causeflow.ingest.tables import alerts, open_fingerprints
 from causeflow.jsonutil import loads
 
@@ -185,6 +186,23 @@ async def list_incidents(
     return [incident_view(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
+async def reclaim_fingerprint(tx: Tx, row: Any) -> bool:
+    """A reopened incident takes its (tenant, provider, fingerprint) key back, so a re-fire
+    of its alert attaches to it again; False when it has no key or when another incident
+    opened for the key meanwhile, which keeps it (the newer claim wins).
+
+    The caller holds the tenant's log head, like every writer of `open_fingerprints`."""
+    if row.fingerprint is None or row.source == "manual":
+        return False
+    claim = {
+        "tenant_id": row.tenant_id,
+        "provider": row.source,
+        "fingerprint": row.fingerprint,
+        "incident_id": row.id,
+    }
+    return bool(await repository.claim_fingerprints(tx, [claim]))
+
+
 async def _apply_move(
     tx: Tx, row: Any, new_status: str, now_ms: int, reason: str | None
 ) -> dict[str, Any]:
@@ -196,8 +214,10 @@ async def _apply_move(
     await tx.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
     if new_status in RELEASES_FINGERPRINTS:
         # The alerts of a resolved/closed incident no longer attach to it: a re-fire opens a
-        # new incident. Reopening does not take them back (another incident may own them now).
+        # new incident.
         await tx.execute(delete(open_fingerprints).where(open_fingerprints.c.incident_id == row.id))
+    elif row.status in RELEASES_FINGERPRINTS:
+        await reclaim_fingerprint(tx, row)
     data: dict[str, Any] = {
         "incidentId": row.id,
         "previousStatus": row.status,

@@ -28,7 +28,8 @@ alerts = Table(
 
 # (tenant, provider, fingerprint) -> the incident that is open for it. The primary key makes
 # two simultaneous copies of one alert open one incident; the row goes when the incident
-# resolves or closes, so a re-fire opens a new one.
+# resolves or closes, so a re-fire opens a new one, and comes back when a resolved incident is
+# reopened (unless a newer incident has opened for the key meanwhile).
 open_fingerprints = Table(
     "open_fingerprints",
     metadata,

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     sns_cert_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
     sns_ca_file: str = ""
     sns_timeout_seconds: float = 5.0
+    sns_cert_cache_seconds: float = 3600.0
     delivery_id_ttl_seconds: int = 86400
 
     # dashboard

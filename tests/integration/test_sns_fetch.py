@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,71 @@ async def test_confirmation_url_follows_the_host_rule(sns: FakeSns, fetcher: Cer
     with pytest.raises(InvalidSignature, match="not an allowed SNS host"):
         await confirm_subscription(envelope, fetcher, None)
     assert sns.requests == [CERT_PATH]
+
+
+class ManualClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_cached_certificate_is_fetched_again_after_its_lifetime(sns: FakeSns) -> None:
+    clock = ManualClock()
+    async with CertFetcher(
+        ca_file=sns.ca_file, resolver=LoopbackResolver(), cache_seconds=60, clock=clock
+    ) as fetcher:
+        await verify_sns(parse_envelope(sns.signed("alarm.txt")), fetcher, [TOPIC])
+        # the certificate at the URL is replaced: the cached one is used until it ages out
+        sns.identity = SigningIdentity()
+        renewed = parse_envelope(sns.signed("alarm.txt"))
+        clock.now += 59
+        with pytest.raises(InvalidSignature, match="does not match"):
+            await verify_sns(renewed, fetcher, [TOPIC])
+        assert sns.requests == [CERT_PATH]
+        clock.now += 1
+        await verify_sns(renewed, fetcher, [TOPIC])
+        assert sns.requests == [CERT_PATH, CERT_PATH]
+
+
+async def test_the_cache_holds_a_bounded_number_of_certificates(sns: FakeSns) -> None:
+    paths = [f"{CERT_PATH}?n={n}" for n in range(3)]
+    async with CertFetcher(ca_file=sns.ca_file, resolver=LoopbackResolver(), cache_size=2) as f:
+        for path in paths:
+            await verify_sns(parse_envelope(sns.signed("alarm.txt", path=path)), f, None)
+        await verify_sns(parse_envelope(sns.signed("alarm.txt", path=paths[2])), f, None)
+        assert sns.requests == paths  # the newest two are kept
+        await verify_sns(parse_envelope(sns.signed("alarm.txt", path=paths[0])), f, None)
+        assert sns.requests == [*paths, paths[0]]  # the oldest was dropped
+
+
+@pytest.mark.parametrize("which", ["expired", "not_yet_valid"])
+async def test_a_certificate_outside_its_dates_is_refused(
+    sns: FakeSns, fetcher: CertFetcher, which: str
+) -> None:
+    now = datetime.now(UTC)
+    if which == "expired":
+        dates = {"not_before": now - timedelta(days=30), "not_after": now - timedelta(minutes=1)}
+    else:
+        dates = {"not_before": now + timedelta(minutes=5), "not_after": now + timedelta(days=30)}
+    sns.identity = SigningIdentity(**dates)
+    envelope = parse_envelope(sns.signed("alarm.txt", "2"))
+    with pytest.raises(InvalidSignature, match="expired" if which == "expired" else "not valid"):
+        await verify_sns(envelope, fetcher, [TOPIC])
+
+
+async def test_validity_is_checked_at_each_verification_not_at_the_fetch(
+    sns: FakeSns, fetcher: CertFetcher
+) -> None:
+    envelope = parse_envelope(sns.signed("alarm.txt"))
+    await verify_sns(envelope, fetcher, [TOPIC])
+    later = sns.identity.cert.not_valid_after_utc + timedelta(seconds=1)
+    with pytest.raises(InvalidSignature, match="expired"):
+        await verify_sns(envelope, fetcher, [TOPIC], now=later)
+    earlier = sns.identity.cert.not_valid_before_utc - timedelta(seconds=1)
+    with pytest.raises(InvalidSignature, match="not valid yet"):
+        await verify_sns(envelope, fetcher, [TOPIC], now=earlier)
+    assert sns.requests == [CERT_PATH]  # from the cache each time

@@ -41,7 +41,13 @@ TOPIC = "arn:aws:sns:us-east-1:123456789012:causeflow-alarms"
 class SigningIdentity:
     """A private CA and an RSA signing certificate it issued, like SNS's own."""
 
-    def __init__(self, key_type: str = "rsa") -> None:
+    def __init__(
+        self,
+        key_type: str = "rsa",
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test SNS Root CA")])
@@ -67,8 +73,8 @@ class SigningIdentity:
             .issuer_name(ca_name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .not_valid_before(not_before or now - dt.timedelta(days=1))
+            .not_valid_after(not_after or now + dt.timedelta(days=30))
             .sign(ca_key, hashes.SHA256())
         )
 
@@ -95,6 +101,14 @@ def load_envelope(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def identity() -> SigningIdentity:
     return SigningIdentity()
+
+
+@pytest.fixture(scope="module")
+def long_lived_identity() -> SigningIdentity:
+    return SigningIdentity(
+        not_before=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        not_after=dt.datetime(2100, 1, 1, tzinfo=dt.UTC),
+    )
 
 
 class RecordingFetcher:
@@ -320,7 +334,10 @@ async def test_confirmation_gets_the_subscribe_url_only_after_verifying(
 @pytest.mark.parametrize(
     ("age_seconds", "ok"), [(0, True), (3599, True), (3601, False), (-30, True)]
 )
-async def test_optional_age_window(identity: SigningIdentity, age_seconds: int, ok: bool) -> None:
+async def test_optional_age_window(
+    long_lived_identity: SigningIdentity, age_seconds: int, ok: bool
+) -> None:
+    identity = long_lived_identity  # the fixture's Timestamp is in the past: dates cover it
     envelope = parse_envelope(identity.sign(load_envelope("alarm.txt")))
     sent = dt.datetime.fromisoformat(envelope.timestamp)
     now = sent + dt.timedelta(seconds=age_seconds)

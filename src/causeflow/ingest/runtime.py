@@ -82,6 +82,7 @@ class InboundRuntime:
             host_pattern=settings.sns_cert_host_pattern,
             timeout=settings.sns_timeout_seconds,
             ca_file=settings.sns_ca_file or None,
+            cache_seconds=settings.sns_cert_cache_seconds,
         )
         self._secrets: dict[str, str] = {}
         self._box = ctx.keys.box

@@ -2,8 +2,10 @@
 
 The pure part builds the string AWS signs (its key/value lines differ between Notification and
 the two confirmation types). The I/O part, `CertFetcher`, fetches signing certificates over https
-from hosts matching `CAUSEFLOW_SNS_CERT_HOST_PATTERN`, with a hard timeout and an in-memory cache;
-every failure surfaces as InvalidSignature (401), never as a hang or a 5xx.
+from hosts matching `CAUSEFLOW_SNS_CERT_HOST_PATTERN`, with a hard timeout and an in-memory cache
+bounded in size and in age (`CAUSEFLOW_SNS_CERT_CACHE_SECONDS`). A certificate is used only
+within its validity dates, checked at each verification. Every failure surfaces as
+InvalidSignature (401), never as a hang or a 5xx.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import base64
 import binascii
 import re
 import ssl
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -32,6 +35,8 @@ from causeflow.ingest.providers.fields import opt_str
 
 DEFAULT_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
 DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_CACHE_SECONDS = 3600.0
+DEFAULT_CACHE_SIZE = 64
 
 SnsType = Literal["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]
 SNS_TYPES: tuple[str, ...] = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
@@ -151,6 +156,14 @@ def string_to_sign(envelope: SnsEnvelope) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
+def check_validity(certificate: x509.Certificate, now: datetime) -> None:
+    """Refuse a signing certificate outside its validity dates at `now` (an aware time)."""
+    if now < certificate.not_valid_before_utc:
+        raise InvalidSignature("SNS signing certificate is not valid yet")
+    if now > certificate.not_valid_after_utc:
+        raise InvalidSignature("SNS signing certificate has expired")
+
+
 def verify_with_certificate(envelope: SnsEnvelope, certificate: x509.Certificate) -> None:
     """Check the envelope's RSA signature with the signing certificate; pure."""
     algorithm = _SIGNATURE_HASHES.get(envelope.signature_version)
@@ -181,8 +194,11 @@ class CertFetcher:
     """Fetches SNS signing certificates (and confirmation URLs) over https from AWS hosts only.
 
     One instance per process: it owns an aiohttp session (created lazily inside the running loop)
-    and a small LRU cache of certificates. `ca_file` replaces the system trust store (tests);
-    `resolver` lets tests send an AWS host name to 127.0.0.1 without touching /etc/hosts.
+    and a small LRU cache of certificates: at most `cache_size` of them, each kept
+    `cache_seconds` after its download (0: not kept), so a certificate replaced at its URL is
+    picked up. `ca_file` replaces the system trust store (tests); `resolver` lets tests send an
+    AWS host name to 127.0.0.1 without touching /etc/hosts; `clock` (monotonic seconds) ages the
+    cache.
     """
 
     def __init__(
@@ -193,15 +209,20 @@ class CertFetcher:
         ca_file: str | None = None,
         resolver: AbstractResolver | None = None,
         max_bytes: int = 64 * 1024,
-        cache_size: int = 64,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_seconds: float = DEFAULT_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._host_pattern = re.compile(host_pattern)
         self._timeout = timeout
         self._ca_file = ca_file
         self._resolver = resolver
         self._max_bytes = max_bytes
-        self._cache_size = cache_size
-        self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()
+        self._cache_size = max(0, cache_size)
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        # url -> (certificate, monotonic time after which it is fetched again), oldest use first
+        self._cache: OrderedDict[str, tuple[x509.Certificate, float]] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -255,17 +276,35 @@ class CertFetcher:
         except Exception as exc:  # noqa: BLE001  # contract: every fetch failure is a 401
             raise InvalidSignature(f"SNS request failed: {type(exc).__name__}") from exc
 
+    def _cached(self, url: str) -> x509.Certificate | None:
+        entry = self._cache.get(url)
+        if entry is None:
+            return None
+        certificate, expires = entry
+        if self._clock() >= expires:
+            del self._cache[url]
+            return None
+        self._cache.move_to_end(url)
+        return certificate
+
+    def _keep(self, url: str, certificate: x509.Certificate) -> None:
+        if self._cache_seconds <= 0 or self._cache_size == 0:
+            return
+        self._cache[url] = (certificate, self._clock() + self._cache_seconds)
+        self._cache.move_to_end(url)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
     async def fetch(self, url: str) -> x509.Certificate:
-        """The signing certificate at the URL, from the cache when already fetched."""
-        cached = self._cache.get(url)
+        """The signing certificate at the URL, from the cache while its entry is fresh."""
+        cached = self._cached(url)
         if cached is not None:
-            self._cache.move_to_end(url)
             return cached
         self.check_url(url)  # refuse before allocating anything for a foreign URL
         lock = self._locks.setdefault(url, asyncio.Lock())
         try:
             async with lock:  # one download per URL even when many deliveries arrive at once
-                cached = self._cache.get(url)
+                cached = self._cached(url)
                 if cached is not None:
                     return cached
                 pem = await self.get(url)
@@ -273,9 +312,7 @@ class CertFetcher:
                     certificate = x509.load_pem_x509_certificate(pem)
                 except ValueError:
                     raise InvalidSignature("SNS signing certificate is not PEM") from None
-                self._cache[url] = certificate
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                self._keep(url, certificate)
                 return certificate
         finally:
             # Locks only de-duplicate concurrent downloads; dropping one early costs at most a
@@ -328,7 +365,8 @@ async def verify_sns(
 ) -> None:
     """Raise InvalidSignature unless the envelope is signed by SNS for an allowed topic.
 
-    With `now` and `max_age_seconds` the signed Timestamp must also be recent (see check_age).
+    The signing certificate must be valid at `now` (the current time when None); with
+    `max_age_seconds` the signed Timestamp must also be recent (see check_age).
     """
     _check_topic(envelope, allowed_topic_arns)
     if now is not None and max_age_seconds is not None:
@@ -336,6 +374,7 @@ async def verify_sns(
     if envelope.signature_version not in _SIGNATURE_HASHES:
         raise InvalidSignature(f"unsupported SNS SignatureVersion {envelope.signature_version!r}")
     certificate = await fetcher.fetch(envelope.signing_cert_url)
+    check_validity(certificate, now if now is not None else datetime.now(UTC))
     verify_with_certificate(envelope, certificate)
 
 

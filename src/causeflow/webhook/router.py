@@ -213,7 +213,9 @@ async def recover(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(body.since, body.until, now)
+    since, until = rules.parse_window(
+        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
+    )
     async with ctx.db.transaction() as tx:
         count = await service.recover(tx, tenant_of(principal), subscription_id, since, until, now)
         _wake_workers(ctx, tx)
@@ -225,7 +227,9 @@ async def replay(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(body.since, body.until, now)
+    since, until = rules.parse_window(
+        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
+    )
     async with ctx.db.transaction() as tx:
         count = await service.replay(
             tx, tenant_of(principal), subscription_id, since, until, box=ctx.keys.box, now_ms=now

@@ -22,7 +22,6 @@ MAX_FILTER_KEYS = 20
 MAX_FILTER_VALUES = 100
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 4096
-WINDOW_MAX_MS = 14 * 86400 * 1000
 
 _Scalar = str | int | float | bool | None
 
@@ -129,10 +128,18 @@ def check_new_secret(secret: str) -> str:
     return secret
 
 
-def parse_window(
-    since: str, until: str | None, now_ms: int, max_ms: int = WINDOW_MAX_MS
-) -> tuple[int, int]:
-    """`{since, until?}` as inclusive epoch-ms bounds; `until` defaults to now."""
+def _duration(seconds: float) -> str:
+    """A window length as people say it: `14 days`, `1 hour`, `90 seconds`."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+
+
+def parse_window(since: str, until: str | None, now_ms: int, *, max_ms: int) -> tuple[int, int]:
+    """`{since, until?}` as inclusive epoch-ms bounds; `until` defaults to now. A window longer
+    than `max_ms` (`CAUSEFLOW_WEBHOOK_RECOVER_WINDOW_SECONDS`) is refused."""
     try:
         start = parse_rfc3339(since)
     except ValueError as exc:
@@ -144,8 +151,8 @@ def parse_window(
     if end < start:
         raise ValidationFailed.at("until", "until is before since")
     if end - start > max_ms:
-        days = max_ms / 86_400_000
         raise ValidationFailed.at(
-            "until" if until is not None else "since", f"the window is at most {days:g} days"
+            "until" if until is not None else "since",
+            f"the window is at most {_duration(max_ms / 1000)}",
         )
     return start, end

@@ -102,7 +102,8 @@ class Sender:
     """Delivers webhook requests; create one per process and `start` it in the app lifespan.
 
     DNS answers are vetted when they are fetched and aiohttp caches them for
-    `dns_cache_seconds` (60 s): within that window a new connection reuses the vetted
+    `dns_cache_seconds` (`CAUSEFLOW_WEBHOOK_DNS_CACHE_SECONDS`, 60 s by default; 0 resolves and
+    vets at every new connection): within that window a new connection reuses the vetted
     address without another lookup. A pooled keep-alive connection is reused only for the same
     host and port; its peer is the address that was vetted when it was opened, and no DNS
     change can move an open TCP connection to another address.

@@ -165,6 +165,7 @@ def build_sender(settings: Settings) -> Sender:
         total_timeout=settings.webhook_timeout_seconds,
         max_connections=max(1, settings.webhook_max_inflight),
         ssl_context=context,
+        dns_cache_seconds=settings.webhook_dns_cache_seconds,
     )
 
 

@@ -59,14 +59,14 @@ async def test_trigger_lifecycle(service: Service, tenant: Tenant):
             "triggerId": made["id"],
             "triggerSlug": "deploy-failed",
             "provider": "github",
-            "actionTaken": "open_incident",
+            "actionTaken": "unknown_trigger",  # an action the service does not run
         }
     found = await events_after(service, tenant, found[-1]["id"])
     assert [e["event"] for e in found] == ["trigger.event_received"] * 2
     assert found[-1] == envelope  # the response is the stored envelope
     rows = await received_rows(service, made["id"])
     assert sorted(r.id for r in rows) == sorted(e["id"] for e in found)
-    assert all(r.action_taken == "open_incident" for r in rows)
+    assert all(r.action_taken == "unknown_trigger" for r in rows)
     assert all(SECRET not in r.payload and "workflow_run" in r.payload for r in rows)
 
     url = f"/v1/triggers/{made['id']}"

@@ -286,3 +286,36 @@ async def test_bad_config_is_422_and_stores_nothing(
     assert await events_after(service, tenant, mark) == []
     listed = await service.client.get("/v1/triggers", headers=tenant.admin_headers)
     assert listed.json()["items"] == []
+
+
+async def test_values_a_database_cannot_hold_are_stored_not_refused(
+    service: Service, tenant: Tenant
+):
+    big = 123456789012345678901234567890
+    opener = await make_trigger(service, tenant, "incident_created")
+    data = await fire(
+        service, tenant, opener, {"title": "disk\u0000full", "fingerprint": big, "n": big}
+    )
+    assert data["actionTaken"] == "incident_created"
+    opened = await incident(service, tenant, data["incidentId"])
+    assert (opened["title"], opened["fingerprint"]) == ("disk\ufffdfull", str(big))
+    resp = await service.client.patch(
+        f"/v1/incidents/{opened['id']}", headers=tenant.admin_headers, json={"status": "triaging"}
+    )
+    assert resp.status_code == 200
+    changes = await make_trigger(service, tenant, "change_event_published", slug="c")
+    data = await fire(
+        service, tenant, changes, {"title": "v\u00002", "service": "db", "n": big, "id": big}
+    )
+    assert data["actionTaken"] == "ignored"  # the incident has no service
+    await service.client.post(
+        "/v1/incidents",
+        headers=tenant.admin_headers,
+        json={"title": "db slow", "severity": "low", "service": "db"},
+    )
+    data = await fire(
+        service, tenant, changes, {"title": "v\u00002", "service": "db", "n": big, "id": big}
+    )
+    assert data["actionTaken"] == "change_recorded"
+    [change] = (await incident(service, tenant, data["incidentIds"][0]))["alerts"]
+    assert (change["title"], change["fingerprint"]) == ("v\ufffd2", str(big))

@@ -57,7 +57,12 @@ class AlertRead(BaseModel):
     id: str
     provider: str
     fingerprint: str
-    status: str
+    status: str = Field(
+        description=(
+            "firing, resolved or acknowledged; change for a change (a deploy) that a trigger "
+            "recorded on the incident"
+        )
+    )
     title: str
     description: str | None
     severity: str

@@ -28,9 +28,12 @@ event is ignored. An event without a title (and, for a change, without a service
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from causeflow.errors import ValidationFailed
 from causeflow.ingest.fingerprint import clamp_fingerprint, stable_hash
@@ -213,7 +216,8 @@ def _text(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        return value.strip() or None
+        # PostgreSQL text cannot hold NUL, like inbound alert text it becomes U+FFFD
+        return value.replace("\x00", "\ufffd").strip() or None
     if isinstance(value, int | float):
         return str(value)
     return None
@@ -231,10 +235,21 @@ def values(action: str, config: Mapping[str, Any], document: Mapping[str, Any]) 
     return out
 
 
+def storable(document: dict[str, Any]) -> dict[str, Any]:
+    """The event as it can be stored in JSON columns: integers beyond 64 bits become floats
+    (the event's exact text is kept with the trigger's received events)."""
+    try:
+        orjson.dumps(document)
+    except TypeError:
+        return orjson.loads(json.dumps(document))  # type: ignore[no-any-return]
+    return document
+
+
 def plan(action: str, config: Mapping[str, Any], document: dict[str, Any]) -> Plan:
     """What the incoming event asks of a trigger whose action is one of ACTIONS."""
     if not matches(config, document):
         return Plan()
+    raw = storable(document)
     got = values(action, config, document)
     title = got["title"]
     if title is None:
@@ -257,7 +272,7 @@ def plan(action: str, config: Mapping[str, Any], document: dict[str, Any]) -> Pl
             environment=got["environment"],
             labels={},
             url=got["url"],
-            raw=document,
+            raw=raw,
         )
         return Plan(alert=alert)
     if service is None:
@@ -269,6 +284,6 @@ def plan(action: str, config: Mapping[str, Any], document: dict[str, Any]) -> Pl
         description=got["description"],
         url=got["url"],
         change_id=clamp_fingerprint(got["id"] or stable_hash(title, service)),
-        raw=document,
+        raw=raw,
     )
     return Plan(change=change)

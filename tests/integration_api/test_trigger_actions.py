@@ -5,6 +5,7 @@ incident through the inbound dedup rules (a second event with the same fingerpri
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -319,3 +320,13 @@ async def test_values_a_database_cannot_hold_are_stored_not_refused(
     assert data["actionTaken"] == "change_recorded"
     [change] = (await incident(service, tenant, data["incidentIds"][0]))["alerts"]
     assert (change["title"], change["fingerprint"]) == ("v\ufffd2", str(big))
+
+
+async def test_simultaneous_events_with_one_fingerprint_open_one_incident(
+    service: Service, tenant: Tenant
+):
+    trigger_id = await make_trigger(service, tenant, "incident_created", GITHUB_CONFIG)
+    got = await asyncio.gather(*(fire(service, tenant, trigger_id, run(7)) for _ in range(4)))
+    assert sorted(d["actionTaken"] for d in got) == ["incident_attached"] * 3 + ["incident_created"]
+    assert len({d["incidentId"] for d in got}) == 1
+    assert await incident_count(service) == 1

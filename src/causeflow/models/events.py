@@ -215,7 +215,19 @@ class TriggerEventReceivedData(EventData):
     trigger_id: TriggerId = Field(description="The trigger that fired.")
     trigger_slug: Text = Field(description="The trigger's unique, URL-safe name.")
     provider: Text = Field(description="The tool that sent the incoming event.")
-    action_taken: Text = Field(description="What the trigger did in response, human-readable.")
+    action_taken: Text = Field(
+        description=(
+            "What the trigger did. The service's own trigger endpoint reports one of"
+            " `incident_created`, `incident_attached`, `change_recorded`, `ignored` or"
+            " `unknown_trigger`; a producer publishing this type may describe its action in words."
+        )
+    )
+    incident_id: IncidentId | None = Field(
+        default=None, description="The incident the action opened or attached to, if any."
+    )
+    incident_ids: list[IncidentId] | None = Field(
+        default=None, description="The incidents a recorded change was added to, if any."
+    )
 
 
 # --- code intelligence ----------------------------------------------------------------------

@@ -136,7 +136,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "triggerId": TRIGGER,
         "triggerSlug": "github-deploys",
         "provider": "github",
-        "actionTaken": "Attached deploy v2.42.0 to the open checkout-api incident",
+        "actionTaken": "incident_attached",
+        "incidentId": INCIDENT,
     },
     "knowledge.pattern_extracted": {
         "patternId": PATTERN,

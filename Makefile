@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck venv clean bench
+.PHONY: serve test lint typecheck venv clean bench reference
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI).
+reference: $(STAMP)
+	$(BIN)/python tools/gen_reference.py
 
 clean:
 	rm -rf $(VENV) .causeflow .pytest_cache

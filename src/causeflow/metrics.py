@@ -1,4 +1,4 @@
-"""Prometheus metrics an operator needs (contract section 9), defined once per process."""
+"""Prometheus metrics an operator needs (docs/reference.md §9.2), defined once per process."""
 
 from __future__ import annotations
 

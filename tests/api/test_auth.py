@@ -1,4 +1,4 @@
-"""Credentials: every rejection is 401/403 in the error shape (contract sections 2 and 8)."""
+"""Credentials: every rejection is 401/403 in the error shape (docs/reference.md §8.2, §8.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Approvals at the docs' paths: the pending list and responses, who may answer, and that an
+"""Approvals (docs/reference.md §7.5): the pending list and responses, who may answer, and that an
 approval is answered once."""
 
 from __future__ import annotations

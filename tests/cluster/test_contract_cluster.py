@@ -1,4 +1,4 @@
-"""The contract checks against a two-node PostgreSQL deployment instead of one process:
+"""The checks of `tests/contract` against a two-node PostgreSQL deployment instead of one process:
 schemathesis over each node (tenant routes on one, platform routes on the other), and the
 route-table isolation check with each resource created through one node and attacked through
 the other (the factories and bodies of `tests/contract/test_isolation.py`, over HTTP)."""

@@ -1,4 +1,4 @@
-"""Schemathesis hooks: every 4xx/5xx must be in the contract's error shape."""
+"""Schemathesis hooks: every 4xx/5xx must be in the error shape of docs/reference.md §8.7."""
 
 from __future__ import annotations
 

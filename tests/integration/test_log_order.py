@@ -1,4 +1,4 @@
-"""The log's commit order (contract 3.4): with concurrent writers, a reader polling
+"""The log's commit order (docs/reference.md §3.5): with concurrent writers, a reader polling
 "after position N" never misses an event — the failure a plain auto-increment has."""
 
 from __future__ import annotations

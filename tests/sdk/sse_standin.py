@@ -1,4 +1,4 @@
-"""A small loopback SSE server speaking the stream's contract, for driving the client's edges.
+"""A small loopback SSE server speaking the stream (docs/reference.md §4), for the client's edges.
 
 It holds a list of events, answers `GET /v1/notifications/stream` with replay after
 `Last-Event-ID` (or `reset` for an unknown id) then live events, and can be told to drop every

@@ -1,4 +1,4 @@
-"""The event catalog: contents against the contract, validation, samples, envelope, isolation."""
+"""The event catalog: contents against docs/reference.md §3.2, validation, samples, envelope."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from causeflow.models import (
     validate_data,
 )
 
-# The contract's table (3.2) and section 5.3, written out independently of the implementation.
-CONTRACT: dict[str, tuple[str, set[str]]] = {
+# The catalog of docs/reference.md §3.2 and §5.3, written out independently of the implementation.
+REFERENCE_CATALOG: dict[str, tuple[str, set[str]]] = {
     "tenant.created": ("tenant", {"tenantId", "name", "plan", "createdAt"}),
     "tenant.updated": ("tenant", {"tenantId", "changes"}),
     "user.created": ("user", {"userId", "email", "role"}),
@@ -96,7 +96,7 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
         {"subscriptionId", "deliveryId", "eventId", "attempts", "lastError"},
     ),
 }
-ALL_TYPES = list(CONTRACT)
+ALL_TYPES = list(REFERENCE_CATALOG)
 
 ID_PREFIXES = {
     "tenantId": "ten",
@@ -132,7 +132,7 @@ def error_paths(name: str, data: object) -> list[str]:
 # --- contents -------------------------------------------------------------------------------
 
 
-def test_counts_and_order_follow_the_contract() -> None:
+def test_counts_and_order_follow_the_reference() -> None:
     assert len(CATALOG_TYPES) == 22
     assert OPERATIONAL_TYPES == ("webhook.subscription_disabled", "webhook.delivery_exhausted")
     assert list(CATALOG) == ALL_TYPES
@@ -151,8 +151,8 @@ def test_counts_and_order_follow_the_contract() -> None:
 
 
 @pytest.mark.parametrize("name", ALL_TYPES)
-def test_entry_matches_contract(name: str) -> None:
-    domain, fields = CONTRACT[name]
+def test_entry_matches_the_reference(name: str) -> None:
+    domain, fields = REFERENCE_CATALOG[name]
     entry = CATALOG[name]
     assert isinstance(entry, EventType)
     assert get_event_type(name) is entry
@@ -221,7 +221,7 @@ def test_example_is_valid_both_ways(name: str) -> None:
 def test_sample_is_valid_with_well_formed_ids(name: str) -> None:
     sample = sample_data(name)
     schema_validator(name).validate(sample)
-    assert CONTRACT[name][1] <= set(sample)
+    assert REFERENCE_CATALOG[name][1] <= set(sample)
     for key, prefix in ID_PREFIXES.items():
         if key in sample:
             assert re.fullmatch(rf"{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}", sample[key]), key
@@ -264,7 +264,7 @@ def test_wrong_severity_path() -> None:
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_each_missing_required_field_is_reported_both_ways(name: str) -> None:
     validator = schema_validator(name)
-    for field in sorted(CONTRACT[name][1]):
+    for field in sorted(REFERENCE_CATALOG[name][1]):
         data = sample_data(name)
         del data[field]
         assert error_paths(name, data) == [f"data.{field}"]

@@ -114,7 +114,7 @@ def test_firing_and_resolve_fixtures_share_fingerprints() -> None:
 # --- registry ------------------------------------------------------------------------------------
 
 
-def test_registry_names_every_contract_provider() -> None:
+def test_registry_names_every_documented_provider() -> None:
     assert set(PROVIDERS) == {
         "datadog",
         "grafana",
@@ -440,7 +440,7 @@ SECRETS = ProviderSecrets(
 )
 
 
-def test_hmac_matches_the_contract_test_vectors() -> None:
+def test_hmac_matches_the_reference_test_vectors() -> None:
     assert hmac_hex("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", BODY) == (
         "80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c"
     )

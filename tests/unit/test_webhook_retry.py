@@ -55,7 +55,7 @@ def test_parse_schedule_refuses(text: str, message: str) -> None:
         parse_schedule(text)
 
 
-def test_default_schedule_is_the_contract_one() -> None:
+def test_default_schedule_is_the_documented_one() -> None:
     assert parse_schedule("5s,5m,30m,2h,5h,10h,10h") == DEFAULT_SCHEDULE
     assert max_attempts(DEFAULT_SCHEDULE) == 8
 

@@ -1,4 +1,4 @@
-"""Delivery signatures: the contract's test vectors, both verifiers, rotation, reserved headers."""
+"""Delivery signatures: the vectors of docs/reference.md §5.5, both verifiers, rotation, headers."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ VECTORS = [
 ]
 
 
-def roadmap_verify(raw_body: str, signature_header: str, secret: str) -> bool:
-    """The roadmap page's TypeScript verifier, line for line.
+def hex_verify(raw_body: str, signature_header: str, secret: str) -> bool:
+    """The Node.js verifier of docs/reference.md §5.5 in Python, without its length check.
 
     createHmac("sha256", secret) keys with the string's UTF-8 bytes and update(rawBody) hashes
     its UTF-8 bytes; timingSafeEqual throws when the buffers differ in length.
@@ -74,7 +74,7 @@ def vector_headers(secret: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("secret", "causeflow", "standard"), VECTORS)
-def test_contract_vectors(secret: str, causeflow: str, standard: str) -> None:
+def test_reference_vectors(secret: str, causeflow: str, standard: str) -> None:
     assert causeflow_signature(secret, VECTOR_BODY) == causeflow
     assert standard_signature(secret, VECTOR_ID, VECTOR_TS, VECTOR_BODY) == standard
     headers = vector_headers(secret)
@@ -91,10 +91,10 @@ def test_vectors_match_the_standardwebhooks_library(
 
 
 @pytest.mark.parametrize(("secret", "causeflow", "standard"), VECTORS)
-def test_vectors_pass_the_roadmap_verifier(secret: str, causeflow: str, standard: str) -> None:
+def test_vectors_pass_the_hex_verifier(secret: str, causeflow: str, standard: str) -> None:
     headers = vector_headers(secret)
-    assert roadmap_verify(VECTOR_BODY.decode(), headers["X-CauseFlow-Signature"], secret)
-    assert not roadmap_verify('{"test": 2432232315}', headers["X-CauseFlow-Signature"], secret)
+    assert hex_verify(VECTOR_BODY.decode(), headers["X-CauseFlow-Signature"], secret)
+    assert not hex_verify('{"test": 2432232315}', headers["X-CauseFlow-Signature"], secret)
 
 
 def test_all_headers_for_one_attempt() -> None:
@@ -124,7 +124,7 @@ def test_live_delivery_verifies_with_the_library(secret: str) -> None:
         version="0.1.0",
     )
     assert library_for(secret).verify(body, headers) == orjson.loads(body)
-    assert roadmap_verify(body.decode(), headers["X-CauseFlow-Signature"], secret)
+    assert hex_verify(body.decode(), headers["X-CauseFlow-Signature"], secret)
     with pytest.raises(WebhookVerificationError):
         library_for(secret).verify(body + b" ", headers)
     with pytest.raises(WebhookVerificationError):
@@ -153,8 +153,8 @@ def test_rotation_signs_with_both_secrets_and_causeflow_with_the_current_only() 
     library_for(previous).verify(body, headers)
     assert verify_standard([previous], "msg_02", now, body, headers["webhook-signature"])
     assert headers["X-CauseFlow-Signature"] == causeflow_signature(current, body)
-    assert roadmap_verify(body.decode(), headers["X-CauseFlow-Signature"], current)
-    assert not roadmap_verify(body.decode(), headers["X-CauseFlow-Signature"], previous)
+    assert hex_verify(body.decode(), headers["X-CauseFlow-Signature"], current)
+    assert not hex_verify(body.decode(), headers["X-CauseFlow-Signature"], previous)
 
 
 def test_extra_headers_cannot_replace_reserved_ones() -> None:

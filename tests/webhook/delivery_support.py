@@ -213,8 +213,8 @@ async def wait_until_settled(
         await asyncio.sleep(0.03)
 
 
-def roadmap_verify(raw_body: str, signature_header: str, secret: str) -> bool:
-    """The roadmap page's verifier: hex HMAC-SHA256 of the raw body keyed by the secret's bytes."""
+def hex_verify(raw_body: str, signature_header: str, secret: str) -> bool:
+    """The hex verifier of docs/reference.md §5.5: HMAC-SHA256 of the raw body."""
     expected = (
         "sha256="
         + hmac.new(secret.encode("utf-8"), raw_body.encode("utf-8"), hashlib.sha256).hexdigest()

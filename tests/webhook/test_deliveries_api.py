@@ -1,5 +1,5 @@
-"""Delivery endpoints of contract 5.1 on both backends: test sends, listing, one delivery with
-its attempts, retry, recover, replay, and who may do what to whose ids."""
+"""Delivery endpoints of docs/reference.md §5.1 on both backends: test sends, listing, a delivery
+with its attempts, retry, recover, replay, and who may do what to whose ids."""
 
 from __future__ import annotations
 

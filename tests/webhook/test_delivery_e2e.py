@@ -16,7 +16,7 @@ from causeflow.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.receiver import Receiver, Status
 
-from .delivery_support import FAST, roadmap_verify, verify_standard
+from .delivery_support import FAST, hex_verify, verify_standard
 
 SUBS = "/v1/webhook-subscriptions"
 
@@ -68,7 +68,7 @@ async def test_published_event_reaches_the_receiver_signed(live: Service) -> Non
         # the POST response, byte for byte
         assert req.body == envelope
         assert verify_standard(req, secret) == orjson.loads(envelope)
-        assert roadmap_verify(req.text(), req.headers["X-CauseFlow-Signature"], secret)
+        assert hex_verify(req.text(), req.headers["X-CauseFlow-Signature"], secret)
         msg = req.headers["webhook-id"]
         detail = await settled(live, tenant, msg)
         assert detail["status"] == "succeeded"

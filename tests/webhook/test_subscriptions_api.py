@@ -1,4 +1,4 @@
-"""The subscription endpoints of contract 5.1 on both backends: shapes, secrets, every refusal."""
+"""Subscription endpoints of docs/reference.md §5.1 on both backends: shapes, secrets, refusals."""
 
 from __future__ import annotations
 

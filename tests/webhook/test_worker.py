@@ -26,8 +26,8 @@ from .delivery_support import (
     add_subscription,
     attempts_of,
     bare_context,
+    hex_verify,
     log_events,
-    roadmap_verify,
     running_engine,
     set_subscription,
     subscription,
@@ -76,7 +76,7 @@ async def test_delivers_the_envelope_signed(
         assert abs(int(h["webhook-timestamp"]) - time.time()) < 5
         assert h["Authorization"] == "Bearer tok"
         # the current secret signs; a subscription header cannot replace ours
-        assert roadmap_verify(req.text(), h["X-CauseFlow-Signature"], SECRET)
+        assert hex_verify(req.text(), h["X-CauseFlow-Signature"], SECRET)
         assert verify_standard(req, SECRET)["id"] == event.id
         # during a rotation overlap both secrets' signatures are present and verify
         assert len(h["webhook-signature"].split()) == 2

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on every creating POST (contract section 2), as pure-ASGI middleware.
+"""`Idempotency-Key` on POST requests (docs/reference.md §2.5), as pure-ASGI middleware.
 
 Per tenant, kept `CAUSEFLOW_IDEMPOTENCY_TTL_SECONDS`: the same key with the same request
 replays the first response; with a different request it is 422 `idempotency_key_reused`; while

@@ -2,8 +2,8 @@
 
 Each process counts locally and, every `sync_seconds`, adds its unsynced count to the shared
 `rate_counters` row and reads the total back. Between syncs a process only knows its own
-recent requests, so with several processes a small overshoot is possible (the contract allows
-it); a single process is exact.
+recent requests, so with several processes a small overshoot is possible (docs/reference.md §8.4
+allows it); a single process is exact.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Approval endpoints at the docs' paths: pending approvals (admin/member) and responses (admin)."""
+"""Approval endpoints (docs/reference.md §7.5): pending ones (admin/member), responses (admin)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who is calling, and what they may do: the role/scope table of contract section 8 (pure).
+"""Who is calling, and what they may do: the role/scope table of docs/reference.md §8.3 (pure).
 
 A `Principal` comes from a JWT (roles admin/member), an API key (scopes), a stream ticket or a
 dashboard session. `allows(principal, action)` is the whole policy; routers name an action.

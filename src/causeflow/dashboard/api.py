@@ -27,7 +27,7 @@ CALL_TIMEOUT_SECONDS = 15.0
 
 
 class ApiError(Exception):
-    """A non-2xx answer, carrying the contract's error shape for the page to show."""
+    """A non-2xx answer, carrying the error shape (docs/reference.md §8.7) for the page."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"{status} {code}: {message}")

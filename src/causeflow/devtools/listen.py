@@ -28,7 +28,7 @@ from causeflow.devtools import ToolError
 from causeflow.sdk import AsyncClient, CauseFlowAPIError, RawEvent, StreamReset
 from causeflow.webhook.signing import delivery_headers
 
-# The timeouts and response cap of real deliveries (contract 5.2).
+# The timeouts and response cap of real deliveries (docs/reference.md §5.2).
 CONNECT_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 15.0
 RESPONSE_CAP = 4096

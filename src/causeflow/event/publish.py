@@ -1,4 +1,4 @@
-"""`POST /v1/events`: who may publish which type (contract 3.3), validation, side effects.
+"""`POST /v1/events`: who may publish which type (docs/reference.md §3.3), validation, side effects.
 
 `events:publish` keys may publish the types no resource here owns (investigation.*,
 trigger.event_received, knowledge.pattern_extracted); those naming an incident or a trigger

@@ -1,7 +1,7 @@
 """The event log: one row per event, positioned in its tenant's commit order.
 
 `event_heads` holds each tenant's last position; taking the next position updates that row,
-whose lock is held until commit, so positions are handed out in commit order (section 3.4).
+whose lock is held until commit, so positions follow commit order (docs/reference.md §3.5).
 """
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Table, Text

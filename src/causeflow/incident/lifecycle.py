@@ -1,4 +1,4 @@
-"""The incident state machine (contract section 7): the transition table and automatic moves.
+"""The incident state machine (docs/reference.md §7.2, §7.3): transition table, automatic moves.
 
 Pure: no I/O, no clock. `check_move` is the whole rule for people (PATCH answers 409 otherwise);
 `auto_target` says where one of the service's own triggers takes an incident, or None when the

@@ -1,4 +1,4 @@
-"""The de-duplication rules of inbound alerts (contract section 6), as pure functions.
+"""The de-duplication rules of inbound alerts (docs/reference.md §6.6), as pure functions.
 
 An alert is keyed by (tenant, provider, fingerprint). What happens to it depends only on its
 status and on whether an incident is open for its key; re-deliveries are recognised by the
@@ -16,7 +16,7 @@ Action = Literal["created", "attached", "resolved", "ignored"]
 def decide(status: str, has_open_incident: bool) -> Decision:
     """firing/acknowledged attach to the open incident or open one; resolved resolves it.
 
-    An acknowledgement only attaches: the contract's automatic moves do not include it, and a
+    An acknowledgement only attaches: docs/reference.md §7.3 has no move for it, and a
     person acknowledging in their pager says nothing about which CauseFlow status fits. With
     nothing open it opens an incident, since the problem it describes is still live.
     """

@@ -1,4 +1,4 @@
-"""`POST /v1/webhooks/{tenantId}/{provider}`: where monitoring tools push alerts (contract 6).
+"""`POST /v1/webhooks/{tenantId}/{provider}`: alerts from monitoring tools (docs/reference.md §6).
 
 Thin: the raw body and lower-cased headers go to the service, which authenticates the key
 itself (the gateway only budgets this path per tenant) and answers 202 with what happened to
@@ -97,7 +97,7 @@ async def answer_inbound(
         body = await receive_alerts(
             ctx, _inbound(scope, headers, tenant_id, provider, b"".join(chunks))
         )
-    except Exception as exc:  # noqa: BLE001  # every failure answers in the contract's shape
+    except Exception as exc:  # noqa: BLE001  # the error shape of docs/reference.md §8.7
         await send_error(send, failure_of(exc))
         return
     await send(

@@ -273,7 +273,7 @@ class CertFetcher:
             return await self._download(url)
         except InvalidSignature:
             raise
-        except Exception as exc:  # noqa: BLE001  # contract: every fetch failure is a 401
+        except Exception as exc:  # noqa: BLE001  # any failure is a 401 (docs/reference.md §6.4)
             raise InvalidSignature(f"SNS request failed: {type(exc).__name__}") from exc
 
     def _cached(self, url: str) -> x509.Certificate | None:

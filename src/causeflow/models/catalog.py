@@ -45,7 +45,7 @@ class EventType:
 
     @property
     def operational(self) -> bool:
-        """True for the delivery-about-delivery types (section 5.3), not the 22 of the catalog."""
+        """True for the two delivery-about-delivery types of docs/reference.md §5.3."""
         return self.domain == "operations"
 
     def json_schema(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _schema(name: str, description: str, model: type[BaseModel]) -> dict[str, An
 
 _PUBLISH = "POST /v1/events (events:publish key)"
 
-# (name, domain, description, data model, emitted by), in the contract's table order.
+# (name, domain, description, data model, emitted by), in the order of docs/reference.md §3.2.
 _ENTRIES: tuple[tuple[str, str, str, type[BaseModel], str], ...] = (
     (
         "tenant.created",

@@ -1,6 +1,6 @@
 """The ``data`` model of every event type, one class per type, in catalog order.
 
-Each class lists the fields the contract requires (all required); producers may add more, which
+Each class lists the fields of docs/reference.md §3.2 (all required); producers may add more, which
 are kept. Field descriptions are the documentation served with the JSON Schema.
 """
 

@@ -1,6 +1,6 @@
 """The remediation state machine (pure): proposed -> approved | rejected; approved -> executed.
 
-One addition to the contract's table: a remediation proposed with `requiresApproval: false` may
+One addition (docs/reference.md §7.4): a remediation proposed with `requiresApproval: false` may
 go straight from proposed to executed, since nobody is asked to approve it (the engine that
 proposed it runs it and reports the outcome). Everything else is 409 `invalid_transition`.
 """

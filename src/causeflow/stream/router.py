@@ -30,7 +30,7 @@ KNOWN_TYPES = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
 
 class StreamTicket(BaseModel):
     ticket: str
-    expiresAt: str  # noqa: N815 - the contract's field name
+    expiresAt: str  # noqa: N815 - the wire's field name (docs/reference.md §4.1)
 
 
 async def stream_principal(request: Request) -> Principal:

@@ -1,4 +1,4 @@
-"""Webhook endpoints (contract section 5.1): subscriptions, their deliveries, retry/recover/replay.
+"""Webhook endpoints (docs/reference.md §5.1): subscriptions, deliveries, retry/recover/replay.
 
 Thin: each route opens the one transaction (or read), calls `webhook.service`, and after the
 commit drops this process's cached subscriptions and wakes the delivery workers. Admins write;

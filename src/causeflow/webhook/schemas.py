@@ -1,4 +1,4 @@
-"""Wire models of the webhook subscription and delivery endpoints (contract section 5.1).
+"""Wire models of the webhook subscription and delivery endpoints (docs/reference.md §5.1).
 
 Request models check shapes only; the rules that need the catalog, the SSRF policy or the
 database (event names, URL, header names, caps) live in `webhook.rules` and `webhook.service`.

@@ -1,7 +1,7 @@
 """Signatures and headers of one webhook delivery attempt (pure, no I/O).
 
 Two schemes are sent side by side: `X-CauseFlow-Signature` (hex HMAC of the raw body keyed by
-the secret's UTF-8 bytes, what the public roadmap verifier computes) and Standard Webhooks
+the secret's UTF-8 bytes: the hex scheme of docs/reference.md §5.5) and Standard Webhooks
 (`webhook-id` / `webhook-timestamp` / `webhook-signature`, base64 HMAC of "id.timestamp.body").
 """
 
@@ -105,7 +105,7 @@ def delivery_headers(
     """Every header of one attempt.
 
     `secrets[0]` is the current secret and the only one behind `X-CauseFlow-Signature` (the
-    roadmap verifier compares a single value); `webhook-signature` carries one `v1,` entry per
+    verifier of docs/reference.md §5.5 compares one); `webhook-signature` has one `v1,` entry per
     secret so receivers on either side of a rotation verify. The subscription's `extra`
     headers go in first and are dropped when they name a reserved header (any case) or are
     malformed; the create/patch API refuses those with a 422 before they get here.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 AlertStatus = Literal["firing", "resolved", "acknowledged"]
 
-# The contract's severity scale, most severe first.
+# The severity scale (docs/reference.md §3.2), most severe first.
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
 
 

@@ -87,7 +87,7 @@ class IncidentCreatedData(EventData):
     source: Text = Field(
         description=(
             "Where the incident came from: the inbound provider (datadog, grafana, cloudwatch, "
-            "sentry, pagerduty, newrelic, prometheus, custom) or manual."
+            "sentry, pagerduty, newrelic, alertmanager, custom) or manual."
         )
     )
 

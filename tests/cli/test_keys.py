@@ -32,6 +32,7 @@ from causeflow.auth.rotation import (
 from causeflow.auth.tables import service_keys
 from causeflow.cli import hold_sqlite_lock
 from causeflow.db.engine import Database
+from causeflow.db.migrate import migrate
 from causeflow.settings import Settings
 from tests.dashboard.helpers import set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
@@ -309,11 +310,10 @@ def test_postgresql_refuses_to_start_without_keys_from_outside_the_database(
     require_pg()
     with fresh_database() as url, Deployment(tmp_path, url) as dep:
         no_keys = {"CAUSEFLOW_JWT_SECRET": None, "CAUSEFLOW_SECRET_KEY": None}
-        for args in (["tenant", "create", "--name", "x"], ["worker"]):
-            refused = dep.run_cli(*args, check=False, env=no_keys)
-            assert refused.returncode == 2
-            [line] = refused.stderr.strip().splitlines()
-            assert "CAUSEFLOW_KEY_FILE" in line and "CAUSEFLOW_SECRET_KEY" in line
+        refused = dep.run_cli("tenant", "create", "--name", "x", check=False, env=no_keys)
+        assert refused.returncode == 2
+        [line] = refused.stderr.strip().splitlines()
+        assert "CAUSEFLOW_KEY_FILE" in line and "CAUSEFLOW_SECRET_KEY" in line
         key_file = tmp_path / "etc" / "keys.json"
         made = dep.run_cli(
             "tenant", "create", "--name", "x", "--json",
@@ -447,3 +447,42 @@ async def test_rotate_jwt_replaces_the_signing_secret(tmp_path: Path) -> None:
         assert (await client.get("/v1/tenant", headers=tenant.admin_headers)).status_code == 401
         assert (await client.get("/v1/tenant", headers=tenant.key_headers)).status_code == 200
         assert (await client.get("/v1/tenant", headers=svc.token(tenant))).status_code == 200
+
+
+async def test_postgresql_without_a_key_file_moves_only_the_key_it_already_has(
+    tmp_path: Path,
+) -> None:
+    from tests.support.pg import fresh_database_async, require_pg
+
+    require_pg()
+    async with fresh_database_async() as url:
+        settings = make_settings(tmp_path, url)  # both keys from the environment
+        await migrate(settings)
+        db = Database(settings)
+        try:
+            async with db.transaction() as tx:
+                await tx.execute(
+                    service_keys.insert().values(
+                        name="secret_box_key", value=settings.secret_key, created_at=1
+                    )
+                )
+        finally:
+            await db.dispose()
+        async with running_service(settings):
+            pass
+        kid = key_id(bytes.fromhex(settings.secret_key))
+        assert await stored_key_rows(settings) == [(RECORD_PREFIX + kid, kid)]
+
+        db = Database(settings)
+        try:
+            async with db.transaction() as tx:
+                await tx.execute(
+                    service_keys.insert().values(
+                        name="secret_box_key", value="77" * 32, created_at=1
+                    )
+                )
+        finally:
+            await db.dispose()
+        with pytest.raises(KeyStoreError, match="set CAUSEFLOW_KEY_FILE"):
+            async with running_service(settings):
+                pass

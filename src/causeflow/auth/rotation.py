@@ -90,7 +90,7 @@ async def reseal_all(db: Database, box: SecretBox, now_ms: int) -> Resealed:
     return out
 
 
-async def ensure_alone(db: Database, wait_seconds: float = 3.0) -> None:
+async def ensure_alone(db: Database, wait_seconds: float = 2.0) -> None:
     """On PostgreSQL: refuse while service processes are connected to the database (they would
     keep sealing under the old key). Connections just closed get a moment to go."""
     if db.is_sqlite:

@@ -163,7 +163,9 @@ async def load_service_keys(db: Database, now_ms: int) -> ServiceKeys:
             )
             box = box_of(settings, content)
             check_recorded(box, recorded, _source(settings, path))
-            if stored is None or content.to_json() != stored.to_json():
+            holds = content.jwt_secret is not None or content.sealing_key is not None
+            changed = content.to_json() != (stored.to_json() if stored else KeyFile().to_json())
+            if changed and holds:
                 keyfile.write(path, content)
                 if stored is None:
                     log.info("keys kept in %s: back it up apart from the database", path)

@@ -389,8 +389,10 @@ def keys_rotate(
         str | None, typer.Option("--database-url", help="the database (default: SQLite)")
     ] = None,
 ) -> None:
-    """Replace the sealing key, sealing every stored secret again (or, with --jwt, the JWT
-    secret). Stop the service first; start it again afterwards."""
+    """Replace the sealing key and seal every stored secret again (--jwt: the JWT secret).
+
+    Stop the service first; start it again afterwards.
+    """
     settings = load(data_dir, database_url)
     configure_logging(settings)
     check_keys(settings)

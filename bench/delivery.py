@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bench.common import machine  # noqa: E402
 from causeflow.models import sample_data  # noqa: E402
+from tests.support.keys import pg_key_settings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import Deployment  # noqa: E402
 
@@ -306,7 +307,9 @@ class Bench:
         from causeflow.settings import Settings
 
         settings = Settings(
-            data_dir=self.deployment.data_dir, database_url=self.deployment.database_url or ""
+            data_dir=self.deployment.data_dir,
+            database_url=self.deployment.database_url or "",
+            **pg_key_settings(self.deployment.database_url),
         )
         ctx = await build_context(settings)
         try:

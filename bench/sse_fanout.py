@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from bench.common import machine  # noqa: E402
 from causeflow.models import sample_data  # noqa: E402
+from tests.support.keys import pg_key_env, pg_key_settings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import service_env  # noqa: E402
 
@@ -279,7 +280,9 @@ async def _provision(data_dir: Path, database_url: str) -> dict[str, str]:
     from causeflow.settings import Settings
     from causeflow.tenant.service import provision
 
-    settings = Settings(data_dir=data_dir, database_url=database_url)
+    settings = Settings(
+        data_dir=data_dir, database_url=database_url, **pg_key_settings(database_url)
+    )
     await migrate(settings)
     ctx = await build_context(settings)
     try:
@@ -303,6 +306,7 @@ def server(kind: str, streams: int, database_url: str) -> Iterator[tuple[int, st
                 {
                     "CAUSEFLOW_DATA_DIR": str(data_dir),
                     "CAUSEFLOW_DATABASE_URL": database_url,
+                    **pg_key_env(database_url),
                     "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",
                     "CAUSEFLOW_SSE_MAX_STREAMS_PER_TENANT": str(streams + 1000),
                     "CAUSEFLOW_LOG_LEVEL": "warning",

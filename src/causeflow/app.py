@@ -1,6 +1,7 @@
 """`create_app(settings)`: the composition root. Nothing happens at import time.
 
-The lifespan opens the database, loads the service keys, starts the broker (LISTEN on
+The lifespan opens the database, loads the service keys (from the environment or the key file,
+never from the database: `auth/keys.py`), starts the broker (LISTEN on
 PostgreSQL), the rate-limit sync and every registered component (stream hub, delivery engine,
 background jobs), and stops them in reverse order on shutdown.
 """
@@ -78,7 +79,11 @@ def routers() -> list[Any]:
 async def build_context(settings: Settings, clock: Clock | None = None) -> AppContext:
     clock = clock or Clock()
     db = Database(settings)
-    keys = await load_service_keys(db, clock.now_ms())
+    try:
+        keys = await load_service_keys(db, clock.now_ms())
+    except BaseException:
+        await db.dispose()
+        raise
     tokens = TokenService(
         keys.jwt_secret,
         issuer=settings.jwt_issuer,

@@ -1,4 +1,4 @@
-"""The `causeflow` command: serve, worker, migrate, tenant, token, listen, trigger.
+"""The `causeflow` command: serve, worker, migrate, tenant, token, keys, listen, trigger.
 
 Every command honours `CAUSEFLOW_DATA_DIR` and `CAUSEFLOW_DATABASE_URL`. Errors are one line on
 stderr and a non-zero exit code, never a traceback.
@@ -31,34 +31,47 @@ app = typer.Typer(
 )
 tenant_app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 app.add_typer(tenant_app, name="tenant")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="The service's own keys: the sealing key and the JWT secret."
+)
+app.add_typer(keys_app, name="keys")
 
 
 class CliError(Exception):
     """A failure reported as one line."""
 
 
-def load(data_dir: Path | None = None) -> Settings:
+def load(data_dir: Path | None = None, database_url: str | None = None) -> Settings:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
     try:
         return Settings(**overrides)
     except Exception as exc:  # pydantic's message is long; keep the first useful line
         raise CliError(f"invalid configuration: {str(exc).splitlines()[-2:]}") from exc
 
 
-def hold_sqlite_lock(settings: Settings) -> Any:
-    """One serving process per SQLite file; short commands do not take this lock."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = settings.data_dir / "serve.lock"
+def hold_sqlite_lock(settings: Settings, busy: str | None = None) -> Any:
+    """One serving process per SQLite file; short commands do not take this lock (except
+    `keys rotate`, which must run alone; `busy` is its message when a server holds it)."""
+    from causeflow.db.files import LOCK_NAME, prepare_sqlite_store, private_file
+
+    prepare_sqlite_store(settings)
+    lock_path = settings.data_dir / LOCK_NAME
+    private_file(lock_path)
     handle = open(lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
+        handle.close()
         raise CliError(
-            f"{settings.sqlite_path} is already served by process {holder}; "
+            busy.format(holder=holder)
+            if busy
+            else f"{settings.sqlite_path} is already served by process {holder}; "
             "SQLite allows one serving process (use PostgreSQL to run several)"
         ) from exc
     handle.seek(0)
@@ -66,6 +79,17 @@ def hold_sqlite_lock(settings: Settings) -> Any:
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def check_keys(settings: Settings) -> None:
+    """Refuse, before anything is touched, a configuration whose keys would have nowhere to
+    live but the database (PostgreSQL without CAUSEFLOW_KEY_FILE or the key settings)."""
+    from causeflow.auth.keys import KeyStoreError, check_key_sources
+
+    try:
+        check_key_sources(settings)
+    except KeyStoreError as exc:
+        raise CliError(str(exc)) from exc
 
 
 async def _migrate(settings: Settings) -> None:
@@ -159,6 +183,7 @@ def serve(
 
     settings = load(data_dir)
     configure_logging(settings)
+    check_keys(settings)
     lock = None if settings.is_postgres else hold_sqlite_lock(settings)
     asyncio.run(_migrate(settings))
     first = asyncio.run(_bootstrap(settings))
@@ -205,6 +230,7 @@ def worker() -> None:
             "on SQLite the delivery workers run inside `causeflow serve`; "
             "set CAUSEFLOW_DATABASE_URL to a PostgreSQL database to run workers apart"
         )
+    check_keys(settings)
     asyncio.run(_migrate(settings))
     try:
         import uvloop
@@ -280,6 +306,7 @@ def tenant_create(
     if plan is not None and plan not in PLAN_LIMITS:
         raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLAN_LIMITS)}")
     settings = load()
+    check_keys(settings)
 
     async def run() -> dict[str, str]:
         from causeflow.app import build_context
@@ -317,6 +344,7 @@ def token(
     if role not in ("admin", "member"):
         raise CliError("--role must be admin or member")
     settings = load()
+    check_keys(settings)
 
     async def run() -> str:
         from sqlalchemy import select
@@ -342,6 +370,83 @@ def token(
             await ctx.db.dispose()
 
     typer.echo(asyncio.run(run()))
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    jwt: Annotated[
+        bool,
+        typer.Option(
+            "--jwt",
+            help="replace the JWT signing secret instead (every token signed so far stops "
+            "being accepted)",
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="SQLite data directory")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="the database (default: SQLite)")
+    ] = None,
+) -> None:
+    """Replace the sealing key and seal every stored secret again (--jwt: the JWT secret).
+
+    Stop the service first; start it again afterwards.
+    """
+    settings = load(data_dir, database_url)
+    configure_logging(settings)
+    check_keys(settings)
+    lock = (
+        None
+        if settings.is_postgres
+        else hold_sqlite_lock(
+            settings,
+            busy="`causeflow serve` (process {holder}) is running on this data directory: "
+            "stop it before rotating keys (it keeps the keys it started with)",
+        )
+    )
+    try:
+        asyncio.run(_migrate(settings))
+        asyncio.run(_rotate(settings, jwt))
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+async def _rotate(settings: Settings, jwt: bool) -> None:
+    from causeflow.auth.rotation import ROTATOR, rotate_jwt_secret, rotate_sealing_key
+    from causeflow.clock import Clock
+    from causeflow.db.engine import Database
+
+    db = Database(settings, application_name=ROTATOR)
+    now_ms = Clock().now_ms()
+    try:
+        if jwt:
+            await rotate_jwt_secret(db, now_ms)
+            typer.echo(
+                "JWT secret replaced. Every token signed with the old one (admin tokens, "
+                "stream tickets, dashboard sessions opened with a token) is no longer "
+                "accepted; API keys still work. Back up the key file again and start the "
+                "service.",
+                err=True,
+            )
+            return
+        done = await rotate_sealing_key(db, now_ms)
+    finally:
+        await db.dispose()
+    counts = ", ".join(f"{where} {n}" for where, n in sorted(done.values.items())) or "none"
+    typer.echo(f"sealing key rotated: new key id {done.key_id}; sealed again: {counts}", err=True)
+    if done.unreadable:
+        lost = ", ".join(f"{where} {n}" for where, n in sorted(done.unreadable.items()))
+        typer.echo(f"warning: values no held key opens were left as they were: {lost}", err=True)
+    if settings.secret_key:
+        typer.echo(
+            "the sealing key comes from CAUSEFLOW_SECRET_KEY: every value is now sealed under "
+            "its first key; the keys after it can be removed",
+            err=True,
+        )
+    else:
+        typer.echo("back up the key file again, then start the service", err=True)
 
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -488,6 +593,12 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # anything else is still one line, never a traceback
         import click
+
+        from causeflow.auth.keyfile import KeyStoreError
+
+        if isinstance(exc, KeyStoreError):  # keys missing, unreadable or not this database's
+            typer.echo(f"error: {exc}", err=True)
+            sys.exit(2)
 
         if isinstance(exc, click.exceptions.Exit):
             sys.exit(exc.exit_code)

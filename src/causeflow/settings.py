@@ -24,9 +24,11 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = "NORMAL"
     db_pool_size: int = 10
 
-    # keys (generated and kept with the data when empty)
-    secret_key: str = ""
+    # keys: from here, else from the key file (generated there on first start); never kept in
+    # the database. On PostgreSQL one of the two sources is required.
+    secret_key: str = ""  # the sealing key; "new,old" (64 hex chars each) during a rotation
     jwt_secret: str = ""
+    key_file: str = ""  # default: <data_dir>/keys.json on SQLite; none on PostgreSQL
     jwt_issuer: str = "causeflow"
     jwt_audience: str = "causeflow-api"
     jwks_url: str = ""

@@ -86,9 +86,9 @@ def test_a_refused_delivery_is_logged_with_its_query_key_redacted(tmp_path: Path
 
         assert asyncio.run(refused()) == 401
         deadline = time.monotonic() + 10
-        while "refused" not in server.log_text() and time.monotonic() < deadline:
+        while " refused: " not in server.log_text() and time.monotonic() < deadline:
             time.sleep(0.05)
-        lines = [line for line in server.log_text().splitlines() if "refused" in line]
+        lines = [line for line in server.log_text().splitlines() if " refused: " in line]
         assert len(lines) == 1, server.log_text()[-2000:]
         assert "INFO causeflow.ingest" in lines[0] and "401 invalid_api_key" in lines[0]
         assert "apiKey=***" in lines[0] and forged not in server.log_text()

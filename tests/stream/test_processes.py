@@ -17,6 +17,7 @@ from causeflow.settings import Settings
 from causeflow.tenant.service import provision
 from tests.stream.live import STREAM, next_event, next_events, opened, until_ended
 from tests.support.browser import chromium, new_page, require_browser, screenshot
+from tests.support.keys import pg_key_settings
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment, ServiceProcess
 from tests.support.sse import SseStream
@@ -24,7 +25,11 @@ from tests.support.sse import SseStream
 
 async def _prepare(deployment: Deployment) -> dict[str, str]:
     """Migrate and provision a tenant from here: much quicker than two CLI processes."""
-    settings = Settings(data_dir=deployment.data_dir, database_url=deployment.database_url or "")
+    settings = Settings(
+        data_dir=deployment.data_dir,
+        database_url=deployment.database_url or "",
+        **pg_key_settings(deployment.database_url),
+    )
     await migrate(settings)
     ctx = await build_context(settings)
     try:

@@ -18,6 +18,8 @@ from causeflow.db.migrate import migrate
 from causeflow.settings import Settings
 from causeflow.tenant.service import Provisioned, provision
 
+from .keys import pg_key_settings
+
 
 def make_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> Settings:
     base: dict[str, Any] = {
@@ -26,6 +28,7 @@ def make_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> S
         "rate_limit_per_minute": 0,
         "webhook_allow_cidrs": "127.0.0.0/8,::1/128",
         "webhook_allow_http": True,
+        **pg_key_settings(database_url),
     }
     base.update(overrides)
     return Settings(**base)

@@ -20,6 +20,7 @@ from types import TracebackType
 
 import orjson
 
+from .keys import pg_key_env
 from .ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -244,12 +245,14 @@ class Deployment:
         self.data_dir = tmp_path / "data"
         self.log_dir = tmp_path / "logs"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)  # as the service makes it (else its first start says so)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
         self.env = service_env(
             {
                 "CAUSEFLOW_DATA_DIR": str(self.data_dir),
                 "CAUSEFLOW_DATABASE_URL": database_url or "",
+                **pg_key_env(database_url),
                 **(env or {}),
             }
         )

@@ -1,8 +1,8 @@
-"""Tables of credentials: API keys (hashed), the service's own generated keys, sessions."""
+"""Tables of credentials: API keys (hashed), the ids of the sealing keys in use, sessions."""
 
 from sqlalchemy import BigInteger, Column, Index, Table, Text
 
-from causeflow.db.metadata import metadata
+from causeflow.db.metadata import SEALED, metadata
 
 api_keys = Table(
     "api_keys",
@@ -13,13 +13,16 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True),  # SHA-256 hex of the whole key
     Column("prefix", Text, nullable=False),  # first characters, for display only
     Column("scopes", Text, nullable=False),  # JSON list
-    Column("webhook_secret_enc", Text, nullable=True),  # inbound signing secret, encrypted
+    Column(
+        "webhook_secret_enc", Text, nullable=True, info=SEALED
+    ),  # inbound signing secret, encrypted
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_api_keys_tenant", "tenant_id", "id"),
 )
 
-# Keys the service generates on first start and keeps with the data (JWT secret, secret box key).
+# The ids of the sealing keys this database's values are sealed under (`sealing_key_id:<id>`),
+# never the keys themselves (see auth/keys.py; earlier versions kept the keys here).
 service_keys = Table(
     "service_keys",
     metadata,
@@ -34,7 +37,7 @@ sessions = Table(
     metadata,
     Column("id_hash", Text, primary_key=True),
     Column("tenant_id", Text, nullable=False),
-    Column("principal", Text, nullable=False),  # JSON of the signed-in principal
+    Column("principal", Text, nullable=False, info=SEALED),  # JSON; its credential sealed
     Column("csrf_token", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),

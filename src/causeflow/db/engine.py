@@ -20,10 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from causeflow.db.dialect import Dialect, dialect_for
+from causeflow.db.files import prepare_sqlite_store
 from causeflow.settings import Settings
 
 if TYPE_CHECKING:
     from causeflow.db.group import GroupCommitter
+
+
+APPLICATION_NAME = "causeflow"  # the PostgreSQL application_name of the service's connections
 
 
 def async_url(settings: Settings) -> str:
@@ -114,7 +118,13 @@ def _sqlite_reader(url: str, settings: Settings) -> AsyncEngine:
 
 
 class Database:
-    def __init__(self, settings: Settings, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool_size: int | None = None,
+        application_name: str = APPLICATION_NAME,
+    ) -> None:
         self.settings = settings
         self.url = async_url(settings)
         self.dialect: Dialect = dialect_for(self.url)
@@ -124,7 +134,7 @@ class Database:
         self.commit_listeners: list[Callable[[list[tuple[str, int, str]]], None]] = []
         self.reader: AsyncEngine
         if self.dialect.name == "sqlite":
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_store(settings)
             check_synchronous(settings.sqlite_synchronous)
             self.reader = _sqlite_reader(self.url, settings)
             self._write_lock = asyncio.Lock()
@@ -136,7 +146,12 @@ class Database:
                 max_overflow=size,
                 pool_timeout=10,
                 pool_pre_ping=True,
-                connect_args={"timeout": 5, "command_timeout": 30},
+                connect_args={
+                    "timeout": 5,
+                    "command_timeout": 30,
+                    # how `causeflow keys rotate` tells that service processes are connected
+                    "server_settings": {"application_name": application_name},
+                },
             )
             self.reader = self.writer
 

@@ -24,3 +24,8 @@ def id_column(name: str = "id", **kwargs: object) -> Column:
 
 def ms_column(name: str, nullable: bool = False) -> Column:
     return Column(name, BigInteger, nullable=nullable)
+
+
+# `info` of a column holding values sealed with the secret box (alone or inside JSON):
+# `causeflow keys rotate` seals every such column's values again under a new key.
+SEALED: dict[str, object] = {"sealed": True}

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from causeflow.db.engine import async_url, null_pool_engine
+from causeflow.db.files import prepare_sqlite_store
 from causeflow.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,7 +39,7 @@ def _current(connection: Any) -> str | None:
 async def migrate(settings: Settings) -> None:
     url = async_url(settings)
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_store(settings)
     engine = null_pool_engine(url)
     try:
         async with engine.connect() as conn:

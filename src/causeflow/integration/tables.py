@@ -2,7 +2,7 @@
 
 from sqlalchemy import BigInteger, Column, Index, Table, Text
 
-from causeflow.db.metadata import metadata
+from causeflow.db.metadata import SEALED, metadata
 
 integrations = Table(
     "integrations",
@@ -11,7 +11,7 @@ integrations = Table(
     Column("tenant_id", Text, nullable=False),
     Column("provider", Text, nullable=False),
     Column("name", Text, nullable=True),
-    Column("config", Text, nullable=False, server_default="{}"),
+    Column("config", Text, nullable=False, server_default="{}", info=SEALED),
     Column("status", Text, nullable=False),  # connected | disconnected
     Column("connected_by", Text, nullable=True),
     Column("disconnected_by", Text, nullable=True),

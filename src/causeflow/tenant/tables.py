@@ -2,7 +2,7 @@
 
 from sqlalchemy import BigInteger, Column, Table, Text
 
-from causeflow.db.metadata import metadata
+from causeflow.db.metadata import SEALED, metadata
 
 tenants = Table(
     "tenants",
@@ -13,7 +13,7 @@ tenants = Table(
     # inbound settings: {"requireSignature": bool, "snsTopicArns": [...]} (plain JSON)
     Column("inbound", Text, nullable=False, server_default="{}"),
     # provider secrets {"sentry","pagerduty","grafana"}: JSON encrypted with the secret box
-    Column("inbound_secrets_enc", Text, nullable=True),
+    Column("inbound_secrets_enc", Text, nullable=True, info=SEALED),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )

@@ -2,7 +2,7 @@
 
 from sqlalchemy import BigInteger, Column, Index, Table, Text
 
-from causeflow.db.metadata import metadata
+from causeflow.db.metadata import SEALED, metadata
 
 triggers = Table(
     "triggers",
@@ -12,7 +12,7 @@ triggers = Table(
     Column("slug", Text, nullable=False),
     Column("provider", Text, nullable=False),
     Column("action", Text, nullable=False),
-    Column("config", Text, nullable=False, server_default="{}"),
+    Column("config", Text, nullable=False, server_default="{}", info=SEALED),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_triggers_tenant", "tenant_id", "created_at"),
 )

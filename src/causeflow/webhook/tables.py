@@ -16,7 +16,7 @@ from sqlalchemy import (
     text,
 )
 
-from causeflow.db.metadata import metadata
+from causeflow.db.metadata import SEALED, metadata
 
 subscriptions = Table(
     "subscriptions",
@@ -27,9 +27,11 @@ subscriptions = Table(
     Column("description", Text, nullable=True),
     Column("events", Text, nullable=False),  # JSON list of names or ["*"]
     Column("filter", Text, nullable=True),  # JSON object
-    Column("headers_enc", Text, nullable=True),  # JSON object, encrypted (may hold credentials)
-    Column("secret_enc", Text, nullable=False),
-    Column("previous_secret_enc", Text, nullable=True),
+    Column(
+        "headers_enc", Text, nullable=True, info=SEALED
+    ),  # JSON object, encrypted (may hold credentials)
+    Column("secret_enc", Text, nullable=False, info=SEALED),
+    Column("previous_secret_enc", Text, nullable=True, info=SEALED),
     Column("previous_secret_until", BigInteger, nullable=True),
     Column("enabled", Boolean, nullable=False),
     Column("disabled_reason", Text, nullable=True),

@@ -9,6 +9,7 @@ never manages tenants, whatever roles it claims.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -53,16 +54,17 @@ class Principal:
         """Who is calling with what authority, as one string: two credentials share it only when
         they name the same subject of the same tenant with the same kind, origin, key, roles and
         scopes (what an `Idempotency-Key` belongs to)."""
-        return "\n".join(
-            (
+        # JSON, so no value (a subject comes from a token) can pass for a field boundary.
+        return json.dumps(
+            [
                 self.kind,
                 "external" if self.external else "own",
-                self.tenant_id or "",
+                self.tenant_id,
                 self.subject,
-                self.key_id or "",
-                ",".join(sorted(self.roles)),
-                ",".join(sorted(self.scopes)),
-            )
+                self.key_id,
+                sorted(self.roles),
+                sorted(self.scopes),
+            ]
         )
 
 

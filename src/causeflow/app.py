@@ -21,7 +21,7 @@ from sqlalchemy import text
 from causeflow import __version__
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
-from causeflow.api.idempotency import IdempotencyMiddleware
+from causeflow.api.idempotency import IdempotencyMiddleware, IdempotentReplay, replay_response
 from causeflow.api.ratelimit import RateLimiter
 from causeflow.api.responses import JSONResponse
 from causeflow.auth.apikeys import KeyCache
@@ -157,6 +157,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     build_routers(app)
     register_incident_effects()
+    app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)
     return app

@@ -46,13 +46,17 @@ async def test_idempotency_keys_are_per_tenant(
 
 
 async def test_idempotency_in_flight_is_409(service: Service, tenant: Tenant):
+    from causeflow.api.idempotency import record_key
     from causeflow.api.tables import idempotency_keys
+    from causeflow.auth.resolver import principal_from_key
 
     now = service.ctx.clock.now_ms()
+    caller = await principal_from_key(service.ctx, tenant.api_key)
+    tenant_id, key = record_key(caller, "busy")
     async with service.ctx.db.transaction() as tx:
         await tx.execute(
             idempotency_keys.insert().values(
-                tenant_id=tenant.id, key="busy", request_hash="x", state="in_flight", created_at=now
+                tenant_id=tenant_id, key=key, request_hash="x", state="in_flight", created_at=now
             )
         )
     resp = await service.client.post(

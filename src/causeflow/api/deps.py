@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
+from causeflow.api.idempotency import admit
 from causeflow.auth.principal import Action, Principal, allows
 from causeflow.context import AppContext
 from causeflow.errors import Forbidden, Unauthorized
@@ -31,13 +32,20 @@ async def get_principal(request: Request) -> Principal:
 
 
 def require(*actions: Action) -> object:
-    """A dependency that admits callers allowed any of `actions`."""
+    """A dependency that admits callers allowed any of `actions`.
 
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    Only once the caller is admitted is the request's `Idempotency-Key` looked at (`admit`):
+    a stored answer is replayed only to a caller the route would have let make the request.
+    """
+
+    async def check(
+        request: Request, principal: Annotated[Principal, Depends(get_principal)]
+    ) -> Principal:
         if principal.kind == "ticket":
             raise Forbidden("stream tickets are valid only for the stream")
         if not any(allows(principal, a) for a in actions):
             raise Forbidden(f"this credential may not {actions[0].value} here")
+        await admit(request.scope)
         return principal
 
     return Depends(check)

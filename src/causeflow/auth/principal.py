@@ -2,10 +2,14 @@
 
 A `Principal` comes from a JWT (roles admin/member), an API key (scopes), a stream ticket or a
 dashboard session. `allows(principal, action)` is the whole policy; routers name an action.
+Tenant management (`Action.PLATFORM`) belongs to the platform admin alone, and only the
+service's own tokens can make one: a token from an external identity provider (`external`)
+never manages tenants, whatever roles it claims.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -34,6 +38,7 @@ class Principal:
     expires_at: float | None = None  # unix seconds; None = does not expire (API keys)
     email: str | None = None
     key_id: str | None = None
+    external: bool = False  # a JWT verified against the configured JWKS, not the service's own
 
     @property
     def is_admin(self) -> bool:
@@ -43,6 +48,24 @@ class Principal:
     def actor(self) -> str:
         """How events name who did something (`approvedBy`, `connectedBy`, ...)."""
         return self.email or self.subject
+
+    @property
+    def identity(self) -> str:
+        """Who is calling with what authority, as one string: two credentials share it only when
+        they name the same subject of the same tenant with the same kind, origin, key, roles and
+        scopes (what an `Idempotency-Key` belongs to)."""
+        # JSON, so no value (a subject comes from a token) can pass for a field boundary.
+        return json.dumps(
+            [
+                self.kind,
+                "external" if self.external else "own",
+                self.tenant_id,
+                self.subject,
+                self.key_id,
+                sorted(self.roles),
+                sorted(self.scopes),
+            ]
+        )
 
 
 _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
@@ -61,7 +84,7 @@ _SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
 
 def allows(principal: Principal, action: Action) -> bool:
     if principal.kind == "platform_admin":
-        return action is Action.PLATFORM
+        return action is Action.PLATFORM and not principal.external
     if principal.tenant_id is None:
         return False
     if principal.kind == "ticket":

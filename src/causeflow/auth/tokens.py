@@ -142,10 +142,18 @@ class TokenService:
 
     def principal_from_jwt(self, token: str, now: float) -> Principal:
         claims = self._decode(token, self.audience, now)
+        # Verified, so the header is authentic: only HS256 is checked against the service's own
+        # secret; anything else was signed by an external identity provider.
+        external = jwt.get_unverified_header(token).get("alg") != "HS256"
         roles = claims.get("roles") or []
         if isinstance(roles, str):
             roles = [roles]
-        if "platform_admin" in roles:
+        if not isinstance(roles, list):
+            roles = []
+        # The platform admin is minted only by the service (`causeflow token --platform-admin`);
+        # an external token claiming it is read like any other: a tenant's user with the tenant
+        # roles it carries (without a tenant claim it is refused below).
+        if "platform_admin" in roles and not external:
             return Principal(
                 kind="platform_admin",
                 subject="platform",
@@ -163,6 +171,7 @@ class TokenService:
             roles=frozenset(r for r in roles if r in ROLES),
             expires_at=float(claims["exp"]),
             email=claims.get("email"),
+            external=external,
         )
 
     def principal_from_ticket(self, token: str, now: float) -> Principal:

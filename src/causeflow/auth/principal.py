@@ -34,6 +34,9 @@ class Principal:
     expires_at: float | None = None  # unix seconds; None = does not expire (API keys)
     email: str | None = None
     key_id: str | None = None
+    # the dashboard session (hash of its id) this principal came through, or a ticket was
+    # minted from; the credential stands only while that session does
+    session_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -25,6 +25,7 @@ from causeflow.api.idempotency import IdempotencyMiddleware, IdempotentReplay, r
 from causeflow.api.ratelimit import RateLimiter
 from causeflow.api.responses import JSONResponse
 from causeflow.auth.apikeys import KeyCache
+from causeflow.auth.jwks import jwks_keys
 from causeflow.auth.keys import load_service_keys
 from causeflow.auth.tokens import TokenService
 from causeflow.clock import Clock
@@ -89,8 +90,8 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         tenant_claim=settings.jwt_tenant_claim,
-        jwks_url=settings.jwks_url,
         jwks_file=settings.jwks_file,
+        jwks=jwks_keys(settings),
     )
     broker = Broker()
     db.commit_listeners.append(broker.committed)

@@ -25,6 +25,7 @@ class Component:
 def all_components() -> list[Component]:
     """The explicit list; features add theirs here."""
     from causeflow.approval.expiry import component as approval_expiry
+    from causeflow.auth.jwks import component as jwks_refresh
     from causeflow.dashboard.sessions import component as dashboard_sessions
     from causeflow.ingest.runtime import inbound_component
     from causeflow.retention import component as retention
@@ -40,6 +41,7 @@ def all_components() -> list[Component]:
         inbound_component(),
         Component("stream_hub", frozenset({"api"}), start_stream_hub),
         dashboard_sessions(),
+        jwks_refresh(),
     ]
 
 

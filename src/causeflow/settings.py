@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLAN_LIMITS: dict[str, int] = {"starter": 100, "pro": 500, "business": 2000, "enterprise": 2000}
@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     jwt_audience: str = "causeflow-api"
     jwks_url: str = ""
     jwks_file: str = ""
+    jwks_timeout_seconds: float = 3.0
+    jwks_refresh_seconds: float = 300.0
+    jwks_min_refresh_seconds: float = 30.0
+    jwks_allow_http: bool = False
     jwt_tenant_claim: str = "tenant_id"
     admin_token_ttl_seconds: int = 86400
 
@@ -104,6 +108,14 @@ class Settings(BaseSettings):
         if value not in PLAN_LIMITS:
             raise ValueError(f"unknown plan {value!r}; expected one of {', '.join(PLAN_LIMITS)}")
         return value
+
+    @model_validator(mode="after")
+    def _jwks_url_is_https(self) -> Settings:
+        if self.jwks_url:
+            from causeflow.auth.jwks import check_url
+
+            check_url(self.jwks_url, self.jwks_allow_http)
+        return self
 
     @property
     def is_postgres(self) -> bool:

@@ -153,10 +153,6 @@ class KeyCache:
 
         return await self._cache.get(digest, load)
 
-    async def still_valid(self, key_id: str, tenant_id: str) -> bool:
-        async with self.db.read() as conn:
-            return await get_key(conn, tenant_id, key_id) is not None
-
     def forget(self, key_id: str) -> None:
         self._cache.drop_where(lambda _digest, rec: rec is not None and rec.id == key_id)
 

@@ -39,6 +39,9 @@ class Principal:
     email: str | None = None
     key_id: str | None = None
     external: bool = False  # a JWT verified against the configured JWKS, not the service's own
+    # the dashboard session (hash of its id) this principal came through, or a ticket was
+    # minted from; the credential stands only while that session does
+    session_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

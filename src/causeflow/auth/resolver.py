@@ -43,6 +43,7 @@ async def resolve_principal(
             raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
         if value.startswith("cflo_"):
             return await principal_from_key(ctx, value)
+        await ctx.tokens.fetch_key_for(value)
         return ctx.tokens.principal_from_jwt(value, now)
     api_key = headers.get("x-api-key")
     if api_key:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 
+from causeflow.auth.jwks import JwksKeys, parse_key_set
 from causeflow.auth.principal import ROLES, Principal
 from causeflow.errors import Unauthorized
 
@@ -27,17 +28,18 @@ class TokenService:
         tenant_claim: str = "tenant_id",
         jwks_url: str = "",
         jwks_file: str = "",
+        jwks: JwksKeys | None = None,
     ) -> None:
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
         self.tenant_claim = tenant_claim
-        self._jwks_client: jwt.PyJWKClient | None = jwt.PyJWKClient(jwks_url) if jwks_url else None
+        # Keys fetched from a JWKS URL (in the background, never on the request's path).
+        self.jwks: JwksKeys | None = jwks or (JwksKeys(jwks_url) if jwks_url else None)
         self._jwks_keys: dict[str, Any] = {}
         if jwks_file:
             with open(jwks_file, encoding="utf-8") as fh:
-                keyset = jwt.PyJWKSet.from_json(fh.read())
-            self._jwks_keys = {k.key_id: k for k in keyset.keys if k.key_id}
+                self._jwks_keys = parse_key_set(fh.read())
 
     def mint(
         self,
@@ -76,7 +78,11 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def mint_ticket(self, principal: Principal, *, now: float, ttl: int) -> str:
-        """A stream ticket: valid only for the stream endpoint, reusable until it expires."""
+        """A stream ticket: valid only for the stream endpoint, reusable until it expires.
+
+        It names what minted it, and stands only while that does: the API key (`kid_ref`),
+        the dashboard session (`sid`), and never later than the minting token's expiry.
+        """
         exp = int(now) + ttl
         if principal.expires_at is not None:
             exp = min(exp, int(principal.expires_at))
@@ -86,6 +92,8 @@ class TokenService:
             "sub": principal.subject,
             "tenant_id": principal.tenant_id,
             "kid_ref": principal.key_id,
+            "sid": principal.session_id,
+            "via": principal.kind,
             "iat": int(now),
             "exp": exp,
         }
@@ -120,7 +128,7 @@ class TokenService:
                 issuer=self.issuer,
                 options=options,
             )
-        if alg in ("RS256", "ES256") and (self._jwks_client or self._jwks_keys):
+        if alg in ("RS256", "ES256") and (self.jwks is not None or self._jwks_keys):
             key = self._jwks_key(token, header)
             return jwt.decode(
                 token,
@@ -134,11 +142,26 @@ class TokenService:
 
     def _jwks_key(self, token: str, header: dict[str, Any]) -> Any:
         kid = header.get("kid")
-        if kid in self._jwks_keys:
-            return self._jwks_keys[kid].key
-        if self._jwks_client is not None:
-            return self._jwks_client.get_signing_key_from_jwt(token).key
+        if isinstance(kid, str):
+            known = self._jwks_keys.get(kid) or (self.jwks.get(kid) if self.jwks else None)
+            if known is not None:
+                return known.key
         raise jwt.InvalidTokenError("unknown key id")
+
+    async def fetch_key_for(self, token: str) -> None:
+        """Before verifying `token`: if it names a JWKS key not held yet, let the key set be
+        fetched when a fetch is allowed (without blocking the loop). Never raises; verifying
+        then refuses a token whose key is still unknown."""
+        if self.jwks is None:
+            return
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return
+        kid = header.get("kid")
+        if header.get("alg") in ("RS256", "ES256") and isinstance(kid, str) and kid:
+            if kid not in self._jwks_keys:
+                await self.jwks.ensure(kid)
 
     def principal_from_jwt(self, token: str, now: float) -> Principal:
         claims = self._decode(token, self.audience, now)
@@ -181,5 +204,10 @@ class TokenService:
             subject=str(claims.get("sub") or ""),
             tenant_id=claims.get("tenant_id"),
             expires_at=float(claims["exp"]),
-            key_id=claims.get("kid_ref"),
+            key_id=_str_or_none(claims.get("kid_ref")),
+            session_id=_str_or_none(claims.get("sid")),
         )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

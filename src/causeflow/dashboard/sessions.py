@@ -58,6 +58,7 @@ async def resolve_credential(ctx: AppContext, credential: str) -> Principal:
     """The principal a credential stands for (raises Unauthorized when it is no longer valid)."""
     if credential.startswith("cflo_"):
         return await principal_from_key(ctx, credential)
+    await ctx.tokens.fetch_key_for(credential)
     return ctx.tokens.principal_from_jwt(credential, ctx.clock.now())
 
 
@@ -151,7 +152,8 @@ async def lookup_principal(ctx: AppContext, session_id: str) -> Principal | None
     """For the gateway: the principal of the session's stored credential, as it is now.
 
     The credential is resolved again (a revoked key or an expired token yields None), and the
-    principal expires with the session, so a stream opened with the cookie ends when it does.
+    principal expires with the session and names it, so a stream opened with the cookie ends
+    when the session does, by expiry or by signing out (the stream re-checks at each ping).
     """
     session = await load_session(ctx, session_id)
     if session is None:
@@ -166,7 +168,7 @@ async def lookup_principal(ctx: AppContext, session_id: str) -> Principal | None
     expires = (
         session_end if principal.expires_at is None else min(principal.expires_at, session_end)
     )
-    return dataclasses.replace(principal, expires_at=expires)
+    return dataclasses.replace(principal, expires_at=expires, session_id=session.id_hash)
 
 
 def component() -> Component:

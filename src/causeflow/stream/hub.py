@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from causeflow.auth import standing
 from causeflow.auth.principal import Principal
 from causeflow.context import AppContext
 from causeflow.errors import RateLimited
@@ -264,24 +265,33 @@ class StreamHub:
                 logger.exception("stream keepalive failed")
 
     async def tick(self) -> None:
-        """Keepalive: end streams whose credential expired or was revoked, ping the others."""
-        now = self.ctx.clock.now()
-        live = [c for feed in list(self.feeds.values()) for c in feed.live()]
-        keys = {(c.principal.key_id, c.tenant_id) for c in live if c.principal.key_id}
-        revoked: set[tuple[str | None, str]] = set()
-        for key_id, tenant_id in keys:
-            assert key_id is not None
-            if not await self.ctx.key_cache.still_valid(key_id, tenant_id):
-                revoked.add((key_id, tenant_id))
-        for done, conn in enumerate(live, 1):
+        """Keepalive: end streams whose credential expired or was revoked, ping the others.
+
+        Every open stream's credential is re-read from the store (streams still replaying
+        included): API keys, dashboard sessions, and what each ticket was minted from.
+        """
+        now_ms = self.ctx.clock.now_ms()
+        now = now_ms / 1000
+        feeds = list(self.feeds.values())
+        members = [c for feed in feeds for c in feed.members]
+        live = {c for feed in feeds for c in feed.live()}
+        try:
+            current = await standing.load(self.ctx.db, {c.principal for c in members}, now_ms)
+        except Exception as exc:  # the store is away: keep streams, check again next time
+            logger.warning("stream credentials could not be re-checked: %s", exc)
+            current = None
+        for done, conn in enumerate(members, 1):
             if conn.closed is not None:
                 continue
-            expires = conn.principal.expires_at
-            if expires is not None and expires <= now:
-                conn.end("credential expired")
-            elif (conn.principal.key_id, conn.tenant_id) in revoked:
-                conn.end("credential revoked")
+            if current is not None:
+                ended = current.ended(conn.principal, now)
+            elif conn.principal.expires_at is not None and conn.principal.expires_at <= now:
+                ended = standing.EXPIRED
             else:
+                ended = None
+            if ended is not None:
+                conn.end(ended)
+            elif conn in live:  # a stream still replaying gets no ping in between
                 conn.deliver(PING_FRAME, 1)
             if done % WRITES_PER_SLICE == 0:
                 await asyncio.sleep(0)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
 
 from causeflow.api.deps import Ctx, require
+from causeflow.auth import standing
 from causeflow.auth.principal import Action, Principal, allows
 from causeflow.clock import ms_to_rfc3339
 from causeflow.errors import Forbidden, Unauthorized, ValidationFailed
@@ -33,7 +34,7 @@ class StreamTicket(BaseModel):
     expiresAt: str  # noqa: N815 - the wire's field name (docs/reference.md §4.1)
 
 
-async def stream_principal(request: Request) -> Principal:
+async def stream_principal(request: Request, ctx: Ctx) -> Principal:
     principal: Principal | None = request.scope.get("state", {}).get("principal")
     if principal is None:
         raise Unauthorized(
@@ -41,7 +42,24 @@ async def stream_principal(request: Request) -> Principal:
         )
     if not allows(principal, Action.STREAM):
         raise Forbidden("this credential may not read the event stream")
+    # Read from the store, not a cache: a ticket whose key was revoked or whose dashboard
+    # session was signed out (in any process) opens nothing, and replays nothing.
+    ended = await standing.ended(ctx.db, principal, ctx.clock.now_ms())
+    if ended is not None:
+        raise Unauthorized(_ENDED_MESSAGES.get(ended, ended), code=_ENDED_CODES.get(ended))
     return principal
+
+
+_ENDED_CODES = {
+    standing.EXPIRED: "token_expired",
+    standing.REVOKED: "credential_revoked",
+    standing.SIGNED_OUT: "session_ended",
+}
+_ENDED_MESSAGES = {
+    standing.EXPIRED: "the credential has expired",
+    standing.REVOKED: "the API key behind this credential has been revoked",
+    standing.SIGNED_OUT: "the dashboard session behind this credential has ended",
+}
 
 
 Streamer = Annotated[Principal, Depends(stream_principal)]

@@ -21,6 +21,7 @@ from causeflow.tenant.service import provision
 from tests.dashboard.helpers import csrf_token
 from tests.stream.live import FAST, STREAM, LiveService, live_service, next_event, until_ended
 from tests.support.inproc import make_settings, running_service
+from tests.support.keys import pg_key_settings
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment
 from tests.support.sse import SseHttpError, SseStream
@@ -180,7 +181,7 @@ async def test_a_revocation_in_one_process_ends_streams_in_another(tmp_path: Pat
     require_pg()
     ping = {"CAUSEFLOW_SSE_PING_SECONDS": "0.2"}
     with fresh_database() as url, Deployment(tmp_path / "a", url, env=ping) as deployment:
-        settings = Settings(data_dir=deployment.data_dir, database_url=url)
+        settings = Settings(data_dir=deployment.data_dir, database_url=url, **pg_key_settings(url))
         await migrate(settings)
         ctx = await build_context(settings)
         try:

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from causeflow import __version__
+from causeflow import schema as _schema  # noqa: F401  # every feature's tables, registered
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
 from causeflow.api.idempotency import IdempotencyMiddleware

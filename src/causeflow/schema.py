@@ -1,4 +1,10 @@
-"""Imports every feature's tables so `metadata` is complete (migrations, tests)."""
+"""The whole schema: every feature's tables, registered on the one `MetaData`.
+
+Features declare their tables in their own `tables.py`; this module (next to the composition
+root, which imports it) gathers them so `metadata` is complete for Alembic's autogenerate
+(`tools/regen_initial_migration.py`) and the migration tests. The database layer itself knows
+no feature.
+"""
 
 from causeflow.api import tables as _api  # noqa: F401
 from causeflow.approval import tables as _approval  # noqa: F401

@@ -28,12 +28,12 @@ from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.keys import load_service_keys
 from causeflow.auth.tokens import TokenService
 from causeflow.clock import Clock
-from causeflow.components import start_roles
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
+from causeflow.roles import start_roles
 from causeflow.settings import Settings
 
 

@@ -216,8 +216,8 @@ def worker() -> None:
 
 async def _run_worker(settings: Settings) -> None:
     from causeflow.app import build_context
-    from causeflow.components import start_roles
     from causeflow.db.engine import async_url
+    from causeflow.roles import start_roles
 
     ctx = await build_context(settings)
     await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from causeflow.approval.tables import approvals
 from causeflow.clock import Clock
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
+from causeflow.runtime import Component, Stop
 
 log = logging.getLogger("causeflow.approvals")
 

@@ -18,10 +18,10 @@ from sqlalchemy import delete, select
 from causeflow.auth.principal import Principal
 from causeflow.auth.resolver import principal_from_key
 from causeflow.auth.tables import sessions
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.errors import CauseFlowError
 from causeflow.jsonutil import dumps, loads
+from causeflow.runtime import Component, Stop
 
 COOKIE = "cf_session"
 ID_PREFIX = "ses_"

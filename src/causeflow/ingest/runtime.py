@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -25,6 +24,7 @@ from causeflow.db.engine import Database
 from causeflow.ingest.batch import inbound_batcher
 from causeflow.ingest.sns import CertFetcher
 from causeflow.ingest.tables import inbound_deliveries
+from causeflow.runtime import Component
 
 log = logging.getLogger("causeflow.ingest")
 
@@ -162,7 +162,5 @@ async def start_inbound(ctx: AppContext) -> Callable[[], Awaitable[None]]:
     return stop
 
 
-def inbound_component() -> Any:
-    from causeflow.components import Component
-
+def inbound_component() -> Component:
     return Component("inbound", frozenset({"api"}), start_inbound)

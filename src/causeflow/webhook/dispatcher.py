@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
 from causeflow.jsonutil import loads
+from causeflow.runtime import Component, Stop
 from causeflow.webhook import repository as repo
 from causeflow.webhook.queue import Claimed
 from causeflow.webhook.service import delivery_row

@@ -27,9 +27,9 @@ from http import HTTPStatus
 from typing import Any
 
 from causeflow import __version__
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
+from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
 from causeflow.webhook.dispatcher import LOCAL_ENGINE

@@ -1,25 +1,14 @@
-"""Long-running parts of a process, chosen by role in one place.
+"""Long-running parts of a process, chosen by role in one place (the composition root).
 
 `serve` runs the `api` components, plus the `worker` ones on SQLite (one process owns the
 file); `causeflow worker` runs only the `worker` ones. Each component's `start(ctx)` returns an
-async `stop()`.
+async `stop()` (`causeflow.runtime`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 from causeflow.context import AppContext
-
-Stop = Callable[[], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    roles: frozenset[str]
-    start: Callable[[AppContext], Awaitable[Stop]]
+from causeflow.runtime import Component, Stop
 
 
 def all_components() -> list[Component]:

@@ -16,7 +16,7 @@ from tests.support.inproc import Service, Tenant
 
 
 async def producer_principal(service: Service, tenant: Tenant):
-    from causeflow.auth.resolver import resolve_principal
+    from causeflow.api.credentials import resolve_principal
 
     created = await service.client.post(
         "/v1/api-keys",
@@ -140,7 +140,7 @@ async def test_events_before_a_moving_effect_precede_its_move(
 ):
     """Effects that change nothing leave the batch's events to be appended together; the one that
     moves an incident appends everything before it first, so the log order is unchanged."""
-    from causeflow.auth.resolver import resolve_principal
+    from causeflow.api.credentials import resolve_principal
     from causeflow.event import publish as publish_module
 
     appends: list[int] = []

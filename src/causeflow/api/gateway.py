@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from causeflow.auth.resolver import resolve_principal
+from causeflow.api.credentials import resolve_principal
 from causeflow.context import AppContext
 from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
 from causeflow.jsonutil import dumps

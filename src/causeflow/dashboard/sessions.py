@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from causeflow.api.credentials import principal_from_key
 from causeflow.auth.principal import Principal
-from causeflow.auth.resolver import principal_from_key
 from causeflow.auth.tables import sessions
 from causeflow.context import AppContext
 from causeflow.errors import CauseFlowError

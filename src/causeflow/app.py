@@ -45,8 +45,8 @@ def build_routers(app: FastAPI) -> None:
 def routers() -> list[Any]:
     """Every capability's router. Routes are matched in this order, so the hot paths (inbound
     alerts, events, the stream) come first and the dashboard last."""
+    from causeflow.apikeys.router import router as keys_router
     from causeflow.approval.router import router as approval_router
-    from causeflow.auth.router import router as keys_router
     from causeflow.dashboard.router import router as dashboard_router
     from causeflow.event.router import router as events_router
     from causeflow.incident.router import router as incidents_router

@@ -22,7 +22,6 @@ from causeflow import schema as _schema  # noqa: F401  # every feature's tables,
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
 from causeflow.api.idempotency import IdempotencyMiddleware
-from causeflow.api.ratelimit import RateLimiter
 from causeflow.api.responses import JSONResponse
 from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.keys import load_service_keys
@@ -33,6 +32,7 @@ from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
+from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
 from causeflow.settings import Settings
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from causeflow.api.ratelimit import RateLimiter
 from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.keys import ServiceKeys
 from causeflow.auth.tokens import TokenService
@@ -19,6 +18,7 @@ from causeflow.cache import TtlCache
 from causeflow.clock import Clock
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
+from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.settings import Settings
 
 

@@ -15,10 +15,11 @@ import logging
 
 from sqlalchemy import Table, delete, select
 
-from causeflow.api.tables import idempotency_keys, rate_counters
+from causeflow.api.tables import idempotency_keys
 from causeflow.context import AppContext
 from causeflow.event.tables import events
 from causeflow.ingest.tables import inbound_deliveries
+from causeflow.ratelimit.tables import rate_counters
 from causeflow.runtime import Component, Stop
 from causeflow.webhook.tables import attempts, deliveries
 

@@ -14,6 +14,7 @@ from causeflow.event import tables as _event  # noqa: F401
 from causeflow.incident import tables as _incident  # noqa: F401
 from causeflow.ingest import tables as _ingest  # noqa: F401
 from causeflow.integration import tables as _integration  # noqa: F401
+from causeflow.ratelimit import tables as _ratelimit  # noqa: F401
 from causeflow.remediation import tables as _remediation  # noqa: F401
 from causeflow.tenant import tables as _tenant  # noqa: F401
 from causeflow.trigger import tables as _trigger  # noqa: F401

@@ -35,6 +35,7 @@ from causeflow.ingest.router import answer_inbound
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
 from causeflow.settings import Settings
+from causeflow.tenant.plans import load_plan
 
 
 def build_routers(app: FastAPI) -> None:
@@ -99,6 +100,7 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         key_cache=KeyCache(db),
         broker=broker,
         limiter=RateLimiter(db, settings.rate_limit_sync_seconds),
+        load_plan=load_plan,
     )
 
 

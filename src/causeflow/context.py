@@ -6,10 +6,9 @@ hand it to routers. Nothing here does work at import time.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy import select
 
 from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.keys import ServiceKeys
@@ -20,6 +19,9 @@ from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.settings import Settings
+
+# A tenant's plan, "" when there is no such tenant (the tenant feature's `load_plan`).
+PlanLoader = Callable[[Database, str], Awaitable[str]]
 
 
 @dataclass
@@ -32,20 +34,16 @@ class AppContext:
     key_cache: KeyCache
     broker: Broker
     limiter: RateLimiter
+    load_plan: PlanLoader
     # long-lived components registered by features (stream hub, delivery engine, ...)
     components: dict[str, Any] = field(default_factory=dict)
     _plans: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0, 50_000))
 
     async def tenant_plan(self, tenant_id: str) -> str | None:
         """The tenant's plan (cached 10 s, one load per miss); None if there is no such tenant."""
-        from causeflow.tenant.tables import tenants
 
         async def load() -> str:
-            async with self.db.read() as conn:
-                plan = (
-                    await conn.execute(select(tenants.c.plan).where(tenants.c.id == tenant_id))
-                ).scalar()
-            return plan or ""
+            return await self.load_plan(self.db, tenant_id)
 
         return await self._plans.get(tenant_id, load) or None
 

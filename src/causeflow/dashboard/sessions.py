@@ -176,10 +176,10 @@ def component() -> Component:
         async def lookup(session_id: str) -> Principal | None:
             return await lookup_principal(ctx, session_id)
 
-        ctx.components["session_lookup"] = lookup
+        ctx.session_lookup = lookup
 
         async def stop() -> None:
-            ctx.components.pop("session_lookup", None)
+            ctx.session_lookup = None
 
         return stop
 

@@ -32,6 +32,7 @@ from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
+from causeflow.publish.service import register_effect
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
 from causeflow.settings import Settings
@@ -49,10 +50,10 @@ def routers() -> list[Any]:
     from causeflow.apikeys.router import router as keys_router
     from causeflow.approval.router import router as approval_router
     from causeflow.dashboard.router import router as dashboard_router
-    from causeflow.event.router import router as events_router
     from causeflow.incident.router import router as incidents_router
     from causeflow.ingest.router import router as inbound_router
     from causeflow.integration.router import router as integration_router
+    from causeflow.publish.router import router as events_router
     from causeflow.remediation.router import router as remediation_router
     from causeflow.stream.router import router as stream_router
     from causeflow.tenant.router import router as tenants_router
@@ -154,7 +155,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_routers(app)
-    register_incident_effects()
+    register_incident_effects(register_effect)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)
     return app

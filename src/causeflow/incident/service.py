@@ -290,8 +290,7 @@ async def _on_investigation_progress(
         await auto_move(tx, tenant_id, incident_id, "investigation_progress", now_ms, before_append)
 
 
-def register_effects() -> None:
-    """Hook the incident lifecycle into published events (idempotent)."""
-    from causeflow.event.publish import register_effect
-
+def register_effects(register_effect: Callable[[str, Any], None]) -> None:
+    """Hook the incident lifecycle into published events (idempotent), through the publishing
+    feature's `register_effect` that the composition root hands in."""
     register_effect("investigation.progress", _on_investigation_progress)

@@ -7,7 +7,6 @@ no feature.
 """
 
 from causeflow.api import tables as _api  # noqa: F401
-from causeflow.approval import tables as _approval  # noqa: F401
 from causeflow.auth import tables as _auth  # noqa: F401
 from causeflow.db.metadata import metadata
 from causeflow.event import tables as _event  # noqa: F401

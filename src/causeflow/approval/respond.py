@@ -1,16 +1,16 @@
 """A person's answer to an approval: it decides the approval and its remediation together.
 
-Above both: the remediation service claims approvals through `approval.service`, and this
-answer moves the remediation through the remediation service.
+It moves the remediation through the remediation service, which claims the approval
+(`remediation/approvals.py`) in the same transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from causeflow.approval.service import approval_view, check_answerable, get_approval_row
 from causeflow.db.engine import Tx
 from causeflow.remediation import service as remediations
+from causeflow.remediation.approvals import approval_view, check_answerable, get_approval_row
 
 
 async def respond_approval(

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
-from causeflow.approval import service
 from causeflow.approval.respond import respond_approval
 from causeflow.approval.schemas import ApprovalPage, ApprovalRead, ApprovalRespond
+from causeflow.remediation import approvals as service
 
 router = APIRouter(tags=["approvals"])
 

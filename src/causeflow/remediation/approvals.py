@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from causeflow import ids
-from causeflow.approval.tables import approvals
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict, InvalidTransition
 from causeflow.event.log import append_event
+from causeflow.remediation.tables import approvals
 
 
 def approval_view(row: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from alembic import command  # noqa: E402
 
 from causeflow.db.engine import null_pool_engine  # noqa: E402
 from causeflow.db.migrate import MIGRATIONS, alembic_config  # noqa: E402
+from causeflow.schema import metadata  # noqa: E402
 
 
 async def main() -> None:
@@ -24,7 +25,7 @@ async def main() -> None:
     async with engine.connect() as conn:
 
         def generate(sync_conn: object) -> None:
-            cfg = alembic_config(sync_conn)
+            cfg = alembic_config(sync_conn, metadata)
             command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
 
         await conn.run_sync(generate)

@@ -19,23 +19,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from causeflow import __version__
+from causeflow import schema as _schema  # noqa: F401  # every feature's tables, registered
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
 from causeflow.api.idempotency import IdempotencyMiddleware, IdempotentReplay, replay_response
-from causeflow.api.ratelimit import RateLimiter
 from causeflow.api.responses import JSONResponse
 from causeflow.auth.apikeys import KeyCache
 from causeflow.auth.jwks import jwks_keys
 from causeflow.auth.keys import load_service_keys
 from causeflow.auth.tokens import TokenService
 from causeflow.clock import Clock
-from causeflow.components import start_roles
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
+from causeflow.publish.service import register_effect
+from causeflow.ratelimit.limiter import RateLimiter
+from causeflow.roles import start_roles
 from causeflow.settings import Settings
+from causeflow.tenant.plans import load_plan
 
 
 def build_routers(app: FastAPI) -> None:
@@ -46,13 +49,13 @@ def build_routers(app: FastAPI) -> None:
 def routers() -> list[Any]:
     """Every capability's router. Routes are matched in this order, so the hot paths (inbound
     alerts, events, the stream) come first and the dashboard last."""
+    from causeflow.apikeys.router import router as keys_router
     from causeflow.approval.router import router as approval_router
-    from causeflow.auth.router import router as keys_router
     from causeflow.dashboard.router import router as dashboard_router
-    from causeflow.event.router import router as events_router
     from causeflow.incident.router import router as incidents_router
     from causeflow.ingest.router import router as inbound_router
     from causeflow.integration.router import router as integration_router
+    from causeflow.publish.router import router as events_router
     from causeflow.remediation.router import router as remediation_router
     from causeflow.stream.router import router as stream_router
     from causeflow.tenant.router import router as tenants_router
@@ -104,6 +107,7 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         key_cache=KeyCache(db),
         broker=broker,
         limiter=RateLimiter(db, settings.rate_limit_sync_seconds),
+        load_plan=load_plan,
     )
 
 
@@ -157,7 +161,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_routers(app)
-    register_incident_effects()
+    register_incident_effects(register_effect)
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)

@@ -242,8 +242,8 @@ def worker() -> None:
 
 async def _run_worker(settings: Settings) -> None:
     from causeflow.app import build_context
-    from causeflow.components import start_roles
     from causeflow.db.engine import async_url
+    from causeflow.roles import start_roles
 
     ctx = await build_context(settings)
     await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))
@@ -417,6 +417,7 @@ async def _rotate(settings: Settings, jwt: bool) -> None:
     from causeflow.auth.rotation import ROTATOR, rotate_jwt_secret, rotate_sealing_key
     from causeflow.clock import Clock
     from causeflow.db.engine import Database
+    from causeflow.schema import metadata
 
     db = Database(settings, application_name=ROTATOR)
     now_ms = Clock().now_ms()
@@ -431,7 +432,7 @@ async def _rotate(settings: Settings, jwt: bool) -> None:
                 err=True,
             )
             return
-        done = await rotate_sealing_key(db, now_ms)
+        done = await rotate_sealing_key(db, now_ms, metadata)
     finally:
         await db.dispose()
     counts = ", ".join(f"{where} {n}" for where, n in sorted(done.values.items())) or "none"

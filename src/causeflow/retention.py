@@ -15,11 +15,12 @@ import logging
 
 from sqlalchemy import Table, delete, select
 
-from causeflow.api.tables import idempotency_keys, rate_counters
-from causeflow.components import Component, Stop
+from causeflow.api.tables import idempotency_keys
 from causeflow.context import AppContext
 from causeflow.event.tables import events
 from causeflow.ingest.tables import inbound_deliveries
+from causeflow.ratelimit.tables import rate_counters
+from causeflow.runtime import Component, Stop
 from causeflow.webhook.tables import attempts, deliveries
 
 log = logging.getLogger("causeflow.retention")

@@ -8,6 +8,7 @@ shrink days to seconds.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,9 +113,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _jwks_url_is_https(self) -> Settings:
         if self.jwks_url:
-            from causeflow.auth.jwks import check_url
-
-            check_url(self.jwks_url, self.jwks_allow_http)
+            check_jwks_url(self.jwks_url, self.jwks_allow_http)
         return self
 
     @property
@@ -143,3 +142,16 @@ def load_settings(**overrides: object) -> Settings:
 
 
 __all__ = ["PLAN_LIMITS", "Settings", "load_settings", "Field"]
+
+
+def check_jwks_url(url: str, allow_http: bool) -> None:
+    """A JWKS URL must be https (plain http only when the configuration allows it)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if not parts.hostname or scheme not in ("https", "http"):
+        raise ValueError(f"CAUSEFLOW_JWKS_URL must be an https:// URL, not {url!r}")
+    if scheme == "http" and not allow_http:
+        raise ValueError(
+            "CAUSEFLOW_JWKS_URL must be https:// (set CAUSEFLOW_JWKS_ALLOW_HTTP=true to allow"
+            " plain http, e.g. for a local identity provider)"
+        )

@@ -46,9 +46,9 @@ async def test_idempotency_keys_are_per_tenant(
 
 
 async def test_idempotency_in_flight_is_409(service: Service, tenant: Tenant):
+    from causeflow.api.credentials import principal_from_key
     from causeflow.api.idempotency import record_key
     from causeflow.api.tables import idempotency_keys
-    from causeflow.auth.resolver import principal_from_key
 
     now = service.ctx.clock.now_ms()
     caller = await principal_from_key(service.ctx, tenant.api_key)

@@ -1,4 +1,4 @@
-"""Publishes stored together (event/publish.py `publisher`, used on PostgreSQL), on both
+"""Publishes stored together (publish/service.py `publisher`, used on PostgreSQL), on both
 backends: each gets its own event, the log reads as if they had been published one after
 another, an effect's events follow the event that caused them, a refused publish fails alone."""
 
@@ -9,14 +9,14 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from causeflow.event.publish import prepare, publisher
 from causeflow.event.tables import events
 from causeflow.models import sample_data
+from causeflow.publish.service import prepare, publisher
 from tests.support.inproc import Service, Tenant
 
 
 async def producer_principal(service: Service, tenant: Tenant):
-    from causeflow.auth.resolver import resolve_principal
+    from causeflow.api.credentials import resolve_principal
 
     created = await service.client.post(
         "/v1/api-keys",
@@ -140,8 +140,8 @@ async def test_events_before_a_moving_effect_precede_its_move(
 ):
     """Effects that change nothing leave the batch's events to be appended together; the one that
     moves an incident appends everything before it first, so the log order is unchanged."""
-    from causeflow.auth.resolver import resolve_principal
-    from causeflow.event import publish as publish_module
+    from causeflow.api.credentials import resolve_principal
+    from causeflow.publish import service as publish_module
 
     appends: list[int] = []
     original = publish_module.append_events

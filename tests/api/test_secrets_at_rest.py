@@ -28,7 +28,7 @@ from sqlalchemy import MetaData, select
 
 from causeflow.auth import keyfile
 from causeflow.auth.crypto import SEALED_VALUE
-from causeflow.db.tables import metadata
+from causeflow.schema import metadata
 from causeflow.settings import Settings
 from tests.dashboard.helpers import set_cookie_header, sign_in
 from tests.support.inproc import Service, make_settings, running_service

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from causeflow.approval.expiry import ApprovalSweeper
-from causeflow.approval.service import respond_approval
+from causeflow.approval.respond import respond_approval
 from causeflow.clock import FrozenClock
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict

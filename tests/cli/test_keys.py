@@ -33,6 +33,7 @@ from causeflow.auth.tables import service_keys
 from causeflow.cli import hold_sqlite_lock
 from causeflow.db.engine import Database
 from causeflow.db.migrate import migrate
+from causeflow.schema import metadata
 from causeflow.settings import Settings
 from tests.dashboard.helpers import set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
@@ -122,7 +123,7 @@ async def sealed_values(settings: Settings, box: SecretBox | None = None) -> tup
     kids: set[str] = set()
     try:
         async with db.read() as conn:
-            for table, column in sealed_columns():
+            for table, column in sealed_columns(metadata):
                 keys = list(table.primary_key.columns)
                 for row in (await conn.execute(select(*keys, column))).all():
                     found = SEALED_VALUE.findall(row[-1] or "")
@@ -254,7 +255,7 @@ async def make_legacy(settings: Settings) -> tuple[str, bytes]:
     db = Database(settings)
     try:
         async with db.transaction() as tx:
-            for table, column in sealed_columns():
+            for table, column in sealed_columns(metadata):
                 keys = list(table.primary_key.columns)
                 for row in await tx.execute(select(*keys, column).where(column.is_not(None))):
                     old = SEALED_VALUE.sub(lambda m: v1_seal(raw, box.open(m.group(0))), row[-1])
@@ -392,7 +393,7 @@ async def test_a_rotation_stopped_after_any_step_loses_nothing(tmp_path: Path) -
     # 2. everything is sealed again; the old key is still in the file
     db = Database(settings)
     try:
-        await reseal_all(db, new_box, 1)
+        await reseal_all(db, new_box, 1, metadata)
     finally:
         await db.dispose()
     assert (await sealed_values(settings))[1] == {new_box.key_id}
@@ -400,7 +401,7 @@ async def test_a_rotation_stopped_after_any_step_loses_nothing(tmp_path: Path) -
     # running the command again finishes the job, under yet another key
     db = Database(settings, application_name=ROTATOR)
     try:
-        done = await rotate_sealing_key(db, 2)
+        done = await rotate_sealing_key(db, 2, metadata)
     finally:
         await db.dispose()
     assert list(read_key_file(settings)["sealingKeys"]) == [done.key_id]
@@ -419,7 +420,7 @@ async def test_sealing_keys_from_the_environment_rotate_as_new_comma_old(tmp_pat
     both = make_settings(tmp_path, secret_key=f"{new},{old}")
     db = Database(both, application_name=ROTATOR)
     try:
-        done = await rotate_sealing_key(db, 1)
+        done = await rotate_sealing_key(db, 1, metadata)
     finally:
         await db.dispose()
     assert done.key_id == key_id(bytes.fromhex(new))

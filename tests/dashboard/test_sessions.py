@@ -136,7 +136,7 @@ async def test_sign_out_deletes_the_session(sqlite_service: Service, acme: Tenan
     response = await client.post("/ui/logout", data={"csrf_token": csrf_token(page.text)})
     assert response.status_code == 303
     assert await session_rows(sqlite_service) == []
-    lookup = sqlite_service.ctx.components["session_lookup"]
+    lookup = sqlite_service.ctx.session_lookup
     assert await lookup(session_id) is None
     client.cookies.set(COOKIE, session_id)
     again = await client.get("/ui/incidents")
@@ -150,7 +150,7 @@ async def test_session_lookup_resolves_the_stored_credential(
     acme = await svc.tenant("acme")
     await sign_in(svc.client, acme.api_key)
     session_id = svc.client.cookies[COOKIE]
-    lookup = svc.ctx.components["session_lookup"]
+    lookup = svc.ctx.session_lookup
 
     principal = await lookup(session_id)
     assert principal is not None
@@ -178,7 +178,7 @@ async def test_a_revoked_key_ends_its_sessions(sqlite_service: Service, acme: Te
     revoked = await client.delete(f"/v1/api-keys/{key_id}", headers=acme.admin_headers)
     assert revoked.status_code == 204
 
-    assert await sqlite_service.ctx.components["session_lookup"](session_id) is None
+    assert await sqlite_service.ctx.session_lookup(session_id) is None
     page = await client.get("/ui/subscriptions")
     assert page.status_code == 303
     assert page.headers["location"].startswith("/ui/login")

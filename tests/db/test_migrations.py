@@ -9,10 +9,9 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import causeflow.app  # noqa: F401  # every capability's tables, registered in the metadata
 from causeflow.db.engine import async_url, null_pool_engine
-from causeflow.db.metadata import metadata
 from causeflow.db.migrate import migrate
+from causeflow.schema import metadata
 from tests.support.inproc import make_settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from causeflow.ingest.tables import open_fingerprints
+from causeflow.incident.tables import open_fingerprints
 from tests.ingest.support import actions, alert, post
 from tests.support.inproc import Service, Tenant
 

@@ -11,8 +11,8 @@ import orjson
 from sqlalchemy import func, select
 
 from causeflow.event.tables import events
-from causeflow.incident.tables import incidents
-from causeflow.ingest.tables import alerts, inbound_deliveries, open_fingerprints
+from causeflow.incident.tables import alerts, incidents, open_fingerprints
+from causeflow.ingest.tables import inbound_deliveries
 from tests.support.inproc import Service, Tenant
 
 TABLES = {

@@ -53,7 +53,7 @@ class LiveService:
 
     @property
     def hub(self) -> StreamHub:
-        hub: StreamHub = self.ctx.components["stream_hub"]
+        hub: StreamHub = self.ctx.stream_hub
         return hub
 
     @property

@@ -126,7 +126,7 @@ async def test_signing_out_ends_the_sessions_streams_and_tickets(
     cookie = {"Cookie": f"cf_session={session_id}"}
     # A ticket minted through the session names it (the ticket route takes no cookie, so it
     # is minted here, as a caller holding the session's principal would get it).
-    principal = await svc.ctx.components["session_lookup"](session_id)
+    principal = await svc.ctx.session_lookup(session_id)  # type: ignore[misc]
     ticket = svc.ctx.tokens.mint_ticket(principal, now=svc.ctx.clock.now(), ttl=600)
     async with (
         svc.stream(headers=cookie) as by_cookie,

@@ -77,7 +77,7 @@ class Portable:
 
     @property
     def hub(self) -> StreamHub:
-        hub: StreamHub = self.ctx.components["stream_hub"]
+        hub: StreamHub = self.ctx.stream_hub
         return hub
 
     @contextlib.asynccontextmanager

@@ -149,7 +149,7 @@ async def add_deliveries(
         )
     async with ctx.db.transaction() as tx:
         await tx.execute(deliveries.insert(), rows)
-    wake = ctx.components.get("delivery_wakeup")
+    wake = ctx.delivery_wakeup
     if wake is not None:
         wake()
     return [r["id"] for r in rows]
@@ -188,7 +188,7 @@ async def log_events(ctx: AppContext, event_type: str, tenant_id: str = TENANT) 
 async def set_subscription(ctx: AppContext, sub_id: str, **values: Any) -> None:
     async with ctx.db.transaction() as tx:
         await tx.execute(update(subscriptions).where(subscriptions.c.id == sub_id).values(**values))
-    cache = ctx.components.get("subscription_cache")
+    cache = ctx.subscription_cache
     if cache is not None:
         cache.invalidate(subscription_id=sub_id, tenant_id=TENANT)
 

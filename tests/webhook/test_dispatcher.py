@@ -13,8 +13,6 @@ from sqlalchemy import select
 from causeflow.event.log import append_event
 from causeflow.models import sample_data
 from causeflow.webhook.dispatcher import (
-    COMPONENT_KEY,
-    DELIVERY_WAKEUP,
     Dispatcher,
     commit_batch,
     dispatch_batch,
@@ -158,9 +156,7 @@ async def test_wakeup_hook_runs_after_a_batch_commits(service: Service, tenant: 
         calls.append(len(await delivery_rows(service, tenant, status="pending")))
 
     tasks: list[asyncio.Task[None]] = []
-    service.ctx.components[DELIVERY_WAKEUP] = lambda: tasks.append(
-        asyncio.ensure_future(count_pending())
-    )
+    service.ctx.delivery_wakeup = lambda: tasks.append(asyncio.ensure_future(count_pending()))
     await create_sub(service, tenant)
     await append(service, tenant)
     await dispatch_pending(service.ctx)
@@ -259,13 +255,13 @@ async def test_restarting_the_dispatcher_midway_neither_skips_nor_repeats(
             if batches == k and not stopped.done():
                 stopped.set_result(asyncio.ensure_future(d.stop(timeout=0)))
 
-        ctx.components[DELIVERY_WAKEUP] = after_batch
+        ctx.delivery_wakeup = after_batch
         await dispatcher.start()
         await asyncio.wait_for(await asyncio.wait_for(stopped, 10), 10)
         progress.append(len(await delivery_rows(service, tenant, subscription_id=sub["id"])))
         if progress[-1] == len(events):
             break
-    del ctx.components[DELIVERY_WAKEUP]
+    ctx.delivery_wakeup = None
     await dispatch_pending(ctx)
     rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
     assert sorted(r.event_id for r in rows) == sorted(e.id for e in events)
@@ -276,7 +272,7 @@ async def test_restarting_the_dispatcher_midway_neither_skips_nor_repeats(
 async def test_the_component_dispatches_on_its_own_in_serve(tmp_path: Path):
     """On SQLite the worker role runs inside serve: a publish is dispatched without help."""
     async with running_service(make_settings(tmp_path, webhook_poll_seconds=30)) as svc:
-        assert isinstance(svc.ctx.components.get(COMPONENT_KEY), Dispatcher)
+        assert isinstance(svc.ctx.dispatcher, Dispatcher)
         tenant = await svc.tenant("served")
         sub = await create_sub(svc, tenant)
         resp = await svc.client.post(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from causeflow.auth.resolver import resolve_principal
+from causeflow.api.credentials import resolve_principal
 from causeflow.context import AppContext
 from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
 from causeflow.jsonutil import dumps
@@ -116,7 +116,7 @@ class Gateway:
             on_stream = path == STREAM_PATH
             ticket = query.get("token", [None])[0] if on_stream else None
             session = _cookie(headers, SESSION_COOKIE) if on_stream else None
-            session_lookup = ctx.components.get("session_lookup")
+            session_lookup = ctx.session_lookup
             try:
                 principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
             except CauseFlowError as exc:

@@ -1,4 +1,4 @@
-"""Cross-cutting request state: idempotency records and shared rate-limit counters."""
+"""Cross-cutting request state: idempotency records."""
 
 from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, Table, Text
 
@@ -17,13 +17,4 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("tenant_id", "key"),
     Index("ix_idempotency_keys_created", "created_at"),
-)
-
-rate_counters = Table(
-    "rate_counters",
-    metadata,
-    Column("bucket", Text, nullable=False),
-    Column("window_start", BigInteger, nullable=False),
-    Column("count", BigInteger, nullable=False),
-    PrimaryKeyConstraint("bucket", "window_start"),
 )

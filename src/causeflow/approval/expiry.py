@@ -3,7 +3,7 @@
 Each approval expires in its own transaction (`remediation.service.expire_approval`):
 approval.resolved (expired), remediation.rejected (approval_expired), and the incident back to
 investigating. Any number of sweepers may run (one per worker process on PostgreSQL): the
-conditional claim in `approval.service.claim_approval` lets exactly one of them expire each
+conditional claim in `remediation.approvals.claim_approval` lets exactly one of them expire each
 approval, and a person's answer racing with it is decided the same way.
 """
 
@@ -15,11 +15,11 @@ import logging
 
 from sqlalchemy import select
 
-from causeflow.approval.tables import approvals
 from causeflow.clock import Clock
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
+from causeflow.remediation.tables import approvals
+from causeflow.runtime import Component, Stop
 
 log = logging.getLogger("causeflow.approvals")
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
-from causeflow.approval import service
+from causeflow.approval.respond import respond_approval
 from causeflow.approval.schemas import ApprovalPage, ApprovalRead, ApprovalRespond
+from causeflow.remediation import approvals as service
 
 router = APIRouter(tags=["approvals"])
 
@@ -46,7 +47,7 @@ async def respond_to_approval(
     approval_id: str, body: ApprovalRespond, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     async with ctx.db.transaction() as tx:
-        return await service.respond_approval(
+        return await respond_approval(
             tx,
             tenant_of(principal),
             approval_id,

@@ -24,35 +24,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import aiohttp
 import jwt
 
 from causeflow.settings import Settings
-
-if TYPE_CHECKING:
-    from causeflow.components import Component, Stop
-    from causeflow.context import AppContext
+from causeflow.settings import check_jwks_url as check_url
 
 logger = logging.getLogger("causeflow.auth")
 
 # A key set is a few kilobytes; anything much larger is not one.
 MAX_BODY_BYTES = 1024 * 1024
-
-
-def check_url(url: str, allow_http: bool) -> None:
-    """A JWKS URL must be https (plain http only when the configuration allows it)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if not parts.hostname or scheme not in ("https", "http"):
-        raise ValueError(f"CAUSEFLOW_JWKS_URL must be an https:// URL, not {url!r}")
-    if scheme == "http" and not allow_http:
-        raise ValueError(
-            "CAUSEFLOW_JWKS_URL must be https:// (set CAUSEFLOW_JWKS_ALLOW_HTTP=true to allow"
-            " plain http, e.g. for a local identity provider)"
-        )
 
 
 def parse_key_set(text: str | bytes) -> dict[str, jwt.PyJWK]:
@@ -188,24 +171,6 @@ def jwks_keys(settings: Settings) -> JwksKeys | None:
         min_refresh_seconds=settings.jwks_min_refresh_seconds,
         allow_http=settings.jwks_allow_http,
     )
-
-
-def component() -> Component:
-    """Keeps the JWKS fresh in the background in processes that serve the API."""
-    from causeflow.components import Component
-
-    async def start(ctx: AppContext) -> Stop:
-        keys = ctx.tokens.jwks
-        if keys is None:
-
-            async def nothing() -> None:
-                return None
-
-            return nothing
-        keys.start()
-        return keys.stop
-
-    return Component("jwks_refresh", frozenset({"api"}), start)
 
 
 async def _wait(task: asyncio.Task[Any]) -> None:

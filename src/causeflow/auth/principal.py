@@ -22,7 +22,7 @@ class Action(StrEnum):
     WRITE = "write"  # admin writes: subscriptions, users, keys, tenant, approvals
     OPERATE = "operate"  # member-level writes: incidents, propose/execute remediations
     PRODUCE = "produce"  # machine producers: propose/execute remediations, trigger events
-    PUBLISH = "publish"  # POST /v1/events (which types: see event.publish rules)
+    PUBLISH = "publish"  # POST /v1/events (which types: see publish.service rules)
     STREAM = "stream"  # GET /v1/notifications/stream
     INGEST = "ingest"  # inbound alerts
     PLATFORM = "platform"  # tenant management

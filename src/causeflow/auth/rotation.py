@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, select, text, update
+from sqlalchemy import Column, MetaData, Table, delete, select, text, update
 
 from causeflow.auth import keyfile
 from causeflow.auth.crypto import SecretBox, new_sealing_key
@@ -49,24 +49,23 @@ class Resealed:
     unreadable: Counter[str] = field(default_factory=Counter)  # opened by no held key
 
 
-def sealed_columns() -> list[tuple[Table, Column[Any]]]:
-    """Every column marked sealed, in every table of the schema."""
-    from causeflow.db.tables import metadata
-
+def sealed_columns(schema: MetaData) -> list[tuple[Table, Column[Any]]]:
+    """Every column marked sealed, in every table of `schema` (the composition root's complete
+    metadata, `causeflow.schema.metadata`: a partial one would leave values unrotated)."""
     return [
         (table, column)
-        for table in metadata.sorted_tables
+        for table in schema.sorted_tables
         for column in table.columns
         if column.info.get("sealed")
     ]
 
 
-async def reseal_all(db: Database, box: SecretBox, now_ms: int) -> Resealed:
+async def reseal_all(db: Database, box: SecretBox, now_ms: int, schema: MetaData) -> Resealed:
     """Seal every sealed value again under `box`'s current key and record that key as the only
     one in use, in one transaction."""
     out = Resealed(box.key_id)
     async with db.transaction() as tx:
-        for table, column in sealed_columns():
+        for table, column in sealed_columns(schema):
             where = f"{table.name}.{column.name}"
             keys = list(table.primary_key.columns)
             rows = (await tx.execute(select(*keys, column).where(column.is_not(None)))).all()
@@ -145,13 +144,13 @@ def retire_old_sealing_keys(keys: ServiceKeys, current: str) -> None:
         keyfile.write(path, content)
 
 
-async def rotate_sealing_key(db: Database, now_ms: int) -> Resealed:
+async def rotate_sealing_key(db: Database, now_ms: int, schema: MetaData) -> Resealed:
     keys = await load_service_keys(db, now_ms)
     await ensure_alone(db)
     if keys.sealing_from_env:
-        return await reseal_all(db, keys.box, now_ms)
+        return await reseal_all(db, keys.box, now_ms, schema)
     box = await add_sealing_key(keys)
-    result = await reseal_all(db, box, now_ms)
+    result = await reseal_all(db, box, now_ms, schema)
     retire_old_sealing_keys(keys, box.key_id)
     return result
 

@@ -13,15 +13,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-
+from causeflow.api.credentials import principal_from_key
+from causeflow.auth import sessions as stored
 from causeflow.auth.principal import Principal
-from causeflow.auth.resolver import principal_from_key
-from causeflow.auth.tables import sessions
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.errors import CauseFlowError
 from causeflow.jsonutil import dumps, loads
+from causeflow.runtime import Component, Stop
 
 COOKIE = "cf_session"
 ID_PREFIX = "ses_"
@@ -86,16 +84,15 @@ async def create_session(
     }
     async with ctx.db.transaction() as tx:
         # Expired rows are swept here, a few at a time, rather than by another background job.
-        await tx.execute(delete(sessions).where(sessions.c.expires_at <= now_ms))
-        await tx.execute(
-            sessions.insert().values(
-                id_hash=hash_id(session_id),
-                tenant_id=principal.tenant_id,
-                principal=dumps(record).decode(),
-                csrf_token=csrf_token,
-                created_at=now_ms,
-                expires_at=expires_ms,
-            )
+        await stored.delete_expired(tx, now_ms)
+        await stored.insert_session(
+            tx,
+            id_hash=hash_id(session_id),
+            tenant_id=principal.tenant_id,
+            principal=dumps(record).decode(),
+            csrf_token=csrf_token,
+            created_at=now_ms,
+            expires_at=expires_ms,
         )
     return session_id, _session(
         hash_id(session_id), principal.tenant_id, record, ctx, csrf_token, expires_ms
@@ -131,7 +128,7 @@ async def load_session(ctx: AppContext, session_id: str | None) -> Session | Non
         return None
     id_hash = hash_id(session_id)
     async with ctx.db.read() as conn:
-        row = (await conn.execute(select(sessions).where(sessions.c.id_hash == id_hash))).first()
+        row = await stored.session_row(conn, id_hash)
     if row is None or row.expires_at <= ctx.clock.now_ms():
         return None
     try:
@@ -145,7 +142,7 @@ async def load_session(ctx: AppContext, session_id: str | None) -> Session | Non
 
 async def delete_session(ctx: AppContext, id_hash: str) -> None:
     async with ctx.db.transaction() as tx:
-        await tx.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
+        await stored.delete_session(tx, id_hash)
 
 
 async def lookup_principal(ctx: AppContext, session_id: str) -> Principal | None:
@@ -178,10 +175,10 @@ def component() -> Component:
         async def lookup(session_id: str) -> Principal | None:
             return await lookup_principal(ctx, session_id)
 
-        ctx.components["session_lookup"] = lookup
+        ctx.session_lookup = lookup
 
         async def stop() -> None:
-            ctx.components.pop("session_lookup", None)
+            ctx.session_lookup = None
 
         return stop
 

@@ -129,7 +129,7 @@ class Database:
         self.url = async_url(settings)
         self.dialect: Dialect = dialect_for(self.url)
         self._write_lock: asyncio.Lock | None = None
-        self._group: GroupCommitter | None = None  # SQLite group commit, made on first use
+        self._group: GroupCommitter[Tx] | None = None  # SQLite group commit, made on first use
         # called after each commit that appended events, with their (tenant_id, position)
         self.commit_listeners: list[Callable[[list[tuple[str, int, str]]], None]] = []
         self.reader: AsyncEngine
@@ -171,7 +171,12 @@ class Database:
         if self._group is None:
             from causeflow.db.group import GroupCommitter
 
-            self._group = GroupCommitter(self)
+            self._group = GroupCommitter(
+                self.settings,
+                self._write_lock,
+                lambda conn: Tx(conn, self),  # type: ignore[arg-type]
+                self._committed,
+            )
         return self._group.member()
 
     @asynccontextmanager

@@ -29,14 +29,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, RootTransaction
 from sqlalchemy.exc import OperationalError
 
-if TYPE_CHECKING:
-    from causeflow.db.engine import Database, Tx
+from causeflow.settings import Settings
+
+TxT = TypeVar("TxT")  # the engine's transaction handle (`db.engine.Tx`)
 
 BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, without blocking
 CHECKPOINT_SECONDS = 1.0  # at most one background WAL checkpoint per second of group commits
@@ -133,19 +134,30 @@ def _opened(group: _Group) -> bool:
     return ready.done() and not ready.cancelled() and ready.exception() is None
 
 
-class GroupCommitter:
-    def __init__(self, db: Database, *, max_members: int = 256) -> None:
-        assert db._write_lock is not None
-        self.db = db
-        self.lock = db._write_lock
+class GroupCommitter(Generic[TxT]):
+    """The group commit of one `Database` (db/engine.py), which hands it its write lock, how to
+    wrap the writer connection in a transaction handle, and what to run after each commit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        lock: asyncio.Lock,
+        new_tx: Callable[[SyncConnection], TxT],
+        committed: Callable[[TxT | None], None],
+        *,
+        max_members: int = 256,
+    ) -> None:
+        self.lock = lock
+        self._new_tx = new_tx
+        self._committed = committed
         self.max_members = max_members
         self.engine = sync_sqlite_engine(
-            str(db.settings.sqlite_path), db.settings.sqlite_synchronous.upper()
+            str(settings.sqlite_path), settings.sqlite_synchronous.upper()
         )
         self.conn = self.engine.connect()
         self._group: _Group | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._path = str(db.settings.sqlite_path)
+        self._path = str(settings.sqlite_path)
         self._checkpoint_conn: sqlite3.Connection | None = None
         # Checkpoints run in a thread of their own, at a lower CPU priority than the loop's.
         self._checkpoint_thread = ThreadPoolExecutor(
@@ -159,9 +171,7 @@ class GroupCommitter:
         self.members = 0  # members that took part in a committed group
 
     @contextlib.asynccontextmanager
-    async def member(self) -> AsyncIterator[Tx]:
-        from causeflow.db.engine import Tx
-
+    async def member(self) -> AsyncIterator[TxT]:
         group = self._group
         if group is None or group.closed or group.joined >= self.max_members:
             group = self._group = _Group(asyncio.get_running_loop())
@@ -172,7 +182,7 @@ class GroupCommitter:
             task.add_done_callback(self._tasks.discard)
         group.joined += 1
         group.pending += 1
-        tx: Tx | None = None
+        tx: TxT | None = None
         try:
             await asyncio.shield(group.ready)
             async with group.turn:
@@ -182,7 +192,7 @@ class GroupCommitter:
                 raw = self.conn.connection.dbapi_connection
                 assert raw is not None
                 raw.execute("SAVEPOINT member")
-                tx = Tx(SyncConnection(self.conn), self.db)  # type: ignore[arg-type]
+                tx = self._new_tx(SyncConnection(self.conn))
                 try:
                     yield tx
                 except BaseException:
@@ -204,7 +214,7 @@ class GroupCommitter:
                 commit.add_done_callback(self._tasks.discard)
                 await asyncio.shield(commit)
         await asyncio.shield(group.done)
-        self.db._committed(tx)
+        self._committed(tx)
 
     async def _begin(self, group: _Group) -> None:
         try:

@@ -21,10 +21,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x43617573  # "Caus"
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Any = None, metadata: Any = None) -> Config:
+    """`metadata`: the complete schema (`causeflow.schema.metadata`), needed only to generate
+    a revision."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["metadata"] = metadata
     return cfg
 
 

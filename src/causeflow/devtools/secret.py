@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from causeflow.devtools import ToolError
-from causeflow.webhook.signing import generate_secret, standard_key
+from causeflow.sdk.signatures import generate_secret, standard_key
 
 FILE_NAME = "listen-secret"
 

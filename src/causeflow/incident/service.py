@@ -19,9 +19,7 @@ from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
 from causeflow.event.log import NewEvent, append_event, append_events, lock_log_head, read_after
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
-from causeflow.incident.tables import incidents
-from causeflow.ingest import repository
-from causeflow.ingest.tables import alerts, open_fingerprints
+from causeflow.incident.tables import alerts, incidents, open_fingerprints
 from causeflow.jsonutil import loads
 
 # GET /v1/incidents/{id} shows this much inline; the log has the rest (GET /v1/events?incidentId=).
@@ -200,7 +198,10 @@ async def reclaim_fingerprint(tx: Tx, row: Any) -> bool:
         "fingerprint": row.fingerprint,
         "incident_id": row.id,
     }
-    return bool(await repository.claim_fingerprints(tx, [claim]))
+    claimed = tx.db.dialect.insert_ignore(
+        open_fingerprints, ["tenant_id", "provider", "fingerprint"]
+    ).returning(open_fingerprints.c.incident_id)
+    return bool((await tx.execute(claimed, [claim])).all())
 
 
 async def _apply_move(
@@ -290,8 +291,7 @@ async def _on_investigation_progress(
         await auto_move(tx, tenant_id, incident_id, "investigation_progress", now_ms, before_append)
 
 
-def register_effects() -> None:
-    """Hook the incident lifecycle into published events (idempotent)."""
-    from causeflow.event.publish import register_effect
-
+def register_effects(register_effect: Callable[[str, Any], None]) -> None:
+    """Hook the incident lifecycle into published events (idempotent), through the publishing
+    feature's `register_effect` that the composition root hands in."""
     register_effect("investigation.progress", _on_investigation_progress)

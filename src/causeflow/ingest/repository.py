@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from causeflow.db.engine import Tx
-from causeflow.incident.tables import incidents
+from causeflow.incident.tables import alerts, incidents, open_fingerprints
 from causeflow.ingest.providers.base import NormalizedAlert
-from causeflow.ingest.tables import alerts, inbound_deliveries, open_fingerprints
+from causeflow.ingest.tables import inbound_deliveries
 from causeflow.jsonutil import dumps_str
 
 _D = inbound_deliveries.c

@@ -1,7 +1,7 @@
 """The inbound endpoint's per-process parts: SNS certificate fetcher, settings cache, the
 batcher of deliveries waiting for their transaction, purge job.
 
-One `InboundRuntime` per process lives in `ctx.components["inbound"]`, started by the `inbound`
+One `InboundRuntime` per process lives in `ctx.inbound`, started by the `inbound`
 component (API role) and closed at shutdown. Tenants' inbound settings are cached for a couple
 of seconds (every alert needs them); a `tenant.updated` committed in this process drops the
 entry at once, other processes see the change within the cache lifetime, like revoked keys.
@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -25,6 +24,7 @@ from causeflow.db.engine import Database
 from causeflow.ingest.batch import inbound_batcher
 from causeflow.ingest.sns import CertFetcher
 from causeflow.ingest.tables import inbound_deliveries
+from causeflow.runtime import Component
 
 log = logging.getLogger("causeflow.ingest")
 
@@ -106,10 +106,10 @@ class InboundRuntime:
 
 def inbound_runtime(ctx: AppContext) -> InboundRuntime:
     """This process's runtime (created on first use if the component did not start it)."""
-    runtime = ctx.components.get("inbound")
-    if runtime is None:
-        runtime = ctx.components["inbound"] = InboundRuntime(ctx)
-    return runtime  # type: ignore[no-any-return]
+    runtime = ctx.inbound
+    if not isinstance(runtime, InboundRuntime):
+        runtime = ctx.inbound = InboundRuntime(ctx)
+    return runtime
 
 
 async def purge_deliveries(db: Database, cutoff_ms: int, batch: int = PURGE_BATCH) -> int:
@@ -157,12 +157,10 @@ async def start_inbound(ctx: AppContext) -> Callable[[], Awaitable[None]]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runtime.close()
-        ctx.components.pop("inbound", None)
+        ctx.inbound = None
 
     return stop
 
 
-def inbound_component() -> Any:
-    from causeflow.components import Component
-
+def inbound_component() -> Component:
     return Component("inbound", frozenset({"api"}), start_inbound)

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from causeflow import ids
-from causeflow.approval import service as approvals
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import InvalidTransition
 from causeflow.event.log import append_event, next_positions
 from causeflow.jsonutil import dumps_str, loads
+from causeflow.remediation import approvals
 from causeflow.remediation.lifecycle import check_move
 from causeflow.remediation.tables import remediations
 

@@ -12,9 +12,15 @@ import binascii
 import functools
 import hashlib
 import hmac
+import secrets as _secrets
 from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
+
+
+def generate_secret() -> str:
+    """A fresh signing secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -300,13 +300,21 @@ class StreamHub:
 def begin_shutdown(state: object) -> None:
     """Tell the stream hub of an app (by its `app.state`) that the process is stopping."""
     ctx = getattr(state, "ctx", None)
-    hub = ctx.components.get("stream_hub") if ctx is not None else None
+    hub = ctx.stream_hub if ctx is not None else None
     if isinstance(hub, StreamHub):
         hub.shutdown_threadsafe()
+
+
+def running_hub(ctx: AppContext) -> StreamHub:
+    """This process's hub (the `api` role starts it)."""
+    hub = ctx.stream_hub
+    if not isinstance(hub, StreamHub):
+        raise RuntimeError("the stream hub is not running")
+    return hub
 
 
 async def start_stream_hub(ctx: AppContext) -> Callable[[], Awaitable[None]]:
     hub = StreamHub(ctx)
     await hub.start()
-    ctx.components["stream_hub"] = hub
+    ctx.stream_hub = hub
     return hub.stop

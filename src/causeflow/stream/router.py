@@ -21,7 +21,7 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.errors import Forbidden, Unauthorized, ValidationFailed
 from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
 from causeflow.stream.framing import parse_types
-from causeflow.stream.hub import StreamHub
+from causeflow.stream.hub import running_hub
 from causeflow.stream.session import EventStream
 
 router = APIRouter(tags=["stream"])
@@ -106,6 +106,6 @@ async def open_stream(
     for name in sorted(types or ()):
         if name not in KNOWN_TYPES:
             raise ValidationFailed.at("query.events", f"unknown event type {name!r}")
-    hub: StreamHub = ctx.components["stream_hub"]
+    hub = running_hub(ctx)
     conn = hub.open(principal, types, incidentId or None)
     return EventStream(hub, conn, (last_event_id or lastEventId or "").strip() or None)

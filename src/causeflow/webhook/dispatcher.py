@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from causeflow.components import Component, Stop
-from causeflow.context import AppContext
+from causeflow.context import AppContext, LocalEngine
 from causeflow.db.engine import Tx
 from causeflow.jsonutil import loads
+from causeflow.runtime import Component, Stop
 from causeflow.webhook import repository as repo
 from causeflow.webhook.queue import Claimed
 from causeflow.webhook.service import delivery_row
@@ -30,37 +29,12 @@ log = logging.getLogger("causeflow.dispatcher")
 
 BATCH_SIZE = 256  # events per batch at most ...
 MAX_DELIVERIES = 128  # ... and about this many deliveries (events x live subscriptions)
-COMPONENT_KEY = "webhook_dispatcher"
-DELIVERY_WAKEUP = "delivery_wakeup"  # a zero-argument callable the delivery workers register
-LOCAL_ENGINE = "delivery_local_engine"  # this process's engine that takes fresh deliveries
 ROOM_WAIT_SECONDS = 0.05  # longest wait for that engine to have room before a batch
-
-
-class LocalEngine(Protocol):
-    """What the dispatcher needs of this process's delivery engine (`webhook/worker.py`)."""
-
-    owner: str
-    lease_ms: int
-
-    async def wait_for_room(self, timeout: float) -> None:
-        """Return once it could take a batch, or after `timeout` seconds."""
-
-    def room(self) -> int:
-        """How many fresh deliveries it would take now."""
-
-    def reserve(self, wanted: int) -> int:
-        """Take room for up to `wanted` fresh deliveries; returns how many it will take."""
-
-    def unreserve(self, count: int) -> None:
-        """Give back room taken by `reserve` that will not be used (the batch failed)."""
-
-    def accept(self, jobs: list[tuple[Claimed, Subscription, bytes]], leased_at: float) -> None:
-        """Committed deliveries leased to it (at loop time `leased_at`), ready to send."""
 
 
 def wake_deliveries(ctx: AppContext) -> None:
     """Tell this process's delivery workers that deliveries became due (no-op without them)."""
-    wakeup: Callable[[], Any] | None = ctx.components.get(DELIVERY_WAKEUP)
+    wakeup = ctx.delivery_wakeup
     if wakeup is not None:
         wakeup()
 
@@ -136,7 +110,7 @@ async def _dispatch(
     delivery needs no separate claim (the row is committed before it is sent, and a crash
     leaves a lease that runs out as any claim's does).
     """
-    engine: LocalEngine | None = ctx.components.get(LOCAL_ENGINE)
+    engine: LocalEngine | None = ctx.local_engine
     if engine is not None:
         # Under a burst, wait a moment for room rather than write rows the engine must then
         # claim and read back; never long, so the log is never held up behind a full engine.
@@ -380,7 +354,7 @@ class Dispatcher:
 
 async def start_dispatcher(ctx: AppContext) -> Stop:
     dispatcher = Dispatcher(ctx)
-    ctx.components[COMPONENT_KEY] = dispatcher
+    ctx.dispatcher = dispatcher
     await dispatcher.start()
     return dispatcher.stop
 

@@ -7,16 +7,15 @@ the secret's UTF-8 bytes: the hex scheme of docs/reference.md §5.5) and Standar
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets as _secrets
 from collections.abc import Mapping, Sequence
 
-# The HMAC primitives live with the client library so sender and verifier share one
-# implementation; they are re-exported here for the server's callers.
+# The HMAC primitives and the secret format live with the client library so sender and
+# verifier share one implementation; they are re-exported here for the server's callers.
 from causeflow.sdk.signatures import (
     SECRET_PREFIX,
     causeflow_signature,
+    generate_secret,
     standard_key,
     standard_signature,
     verify_causeflow,
@@ -69,11 +68,6 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
 # injection) — anything else is passed through as the subscription gave it.
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
-
-
-def generate_secret() -> str:
-    """A fresh signing secret: `whsec_` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
 
 
 def check_secret(secret: str) -> None:

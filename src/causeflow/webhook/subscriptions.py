@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from causeflow.context import AppContext
 
 OPERATIONAL_PREFIX = "webhook."
-CACHE_KEY = "subscription_cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +183,9 @@ class SubscriptionCache:
 
 
 def subscription_cache(ctx: AppContext) -> SubscriptionCache:
-    """The process's cache (`ctx.components["subscription_cache"]`), created on first use."""
-    cache = ctx.components.get(CACHE_KEY)
-    if cache is None:
+    """The process's cache (`ctx.subscription_cache`), created on first use."""
+    cache = ctx.subscription_cache
+    if not isinstance(cache, SubscriptionCache):
         cache = SubscriptionCache(ctx.db, ctx.keys.box)
-        ctx.components[CACHE_KEY] = cache
-    return cache  # type: ignore[no-any-return]
+        ctx.subscription_cache = cache
+    return cache

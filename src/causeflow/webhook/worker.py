@@ -27,12 +27,11 @@ from http import HTTPStatus
 from typing import Any
 
 from causeflow import __version__
-from causeflow.components import Component, Stop
 from causeflow.context import AppContext
 from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
+from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
-from causeflow.webhook.dispatcher import LOCAL_ENGINE
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
@@ -259,15 +258,16 @@ class DeliveryEngine:
             # commits reach us through the broker. With one process (SQLite) the dispatcher
             # here wakes us directly after inserting, and event commits are no news.
             self.ctx.broker.add_listener(self._on_broker)
-        # The dispatcher calls ctx.components["delivery_wakeup"]() after inserting deliveries;
-        # with several engines in one process (tests) every one of them is woken.
-        wakers: list[Callable[[], None]] = self.ctx.components.setdefault("delivery_wakers", [])
+        # The dispatcher calls ctx.delivery_wakeup() after inserting deliveries; with several
+        # engines in one process (tests) every one of them is woken.
+        wakers: list[Callable[[], None]] = self.ctx.delivery_wakers
         wakers.append(self.work_added)
         self._wakers = wakers
-        self.ctx.components["delivery_wakeup"] = lambda: [w() for w in list(wakers)]
+        self.ctx.delivery_wakeup = lambda: [w() for w in list(wakers)]
         # The dispatcher of this process leases fresh deliveries to one engine and hands them
         # over after its commit (see `accept`); with several engines (tests) the first one.
-        self.ctx.components.setdefault(LOCAL_ENGINE, self)
+        if self.ctx.local_engine is None:
+            self.ctx.local_engine = self
         self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
         self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
         self.wake()
@@ -278,8 +278,8 @@ class DeliveryEngine:
             return
         self._stopping = True
         self._room.set()
-        if self.ctx.components.get(LOCAL_ENGINE) is self:
-            del self.ctx.components[LOCAL_ENGINE]
+        if self.ctx.local_engine is self:
+            self.ctx.local_engine = None
         self.ctx.broker.remove_listener(self._on_broker)
         if self._wakers is not None:
             with contextlib.suppress(ValueError):
@@ -748,7 +748,7 @@ class DeliveryEngine:
 async def start_delivery(ctx: AppContext) -> Stop:
     engine = DeliveryEngine(ctx)
     await engine.start()
-    ctx.components["delivery_engine"] = engine
+    ctx.delivery_engine = engine
     return engine.stop
 
 

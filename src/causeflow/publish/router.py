@@ -12,8 +12,8 @@ from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
-from causeflow.event.publish import prepare, publish
 from causeflow.models import CATALOG
+from causeflow.publish.service import prepare, publish
 
 router = APIRouter(tags=["events"])
 

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import and_, select, update
 
 from causeflow import ids
-from causeflow.approval.tables import approvals
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict, InvalidTransition
 from causeflow.event.log import append_event
+from causeflow.remediation.tables import approvals
 
 
 def approval_view(row: Any) -> dict[str, Any]:
@@ -191,36 +191,3 @@ async def claim_approval(
         },
     )
     return True
-
-
-async def respond_approval(
-    tx: Tx,
-    tenant_id: str,
-    approval_id: str,
-    *,
-    decision: str,
-    actor: str,
-    notes: str | None,
-    now_ms: int,
-) -> dict[str, Any]:
-    """A person's answer: decides the approval and its remediation in the caller's transaction."""
-    from causeflow.remediation import service as remediations
-
-    await remediations.lock_tenant(tx, tenant_id)
-    row = await get_approval_row(tx.conn, tenant_id, approval_id)
-    check_answerable(row, now_ms)
-    if decision == "approved":
-        await remediations.approve_remediation(
-            tx, tenant_id, row.remediation_id, actor=actor, notes=notes, now_ms=now_ms
-        )
-    else:
-        await remediations.reject_remediation(
-            tx,
-            tenant_id,
-            row.remediation_id,
-            actor=actor,
-            reason=notes or "rejected by approver",
-            notes=notes,
-            now_ms=now_ms,
-        )
-    return approval_view(await get_approval_row(tx.conn, tenant_id, approval_id))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
-from causeflow.api.tables import rate_counters
 from causeflow.db.engine import Database
+from causeflow.ratelimit.tables import rate_counters
 
 WINDOW_MS = 60_000
 log = logging.getLogger("causeflow.ratelimit")

@@ -7,15 +7,11 @@ is not an error here (public routes exist); the route's dependency answers 401.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from causeflow.auth.apikeys import principal_for_key
 from causeflow.auth.crypto import looks_like_api_key
 from causeflow.auth.principal import Principal
-from causeflow.context import AppContext
+from causeflow.context import AppContext, SessionLookup
 from causeflow.errors import Unauthorized
-
-SessionLookup = Callable[[str], Awaitable[Principal | None]]
 
 
 async def principal_from_key(ctx: AppContext, key: str) -> Principal:

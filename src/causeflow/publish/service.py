@@ -34,7 +34,6 @@ PRODUCER_TYPES = frozenset(
     }
 )
 
-PUBLISHER = "publisher"  # ctx.components key of this process's publish batcher
 # An effect runs right after its event, in the same transaction: (tx, tenant id, data, now_ms,
 # before_append). It awaits `before_append()` before writing anything that must follow its event
 # in the log; an effect that changes nothing (most do not) so leaves the batch's events to be
@@ -145,7 +144,7 @@ async def publish(ctx: Any, item: Publish) -> StoredEvent:
 
 def publisher(ctx: Any) -> Batcher[Publish, StoredEvent]:
     """This process's queue of publishes waiting for their transaction (made on first use)."""
-    found = ctx.components.get(PUBLISHER)
+    found = ctx.publisher
     if found is None:
-        found = ctx.components[PUBLISHER] = Batcher("publish", ctx.db.transaction, publish_batch)
+        found = ctx.publisher = Batcher("publish", ctx.db.transaction, publish_batch)
     return found  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Per-tenant request budgets: the limiter the gateway asks, and its shared counters."""

@@ -19,6 +19,7 @@ from causeflow.approval.tables import approvals
 from causeflow.clock import Clock
 from causeflow.components import Component, Stop
 from causeflow.context import AppContext
+from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database
 
 log = logging.getLogger("causeflow.approvals")
@@ -58,7 +59,7 @@ class ApprovalSweeper:
             if len(rows) < self.batch_size:
                 return expired
 
-    async def _expire(self, row: object, now_ms: int) -> int:
+    async def _expire(self, row: AnyRow, now_ms: int) -> int:
         from causeflow.remediation.service import expire_approval
 
         async with self.db.transaction() as tx:

@@ -6,12 +6,12 @@ On PostgreSQL an advisory lock makes concurrent starters migrate one at a time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from causeflow.db.engine import async_url, null_pool_engine
 from causeflow.settings import Settings
@@ -20,18 +20,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x43617573  # "Caus"
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
-def _upgrade(connection: Any) -> None:
+def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _current(connection: Any) -> str | None:
+def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from causeflow.clock import Clock
 from causeflow.context import AppContext
+from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database
 from causeflow.remediation.tables import approvals
 from causeflow.runtime import Component, Stop
@@ -58,7 +59,7 @@ class ApprovalSweeper:
             if len(rows) < self.batch_size:
                 return expired
 
-    async def _expire(self, row: object, now_ms: int) -> int:
+    async def _expire(self, row: AnyRow, now_ms: int) -> int:
         from causeflow.remediation.service import expire_approval
 
         async with self.db.transaction() as tx:

@@ -7,7 +7,6 @@ here drops it from this process's cache at once, other processes within the cach
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import and_, select, update
 
@@ -16,6 +15,7 @@ from causeflow.auth.crypto import SecretBox, hash_api_key, new_api_key
 from causeflow.auth.principal import SCOPES, Principal
 from causeflow.auth.tables import api_keys
 from causeflow.cache import TtlCache
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Database, Tx
 from causeflow.errors import Conflict, ValidationFailed
 from causeflow.jsonutil import dumps_str, loads
@@ -33,7 +33,7 @@ class KeyRecord:
     webhook_secret_enc: str | None
 
 
-def _record(row: Any) -> KeyRecord:
+def _record(row: AnyRow) -> KeyRecord:
     return KeyRecord(
         row.id,
         row.tenant_id,
@@ -99,7 +99,7 @@ async def create_key(
 
 
 async def list_keys(
-    conn: Any, tenant_id: str, *, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, *, after_id: str | None, limit: int
 ) -> list[KeyRecord]:
     cond = [api_keys.c.tenant_id == tenant_id, api_keys.c.revoked_at.is_(None)]
     if after_id:
@@ -108,7 +108,7 @@ async def list_keys(
     return [_record(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def get_key(conn: Any, tenant_id: str, key_id: str) -> KeyRecord | None:
+async def get_key(conn: Conn, tenant_id: str, key_id: str) -> KeyRecord | None:
     row = (
         await conn.execute(
             select(api_keys).where(

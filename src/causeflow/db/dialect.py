@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Select, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from causeflow.db.conn import Conn
 
 NOTIFY_CHANNEL = "causeflow_events"
 
@@ -30,7 +31,7 @@ class Dialect:
         """Row locks for claiming work; SQLite has one writer, so it needs none."""
         return stmt
 
-    async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
+    async def notify(self, conn: Conn, channel: str, payload: str) -> None:
         """Wake other processes after this transaction commits (no-op with one process)."""
 
 
@@ -51,7 +52,7 @@ class PostgresDialect(Dialect):
     def skip_locked(self, stmt: Select) -> Select:
         return stmt.with_for_update(skip_locked=True)
 
-    async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
+    async def notify(self, conn: Conn, channel: str, payload: str) -> None:
         # NOTIFY is transactional: listeners hear it only if and when this transaction commits.
         await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
 

@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Executable, Table, event
+from sqlalchemy.engine import Connection, ScalarResult
+from sqlalchemy.engine import Dialect as SQLDialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from causeflow.db.conn import AnyResult, Conn, DriverParams, Params
 from causeflow.db.dialect import Dialect, dialect_for
 from causeflow.db.files import prepare_sqlite_store
 from causeflow.settings import Settings
@@ -44,11 +47,15 @@ def async_url(settings: Settings) -> str:
 
 
 class Tx:
-    """One write transaction: its connection and what to run once it has committed."""
+    """One write transaction: its connection and what to run once it has committed.
+
+    It reads and writes like its connection (it is a `Conn` itself), so a repository function
+    taking a `Conn` takes a `Tx` as well.
+    """
 
     __slots__ = ("conn", "db", "_after", "appended", "heads")
 
-    def __init__(self, conn: AsyncConnection, db: Database) -> None:
+    def __init__(self, conn: Conn, db: Database) -> None:
         self.conn = conn
         self.db = db
         self._after: list[Callable[[], Any]] = []
@@ -58,8 +65,21 @@ class Tx:
     def after_commit(self, callback: Callable[[], Any]) -> None:
         self._after.append(callback)
 
-    async def execute(self, stmt: Any, params: Any = None) -> Any:
+    @property
+    def dialect(self) -> SQLDialect:
+        return self.conn.dialect
+
+    async def execute(self, stmt: Executable, params: Params | None = None, /) -> AnyResult:
         return await self.conn.execute(stmt, params)
+
+    async def scalar(self, stmt: Executable, params: Mapping[str, Any] | None = None, /) -> Any:
+        return await self.conn.scalar(stmt, params)
+
+    async def scalars(self, stmt: Executable, params: Params | None = None, /) -> ScalarResult[Any]:
+        return await self.conn.scalars(stmt, params)
+
+    async def exec_driver_sql(self, sql: str, params: DriverParams | None = None, /) -> AnyResult:
+        return await self.conn.exec_driver_sql(sql, params)
 
     async def insert_many(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         """INSERT `rows` (the same keys each, plain values: str, int, bool, None) in one
@@ -111,7 +131,7 @@ def _sqlite_reader(url: str, settings: Settings) -> AsyncEngine:
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine

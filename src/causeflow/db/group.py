@@ -27,17 +27,21 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy import Executable, create_engine, event
+from sqlalchemy.engine import Connection, Dialect, Engine, RootTransaction, ScalarResult
 from sqlalchemy.exc import OperationalError
 
+from causeflow.db.conn import AnyResult, DriverParams, Params
 from causeflow.settings import Settings
 
 TxT = TypeVar("TxT")  # the engine's transaction handle (`db.engine.Tx`)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 BUSY_RETRY_SECONDS = 30.0  # how long BEGIN waits for another process's writer, without blocking
 CHECKPOINT_SECONDS = 1.0  # at most one background WAL checkpoint per second of group commits
@@ -67,24 +71,26 @@ class SyncConnection:
         self.sync_connection = conn
 
     @property
-    def dialect(self) -> Any:
+    def dialect(self) -> Dialect:
         return self.sync_connection.dialect
 
-    async def execute(self, stmt: Any, params: Any = None) -> Any:
+    async def execute(self, stmt: Executable, params: Params | None = None, /) -> AnyResult:
         if params is None:
             return self.sync_connection.execute(stmt)
         return self.sync_connection.execute(stmt, params)
 
-    async def scalar(self, stmt: Any, params: Any = None) -> Any:
+    async def scalar(self, stmt: Executable, params: Mapping[str, Any] | None = None, /) -> Any:
         return (await self.execute(stmt, params)).scalar()
 
-    async def scalars(self, stmt: Any, params: Any = None) -> Any:
+    async def scalars(self, stmt: Executable, params: Params | None = None, /) -> ScalarResult[Any]:
         return (await self.execute(stmt, params)).scalars()
 
-    async def exec_driver_sql(self, sql: str, params: Any = None) -> Any:
+    async def exec_driver_sql(self, sql: str, params: DriverParams | None = None, /) -> AnyResult:
         return self.sync_connection.exec_driver_sql(sql, params)
 
-    async def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run_sync(
+        self, fn: Callable[Concatenate[Connection, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         return fn(self.sync_connection, *args, **kwargs)
 
 
@@ -110,7 +116,7 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

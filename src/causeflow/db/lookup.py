@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, Table, bindparam, select
 
 from causeflow import ids
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.errors import NotFound
 
 # table name -> its lookup, built once (building a statement costs more than running it)
@@ -18,8 +19,8 @@ _BY_ID: dict[str, Select[Any]] = {}
 
 
 async def tenant_row(
-    conn: Any, table: Table, tenant_id: str, row_id: str, *, prefix: str, what: str
-) -> Any:
+    conn: Conn, table: Table, tenant_id: str, row_id: str, *, prefix: str, what: str
+) -> AnyRow:
     """The row of `table` with this id in this tenant, else NotFound `<what>_not_found`."""
     row = None
     if ids.is_id(row_id, prefix):

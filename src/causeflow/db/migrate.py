@@ -6,12 +6,12 @@ On PostgreSQL an advisory lock makes concurrent starters migrate one at a time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
 
 from causeflow.db.engine import async_url, null_pool_engine
 from causeflow.db.files import prepare_sqlite_store
@@ -21,7 +21,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x43617573  # "Caus"
 
 
-def alembic_config(connection: Any = None, metadata: Any = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, metadata: MetaData | None = None
+) -> Config:
     """`metadata`: the complete schema (`causeflow.schema.metadata`), needed only to generate
     a revision."""
     cfg = Config()
@@ -31,11 +33,11 @@ def alembic_config(connection: Any = None, metadata: Any = None) -> Config:
     return cfg
 
 
-def _upgrade(connection: Any) -> None:
+def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _current(connection: Any) -> str | None:
+def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, select
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.dialect import NOTIFY_CHANNEL
 from causeflow.db.engine import Tx
 from causeflow.event.tables import event_heads, events
@@ -180,7 +181,7 @@ async def append_events(
     return stored
 
 
-def _row_to_event(row: Any) -> StoredEvent:
+def _row_to_event(row: AnyRow) -> StoredEvent:
     return StoredEvent(
         row.id,
         row.tenant_id,
@@ -194,7 +195,7 @@ def _row_to_event(row: Any) -> StoredEvent:
 
 
 async def read_after(
-    conn: Any,
+    conn: Conn,
     tenant_id: str,
     after_position: int,
     *,
@@ -218,7 +219,7 @@ async def read_after(
     return [_row_to_event(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def find_event(conn: Any, tenant_id: str, event_id: str) -> StoredEvent | None:
+async def find_event(conn: Conn, tenant_id: str, event_id: str) -> StoredEvent | None:
     row = (
         await conn.execute(
             select(events).where(events.c.id == event_id, events.c.tenant_id == tenant_id)
@@ -230,12 +231,12 @@ async def find_event(conn: Any, tenant_id: str, event_id: str) -> StoredEvent | 
 _HEAD_POSITION = select(event_heads.c.position).where(event_heads.c.tenant_id == bindparam("t"))
 
 
-async def head_position(conn: Any, tenant_id: str) -> int:
+async def head_position(conn: Conn, tenant_id: str) -> int:
     value = (await conn.execute(_HEAD_POSITION, {"t": tenant_id})).scalar()
     return int(value or 0)
 
 
-async def count_after(conn: Any, tenant_id: str, after_position: int, limit: int) -> int:
+async def count_after(conn: Conn, tenant_id: str, after_position: int, limit: int) -> int:
     """How many events follow a position, counting at most `limit + 1` (cheap bound check)."""
     sub = (
         select(events.c.position)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import RowMapping, and_, bindparam, delete, or_, select, update
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
 from causeflow.event.log import NewEvent, append_event, append_events, lock_log_head, read_after
@@ -27,7 +28,7 @@ ALERTS_SHOWN = 100
 EVENTS_SHOWN = 1000
 
 
-def incident_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def incident_view(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     resolved_at = row["resolved_at"]
     return {
         "id": row["id"],
@@ -46,7 +47,7 @@ def incident_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def alert_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def alert_view(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     return {
         "id": row["id"],
         "provider": row["provider"],
@@ -126,19 +127,21 @@ _ROW = select(incidents).where(
 _ROW_LOCKED = _ROW.with_for_update()  # rendered as nothing on SQLite (one writer)
 
 
-async def _row(conn: Any, tenant_id: str, incident_id: str, *, lock: bool = False) -> Any:
+async def _row(
+    conn: Conn, tenant_id: str, incident_id: str, *, lock: bool = False
+) -> AnyRow | None:
     params = {"b_id": incident_id, "b_tenant": tenant_id}
     return (await conn.execute(_ROW_LOCKED if lock else _ROW, params)).first()
 
 
-async def get_incident(conn: Any, tenant_id: str, incident_id: str) -> dict[str, Any]:
+async def get_incident(conn: Conn, tenant_id: str, incident_id: str) -> dict[str, Any]:
     row = await _row(conn, tenant_id, incident_id)
     if row is None:
         raise NotFound("no such incident", code="incident_not_found")
     return incident_view(row._mapping)
 
 
-async def get_incident_detail(conn: Any, tenant_id: str, incident_id: str) -> dict[str, Any]:
+async def get_incident_detail(conn: Conn, tenant_id: str, incident_id: str) -> dict[str, Any]:
     """The incident with its latest alerts (oldest first) and its events in log order."""
     view = await get_incident(conn, tenant_id, incident_id)
     recent = (
@@ -157,7 +160,7 @@ async def get_incident_detail(conn: Any, tenant_id: str, incident_id: str) -> di
 
 
 async def list_incidents(
-    conn: Any,
+    conn: Conn,
     tenant_id: str,
     *,
     statuses: frozenset[str] | None,
@@ -184,7 +187,7 @@ async def list_incidents(
     return [incident_view(r._mapping) for r in (await conn.execute(stmt)).all()]
 
 
-async def reclaim_fingerprint(tx: Tx, row: Any) -> bool:
+async def reclaim_fingerprint(tx: Tx, row: AnyRow) -> bool:
     """A reopened incident takes its (tenant, provider, fingerprint) key back, so a re-fire
     of its alert attaches to it again; False when it has no key or when another incident
     opened for the key meanwhile, which keeps it (the newer claim wins).
@@ -205,7 +208,7 @@ async def reclaim_fingerprint(tx: Tx, row: Any) -> bool:
 
 
 async def _apply_move(
-    tx: Tx, row: Any, new_status: str, now_ms: int, reason: str | None
+    tx: Tx, row: AnyRow, new_status: str, now_ms: int, reason: str | None
 ) -> dict[str, Any]:
     values: dict[str, Any] = {"status": new_status, "updated_at": now_ms}
     if new_status == "resolved":

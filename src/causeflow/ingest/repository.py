@@ -7,6 +7,7 @@ write path of the service. Everything runs in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -70,7 +71,12 @@ def _insert_ignoring(tx: Tx, name: str) -> Any:
 
 
 async def claim_delivery(
-    tx: Tx, tenant_id: str, provider: str, delivery_id: str, now_ms: int, fresh: Any
+    tx: Tx,
+    tenant_id: str,
+    provider: str,
+    delivery_id: str,
+    now_ms: int,
+    fresh: Callable[[int], bool],
 ) -> str | None:
     """Record a delivery id; the first answer instead when `fresh(received_at)` says it counts.
 

@@ -17,6 +17,7 @@ from sqlalchemy import and_, select, update
 from causeflow import ids
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict
@@ -45,7 +46,7 @@ def open_config(box: SecretBox, stored: str | None) -> dict[str, Any]:
     return json.loads(box.open(sealed)) if sealed else {}  # type: ignore[no-any-return]
 
 
-def integration_view(row: Any) -> dict[str, Any]:
+def integration_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "provider": row.provider,
@@ -59,18 +60,18 @@ def integration_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def _row(conn: Any, tenant_id: str, integration_id: str) -> Any:
+async def _row(conn: Conn, tenant_id: str, integration_id: str) -> AnyRow:
     return await tenant_row(
         conn, integrations, tenant_id, integration_id, prefix="int", what="integration"
     )
 
 
-async def get_integration(conn: Any, tenant_id: str, integration_id: str) -> dict[str, Any]:
+async def get_integration(conn: Conn, tenant_id: str, integration_id: str) -> dict[str, Any]:
     return integration_view(await _row(conn, tenant_id, integration_id))
 
 
 async def list_integrations(
-    conn: Any, tenant_id: str, *, status: str | None, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, *, status: str | None, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     cond = [integrations.c.tenant_id == tenant_id]
     if status:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, select, update
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict, InvalidTransition
@@ -22,7 +23,7 @@ from causeflow.event.log import append_event
 from causeflow.remediation.tables import approvals
 
 
-def approval_view(row: Any) -> dict[str, Any]:
+def approval_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "incidentId": row.incident_id,
@@ -37,7 +38,7 @@ def approval_view(row: Any) -> dict[str, Any]:
     }
 
 
-def approval_summary(row: Any) -> dict[str, Any]:
+def approval_summary(row: AnyRow) -> dict[str, Any]:
     """What a remediation shows of its approval."""
     return {
         "id": row.id,
@@ -48,12 +49,12 @@ def approval_summary(row: Any) -> dict[str, Any]:
     }
 
 
-async def get_approval_row(conn: Any, tenant_id: str, approval_id: str) -> Any:
+async def get_approval_row(conn: Conn, tenant_id: str, approval_id: str) -> AnyRow:
     return await tenant_row(conn, approvals, tenant_id, approval_id, prefix="apr", what="approval")
 
 
 async def list_pending(
-    conn: Any,
+    conn: Conn,
     tenant_id: str,
     *,
     now_ms: int,
@@ -77,7 +78,7 @@ async def list_pending(
     return [approval_view(r) for r in (await conn.execute(stmt)).all()]
 
 
-async def approvals_of(conn: Any, tenant_id: str, remediation_ids: list[str]) -> dict[str, Any]:
+async def approvals_of(conn: Conn, tenant_id: str, remediation_ids: list[str]) -> dict[str, AnyRow]:
     """The approval row of each remediation that has one (a remediation has at most one)."""
     if not remediation_ids:
         return {}
@@ -87,7 +88,7 @@ async def approvals_of(conn: Any, tenant_id: str, remediation_ids: list[str]) ->
     return {r.remediation_id: r for r in (await conn.execute(stmt)).all()}
 
 
-async def pending_for_remediation(conn: Any, tenant_id: str, remediation_id: str) -> Any | None:
+async def pending_for_remediation(conn: Conn, tenant_id: str, remediation_id: str) -> AnyRow | None:
     stmt = select(approvals).where(
         approvals.c.tenant_id == tenant_id,
         approvals.c.remediation_id == remediation_id,
@@ -105,7 +106,7 @@ async def request_approval(
     title: str,
     now_ms: int,
     ttl_seconds: int,
-) -> Any:
+) -> AnyRow:
     """A pending approval expiring `ttl_seconds` from now, and its `approval.requested`."""
     approval_id = ids.new_id("apr", now_ms)
     expires_at = now_ms + ttl_seconds * 1000
@@ -137,7 +138,7 @@ async def request_approval(
     return await get_approval_row(tx.conn, tenant_id, approval_id)
 
 
-def check_answerable(row: Any, now_ms: int) -> None:
+def check_answerable(row: AnyRow, now_ms: int) -> None:
     """409 unless a person may still answer this approval."""
     if row.status != "pending":
         raise InvalidTransition(
@@ -151,7 +152,7 @@ def check_answerable(row: Any, now_ms: int) -> None:
 
 async def claim_approval(
     tx: Tx,
-    row: Any,
+    row: AnyRow,
     *,
     decision: str,
     decided_by: str | None,

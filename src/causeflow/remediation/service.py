@@ -16,6 +16,7 @@ from sqlalchemy import and_, select, update
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import InvalidTransition
@@ -31,7 +32,7 @@ async def lock_tenant(tx: Tx, tenant_id: str) -> None:
     await next_positions(tx, tenant_id, 0)
 
 
-def remediation_view(row: Any, approval: Any | None) -> dict[str, Any]:
+def remediation_view(row: AnyRow, approval: AnyRow | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "incidentId": row.incident_id,
@@ -49,26 +50,26 @@ def remediation_view(row: Any, approval: Any | None) -> dict[str, Any]:
     }
 
 
-async def _incident_exists(conn: Any, tenant_id: str, incident_id: str) -> None:
+async def _incident_exists(conn: Conn, tenant_id: str, incident_id: str) -> None:
     from causeflow.incident.tables import incidents
 
     await tenant_row(conn, incidents, tenant_id, incident_id, prefix="inc", what="incident")
 
 
-async def _row(conn: Any, tenant_id: str, remediation_id: str) -> Any:
+async def _row(conn: Conn, tenant_id: str, remediation_id: str) -> AnyRow:
     return await tenant_row(
         conn, remediations, tenant_id, remediation_id, prefix="rem", what="remediation"
     )
 
 
-async def get_remediation(conn: Any, tenant_id: str, remediation_id: str) -> dict[str, Any]:
+async def get_remediation(conn: Conn, tenant_id: str, remediation_id: str) -> dict[str, Any]:
     row = await _row(conn, tenant_id, remediation_id)
     found = await approvals.approvals_of(conn, tenant_id, [row.id])
     return remediation_view(row, found.get(row.id))
 
 
 async def list_remediations(
-    conn: Any, tenant_id: str, incident_id: str, *, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, incident_id: str, *, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """An incident's remediations, oldest first (404 for an incident not the tenant's)."""
     await _incident_exists(conn, tenant_id, incident_id)
@@ -142,7 +143,7 @@ async def propose_remediation(
     return await get_remediation(tx.conn, tenant_id, remediation_id)
 
 
-async def _set_status(tx: Tx, row: Any, status: str, now_ms: int, **values: Any) -> None:
+async def _set_status(tx: Tx, row: AnyRow, status: str, now_ms: int, **values: Any) -> None:
     """Move the remediation from the status it was read in; 409 if someone moved it first."""
     stmt = (
         update(remediations)
@@ -154,7 +155,7 @@ async def _set_status(tx: Tx, row: Any, status: str, now_ms: int, **values: Any)
 
 
 async def _resolve_pending_approval(
-    tx: Tx, row: Any, *, decision: str, actor: str, notes: str | None, now_ms: int
+    tx: Tx, row: AnyRow, *, decision: str, actor: str, notes: str | None, now_ms: int
 ) -> None:
     pending = await approvals.pending_for_remediation(tx.conn, row.tenant_id, row.id)
     if pending is None:
@@ -229,7 +230,7 @@ async def reject_remediation(
     return await get_remediation(tx.conn, tenant_id, remediation_id)
 
 
-async def expire_approval(tx: Tx, approval: Any, now_ms: int) -> bool:
+async def expire_approval(tx: Tx, approval: AnyRow, now_ms: int) -> bool:
     """Expire one overdue approval: approval.resolved (expired), remediation.rejected
     (approval_expired) and the incident move. False if another decider got there first."""
     await lock_tenant(tx, approval.tenant_id)

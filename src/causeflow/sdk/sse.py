@@ -85,5 +85,5 @@ def reconnect_delay(attempt: int, *, base: float, cap: float, jitter: float) -> 
         raise ValueError("attempt must be >= 0")
     if not 0.0 <= jitter <= 1.0:
         raise ValueError("jitter must be within [0, 1]")
-    raw = min(cap, base * (2 ** min(attempt, 32)))
+    raw = min(cap, base * (2.0 ** min(attempt, 32)))
     return raw * (0.5 + 0.5 * jitter)

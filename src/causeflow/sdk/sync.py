@@ -83,7 +83,7 @@ def _blocking(
     fn: Callable[Concatenate[G, P], Coroutine[Any, Any, R]],
 ) -> Callable[Concatenate[_SyncGroup[G], P], R]:
     @functools.wraps(fn)
-    def call(self: _SyncGroup[G], *args: P.args, **kwargs: P.kwargs) -> R:
+    def call(self: _SyncGroup[G], /, *args: P.args, **kwargs: P.kwargs) -> R:
         return self._runner.run(fn(self._group, *args, **kwargs))
 
     return call
@@ -93,7 +93,7 @@ def _iterating(
     fn: Callable[Concatenate[G, P], AsyncIterator[R]],
 ) -> Callable[Concatenate[_SyncGroup[G], P], Iterator[R]]:
     @functools.wraps(fn)
-    def call(self: _SyncGroup[G], *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+    def call(self: _SyncGroup[G], /, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
         return self._runner.iterate(fn(self._group, *args, **kwargs))
 
     return call

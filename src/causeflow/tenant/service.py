@@ -15,6 +15,7 @@ from causeflow.auth import apikeys
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
 from causeflow.context import AppContext
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
 from causeflow.event.log import append_event
@@ -24,7 +25,7 @@ from causeflow.tenant.tables import tenants
 INBOUND_SECRET_NAMES = ("sentry", "pagerduty", "grafana")
 
 
-def tenant_view(row: Any) -> dict[str, Any]:
+def tenant_view(row: AnyRow) -> dict[str, Any]:
     inbound = loads(row.inbound or "{}")
     return {
         "id": row.id,
@@ -119,14 +120,14 @@ async def provision(ctx: AppContext, *, name: str, plan: str | None = None) -> P
     return Provisioned(tenant, api_key, ingest_key, webhook_secret, token)
 
 
-async def get_tenant_row(conn: Any, tenant_id: str) -> Any:
+async def get_tenant_row(conn: Conn, tenant_id: str) -> AnyRow:
     row = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
     if row is None:
         raise NotFound("no such tenant")
     return row
 
 
-async def list_tenants(conn: Any, *, after_id: str | None, limit: int) -> list[dict[str, Any]]:
+async def list_tenants(conn: Conn, *, after_id: str | None, limit: int) -> list[dict[str, Any]]:
     cond = [tenants.c.id > after_id] if after_id else []
     stmt = select(tenants).where(and_(True, *cond)).order_by(tenants.c.id).limit(limit)
     return [tenant_view(r) for r in (await conn.execute(stmt)).all()]
@@ -186,7 +187,7 @@ async def update_tenant(
 
 
 async def inbound_settings(
-    conn: Any, tenant_id: str, box: SecretBox
+    conn: Conn, tenant_id: str, box: SecretBox
 ) -> tuple[dict[str, Any], dict[str, str]] | None:
     """(inbound settings, provider secrets) for the inbound endpoint; None if no such tenant."""
     row = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).first()

@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, func, select, update
 from causeflow import ids
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict
@@ -40,7 +41,7 @@ from causeflow.trigger.tables import trigger_events, triggers
 MAX_CHANGE_INCIDENTS = 100
 
 
-def trigger_view(row: Any) -> dict[str, Any]:
+def trigger_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "slug": row.slug,
@@ -51,16 +52,16 @@ def trigger_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def _row(conn: Any, tenant_id: str, trigger_id: str) -> Any:
+async def _row(conn: Conn, tenant_id: str, trigger_id: str) -> AnyRow:
     return await tenant_row(conn, triggers, tenant_id, trigger_id, prefix="trg", what="trigger")
 
 
-async def get_trigger(conn: Any, tenant_id: str, trigger_id: str) -> dict[str, Any]:
+async def get_trigger(conn: Conn, tenant_id: str, trigger_id: str) -> dict[str, Any]:
     return trigger_view(await _row(conn, tenant_id, trigger_id))
 
 
 async def list_triggers(
-    conn: Any, tenant_id: str, *, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, *, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     cond = [triggers.c.tenant_id == tenant_id]
     if after_id:
@@ -69,7 +70,7 @@ async def list_triggers(
     return [trigger_view(r) for r in (await conn.execute(stmt)).all()]
 
 
-def _data(row: Any) -> dict[str, Any]:
+def _data(row: AnyRow) -> dict[str, Any]:
     return {"triggerId": row.id, "triggerSlug": row.slug, "provider": row.provider}
 
 
@@ -139,7 +140,7 @@ async def _open_or_attach(
 
 
 async def _record_change(
-    tx: Tx, tenant_id: str, trigger: Any, change: actions.Change, now_ms: int
+    tx: Tx, tenant_id: str, trigger: AnyRow, change: actions.Change, now_ms: int
 ) -> list[str]:
     """The change as an entry (status `change`) among the alerts of each incident of its
     service that is not resolved or closed; their ids, oldest incident first."""

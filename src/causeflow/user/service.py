@@ -9,13 +9,14 @@ from sqlalchemy.exc import IntegrityError
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound
 from causeflow.event.log import append_event
 from causeflow.user.tables import users
 
 
-def user_view(row: Any) -> dict[str, Any]:
+def user_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "email": row.email,
@@ -26,7 +27,7 @@ def user_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def _get(conn: Any, tenant_id: str, user_id: str) -> Any:
+async def _get(conn: Conn, tenant_id: str, user_id: str) -> AnyRow:
     row = (
         await conn.execute(
             select(users).where(users.c.id == user_id, users.c.tenant_id == tenant_id)
@@ -37,12 +38,12 @@ async def _get(conn: Any, tenant_id: str, user_id: str) -> Any:
     return row
 
 
-async def get_user(conn: Any, tenant_id: str, user_id: str) -> dict[str, Any]:
+async def get_user(conn: Conn, tenant_id: str, user_id: str) -> dict[str, Any]:
     return user_view(await _get(conn, tenant_id, user_id))
 
 
 async def list_users(
-    conn: Any, tenant_id: str, *, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, *, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     cond = [users.c.tenant_id == tenant_id]
     if after_id:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
+from causeflow.db.conn import AnyResult, AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.event.tables import event_heads, events
 from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, subscriptions
@@ -18,16 +19,17 @@ from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, sub
 # --- subscriptions -------------------------------------------------------------------------
 
 
-async def count_subscriptions(conn: Any, tenant_id: str) -> int:
+async def count_subscriptions(conn: Conn, tenant_id: str) -> int:
     stmt = select(func.count()).select_from(subscriptions)
-    return int((await conn.execute(stmt.where(subscriptions.c.tenant_id == tenant_id))).scalar())
+    stmt = stmt.where(subscriptions.c.tenant_id == tenant_id)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def insert_subscription(tx: Tx, values: dict[str, Any]) -> None:
     await tx.execute(subscriptions.insert().values(**values))
 
 
-async def get_subscription(conn: Any, tenant_id: str, subscription_id: str) -> Any:
+async def get_subscription(conn: Conn, tenant_id: str, subscription_id: str) -> AnyRow | None:
     stmt = select(subscriptions).where(
         subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id
     )
@@ -35,8 +37,8 @@ async def get_subscription(conn: Any, tenant_id: str, subscription_id: str) -> A
 
 
 async def list_subscriptions(
-    conn: Any, tenant_id: str, *, after_id: str | None, limit: int
-) -> list[Any]:
+    conn: Conn, tenant_id: str, *, after_id: str | None, limit: int
+) -> list[AnyRow]:
     cond = [subscriptions.c.tenant_id == tenant_id]
     if after_id is not None:
         cond.append(subscriptions.c.id > after_id)
@@ -83,7 +85,7 @@ async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: i
     return int((await tx.execute(stmt)).rowcount)
 
 
-async def get_delivery(conn: Any, tenant_id: str, delivery_id: str) -> Any:
+async def get_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> AnyRow | None:
     stmt = select(deliveries).where(
         deliveries.c.id == delivery_id, deliveries.c.tenant_id == tenant_id
     )
@@ -91,7 +93,7 @@ async def get_delivery(conn: Any, tenant_id: str, delivery_id: str) -> Any:
 
 
 async def list_deliveries(
-    conn: Any,
+    conn: Conn,
     tenant_id: str,
     subscription_id: str,
     *,
@@ -99,7 +101,7 @@ async def list_deliveries(
     event_types: frozenset[str] | None,
     before: tuple[int, str] | None,
     limit: int,
-) -> list[Any]:
+) -> list[AnyRow]:
     """Newest first, keyset on (created_at, id)."""
     cond = [deliveries.c.subscription_id == subscription_id, deliveries.c.tenant_id == tenant_id]
     if status is not None:
@@ -123,7 +125,7 @@ async def list_deliveries(
     return list((await conn.execute(stmt)).all())
 
 
-async def list_attempts(conn: Any, tenant_id: str, delivery_id: str, limit: int) -> list[Any]:
+async def list_attempts(conn: Conn, tenant_id: str, delivery_id: str, limit: int) -> list[AnyRow]:
     stmt = (
         select(attempts)
         .where(attempts.c.delivery_id == delivery_id, attempts.c.tenant_id == tenant_id)
@@ -180,8 +182,8 @@ async def recover_failed(
 
 
 async def events_in_window(
-    conn: Any, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
-) -> list[Any]:
+    conn: Conn, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
+) -> list[AnyRow]:
     stmt = (
         select(events.c.id, events.c.position, events.c.type, events.c.envelope)
         .where(
@@ -211,8 +213,8 @@ _EVENTS_AFTER = (
 
 
 async def events_after(
-    conn: Any, tenant_id: str, after_position: int, up_to: int, limit: int
-) -> Any:
+    conn: Conn, tenant_id: str, after_position: int, up_to: int, limit: int
+) -> AnyResult:
     params = {"b_tenant": tenant_id, "b_after": after_position, "b_up_to": up_to, "b_limit": limit}
     # the result itself: a caller may stop early and close it (rows are fetched as iterated)
     return await conn.execute(_EVENTS_AFTER, params)
@@ -231,7 +233,7 @@ _ADVANCE_CURSOR = (
 )
 
 
-async def read_cursor(conn: Any, tenant_id: str) -> int | None:
+async def read_cursor(conn: Conn, tenant_id: str) -> int | None:
     value = (await conn.execute(_READ_CURSOR, {"b_tenant": tenant_id})).scalar()
     return None if value is None else int(value)
 
@@ -254,7 +256,7 @@ async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int) -> bool:
     return int((await tx.execute(_ADVANCE_CURSOR, params)).rowcount) == 1
 
 
-async def tenants_behind(conn: Any, limit: int = 10_000) -> list[str]:
+async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
     """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
     stmt = (
         select(event_heads.c.tenant_id)

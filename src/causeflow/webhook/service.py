@@ -15,6 +15,7 @@ from typing import Any
 from causeflow import ids
 from causeflow.auth.crypto import SecretBox
 from causeflow.clock import ms_to_rfc3339
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
 from causeflow.event.log import build_envelope, next_positions
@@ -46,7 +47,7 @@ def _opt_time(ms: int | None) -> str | None:
     return ms_to_rfc3339(ms) if ms is not None else None
 
 
-def subscription_view(row: Any, box: SecretBox) -> dict[str, Any]:
+def subscription_view(row: AnyRow, box: SecretBox) -> dict[str, Any]:
     headers = loads(box.open(row.headers_enc)) if row.headers_enc else {}
     return {
         "id": row.id,
@@ -64,7 +65,7 @@ def subscription_view(row: Any, box: SecretBox) -> dict[str, Any]:
     }
 
 
-def delivery_view(row: Any) -> dict[str, Any]:
+def delivery_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "subscriptionId": row.subscription_id,
@@ -81,7 +82,7 @@ def delivery_view(row: Any) -> dict[str, Any]:
     }
 
 
-def attempt_view(row: Any) -> dict[str, Any]:
+def attempt_view(row: AnyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "createdAt": ms_to_rfc3339(row.created_at),
@@ -123,14 +124,14 @@ def delivery_row(
     }
 
 
-async def _require(conn: Any, tenant_id: str, subscription_id: str) -> Any:
+async def _require(conn: Conn, tenant_id: str, subscription_id: str) -> AnyRow:
     row = await repo.get_subscription(conn, tenant_id, subscription_id)
     if row is None:
         raise NotFound("no such webhook subscription", code="subscription_not_found")
     return row
 
 
-def _require_enabled(row: Any) -> None:
+def _require_enabled(row: AnyRow) -> None:
     if not row.enabled:
         raise Conflict(
             "the subscription is disabled; enable it first", code="subscription_disabled"
@@ -194,13 +195,13 @@ async def create_subscription(
 
 
 async def get_subscription(
-    conn: Any, tenant_id: str, subscription_id: str, box: SecretBox
+    conn: Conn, tenant_id: str, subscription_id: str, box: SecretBox
 ) -> dict[str, Any]:
     return subscription_view(await _require(conn, tenant_id, subscription_id), box)
 
 
 async def list_subscriptions(
-    conn: Any, tenant_id: str, box: SecretBox, *, after_id: str | None, limit: int
+    conn: Conn, tenant_id: str, box: SecretBox, *, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     rows = await repo.list_subscriptions(conn, tenant_id, after_id=after_id, limit=limit)
     return [subscription_view(r, box) for r in rows]
@@ -326,11 +327,11 @@ async def send_test(
         payload=envelope,
     )
     await repo.insert_deliveries(tx, [values])
-    return delivery_view(await repo.get_delivery(tx.conn, tenant_id, values["id"]))
+    return delivery_view(await _require_delivery(tx.conn, tenant_id, values["id"]))
 
 
 async def list_deliveries(
-    conn: Any,
+    conn: Conn,
     tenant_id: str,
     subscription_id: str,
     *,
@@ -352,26 +353,29 @@ async def list_deliveries(
     return [delivery_view(r) for r in rows]
 
 
-async def get_delivery(conn: Any, tenant_id: str, delivery_id: str) -> dict[str, Any]:
+async def _require_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> AnyRow:
     row = await repo.get_delivery(conn, tenant_id, delivery_id)
     if row is None:
         raise NotFound("no such delivery", code="delivery_not_found")
+    return row
+
+
+async def get_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> dict[str, Any]:
+    row = await _require_delivery(conn, tenant_id, delivery_id)
     tried = await repo.list_attempts(conn, tenant_id, delivery_id, _MAX_ATTEMPTS_SHOWN)
     return {**delivery_view(row), "attemptLog": [attempt_view(a) for a in tried]}
 
 
 async def retry_delivery(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) -> dict[str, Any]:
     """One more attempt now (same msg id, current url and secret); 409 while one is in flight."""
-    row = await repo.get_delivery(tx.conn, tenant_id, delivery_id)
-    if row is None:
-        raise NotFound("no such delivery", code="delivery_not_found")
+    row = await _require_delivery(tx.conn, tenant_id, delivery_id)
     sub = await repo.get_subscription(tx.conn, tenant_id, row.subscription_id)
     if sub is None:
         raise Conflict("its subscription was deleted", code="subscription_deleted")
     _require_enabled(sub)
     if await repo.schedule_retry(tx, tenant_id, delivery_id, now_ms) == 0:
         raise Conflict("an attempt of this delivery is in flight", code="delivery_in_flight")
-    return delivery_view(await repo.get_delivery(tx.conn, tenant_id, delivery_id))
+    return delivery_view(await _require_delivery(tx.conn, tenant_id, delivery_id))
 
 
 async def recover(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, select
 
 from causeflow.auth.crypto import SecretBox
+from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database, Tx
 from causeflow.jsonutil import loads
 from causeflow.webhook.tables import subscriptions
@@ -80,7 +81,7 @@ def matches(sub: Subscription, event_type: str, data: dict[str, Any]) -> bool:
     return True
 
 
-def from_row(row: Any, box: SecretBox) -> Subscription:
+def from_row(row: AnyRow, box: SecretBox) -> Subscription:
     events = tuple(loads(row.events))
     return Subscription(
         id=row.id,

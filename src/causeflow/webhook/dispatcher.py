@@ -6,6 +6,8 @@ commit in one transaction, so a crash neither skips nor repeats an event. Two di
 (PostgreSQL, several worker processes) may read the same batch, but the cursor moves by
 compare-and-set (`UPDATE … WHERE position = old`): the second's UPDATE waits on the row lock,
 then matches nothing, and it rolls back its copy. Woken by the broker; a slow poll is the net.
+Each event is matched by the subscription's rules in force when the event was committed (the
+versions a subscription keeps, `Subscription.version_at`), however late it is dispatched.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from causeflow.runtime import Component, Stop
 from causeflow.webhook import repository as repo
 from causeflow.webhook.queue import Claimed
 from causeflow.webhook.service import delivery_row
-from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
+from causeflow.webhook.subscriptions import (
+    Subscription,
+    SubscriptionCache,
+    rules_match,
+    subscription_cache,
+)
 
 log = logging.getLogger("causeflow.dispatcher")
 
@@ -55,31 +62,43 @@ def plan_deliveries(
 ) -> list[dict[str, Any]]:
     """The delivery rows for a batch of log rows (id, position, type, envelope). Pure.
 
-    A subscription receives an event only when the event's position is beyond its
-    `from_position`; each envelope is decoded once, and only if some subscription wants the type.
+    An event beyond a subscription's `from_position` is matched by its current rules; one at or
+    before it by the earlier version in force at the event's position, if any (none: the
+    subscription did not exist yet). Each envelope is decoded once, and only if some
+    subscription wants the type.
     """
     rows: list[dict[str, Any]] = []
-    wanted = {t for s in subs for t in s.events}
+    wanted: set[str] = set()
+    for sub in subs:
+        wanted |= sub.all_types()
     every = "*" in wanted
     for ev in events:
         if not every and ev.type not in wanted:
             continue
         data: dict[str, Any] | None = None
         for sub in subs:
-            if ev.position <= sub.from_position:
-                continue
-            if "*" not in sub.events and ev.type not in sub.events:
-                continue
+            if ev.position > sub.from_position:
+                if "*" not in sub.events and ev.type not in sub.events:
+                    continue
+                event_set, filter_, enabled = sub._event_set, sub.filter, sub.enabled
+            else:
+                rules = sub.version_at(ev.position) if sub.history else None
+                if rules is None or not rules.wants_type(ev.type):
+                    continue
+                # attempted only if it is enabled now too, as the engine treats a delivery
+                # that comes due while its subscription is disabled
+                event_set, filter_ = rules._event_set, rules.filter
+                enabled = rules.enabled and sub.enabled
             if data is None:
                 data = loads(ev.envelope).get("data") or {}
-            if sub.matches(ev.type, data):
+            if rules_match(sub.id, event_set, filter_, ev.type, data):
                 rows.append(
                     delivery_row(
                         tenant_id=tenant_id,
                         subscription_id=sub.id,
                         event_id=ev.id,
                         event_type=ev.type,
-                        enabled=sub.enabled,
+                        enabled=enabled,
                         now_ms=now_ms,
                     )
                 )
@@ -119,13 +138,13 @@ async def _dispatch(
     try:
         async with ctx.db.transaction() as tx:
             stored = await repo.read_cursor(tx, tenant_id)
-            cursor = stored or 0
+            cursor, generation = stored or (0, 0)
             head, subs = await cache.dispatch_set(tx, tenant_id)
             if head <= cursor:
                 return BatchResult(0, 0, False)
-            live = [s for s in subs if s.from_position < head]
-            # No subscription wants an event at or before the lowest from_position: skip those.
-            start = max(cursor, min((s.from_position for s in live), default=head))
+            live = [s for s in subs if s.first_position < head]
+            # No subscription wants an event at or before the lowest first position: skip those.
+            start = max(cursor, min((s.first_position for s in live), default=head))
             events: list[Any] = []
             full = False
             if start < head:
@@ -143,7 +162,7 @@ async def _dispatch(
                 for row in pending[:reserved]:
                     row["lease_owner"] = engine.owner
                     row["lease_until"] = now_ms + engine.lease_ms
-            await _write_batch(tx, tenant_id, stored is None, cursor, new_cursor, rows)
+            await _write_batch(tx, tenant_id, stored is None, cursor, new_cursor, rows, generation)
             if reserved:
                 assert engine is not None
                 handed = _handoff(pending[:reserved], events, live)
@@ -179,10 +198,11 @@ async def _read_events(
     fanout: dict[str, int] = {}
     every = 0
     for sub in subs:
-        if "*" in sub.events:
+        types = sub.all_types()  # every version's: an over-estimate at worst
+        if "*" in types:
             every += 1
         else:
-            for event_type in sub.events:
+            for event_type in types:
                 fanout[event_type] = fanout.get(event_type, 0) + 1
     taken: list[Any] = []
     result = await repo.events_after(tx, tenant_id, start, head, limit)
@@ -233,11 +253,12 @@ async def commit_batch(
     cursor: int,
     new_cursor: int,
     rows: list[dict[str, Any]],
+    generation: int = 0,
 ) -> bool:
     """Advance the cursor and insert planned deliveries in a transaction of their own."""
     try:
         async with ctx.db.transaction() as tx:
-            await _write_batch(tx, tenant_id, new, cursor, new_cursor, rows)
+            await _write_batch(tx, tenant_id, new, cursor, new_cursor, rows, generation)
             if any(r["status"] == "pending" for r in rows):
                 tx.after_commit(lambda: wake_deliveries(ctx))
     except _CursorMoved:
@@ -246,12 +267,19 @@ async def commit_batch(
 
 
 async def _write_batch(
-    tx: Tx, tenant_id: str, new: bool, cursor: int, new_cursor: int, rows: list[dict[str, Any]]
+    tx: Tx,
+    tenant_id: str,
+    new: bool,
+    cursor: int,
+    new_cursor: int,
+    rows: list[dict[str, Any]],
+    generation: int,
 ) -> None:
-    """The cursor's compare-and-set, then the deliveries; `_CursorMoved` if another won."""
+    """The cursor's compare-and-set, then the deliveries; `_CursorMoved` if another batch won
+    or a subscription delete came in between (the generation moved)."""
     if new:
         await repo.ensure_cursor(tx, tenant_id)
-    if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor):
+    if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor, generation):
         raise _CursorMoved
     await repo.insert_deliveries(tx, rows)
 

@@ -19,6 +19,7 @@ from causeflow import ids
 from causeflow.db.engine import Database, Tx
 from causeflow.event.log import append_event
 from causeflow.event.tables import events
+from causeflow.webhook.subscriptions import end_rules
 from causeflow.webhook.tables import PENDING, attempts, deliveries, subscriptions
 
 # The effects an outcome has on its subscription (none for test deliveries).
@@ -390,20 +391,38 @@ async def _subscription_effects(
 async def _disable(
     tx: Tx, o: Outcome, reason: str, now_ms: int, result: Recorded, *extra: Any
 ) -> None:
-    """Disable the subscription unless it already is; the event goes out once, with the change."""
-    done = await tx.execute(
-        update(subscriptions)
-        .where(subscriptions.c.id == o.subscription_id, subscriptions.c.enabled.is_(True), *extra)
-        .values(enabled=False, disabled_reason=reason, updated_at=now_ms)
-    )
-    if not done.rowcount:
+    """Disable the subscription unless it already is; the event goes out once, with the change.
+
+    Like a PATCH, the change of its rules starts at a log position (the event's): events
+    committed before keep the rules they were committed under (`end_rules`).
+    """
+    row = (
+        await tx.execute(
+            select(subscriptions)
+            .where(
+                subscriptions.c.id == o.subscription_id, subscriptions.c.enabled.is_(True), *extra
+            )
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
         return
-    await append_event(
+    stored = await append_event(
         tx,
         tenant_id=o.tenant_id,
         event_type="webhook.subscription_disabled",
         data={"subscriptionId": o.subscription_id, "url": o.url, "reason": reason},
         now_ms=now_ms,
+    )
+    await tx.execute(
+        update(subscriptions)
+        .where(subscriptions.c.id == o.subscription_id)
+        .values(
+            enabled=False,
+            disabled_reason=reason,
+            updated_at=now_ms,
+            **await end_rules(tx, row, stored.position),
+        )
     )
     result.events += 1
     result.disabled.append(o.subscription_id)

@@ -29,10 +29,15 @@ async def insert_subscription(tx: Tx, values: dict[str, Any]) -> None:
     await tx.execute(subscriptions.insert().values(**values))
 
 
-async def get_subscription(conn: Conn, tenant_id: str, subscription_id: str) -> AnyRow | None:
+async def get_subscription(
+    conn: Conn, tenant_id: str, subscription_id: str, *, for_update: bool = False
+) -> AnyRow | None:
+    """The row; `for_update` locks it until commit (PostgreSQL; SQLite has one writer)."""
     stmt = select(subscriptions).where(
         subscriptions.c.id == subscription_id, subscriptions.c.tenant_id == tenant_id
     )
+    if for_update:
+        stmt = stmt.with_for_update()
     return (await conn.execute(stmt)).first()
 
 
@@ -73,6 +78,8 @@ async def insert_deliveries(tx: Tx, rows: Sequence[dict[str, Any]]) -> None:
 
 
 async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
+    """Cancel the pending deliveries, leased ones too: their lease ends here, so a worker's
+    attempt already under way cannot record an outcome that would bring one back."""
     stmt = (
         update(deliveries)
         .where(
@@ -80,7 +87,13 @@ async def cancel_pending(tx: Tx, tenant_id: str, subscription_id: str, now_ms: i
             deliveries.c.tenant_id == tenant_id,
             deliveries.c.status == "pending",
         )
-        .values(status="cancelled", next_attempt_at=None, updated_at=now_ms)
+        .values(
+            status="cancelled",
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now_ms,
+        )
     )
     return int((await tx.execute(stmt)).rowcount)
 
@@ -220,7 +233,7 @@ async def events_after(
     return await conn.execute(_EVENTS_AFTER, params)
 
 
-_READ_CURSOR = select(dispatch_cursors.c.position).where(
+_READ_CURSOR = select(dispatch_cursors.c.position, dispatch_cursors.c.generation).where(
     dispatch_cursors.c.tenant_id == bindparam("b_tenant")
 )
 _ADVANCE_CURSOR = (
@@ -228,14 +241,22 @@ _ADVANCE_CURSOR = (
     .where(
         dispatch_cursors.c.tenant_id == bindparam("b_tenant"),
         dispatch_cursors.c.position == bindparam("b_old"),
+        dispatch_cursors.c.generation == bindparam("b_generation"),
     )
     .values(position=bindparam("b_new"))
 )
 
 
-async def read_cursor(conn: Conn, tenant_id: str) -> int | None:
-    value = (await conn.execute(_READ_CURSOR, {"b_tenant": tenant_id})).scalar()
-    return None if value is None else int(value)
+async def read_cursor(conn: Conn, tenant_id: str) -> tuple[int, int] | None:
+    """The cursor's position and generation; None before the tenant's first batch."""
+    row = (await conn.execute(_READ_CURSOR, {"b_tenant": tenant_id})).first()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+async def cursor_position(conn: Conn, tenant_id: str) -> int:
+    """How far the tenant's log has been dispatched (0 before its first batch)."""
+    stored = await read_cursor(conn, tenant_id)
+    return stored[0] if stored is not None else 0
 
 
 async def ensure_cursor(tx: Tx, tenant_id: str) -> None:
@@ -245,15 +266,31 @@ async def ensure_cursor(tx: Tx, tenant_id: str) -> None:
     await tx.execute(stmt)
 
 
-async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int) -> bool:
-    """Compare-and-set: True only if the cursor still stood at `old`.
+async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int, generation: int = 0) -> bool:
+    """Compare-and-set: True only if the cursor still stood at `old`, in `generation`.
 
     On PostgreSQL a second dispatcher's UPDATE waits for the first one's row lock, then
     re-reads the row, sees the moved position and matches nothing, so exactly one of them
-    commits a given batch.
+    commits a given batch. A subscription delete moves the generation the same way.
     """
-    params = {"b_tenant": tenant_id, "b_old": old, "b_new": new}
+    params = {"b_tenant": tenant_id, "b_old": old, "b_new": new, "b_generation": generation}
     return int((await tx.execute(_ADVANCE_CURSOR, params)).rowcount) == 1
+
+
+async def bump_generation(tx: Tx, tenant_id: str) -> None:
+    """A subscription of the tenant is going away: a batch read before this cannot commit.
+
+    Locks the cursor's row until commit: a dispatcher's compare-and-set either committed
+    before (its deliveries are then visible to the caller's later statements) or waits and
+    fails.
+    """
+    await ensure_cursor(tx, tenant_id)
+    stmt = (
+        update(dispatch_cursors)
+        .where(dispatch_cursors.c.tenant_id == tenant_id)
+        .values(generation=dispatch_cursors.c.generation + 1)
+    )
+    await tx.execute(stmt)
 
 
 async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:

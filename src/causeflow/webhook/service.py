@@ -3,7 +3,10 @@ replay. Functions take the caller's transaction (or read connection) and never c
 
 Secrets and extra headers are sealed with the service's `SecretBox` before they are stored.
 A subscription's `from_position` is the tenant's log head read under the head row's lock
-(`next_positions(tx, tenant, 0)`), so it receives exactly the events committed after it.
+(`next_positions(tx, tenant, 0)`), so it receives exactly the events committed after it. A
+change of its matching rules (events, filter, enabled) takes a new `from_position` the same
+way and keeps the rules it replaces (`subscriptions.end_rules`), so an event is matched by the
+rules in force when it was committed, however late it is dispatched.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from causeflow.webhook import rules
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
 from causeflow.webhook.ssrf import IPNetwork
-from causeflow.webhook.subscriptions import Subscription, from_row
+from causeflow.webhook.subscriptions import Subscription, end_rules, from_row
 
 MANUAL_DISABLE = "disabled_by_user"
 ENDPOINT_DISABLED = "endpoint_disabled"
@@ -124,8 +127,10 @@ def delivery_row(
     }
 
 
-async def _require(conn: Conn, tenant_id: str, subscription_id: str) -> AnyRow:
-    row = await repo.get_subscription(conn, tenant_id, subscription_id)
+async def _require(
+    conn: Conn, tenant_id: str, subscription_id: str, *, for_update: bool = False
+) -> AnyRow:
+    row = await repo.get_subscription(conn, tenant_id, subscription_id, for_update=for_update)
     if row is None:
         raise NotFound("no such webhook subscription", code="subscription_not_found")
     return row
@@ -217,19 +222,24 @@ async def update_subscription(
     destination: Destination,
     now_ms: int,
 ) -> dict[str, Any]:
-    """Apply the fields present in `changes` (a PATCH body with unset fields left out)."""
-    row = await _require(tx.conn, tenant_id, subscription_id)
+    """Apply the fields present in `changes` (a PATCH body with unset fields left out).
+
+    The URL, headers, description and rate apply to every attempt made from now on, pending
+    deliveries included. A change of the matching rules (events, filter, enabled) applies to
+    the events committed after this change; earlier ones keep the rules they were committed
+    under (the row is locked first, then the log head: the order the delivery engine's own
+    changes of a subscription take them in).
+    """
+    row = await _require(tx.conn, tenant_id, subscription_id, for_update=True)
     values: dict[str, Any] = {}
     rules_changed = False
     for name in ("url", "events", "enabled"):
         if name in changes and changes[name] is None:
             raise ValidationFailed.at(name, "may not be null")
     if "url" in changes:
-        url = rules.check_destination(
+        values["url"] = rules.check_destination(
             changes["url"], allow_http=destination.allow_http, allow=destination.allow
         )
-        rules_changed |= url != row.url
-        values["url"] = url
     if "events" in changes:
         events = dumps_str(rules.check_events(changes["events"]))
         rules_changed |= events != row.events
@@ -249,22 +259,34 @@ async def update_subscription(
         values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
+        rules_changed = True
         # Re-enabling starts afresh: the failure streak that disabled it is forgotten.
         values["disabled_reason"] = None if changes["enabled"] else MANUAL_DISABLE
         values["first_failure_at"] = None
     if rules_changed:
-        # Events from here on are matched by the new rules (same lock as at create).
-        values["from_position"] = await next_positions(tx, tenant_id, 0)
+        # Events from here on are matched by the new rules (same lock as at create); the
+        # events up to here keep the rules they were committed under.
+        boundary = await next_positions(tx, tenant_id, 0)
+        values.update(await end_rules(tx, row, boundary))
     values["updated_at"] = now_ms
     await repo.update_subscription(tx, tenant_id, subscription_id, values)
     return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
 
 
 async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
-    """Delete it and cancel its pending deliveries; returns how many were cancelled."""
+    """Delete it and cancel its pending deliveries; returns how many were cancelled.
+
+    No delivery of it is created after this commits: the dispatcher's cursor moves to a new
+    generation first, so a batch that read the subscription before cannot commit after, and a
+    batch that committed before has its deliveries cancelled here with the rest. An attempt a
+    worker already started may still reach the endpoint; its outcome is not recorded as the
+    delivery's status (the lease ends here), so it is never retried.
+    """
+    await repo.bump_generation(tx, tenant_id)
+    cancelled = await repo.cancel_pending(tx, tenant_id, subscription_id, now_ms)
     if await repo.delete_subscription(tx, tenant_id, subscription_id) == 0:
         raise NotFound("no such webhook subscription", code="subscription_not_found")
-    return await repo.cancel_pending(tx, tenant_id, subscription_id, now_ms)
+    return cancelled
 
 
 async def rotate_secret(

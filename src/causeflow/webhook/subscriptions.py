@@ -1,10 +1,15 @@
 """Subscriptions as the delivery path sees them: decrypted, matched against events, cached.
 
 `Subscription` is the in-memory form (secrets opened, headers decoded); `matches` is the pure
-rule for which events it receives. `SubscriptionCache` keeps them per process so neither the
-dispatcher nor the workers read or decrypt a subscription per delivery: entries live a few
-seconds and are dropped at once when this process changes them; other processes see a change
-within the TTL. `subscription_cache(ctx)` is the one instance of a process.
+rule for which events it receives. Its matching rules (types, filter, enabled) are versioned by
+log position: the row's columns are the rules for events after `from_position`, and `history`
+keeps the earlier versions still needed by the dispatcher, each for the events after its own
+start (`Rules.start`) up to the next version's start, so an event is matched by the rules in
+force when it was committed (`version_at`). `SubscriptionCache` keeps subscriptions per
+process so neither the dispatcher nor the workers read or decrypt a subscription per delivery:
+entries live a few seconds and are dropped at once when this process changes them; other
+processes see a change within the TTL. `subscription_cache(ctx)` is the one instance of a
+process.
 """
 
 from __future__ import annotations
@@ -18,13 +23,46 @@ from sqlalchemy import bindparam, select
 from causeflow.auth.crypto import SecretBox
 from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database, Tx
-from causeflow.jsonutil import loads
+from causeflow.jsonutil import dumps_str, loads
 from causeflow.webhook.tables import subscriptions
 
 if TYPE_CHECKING:
     from causeflow.context import AppContext
 
 OPERATIONAL_PREFIX = "webhook."
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """One earlier version of a subscription's matching rules: for events after `start`."""
+
+    start: int
+    events: tuple[str, ...]
+    filter: dict[str, Any] | None
+    enabled: bool
+    _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def wants_type(self, event_type: str) -> bool:
+        return "*" in self._event_set or event_type in self._event_set
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "events": list(self.events),
+            "filter": self.filter,
+            "enabled": self.enabled,
+        }
+
+
+def rules_of(item: dict[str, Any]) -> Rules:
+    events = tuple(item["events"])
+    return Rules(
+        start=int(item["start"]),
+        events=events,
+        filter=item.get("filter") or None,
+        enabled=bool(item["enabled"]),
+        _event_set=frozenset(events),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +85,26 @@ class Subscription:
     updated_at: int
     from_position: int
     _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # earlier versions of the matching rules, oldest first (see the module's docstring)
+    history: tuple[Rules, ...] = ()
+
+    @property
+    def first_position(self) -> int:
+        """It wants no event at or before this position (under any version of its rules)."""
+        return self.history[0].start if self.history else self.from_position
+
+    def version_at(self, position: int) -> Rules | None:
+        """The earlier rules in force for an event at `position` <= `from_position`."""
+        for rules in reversed(self.history):
+            if position > rules.start:
+                return rules
+        return None
+
+    def all_types(self) -> frozenset[str]:
+        """Every type some version of its rules wants ("*" included as such)."""
+        if not self.history:
+            return self._event_set
+        return self._event_set.union(*(r._event_set for r in self.history))
 
     def signing_secrets(self, now_ms: int) -> list[str]:
         """The current secret first, then the previous one while its overlap lasts."""
@@ -64,12 +122,23 @@ def matches(sub: Subscription, event_type: str, data: dict[str, Any]) -> bool:
 
     Operational events about a subscription are never delivered to that subscription.
     """
-    if "*" not in sub._event_set and event_type not in sub._event_set:
+    return rules_match(sub.id, sub._event_set, sub.filter, event_type, data)
+
+
+def rules_match(
+    sub_id: str,
+    event_set: frozenset[str],
+    filter_: dict[str, Any] | None,
+    event_type: str,
+    data: dict[str, Any],
+) -> bool:
+    """`matches` for any version of a subscription's rules."""
+    if "*" not in event_set and event_type not in event_set:
         return False
-    if event_type.startswith(OPERATIONAL_PREFIX) and data.get("subscriptionId") == sub.id:
+    if event_type.startswith(OPERATIONAL_PREFIX) and data.get("subscriptionId") == sub_id:
         return False
-    if sub.filter:
-        for key, wanted in sub.filter.items():
+    if filter_:
+        for key, wanted in filter_.items():
             if key not in data:
                 return False
             value = data[key]
@@ -102,7 +171,41 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         updated_at=row.updated_at,
         from_position=row.from_position,
         _event_set=frozenset(events),
+        history=history_of(row.rules_history),
     )
+
+
+def history_of(text: str | None) -> tuple[Rules, ...]:
+    """The stored `rules_history` column (a JSON list, oldest first) decoded."""
+    return tuple(rules_of(item) for item in loads(text)) if text else ()
+
+
+async def end_rules(tx: Tx, row: Any, boundary: int) -> dict[str, Any]:
+    """Column values that end the row's current matching rules at log position `boundary`.
+
+    `boundary` is the tenant's log head read under its lock, so every event up to it committed
+    under the current rules and every later one commits under the next. The current rules join
+    the history unless no event can fall under them (`boundary` is still `from_position`), and
+    versions that only cover events the dispatcher has passed are dropped: the history holds
+    just what undispatched events need.
+    """
+    from causeflow.webhook.repository import cursor_position
+
+    history = [r.to_json() for r in history_of(row.rules_history)]
+    if boundary > row.from_position:
+        history.append(
+            {
+                "start": row.from_position,
+                "events": loads(row.events),
+                "filter": loads(row.filter) if row.filter else None,
+                "enabled": bool(row.enabled),
+            }
+        )
+    dispatched = await cursor_position(tx, row.tenant_id)
+    # a version covers the events up to the next one's start (the last: up to `boundary`)
+    ends = [item["start"] for item in history[1:]] + [boundary]
+    kept = [item for item, end in zip(history, ends, strict=False) if end > dispatched]
+    return {"rules_history": dumps_str(kept) if kept else None, "from_position": boundary}
 
 
 _OF_TENANT = select(subscriptions).where(subscriptions.c.tenant_id == bindparam("b_tenant"))
@@ -156,9 +259,12 @@ class SubscriptionCache:
 
         The head is read first, then the rows: on PostgreSQL a subscription missing from the
         rows committed after that read, so its `from_position` is at least that head and it
-        wants no event up to it (on SQLite the write transaction sees neither change). The set
-        is valid for positions <= head. Rows are read each time (a few microseconds on the
-        writer); only a row that changed since the last read is decrypted again.
+        wants no event up to it; a change of its rules committed after that read starts at that
+        head or later, and the rules it replaced are in the history read with it (on SQLite the
+        write transaction sees neither change). A delete committed after the cursor was read
+        fails the batch's compare-and-set (the generation). The set is valid for positions <=
+        head. Rows are read each time (a few microseconds on the writer); only a row that
+        changed since the last read is decrypted again.
         """
         from causeflow.event.log import head_position
 

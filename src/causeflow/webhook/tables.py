@@ -39,9 +39,13 @@ subscriptions = Table(
     Column("rate_limit_per_second", Integer, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
-    # the tenant's log position when the subscription (or its matching rules) last changed:
-    # it receives events after that position only
+    # the tenant's log position when the subscription was created or its matching rules
+    # (events, filter, enabled) last changed: those columns match the events after it
     Column("from_position", BigInteger, nullable=False),
+    # the earlier versions of the matching rules the dispatcher may still need, oldest first:
+    # JSON [{"start", "events", "filter", "enabled"}], each for the events after its start up
+    # to the next version's; NULL when there are none
+    Column("rules_history", Text, nullable=True),
     Index("ix_subscriptions_tenant", "tenant_id", "id"),
 )
 
@@ -50,6 +54,9 @@ dispatch_cursors = Table(
     metadata,
     Column("tenant_id", Text, primary_key=True),
     Column("position", BigInteger, nullable=False),
+    # bumped by every subscription delete of the tenant: a batch planned before a delete
+    # cannot commit after it (its compare-and-set names the generation it read)
+    Column("generation", BigInteger, nullable=False, server_default="0"),
 )
 
 deliveries = Table(

@@ -9,21 +9,26 @@ store faithfully:
 - documents nested deeper than `MAX_DEPTH` levels (the encoder stops at 254, and stored
   bodies are embedded a few levels deeper in event envelopes);
 - integers outside the signed 64-bit range (orjson would turn them into inexact floats, other
-  readers and the databases' integers stop there).
+  readers and the databases' integers stop there);
+- objects with the same key twice (readers disagree on which one counts: the first, the last,
+  or an error), so no two parts of a system can read one document two ways.
 
-Duplicate object keys are not an error: the last one wins, as in orjson, the standard library
-and most other parsers. UTF-8 with a byte order mark, UTF-16 and UTF-32 (which the JSON RFC
-allows a reader to accept) are decoded first, as the standard library would.
+UTF-8 with a byte order mark, UTF-16 and UTF-32 (which the JSON RFC allows a reader to accept)
+are decoded first, as the standard library would.
 
-The checks cost a few microseconds per kilobyte: one pass of `bytes.translate` over the body
-tells whether it holds enough brackets to be deep or a run of 19 digits that might be a large
-integer; only then is the parsed value (depth) or the body (integers) examined again.
+The checks cost a few microseconds per kilobyte, all of it in C: the parsed value is written
+out again with orjson, and a duplicate key shows as fewer strings in that text than in the body
+(each string has two unescaped quotes, and a dropped member takes its key with it); one pass of
+`bytes.translate` tells whether the body holds enough brackets to be deep (then the writing is
+made to stop at MAX_DEPTH) or a run of 19 digits that may be a large integer (then the body is
+read again by the standard library, which hands over every integer literal's text).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import orjson
@@ -39,6 +44,10 @@ _SHAPE = bytes(
 _LONG_DIGITS = b"0" * 19  # shorter integers are all within the 64-bit range
 # What may come before a number literal (or before its minus sign).
 _BEFORE_NUMBER = frozenset(b"[,: \t\r\n")
+_INTEGER_LITERAL = re.compile(rb"-?[0-9]+(?![0-9.eE])")
+_INT_RANGE = (
+    "an integer is outside the signed 64-bit range (-2^63 to 2^63-1); send large numbers as strings"
+)
 
 
 class JsonRefused(json.JSONDecodeError):
@@ -83,10 +92,15 @@ def loads_body(data: bytes | bytearray | memoryview | str) -> Any:
         except orjson.JSONDecodeError as again:
             raise JsonRefused(_syntax_reason(again, body)) from None
     if len(body) < len(_LONG_DIGITS):
-        return value  # too short to nest deeply or to write a large integer
-    shape = body.translate(_SHAPE)
-    if shape.count(b"[") > MAX_DEPTH and not _within_depth(value):
-        raise JsonRefused(f"nested deeper than {MAX_DEPTH} levels")
+        shape = b""  # too short to nest deeply or to write a large integer
+    else:
+        shape = body.translate(_SHAPE)
+    if shape.count(b"[") > MAX_DEPTH:
+        canonical: bytes | None = _encode_within_depth(value)
+    else:
+        canonical = orjson.dumps(value) if b'"' in body else None
+    if canonical is not None and _delimiters(body) != _delimiters(canonical):
+        raise JsonRefused("an object has the same key twice")
     if _LONG_DIGITS in shape and _may_hold_large_integer(body, shape):
         _check_integers(body)
     return value
@@ -122,6 +136,10 @@ def _syntax_reason(exc: orjson.JSONDecodeError, body: bytes) -> str:
     at = body[exc.pos : exc.pos + 9].lstrip(b"-") if exc.pos >= 0 else b""
     if at.startswith((b"NaN", b"Infinity")):
         return "NaN and Infinity are not JSON numbers"
+    if "infinity" in exc.msg:  # a literal beyond the double range
+        if _INTEGER_LITERAL.match(body, max(exc.pos, 0)):
+            return _INT_RANGE
+        return "a number is beyond the range of a double"
     if "UTF-8" in exc.msg:
         return "not valid UTF-8 text"
     if "surrogate" in exc.msg:
@@ -142,17 +160,36 @@ def _encoder_depth() -> int:
     return 4095
 
 
-def _within_depth(value: Any) -> bool:
-    """Whether `value` nests at most MAX_DEPTH levels, measured by the encoder itself: wrapped in
-    enough lists that any deeper document passes the encoder's own limit, in C at full speed."""
+def _encode_within_depth(value: Any) -> bytes:
+    """`value` written out (wrapped in lists), or JsonRefused if it nests deeper than
+    MAX_DEPTH levels: measured by the encoder itself, whose limit the wrapping lists bring
+    down to MAX_DEPTH, in C at full speed. The wrapping adds brackets only, no quotes."""
     wrapped = value
     for _ in range(_encoder_depth() - MAX_DEPTH):
         wrapped = [wrapped]
     try:
-        orjson.dumps(wrapped)
+        return orjson.dumps(wrapped)
     except orjson.JSONEncodeError:
-        return False
-    return True
+        raise JsonRefused(f"nested deeper than {MAX_DEPTH} levels") from None
+
+
+def _delimiters(text: bytes) -> int:
+    """How many quotes of a JSON text open or close a string (twice its number of strings):
+    every quote but the escaped ones, those after an odd run of backslashes."""
+    quotes = text.count(b'"')
+    if b"\\" not in text:
+        return quotes
+    # `\` * k + `"` occurs once for every quote after at least k backslashes: the alternating
+    # sum over k counts each quote after an odd run once and one after an even run not at all.
+    pattern = b'\\"'
+    found = text.count(pattern)
+    sign = 1
+    while found:
+        quotes -= sign * found
+        sign = -sign
+        pattern = b"\\" + pattern
+        found = text.count(pattern)
+    return quotes
 
 
 def _may_hold_large_integer(body: bytes, shape: bytes) -> bool:
@@ -188,9 +225,6 @@ def _check_integers(body: bytes) -> None:
     try:
         json.loads(body, parse_int=_checked_int)
     except _OutOfRange:
-        raise JsonRefused(
-            "an integer is outside the signed 64-bit range (-2^63 to 2^63-1); "
-            "send large numbers as strings"
-        ) from None
+        raise JsonRefused(_INT_RANGE) from None
     except (ValueError, RecursionError):
         raise JsonRefused("not valid JSON") from None

@@ -46,7 +46,7 @@ def validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
         if err.get("type") == "json_invalid":
             # The body could not be read (`jsonutil.loads_body` says why).
             reason = (err.get("ctx") or {}).get("error")
-            message = f"the body is not valid JSON: {reason}" if reason else "the body is not JSON"
+            message = f"the body is not acceptable JSON: {reason}" if reason else "not JSON"
             out.append({"path": "body", "message": message})
             continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]

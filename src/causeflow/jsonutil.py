@@ -44,6 +44,7 @@ _SHAPE = bytes(
 _LONG_DIGITS = b"0" * 19  # shorter integers are all within the 64-bit range
 # What may come before a number literal (or before its minus sign).
 _BEFORE_NUMBER = frozenset(b"[,: \t\r\n")
+_FLOAT = (b".", b"e", b"E")
 _INTEGER_LITERAL = re.compile(rb"-?[0-9]+(?![0-9.eE])")
 _INT_RANGE = (
     "an integer is outside the signed 64-bit range (-2^63 to 2^63-1); send large numbers as strings"
@@ -96,10 +97,18 @@ def loads_body(data: bytes | bytearray | memoryview | str) -> Any:
     else:
         shape = body.translate(_SHAPE)
     if shape.count(b"[") > MAX_DEPTH:
-        canonical: bytes | None = _encode_within_depth(value)
+        canonical = _encode_within_depth(value)
     else:
-        canonical = orjson.dumps(value) if b'"' in body else None
-    if canonical is not None and _delimiters(body) != _delimiters(canonical):
+        canonical = orjson.dumps(value)
+    # Every string has two delimiting quotes, and every quote inside one is written `\"` by
+    # the encoder; the body writes them `\"` too unless it uses `\u0022`. So without that
+    # spelling, equal quote counts mean as many strings, and a dropped member (which takes
+    # at least its key along) shows as fewer.
+    if b"\\" in body and b"\\u0022" in body:
+        same = _delimiters(body) == _delimiters(canonical)
+    else:
+        same = body.count(b'"') == canonical.count(b'"')
+    if not same:
         raise JsonRefused("an object has the same key twice")
     if _LONG_DIGITS in shape and _may_hold_large_integer(body, shape):
         _check_integers(body)
@@ -175,34 +184,32 @@ def _encode_within_depth(value: Any) -> bytes:
 
 def _delimiters(text: bytes) -> int:
     """How many quotes of a JSON text open or close a string (twice its number of strings):
-    every quote but the escaped ones, those after an odd run of backslashes."""
-    quotes = text.count(b'"')
+    every quote but the escaped ones. Escapes pair up from the left (`\\\\` is one backslash),
+    so once the backslash pairs are gone, a quote after a backslash is an escaped one."""
     if b"\\" not in text:
-        return quotes
-    # `\` * k + `"` occurs once for every quote after at least k backslashes: the alternating
-    # sum over k counts each quote after an odd run once and one after an even run not at all.
-    pattern = b'\\"'
-    found = text.count(pattern)
-    sign = 1
-    while found:
-        quotes -= sign * found
-        sign = -sign
-        pattern = b"\\" + pattern
-        found = text.count(pattern)
-    return quotes
+        return text.count(b'"')
+    unpaired = text.replace(b"\\\\", b"")
+    return unpaired.count(b'"') - unpaired.count(b'\\"')
 
 
 def _may_hold_large_integer(body: bytes, shape: bytes) -> bool:
-    """Whether a run of 19 or more digits might be a number rather than part of a string: one
-    right after a quote or a letter (ids, hashes, digits in text) cannot be."""
+    """Whether a run of 19 or more digits might be an integer beyond 64 bits. Not one right
+    after a quote or a letter (ids, hashes, digits in text: a number cannot start there), nor
+    one followed by a fraction or an exponent (a float), nor 19 digits within the range."""
     at = shape.find(_LONG_DIGITS)
     while at >= 0:
+        space, bracket = shape.find(b" ", at), shape.find(b"[", at)
+        end = space if bracket < 0 or 0 <= space < bracket else bracket
+        if end < 0:
+            end = len(shape)
         before = at - 1
-        if before >= 0 and body[before] == 0x2D:  # "-"
+        negative = before >= 0 and body[before] == 0x2D  # "-"
+        if negative:
             before -= 1
-        if before < 0 or body[before] in _BEFORE_NUMBER:
-            return True
-        at = shape.find(_LONG_DIGITS, at + len(_LONG_DIGITS))
+        if (before < 0 or body[before] in _BEFORE_NUMBER) and body[end : end + 1] not in _FLOAT:
+            if end - at > len(_LONG_DIGITS) or int(body[at:end]) > INT_MAX + negative:
+                return True
+        at = shape.find(_LONG_DIGITS, end)
     return False
 
 

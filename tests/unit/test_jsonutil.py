@@ -93,6 +93,8 @@ def test_non_finite_numbers_are_refused(body: bytes):
         b'[{"ok": 1}, {"x": [], "y": 0, "x": []}]',
         b'{"k\\u0041": 1, "kA": 2}',  # the same key, spelt two ways
         b'{"a": "x\\"", "a": 1}',
+        b'{"a\\u0022": 1, "a\\"": 2}',  # a quote in a key, spelt two ways
+        b'{"\\u0022": "\\u0022", "\\"": 1}',
         nested(MAX_DEPTH - 1, b'{"d": 1, "d": 1}'),
     ],
 )
@@ -107,6 +109,7 @@ def test_duplicate_keys_are_refused(body: bytes):
         b'{"a": {"a": {"a": 1}}}',
         b'{"a": "x\\\\", "b": "\\"\\\\\\"", "c": "\\u0022"}',
         b'{"a\\"": 1, "a": 2}',
+        b'{"\\u0022": 1, "b": "\\"\\u0022\\"", "c": {"\\u0022": [1]}}',
     ],
 )
 def test_equal_keys_in_different_objects_are_fine(body: bytes):
@@ -174,3 +177,40 @@ def test_any_repeated_member_is_found(doc: dict[str, object]):
     body = orjson.dumps(doc)
     repeated = body[:-1] + b"," + orjson.dumps(key) + b":0}"
     assert "same key twice" in refused(repeated)
+
+
+def _ints(value: object) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [n for item in value for n in _ints(item)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _ints(item)]
+    return []
+
+
+any_numbers = st.recursive(
+    st.integers(-(2**70), 2**70)
+    | st.integers(INT_MAX - 3, INT_MAX + 3)
+    | st.integers(INT_MIN - 3, INT_MIN + 3)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.from_regex(r"[a-z:= \-]{0,3}[0-9]{17,22}", fullmatch=True),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "c"]), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(any_numbers, st.sampled_from([None, 1]))
+@settings(max_examples=300, deadline=None)
+def test_integers_are_refused_exactly_when_one_is_beyond_64_bits(value: object, indent: object):
+    body = json.dumps(value, indent=indent).encode()
+    beyond = any(not INT_MIN <= n <= INT_MAX for n in _ints(value))
+    if beyond:
+        assert "64-bit" in refused(body)
+    else:
+        assert loads_body(body) == json.loads(body)

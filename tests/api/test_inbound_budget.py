@@ -145,3 +145,19 @@ async def test_invalid_payloads_with_a_valid_key_spend_the_tenants_budget(tmp_pa
             assert resp.status_code == 400, resp.text
             assert resp.headers["x-ratelimit-remaining"] == str(TENANT_LIMIT - n - 1)
         _assert_429(await _post(service.client, tenant.id, 0, tenant.ingest_key), TENANT_LIMIT)
+
+
+async def test_bad_credentials_elsewhere_get_429_once_their_address_is_out_of_budget(
+    tmp_path: Path,
+):
+    async with running_service(make_settings(tmp_path, rate_limit_per_minute=3)) as service:
+        tenant = await service.tenant("acme")
+        bad = {"X-API-Key": "cflo_" + secrets.token_hex(32)}
+        codes = [
+            (await service.client.get("/v1/events", headers=bad)).status_code for _ in range(5)
+        ]
+        assert codes == [401, 401, 401, 429, 429]
+        _assert_429(await service.client.get("/v1/events", headers=bad), 3)
+        # A valid credential from that address has its tenant's budget.
+        ok = await service.client.get("/v1/events", headers=tenant.key_headers)
+        assert ok.status_code == 200, ok.text

@@ -201,13 +201,10 @@ class InboundBudget:
             )
 
     def refused_request(self) -> Decision:
-        """Spend the client address's budget of refused requests (once per request)."""
-        if not self.settled or self.decision is None:
-            self.settled = True
-            limit = self._ctx.settings.ingest_refused_rate_limit_per_minute
-            self.decision = self._ctx.limiter.hit(
-                f"ingest-refused:{self._client}", limit, self._now_ms
-            )
+        """Spend the client address's budget of refused requests."""
+        self.settled = True
+        limit = self._ctx.settings.ingest_refused_rate_limit_per_minute
+        self.decision = self._ctx.limiter.hit(f"ingest-refused:{self._client}", limit, self._now_ms)
         return self.decision
 
     def refusal(self, exc: CauseFlowError) -> CauseFlowError:

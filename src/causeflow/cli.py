@@ -118,14 +118,16 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """The service's own log lines (`causeflow.*`) to stderr at CAUSEFLOW_LOG_LEVEL; uvicorn
-    keeps its own loggers, and libraries' loggers are left alone (SQLAlchemy would log every
-    statement at INFO)."""
+    """The service's own log lines (`causeflow.*`) to stderr at CAUSEFLOW_LOG_LEVEL, one line
+    per record whatever text it quotes (`logtext.LogFormatter`); uvicorn keeps its own loggers,
+    and libraries' loggers are left alone (SQLAlchemy would log every statement at INFO)."""
+    from causeflow.logtext import LogFormatter
+
     logger = logging.getLogger("causeflow")
     if logger.handlers:  # configured already (an earlier call in this process, or the embedder)
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     name = settings.log_level.upper()
     level = logging.DEBUG if name == "TRACE" else logging.getLevelName(name)  # uvicorn's names

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     default_plan: str = "business"
     rate_limit_per_minute: int | None = None
     ingest_rate_limit_per_minute: int = 6000
+    ingest_refused_rate_limit_per_minute: int = 120
     rate_limit_sync_seconds: float = 0.5
     max_api_keys_per_tenant: int = 100
     max_subscriptions_per_tenant: int = 100

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from causeflow.api.responses import JSONResponse
 from causeflow.errors import CauseFlowError, Unavailable, ValidationFailed
+from causeflow.logtext import clean
 
 log = logging.getLogger("causeflow.api")
 
@@ -42,6 +43,12 @@ def error_response(
 def validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
     out = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            # The body could not be read (`jsonutil.loads_body` says why).
+            reason = (err.get("ctx") or {}).get("error")
+            message = f"the body is not acceptable JSON: {reason}" if reason else "not JSON"
+            out.append({"path": "body", "message": message})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         if err.get("loc", ("",))[0] in ("query", "path", "header"):
             loc = [str(p) for p in err["loc"]]
@@ -52,12 +59,12 @@ def validation_details(errors: list[dict[str, Any]]) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(
-            422,
-            "validation_error",
-            "the request is not valid",
-            validation_details(list(exc.errors())),
-        )
+        errors = list(exc.errors())
+        details = validation_details(errors)
+        message = "the request is not valid"
+        if errors and errors[0].get("type") == "json_invalid":
+            message = details["errors"][0]["message"]
+        return error_response(422, "validation_error", message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -97,7 +104,7 @@ def storage_failure(exc: Exception) -> CauseFlowError:
             and (exc.connection_invalidated or not sqlstate or sqlstate[:2] in ("08", "57", "53"))
         )
     ):
-        log.warning("database unavailable: %s", exc)
+        log.warning("database unavailable: %s", clean(exc, 500))
         return Unavailable("the database is unavailable", headers={"Retry-After": "2"})
     log.exception("database error", exc_info=exc)
     return CauseFlowError("an internal error occurred")

@@ -3,9 +3,11 @@
 Runs before routing so every `/v1` response, errors included, carries the rate-limit headers.
 The resolved principal (or None) is left in `scope["state"]["principal"]` for the route
 dependencies; an invalid credential is answered 401 here. The inbound alert endpoint
-authenticates itself (keys in four places), is budgeted per tenant from its path, and is
-answered from here by its own handler (`ingest.router.answer_inbound`): it is the hottest
-route, and the framework's routing would cost more than the handler.
+authenticates itself (keys in four places) and is answered from here by its own handler
+(`ingest.router.answer_inbound`): it is the hottest route, and the framework's routing would
+cost more than the handler. It is budgeted by `InboundBudget`: per tenant once a key of the
+tenant in its path is accepted, per client address while it is not, so that requests without
+the key never spend the tenant's budget.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from causeflow.context import AppContext
 from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
 from causeflow.jsonutil import dumps
 from causeflow.metrics import HTTP_REQUESTS
+from causeflow.ratelimit.limiter import Decision
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,6 +35,7 @@ SESSION_COOKIE = "cf_session"
 # Methods counted by name; anything else a client invents is one label, so it cannot grow the
 # metric without bound.
 _COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_LIMIT_MESSAGE = "rate limit of {} requests per minute exceeded"
 
 
 async def send_error(
@@ -100,15 +104,16 @@ class Gateway:
             return
 
         now_ms = ctx.clock.now_ms()
-        inbound: tuple[str, str] | None = None
         if path.startswith(INGEST_PREFIX):
             parts = path[len(INGEST_PREFIX) :].split("/")
-            tenant_id = parts[0]
-            if len(parts) == 2 and all(parts) and scope["method"] == "POST":
-                inbound = (tenant_id, parts[1])
-            decision = ctx.limiter.hit(
-                f"ingest:{tenant_id}", ctx.settings.ingest_rate_limit_per_minute, now_ms
-            )
+            if len(parts) == 2 and all(parts) and scope["method"] == "POST" and self._inbound:
+                # The hottest route skips the framework's routing and dependency machinery; it
+                # authenticates and budgets itself (`InboundBudget`).
+                await self._inbound(ctx, scope, receive, send, headers, parts[0], parts[1])
+                return
+            # Anything else under the inbound prefix carries no key anyone reads: it is budgeted
+            # like a refused inbound request of its client address.
+            decision = InboundBudget(ctx, scope).refused_request()
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             # Query tickets and the dashboard's session cookie are credentials for the stream
@@ -121,7 +126,10 @@ class Gateway:
                 principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
             except CauseFlowError as exc:
                 decision = self._budget(None, scope, now_ms, None)
-                await send_error(send, exc, decision.headers() if decision else [])
+                answer = exc
+                if not decision.allowed:  # the address has used up its budget
+                    answer = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
+                await send_error(send, answer, decision.headers())
                 return
             state["principal"] = principal
             plan = None
@@ -130,15 +138,8 @@ class Gateway:
             decision = self._budget(principal, scope, now_ms, plan)
         rl_headers = decision.headers() if decision else []
         if decision is not None and not decision.allowed:
-            retry = max(1, decision.reset - now_ms // 1000)
-            await send_error(
-                send,
-                RateLimited(
-                    f"rate limit of {decision.limit} requests per minute exceeded",
-                    headers={"Retry-After": str(retry)},
-                ),
-                rl_headers,
-            )
+            exceeded = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
+            await send_error(send, exceeded, rl_headers)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -146,13 +147,9 @@ class Gateway:
                 message["headers"] = list(message.get("headers", [])) + rl_headers
             await send(message)
 
-        if inbound is not None and self._inbound is not None:
-            # The hottest route skips the framework's routing and dependency machinery.
-            await self._inbound(ctx, scope, receive, send_with_headers, headers, *inbound)
-            return
         await self.app(scope, receive, send_with_headers)
 
-    def _budget(self, principal: Any, scope: Scope, now_ms: int, plan: str | None) -> Any:
+    def _budget(self, principal: Any, scope: Scope, now_ms: int, plan: str | None) -> Decision:
         settings = self.ctx.settings
         if principal is not None and principal.tenant_id is not None:
             bucket = f"tenant:{principal.tenant_id}"
@@ -162,6 +159,72 @@ class Gateway:
             bucket = f"ip:{client[0]}"
             limit = settings.plan_limit(settings.default_plan)
         return self.ctx.limiter.hit(bucket, limit, now_ms)
+
+
+def _exceeded(decision: Decision, now_ms: int, message: str) -> RateLimited:
+    retry = max(1, decision.reset - now_ms // 1000)
+    return RateLimited(message, headers={"Retry-After": str(retry)})
+
+
+class InboundBudget:
+    """The budget one inbound alert request is charged to, once it is known which applies.
+
+    A request that shows an `alerts:ingest` key of the tenant named in its path spends that
+    tenant's budget (`CAUSEFLOW_INGEST_RATE_LIMIT_PER_MINUTE`). One refused before that (no
+    key, an unknown or foreign key, a key without the scope, an unknown provider) spends its
+    client address's budget of refused requests instead
+    (`CAUSEFLOW_INGEST_REFUSED_RATE_LIMIT_PER_MINUTE`), and is answered 429 once that is used
+    up: without the key nobody can spend a tenant's budget. Counting is in memory
+    (`RateLimiter`); nothing here touches the database.
+    """
+
+    __slots__ = ("_ctx", "_now_ms", "_client", "decision", "settled")
+
+    def __init__(self, ctx: AppContext, scope: Scope) -> None:
+        self._ctx = ctx
+        self._now_ms = ctx.clock.now_ms()
+        client = scope.get("client") or ("anonymous", 0)
+        self._client = str(client[0])
+        self.decision: Decision | None = None
+        self.settled = False  # charged to one budget or the other
+
+    def charge_tenant(self, tenant_id: str) -> None:
+        """The key is one of `tenant_id`'s: spend its budget, or raise RateLimited."""
+        self.settled = True
+        limit = self._ctx.settings.ingest_rate_limit_per_minute
+        self.decision = self._ctx.limiter.hit(f"ingest:{tenant_id}", limit, self._now_ms)
+        if not self.decision.allowed:
+            raise _exceeded(
+                self.decision,
+                self._now_ms,
+                f"the inbound rate limit of {limit} requests per minute is exceeded",
+            )
+
+    def refused_request(self) -> Decision:
+        """Spend the client address's budget of refused requests."""
+        self.settled = True
+        limit = self._ctx.settings.ingest_refused_rate_limit_per_minute
+        self.decision = self._ctx.limiter.hit(f"ingest-refused:{self._client}", limit, self._now_ms)
+        return self.decision
+
+    def refusal(self, exc: CauseFlowError) -> CauseFlowError:
+        """What to answer a refused request with: `exc`, or 429 once its client address has
+        used up its budget of refused requests. A request already charged to its tenant
+        keeps its own answer."""
+        if self.settled:
+            return exc
+        decision = self.refused_request()
+        if decision.allowed:
+            return exc
+        return _exceeded(
+            decision,
+            self._now_ms,
+            f"too many refused inbound requests from this address "
+            f"(at most {decision.limit} per minute)",
+        )
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return self.decision.headers() if self.decision is not None else []
 
 
 def _counting(send: Send, method: str) -> Send:

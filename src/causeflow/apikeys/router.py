@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
 from causeflow.clock import ms_to_rfc3339
 from causeflow.errors import NotFound
 
-router = APIRouter(tags=["api-keys"])
+router = APIRouter(tags=["api-keys"], route_class=JsonRoute)
 Scope = Literal["admin", "events:publish", "events:read", "alerts:ingest"]
 
 

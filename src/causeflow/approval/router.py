@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.approval.respond import respond_approval
 from causeflow.approval.schemas import ApprovalPage, ApprovalRead, ApprovalRespond
 from causeflow.remediation import approvals as service
 
-router = APIRouter(tags=["approvals"])
+router = APIRouter(tags=["approvals"], route_class=JsonRoute)
 
 
 @router.get("/v1/notifications/approvals/pending", response_model=ApprovalPage)

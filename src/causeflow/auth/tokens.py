@@ -111,6 +111,12 @@ class TokenService:
             claims = self._verify(token, header, alg, audience, options)
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
+        except (TypeError, ValueError) as exc:
+            # A header the keys cannot serve: an algorithm of another key type than the key's
+            # (an RS256 token relabelled ES256), or a key id that is not a string.
+            raise Unauthorized(
+                "invalid token: its header does not fit the signing key", code="invalid_token"
+            ) from exc
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or exp <= now:
             raise Unauthorized("token expired", code="token_expired")

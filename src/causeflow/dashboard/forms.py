@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from causeflow.jsonutil import JsonRefused, loads_body
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -40,8 +42,8 @@ def parse_filter(text: str) -> dict[str, Any] | None:
     if not text.strip():
         return None
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        value = loads_body(text)  # the rules of every JSON body the API reads
+    except JsonRefused as exc:
         raise FormError(f"filter: not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise FormError('filter: write a JSON object, e.g. {"severity": ["critical"]}')

@@ -7,6 +7,7 @@ user's credential (see `dashboard.api`); the browser holds only the `cf_session`
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 from fastapi import APIRouter, Request
@@ -39,6 +40,7 @@ router = APIRouter(prefix="/ui", route_class=DashboardRoute, include_in_schema=F
 
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 MAX_CREDENTIAL_CHARS = 8192
+_CREDENTIAL_TEXT = re.compile(r"[\x21-\x7e]+")
 
 
 @functools.cache
@@ -112,6 +114,15 @@ async def login(request: Request) -> Response:
     credential = credential.strip() if isinstance(credential, str) else ""
     if not credential or len(credential) > MAX_CREDENTIAL_CHARS:
         return _login_page(request, expected, "Paste an API key or a token.", 400)
+    if not _CREDENTIAL_TEXT.fullmatch(credential):
+        # API keys and tokens are printable ASCII; anything else (accented letters, spaces,
+        # control characters) cannot be one, nor travel in an Authorization header.
+        return _login_page(
+            request,
+            expected,
+            "That API key or token is not valid: it holds characters no API key or token has.",
+            401,
+        )
     ctx = ctx_of(request)
     api = ApiClient(request.app, credential, client=client_of(request), scheme=request.url.scheme)
     try:

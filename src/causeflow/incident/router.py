@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Ctx, Operator, Reader, async_dependency, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
 from causeflow.incident import service
@@ -22,7 +23,7 @@ from causeflow.incident.schemas import (
 )
 from causeflow.models.common import SEVERITIES
 
-router = APIRouter(tags=["incidents"])
+router = APIRouter(tags=["incidents"], route_class=JsonRoute)
 
 
 def _choices(value: str | None, allowed: tuple[str, ...], name: str) -> frozenset[str] | None:

@@ -3,29 +3,26 @@
 Monitoring tools put the key wherever they can: `X-API-Key`, `Authorization: Bearer`, Basic
 auth (the key as password) or `?apiKey=` for tools that can only set a URL. The gateway skips
 credential resolution on this path, so this module is the whole check. Query credentials must
-never reach a log: `redact_query` is the only way a query string is written anywhere.
+never reach a log: a query string is only ever written through `logtext.redact_query` (which
+finds `apiKey` however its name is spelled on the wire).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from causeflow.auth.apikeys import KeyCache, KeyRecord
 from causeflow.auth.crypto import looks_like_api_key
 from causeflow.errors import Forbidden, Unauthorized
+from causeflow.logtext import redact_query
 
 INGEST_SCOPE = "alerts:ingest"
 QUERY_KEY = "apiKey"
-_SECRET_QUERY = re.compile(r"(?i)((?:^|[&;])(?:apikey|api_key|token)=)[^&;]*")
 
-
-def redact_query(query_string: str) -> str:
-    """The query string with every credential value replaced by `***`."""
-    return _SECRET_QUERY.sub(r"\1***", query_string)
+__all__ = ["INGEST_SCOPE", "QUERY_KEY", "authenticate", "key_from_request", "redact_query"]
 
 
 def _from_basic(value: str) -> str | None:

@@ -1,8 +1,8 @@
 """`POST /v1/webhooks/{tenantId}/{provider}`: alerts from monitoring tools (docs/reference.md §6).
 
 Thin: the raw body and lower-cased headers go to the service, which authenticates the key
-itself (the gateway only budgets this path per tenant) and answers 202 with what happened to
-each alert.
+itself, charges the request to the tenant's budget or to its client address's (see
+`api.gateway.InboundBudget`), and answers 202 with what happened to each alert.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from causeflow.api.errors import failure_of
-from causeflow.api.gateway import Receive, Scope, Send, send_error
+from causeflow.api.gateway import InboundBudget, Receive, Scope, Send, send_error
+from causeflow.api.routing import JsonRoute
 from causeflow.context import AppContext
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.service import InboundRequest, receive_alerts
 
-router = APIRouter(tags=["inbound"])
+router = APIRouter(tags=["inbound"], route_class=JsonRoute)
 
 
 class AlertOutcome(BaseModel):
@@ -84,7 +85,7 @@ async def answer_inbound(
     provider: str,
 ) -> None:
     """`POST /v1/webhooks/{tenantId}/{provider}` as plain ASGI, called by the gateway (which
-    has applied the body limit and the tenant's inbound budget)."""
+    has applied the body limit); the request is budgeted here, once its key has been checked."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -93,12 +94,13 @@ async def answer_inbound(
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
+    budget = InboundBudget(ctx, scope)
     try:
         body = await receive_alerts(
-            ctx, _inbound(scope, headers, tenant_id, provider, b"".join(chunks))
+            ctx, _inbound(scope, headers, tenant_id, provider, b"".join(chunks)), budget
         )
     except Exception as exc:  # noqa: BLE001  # the error shape of docs/reference.md §8.7
-        await send_error(send, failure_of(exc))
+        await send_error(send, failure_of(exc), budget.headers())
         return
     await send(
         {
@@ -107,6 +109,7 @@ async def answer_inbound(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *budget.headers(),
             ],
         }
     )

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from causeflow import errors
+from causeflow.api.gateway import InboundBudget
 from causeflow.context import AppContext
-from causeflow.ingest.auth import authenticate, redact_query
+from causeflow.ingest.auth import authenticate
 from causeflow.ingest.batch import Delivery
 from causeflow.ingest.providers.base import (
     InvalidPayload,
@@ -31,6 +32,7 @@ from causeflow.ingest.providers.base import (
 from causeflow.ingest.providers.registry import get_provider
 from causeflow.ingest.runtime import InboundSettings, inbound_runtime
 from causeflow.ingest.sns import SnsHttp, confirm_subscription, verify_sns
+from causeflow.logtext import clean, clean_query
 from causeflow.metrics import INBOUND_ALERTS
 
 log = logging.getLogger("causeflow.ingest")
@@ -48,36 +50,53 @@ class InboundRequest:
 def _refused(request: InboundRequest, provider: str | None, exc: errors.CauseFlowError) -> None:
     if provider is not None:
         INBOUND_ALERTS.labels(provider, exc.code).inc()
-    # The query may carry ?apiKey=: only its redacted form is ever written.
+    if isinstance(exc, errors.RateLimited):
+        return  # a flood over its budget is counted, not written out line by line
+    # The tenant id, provider and query are the client's text: escaped and bounded, and the
+    # query's credentials (?apiKey=) redacted.
     log.info(
         "inbound %s/%s refused: %s %s (query: %s)",
-        request.tenant_id,
-        request.provider[:40],
+        clean(request.tenant_id, 80),
+        clean(request.provider, 40),
         exc.status,
         exc.code,
-        redact_query(request.query_string) or "-",
+        clean_query(request.query_string),
     )
 
 
-async def receive_alerts(ctx: AppContext, request: InboundRequest) -> bytes:
-    """Handle one inbound delivery; returns the 202 body or raises a CauseFlowError."""
+async def receive_alerts(
+    ctx: AppContext, request: InboundRequest, budget: InboundBudget | None = None
+) -> bytes:
+    """Handle one inbound delivery; returns the 202 body or raises a CauseFlowError.
+
+    With a `budget` (the gateway's requests), a request whose key is the tenant's spends the
+    tenant's budget; one refused before that spends its client address's (and is answered 429
+    once that is used up)."""
     provider = get_provider(request.provider)
     try:
         if provider is None:
             raise errors.UnknownProvider(f"unknown provider {request.provider!r}")
-        parsed = await _admit(ctx, request, provider)
+        parsed = await _admit(ctx, request, provider, budget)
     except errors.CauseFlowError as exc:
-        _refused(request, provider.name if provider else None, exc)
-        raise
+        answer = budget.refusal(exc) if budget is not None else exc
+        _refused(request, provider.name if provider else None, answer)
+        if answer is exc:
+            raise
+        raise answer from None
     return await store_alerts(ctx, request.tenant_id, provider.name, parsed, ctx.clock.now_ms())
 
 
-async def _admit(ctx: AppContext, request: InboundRequest, provider: Provider) -> ParsedPayload:
-    """Key, signatures and parsing: everything that may refuse the request, in that order."""
+async def _admit(
+    ctx: AppContext, request: InboundRequest, provider: Provider, budget: InboundBudget | None
+) -> ParsedPayload:
+    """Key, budget, signatures and parsing: everything that may refuse the request, in that
+    order."""
     runtime = inbound_runtime(ctx)
     key = await authenticate(
         ctx.key_cache, request.tenant_id, request.headers, request.query_string
     )
+    if budget is not None:
+        budget.charge_tenant(key.tenant_id)
     inbound = await runtime.settings_cache.get(request.tenant_id) or InboundSettings()
     secrets = ProviderSecrets(
         webhook_secret=runtime.webhook_secret(key.webhook_secret_enc),

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.integration import service
 from causeflow.integration.schemas import IntegrationCreate, IntegrationPage, IntegrationRead
 
-router = APIRouter(tags=["integrations"])
+router = APIRouter(tags=["integrations"], route_class=JsonRoute)
 
 
 @router.post("/v1/integrations", status_code=201, response_model=IntegrationRead)

@@ -9,13 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
 from causeflow.models import CATALOG
 from causeflow.publish.service import prepare, publish
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=JsonRoute)
 
 
 class EventPublish(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends
 
 from causeflow.api.deps import Admin, Ctx, Producer, require, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.auth.principal import Action, Principal
 from causeflow.remediation import service
 from causeflow.remediation.schemas import (
@@ -22,7 +23,7 @@ from causeflow.remediation.schemas import (
     RemediationReject,
 )
 
-router = APIRouter(tags=["remediations"])
+router = APIRouter(tags=["remediations"], route_class=JsonRoute)
 ReaderOrProducer = Annotated[Principal, require(Action.READ, Action.PRODUCE)]
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
 
 from causeflow.api.deps import Ctx, require
+from causeflow.api.routing import JsonRoute
 from causeflow.auth import standing
 from causeflow.auth.principal import Action, Principal, allows
 from causeflow.clock import ms_to_rfc3339
@@ -24,7 +25,7 @@ from causeflow.stream.framing import parse_types
 from causeflow.stream.hub import running_hub
 from causeflow.stream.session import EventStream
 
-router = APIRouter(tags=["stream"])
+router = APIRouter(tags=["stream"], route_class=JsonRoute)
 
 KNOWN_TYPES = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
 from causeflow.tenant import service
 from causeflow.tenant.schemas import (
@@ -19,7 +20,7 @@ from causeflow.tenant.schemas import (
     TenantUpdate,
 )
 
-router = APIRouter(tags=["tenants"])
+router = APIRouter(tags=["tenants"], route_class=JsonRoute)
 
 
 @router.post("/v1/tenants", status_code=201, response_model=TenantCreated)

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from causeflow.api.deps import Admin, AdminOrProducer, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.ingest.batch import FingerprintTaken
 from causeflow.trigger import service
 from causeflow.trigger.schemas import TriggerCreate, TriggerPage, TriggerRead
 
-router = APIRouter(tags=["triggers"])
+router = APIRouter(tags=["triggers"], route_class=JsonRoute)
 
 
 @router.post("/v1/triggers", status_code=201, response_model=TriggerRead)

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.user import service
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=JsonRoute)
 Role = Literal["admin", "member"]
 
 

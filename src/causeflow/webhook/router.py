@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
@@ -37,7 +38,7 @@ from causeflow.webhook.schemas import (
 from causeflow.webhook.ssrf import parse_allow_cidrs
 from causeflow.webhook.subscriptions import subscription_cache
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=JsonRoute)
 SUBS = "/v1/webhook-subscriptions"
 
 

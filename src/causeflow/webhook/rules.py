@@ -12,6 +12,7 @@ from typing import Any
 
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
+from causeflow.jsonutil import INT_MAX, INT_MIN
 from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
 from causeflow.webhook.schemas import REDACTED
 from causeflow.webhook.signing import RESERVED_HEADERS, check_secret, is_header_allowed
@@ -24,6 +25,15 @@ MAX_HEADERS = 20
 MAX_HEADER_VALUE = 4096
 
 _Scalar = str | int | float | bool | None
+
+
+_INT_RANGE = "integers must be within the signed 64-bit range (-2^63 to 2^63-1)"
+
+
+def _storable(value: object) -> bool:
+    """Whether a filter value can be stored and compared as JSON: integers beyond 64 bits (which
+    an in-process caller can pass; request bodies refuse them already) cannot."""
+    return not isinstance(value, int) or INT_MIN <= value <= INT_MAX
 
 
 def _fail(errors: list[dict[str, str]]) -> ValidationFailed:
@@ -64,8 +74,12 @@ def check_filter(filter_: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 )
             elif not all(isinstance(v, _Scalar) for v in wanted):
                 errors.append({"path": path, "message": "list values must be JSON scalars"})
+            elif not all(map(_storable, wanted)):
+                errors.append({"path": path, "message": _INT_RANGE})
         elif not isinstance(wanted, _Scalar):
             errors.append({"path": path, "message": "a JSON scalar or a list of them"})
+        elif not _storable(wanted):
+            errors.append({"path": path, "message": _INT_RANGE})
     if errors:
         raise _fail(errors)
     return dict(filter_)

@@ -11,9 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import orjson
-
 from causeflow.ingest.providers.base import InvalidPayload
+from causeflow.jsonutil import JsonRefused, loads_body
 
 T = TypeVar("T")
 
@@ -24,14 +23,15 @@ _MIN_REAL_YEAR = 1971
 
 
 def load_object(body: bytes | str, what: str = "body") -> dict[str, Any]:
-    """Decode a JSON object or raise InvalidPayload saying why not."""
+    """Decode a JSON object or raise InvalidPayload saying why not (by the rules every request
+    body follows, `jsonutil.loads_body`)."""
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
     if not bytes(body).strip():
         raise InvalidPayload(f"{what} is empty")
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        doc = loads_body(body)
+    except JsonRefused as exc:
         raise InvalidPayload(f"{what} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise InvalidPayload(f"{what} must be a JSON object, not {json_type(doc)}")

@@ -145,3 +145,26 @@ async def test_trigger_event_with_a_lone_surrogate_is_not_a_500(tmp_path: Path):
             headers={"X-API-Key": key, "Content-Type": "application/json"},
         )
         assert resp.status_code < 500, resp.text
+
+
+async def test_own_tokens_still_work_with_a_custom_tenant_claim(tmp_path: Path):
+    # Expected: with CAUSEFLOW_JWT_TENANT_CLAIM set for an identity provider (`org_id`), the
+    # service's own tokens (the admin token `tenant create` prints, `causeflow token`) still
+    # name their tenant and are accepted (200), not 401 "token names no tenant".
+    async with _app(make_settings(tmp_path, jwt_tenant_claim="org_id")) as (ctx, client):
+        provisioned = await provision(ctx, name="acme")
+        resp = await client.get(
+            "/v1/tenant", headers={"Authorization": f"Bearer {provisioned.admin_token}"}
+        )
+        assert resp.status_code == 200, resp.text
+
+
+async def test_dashboard_login_with_a_multipart_body_without_boundary_is_4xx(tmp_path: Path):
+    # Expected: a malformed form body is a client mistake (4xx), never a 500.
+    async with _app(make_settings(tmp_path)) as (_ctx, client):
+        resp = await client.post(
+            "/ui/login",
+            content=b"--x\r\n",
+            headers={"Content-Type": "multipart/form-data"},
+        )
+        assert resp.status_code < 500, resp.text

@@ -133,3 +133,26 @@ def test_any_config_is_accepted_or_a_422_and_any_event_then_runs(
         assert plan.alert.title and plan.alert.fingerprint and plan.alert.status == "firing"
     if plan.change is not None:
         assert plan.change.title and plan.change.service and plan.change.change_id
+
+
+def test_storable_turns_what_json_columns_cannot_hold_into_what_they_can() -> None:
+    import orjson
+
+    document = {
+        "small": 7,
+        "big": 2**70,
+        "huge": int("9" * 400),
+        "text": "a\ud800b",
+        "\udc00key": ["\udbff", {"n": -(2**64)}],
+    }
+    stored = actions.storable(document)
+    assert stored == {
+        "small": 7,
+        "big": float(2**70),
+        "huge": "9" * 400,
+        "text": "a\ufffdb",
+        "\ufffdkey": ["\ufffd", {"n": float(-(2**64))}],
+    }
+    orjson.dumps(stored)
+    plain = {"title": "ok", "n": 2**63 - 1}
+    assert actions.storable(plain) is plain

@@ -16,6 +16,11 @@ from causeflow.auth.principal import ROLES, Principal
 from causeflow.errors import Unauthorized
 
 STREAM_AUDIENCE = "causeflow-stream"
+# The claim naming the tenant in the service's own tokens and tickets, whatever claim
+# `tenant_claim` reads from an external identity provider's tokens.
+OWN_TENANT_CLAIM = "tenant_id"
+# The key type each accepted external algorithm is verified with.
+_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 
 
 class TokenService:
@@ -58,7 +63,7 @@ class TokenService:
             "aud": self.audience,
             "sub": subject or f"usr_{tenant_id}",
             "email": email,
-            "tenant_id": tenant_id,
+            OWN_TENANT_CLAIM: tenant_id,
             "roles": [role],
             "iat": int(now),
             "exp": int(now) + ttl,
@@ -90,7 +95,7 @@ class TokenService:
             "iss": self.issuer,
             "aud": STREAM_AUDIENCE,
             "sub": principal.subject,
-            "tenant_id": principal.tenant_id,
+            OWN_TENANT_CLAIM: principal.tenant_id,
             "kid_ref": principal.key_id,
             "sid": principal.session_id,
             "via": principal.kind,
@@ -99,7 +104,10 @@ class TokenService:
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
-    def _decode(self, token: str, audience: str, now: float) -> dict[str, Any]:
+    def _decode(
+        self, token: str, audience: str, now: float, *, own_only: bool = False
+    ) -> dict[str, Any]:
+        """The verified claims; with `own_only`, only a token the service signed (HS256)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -107,6 +115,11 @@ class TokenService:
         alg = header.get("alg")
         # Expiry is checked against the service's clock (injectable), not PyJWT's.
         options: Any = {"require": ["exp", "iss", "aud"], "verify_exp": False}
+        if own_only and alg != "HS256":
+            raise Unauthorized(
+                "invalid token: only the service's own tokens are accepted here",
+                code="invalid_token",
+            )
         try:
             claims = self._verify(token, header, alg, audience, options)
         except jwt.PyJWTError as exc:
@@ -135,7 +148,7 @@ class TokenService:
                 options=options,
             )
         if alg in ("RS256", "ES256") and (self.jwks is not None or self._jwks_keys):
-            key = self._jwks_key(token, header)
+            key = self._jwks_key(header, alg)
             return jwt.decode(
                 token,
                 key,
@@ -146,11 +159,16 @@ class TokenService:
             )
         raise jwt.InvalidAlgorithmError(f"token algorithm {alg!r} is not accepted")
 
-    def _jwks_key(self, token: str, header: dict[str, Any]) -> Any:
+    def _jwks_key(self, header: dict[str, Any], alg: str) -> Any:
+        """The key the header names, if it is one for `alg`: an RS256 token naming an EC key
+        (or ES256 an RSA key, or an EC key of another curve than P-256) is refused here rather
+        than handed to a verifier of another key type."""
         kid = header.get("kid")
         if isinstance(kid, str):
             known = self._jwks_keys.get(kid) or (self.jwks.get(kid) if self.jwks else None)
             if known is not None:
+                if known.key_type != _KEY_TYPES[alg] or known.algorithm_name != alg:
+                    raise jwt.InvalidAlgorithmError(f"the key {kid!r} is not a key for {alg}")
                 return known.key
         raise jwt.InvalidTokenError("unknown key id")
 
@@ -190,7 +208,9 @@ class TokenService:
                 roles=frozenset({"platform_admin"}),
                 expires_at=float(claims["exp"]),
             )
-        tenant_id = claims.get(self.tenant_claim)
+        # The configured claim is the identity provider's; the service's own tokens always name
+        # their tenant in `tenant_id`, whatever that setting says.
+        tenant_id = claims.get(self.tenant_claim if external else OWN_TENANT_CLAIM)
         if not isinstance(tenant_id, str) or not tenant_id:
             raise Unauthorized("token names no tenant", code="invalid_token")
         return Principal(
@@ -204,11 +224,16 @@ class TokenService:
         )
 
     def principal_from_ticket(self, token: str, now: float) -> Principal:
-        claims = self._decode(token, STREAM_AUDIENCE, now)
+        # Only the service mints tickets: an identity provider's token is never one, whatever
+        # its audience says.
+        claims = self._decode(token, STREAM_AUDIENCE, now, own_only=True)
+        tenant_id = claims.get(OWN_TENANT_CLAIM)
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise Unauthorized("ticket names no tenant", code="invalid_token")
         return Principal(
             kind="ticket",
             subject=str(claims.get("sub") or ""),
-            tenant_id=claims.get("tenant_id"),
+            tenant_id=tenant_id,
             expires_at=float(claims["exp"]),
             key_id=_str_or_none(claims.get("kid_ref")),
             session_id=_str_or_none(claims.get("sid")),

@@ -1,8 +1,9 @@
 """What every signed-in dashboard handler gets: the session, an API client, render helpers.
 
 `DashboardRoute` wraps each handler: it turns "no session" into a redirect to the sign-in
-page, a refused CSRF token into 403, an API answer the page did not handle into an error page,
-and puts the security headers on every response.
+page, a refused CSRF token into 403, a body that cannot be read as a form into 400, an API
+answer the page did not handle into an error page, and puts the security headers on every
+response.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from causeflow.context import AppContext
@@ -179,6 +181,18 @@ class DashboardRoute(APIRoute):
                 response = error_page(request, 403, "Request refused", str(exc), "csrf_failed")
             except ApiError as exc:
                 response = await _api_failure(request, exc)
+            except HTTPException as exc:
+                if exc.status_code >= 500:
+                    raise
+                # The framework refusing the request itself: a form body it cannot read (a
+                # multipart body without its boundary, too many fields). The client's mistake.
+                response = error_page(
+                    request,
+                    exc.status_code,
+                    "Request refused",
+                    "The form could not be read; reload the page and try again.",
+                    "bad_request",
+                )
             except Exception:
                 # A bug in a page still answers with a page (and the headers), never a trace.
                 logger.exception("dashboard page %s failed", request.url.path)

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from causeflow.api.credentials import principal_from_key
+from causeflow.api.credentials import principal_from_key, principal_from_token
 from causeflow.auth import sessions as stored
 from causeflow.auth.principal import Principal
 from causeflow.context import AppContext
@@ -56,8 +56,7 @@ async def resolve_credential(ctx: AppContext, credential: str) -> Principal:
     """The principal a credential stands for (raises Unauthorized when it is no longer valid)."""
     if credential.startswith("cflo_"):
         return await principal_from_key(ctx, credential)
-    await ctx.tokens.fetch_key_for(credential)
-    return ctx.tokens.principal_from_jwt(credential, ctx.clock.now())
+    return await principal_from_token(ctx, credential, ctx.clock.now())
 
 
 async def create_session(

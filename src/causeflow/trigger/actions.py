@@ -28,7 +28,7 @@ event is ignored. An event without a title (and, for a change, without a service
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -236,13 +236,43 @@ def values(action: str, config: Mapping[str, Any], document: Mapping[str, Any]) 
 
 
 def storable(document: dict[str, Any]) -> dict[str, Any]:
-    """The event as it can be stored in JSON columns: integers beyond 64 bits become floats
-    (the event's exact text is kept with the trigger's received events)."""
+    """The event as it can be stored in JSON columns (the event's exact text is kept with the
+    trigger's received events). Request bodies are read strictly and hold neither of these,
+    but the event is made storable whatever its source: integers beyond 64 bits become floats
+    (their digits as a string beyond the range of a double), and unpaired UTF-16 surrogates,
+    which no UTF-8 column can hold, become U+FFFD."""
     try:
         orjson.dumps(document)
     except TypeError:
-        return orjson.loads(json.dumps(document))  # type: ignore[no-any-return]
+        return _storable(document)  # type: ignore[no-any-return]
     return document
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if _INT64[0] <= value <= _INT64[1]:
+            return value
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python writes out
+            return None
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 def plan(action: str, config: Mapping[str, Any], document: dict[str, Any]) -> Plan:

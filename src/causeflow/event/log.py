@@ -21,6 +21,7 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.db.conn import AnyResult, AnyRow, Conn
 from causeflow.db.dialect import NOTIFY_CHANNEL
 from causeflow.db.engine import Tx
+from causeflow.db.prebuilt import prebuilt
 from causeflow.event.tables import event_heads, events
 from causeflow.jsonutil import dumps
 
@@ -59,22 +60,17 @@ def build_envelope(
 
 
 # Built once per dialect: building and hashing a statement costs more than SQLite running it.
-_HEAD_UPSERT: dict[str, Any] = {}
-
-
-def _head_upsert(dialect: Any) -> Any:
-    stmt = _HEAD_UPSERT.get(dialect.name)
-    if stmt is None:
-        stmt = _HEAD_UPSERT[dialect.name] = (
-            dialect.insert(event_heads)
-            .values(tenant_id=bindparam("t"), position=bindparam("n"))
-            .on_conflict_do_update(
-                index_elements=["tenant_id"],
-                set_={"position": event_heads.c.position + bindparam("n")},
-            )
-            .returning(event_heads.c.position)
+_HEAD_UPSERT = prebuilt(
+    lambda dialect: (
+        dialect.insert(event_heads)
+        .values(tenant_id=bindparam("t"), position=bindparam("n"))
+        .on_conflict_do_update(
+            index_elements=["tenant_id"],
+            set_={"position": event_heads.c.position + bindparam("n")},
         )
-    return stmt
+        .returning(event_heads.c.position)
+    )
+)
 
 
 async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
@@ -87,7 +83,7 @@ async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
     if count and not tx.heads.get(tenant_id):
         await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, tenant_id)
         tx.heads[tenant_id] = True
-    result = await tx.conn.execute(_head_upsert(tx.db.dialect), {"t": tenant_id, "n": count})
+    result = await tx.conn.execute(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
     tx.heads.setdefault(tenant_id, False)
     return int(result.scalar_one())
 
@@ -319,3 +315,9 @@ async def purge_older(tx: Tx, cutoff_ms: int, limit: int) -> int:
         select(events.c.id).where(events.c.created_at < cutoff_ms).limit(limit).scalar_subquery()
     )
     return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
+
+
+async def envelopes_of(conn: Conn, event_ids: list[str]) -> dict[str, str]:
+    """The stored envelope text of each of these events that still exists, by id."""
+    stmt = select(events.c.id, events.c.envelope).where(events.c.id.in_(event_ids))
+    return {r.id: r.envelope for r in (await conn.execute(stmt)).all()}

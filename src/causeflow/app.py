@@ -116,10 +116,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await build_context(settings, clock)
         app.state.ctx = ctx
-        if ctx.db.dialect.multi_process:
-            from causeflow.db.engine import async_url
-
-            await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))
+        await ctx.broker.start_listening(ctx.db)  # PostgreSQL: other processes' commits
         await ctx.limiter.start()
         roles = {"api", "worker"} if settings.workers_in_process else {"api"}
         stops = await start_roles(ctx, roles)

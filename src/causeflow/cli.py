@@ -244,11 +244,10 @@ def worker() -> None:
 
 async def _run_worker(settings: Settings) -> None:
     from causeflow.app import build_context
-    from causeflow.db.engine import async_url
     from causeflow.roles import start_roles
 
     ctx = await build_context(settings)
-    await ctx.broker.start_listening(async_url(settings).replace("+asyncpg", ""))
+    await ctx.broker.start_listening(ctx.db)
     stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

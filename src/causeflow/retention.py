@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import Table, delete, select
 
 from causeflow.api.tables import idempotency_keys
 from causeflow.context import AppContext
-from causeflow.event.tables import events
+from causeflow.db.engine import Tx
+from causeflow.event import log as event_log
 from causeflow.ingest.tables import inbound_deliveries
 from causeflow.ratelimit.tables import rate_counters
 from causeflow.runtime import Component, Stop
@@ -27,23 +29,33 @@ log = logging.getLogger("causeflow.retention")
 DAY_MS = 86_400_000
 
 
-async def _purge_table(
-    ctx: AppContext, table: Table, key: str, time_col: str, cutoff: int, extra: tuple = ()
-) -> int:
-    """Delete rows older than `cutoff` in batches; returns how many went."""
+async def _in_batches(ctx: AppContext, purge_batch: Callable[[Tx, int], Awaitable[int]]) -> int:
+    """`purge_batch(tx, batch_size)` in short transactions until a batch comes back short;
+    returns how many rows went."""
     total = 0
     batch = ctx.settings.retention_batch_size
-    key_col = table.c[key]
     while True:
-        doomed = (
-            select(key_col).where(table.c[time_col] < cutoff, *extra).limit(batch).scalar_subquery()
-        )
         async with ctx.db.transaction() as tx:
-            removed = (await tx.execute(delete(table).where(key_col.in_(doomed)))).rowcount or 0
+            removed = await purge_batch(tx, batch)
         total += removed
         if removed < batch:
             return total
         await asyncio.sleep(0)  # let the hot path have the writer between batches
+
+
+async def _purge_table(
+    ctx: AppContext, table: Table, key: str, time_col: str, cutoff: int, extra: tuple = ()
+) -> int:
+    """Delete rows older than `cutoff` in batches; returns how many went."""
+    key_col = table.c[key]
+
+    async def purge_batch(tx: Tx, batch: int) -> int:
+        doomed = (
+            select(key_col).where(table.c[time_col] < cutoff, *extra).limit(batch).scalar_subquery()
+        )
+        return (await tx.execute(delete(table).where(key_col.in_(doomed)))).rowcount or 0
+
+    return await _in_batches(ctx, purge_batch)
 
 
 async def purge_once(ctx: AppContext) -> dict[str, int]:
@@ -55,7 +67,9 @@ async def purge_once(ctx: AppContext) -> dict[str, int]:
         "deliveries": await _purge_table(
             ctx, deliveries, "id", "created_at", cutoff, (deliveries.c.status != "pending",)
         ),
-        "events": await _purge_table(ctx, events, "id", "created_at", cutoff),
+        "events": await _in_batches(
+            ctx, lambda tx, batch: event_log.purge_older(tx, cutoff, batch)
+        ),
         "inbound_deliveries": await _purge_table(
             ctx,
             inbound_deliveries,

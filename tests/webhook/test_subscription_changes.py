@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from causeflow.event.log import append_event
+from causeflow.event.log import append_event, page_after
 from causeflow.jsonutil import loads
 from causeflow.models import sample_data
 from causeflow.webhook import queue
@@ -28,7 +28,7 @@ from causeflow.webhook.dispatcher import (
     plan_deliveries,
     start_dispatcher,
 )
-from causeflow.webhook.repository import events_after, read_cursor
+from causeflow.webhook.repository import read_cursor
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import deliveries, subscriptions
@@ -177,7 +177,7 @@ async def test_a_batch_read_before_a_delete_cannot_commit_after_it(
     async with ctx.db.transaction() as tx:
         stored = await read_cursor(tx, tenant.id)
         _head, subs = await subscription_cache(ctx).dispatch_set(tx, tenant.id)
-        result = await events_after(tx, tenant.id, 0, event.position, 10)
+        result = await page_after(tx, tenant.id, 0, event.position, 10)
         events = list(result)
     rows = plan_deliveries(tenant.id, events, subs, ctx.clock.now_ms())
     assert [r["subscription_id"] for r in rows] == [sub["id"]]

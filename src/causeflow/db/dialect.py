@@ -2,7 +2,9 @@
 
 Callers ask the `Dialect` for the few statements whose spelling or semantics depend on the
 database: insert-or-ignore / upsert, row locks for claiming work, and transactional
-notifications. Everything else is portable SQLAlchemy Core.
+notifications; and for its capabilities by name (`multi_process`, `listen_dsn`). Everything
+else is portable SQLAlchemy Core. Statements it spells are built once per dialect through
+`db/prebuilt.py`; the LISTEN side of notifications is `db/listen.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ NOTIFY_CHANNEL = "causeflow_events"
 
 class Dialect:
     name = "base"
+    # Several processes share the database: row locks matter and commits are announced.
     multi_process = False
 
     def insert(self, table: Table) -> Any:
@@ -33,6 +36,10 @@ class Dialect:
 
     async def notify(self, conn: Conn, channel: str, payload: str) -> None:
         """Wake other processes after this transaction commits (no-op with one process)."""
+
+    def listen_dsn(self, url: str) -> str | None:
+        """Where to LISTEN for other processes' notifications; None with one process."""
+        return None
 
 
 class SqliteDialect(Dialect):
@@ -55,6 +62,10 @@ class PostgresDialect(Dialect):
     async def notify(self, conn: Conn, channel: str, payload: str) -> None:
         # NOTIFY is transactional: listeners hear it only if and when this transaction commits.
         await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+    def listen_dsn(self, url: str) -> str | None:
+        # the driver's own connection string: the SQLAlchemy URL without the driver suffix
+        return url.replace("+asyncpg", "")
 
 
 def dialect_for(url: str) -> Dialect:

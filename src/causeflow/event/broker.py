@@ -7,12 +7,13 @@ slow poll behind every reader covers a dropped LISTEN connection).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
 
 from causeflow.db.dialect import NOTIFY_CHANNEL
+from causeflow.db.engine import Database
+from causeflow.db.listen import ChannelListener, channel_listener
 from causeflow.metrics import EVENTS_APPENDED
 
 log = logging.getLogger("causeflow.broker")
@@ -23,9 +24,7 @@ Listener = Callable[[str], None]
 class Broker:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self.connected = False
+        self._listener: ChannelListener | None = None
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -48,47 +47,19 @@ class Broker:
         for tenant_id in {t for t, _, _ in appended}:
             self.publish(tenant_id)
 
-    async def start_listening(self, dsn: str) -> None:
-        """PostgreSQL: LISTEN for other processes' commits, reconnecting by itself."""
-        self._task = asyncio.create_task(self._listen_forever(dsn))
+    async def start_listening(self, db: Database) -> None:
+        """Hear other processes' commits (PostgreSQL; nothing to hear with SQLite's one
+        process). The listener reconnects by itself and wakes every reader when it does."""
+        self._listener = channel_listener(
+            db, NOTIFY_CHANNEL, self.publish, on_connect=lambda: self.publish("*")
+        )
+        if self._listener is not None:
+            self._listener.start()
 
-    async def _listen_forever(self, dsn: str) -> None:
-        import asyncpg
-
-        delay = 0.2
-        while not self._stopping.is_set():
-            conn = None
-            try:
-                conn = await asyncpg.connect(dsn, timeout=5)
-                await conn.add_listener(
-                    NOTIFY_CHANNEL, lambda _c, _pid, _ch, payload: self.publish(payload)
-                )
-                self.connected = True
-                delay = 0.2
-                # Something may have been committed while we were not listening.
-                self.publish("*")
-                while not self._stopping.is_set() and not conn.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), timeout=5)
-                    if not self._stopping.is_set():
-                        await conn.execute("SELECT 1", timeout=5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("event listener disconnected: %s", exc)
-            finally:
-                self.connected = False
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-            if not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-                delay = min(delay * 2, 5.0)
+    @property
+    def connected(self) -> bool:
+        return self._listener is not None and self._listener.connected
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        if self._listener is not None:
+            await self._listener.stop()

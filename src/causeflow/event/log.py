@@ -13,13 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Column, and_, bindparam, delete, func, select
+from sqlalchemy.sql import FromClause
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
-from causeflow.db.conn import AnyRow, Conn
+from causeflow.db.conn import AnyResult, AnyRow, Conn
 from causeflow.db.dialect import NOTIFY_CHANNEL
 from causeflow.db.engine import Tx
+from causeflow.db.prebuilt import prebuilt
 from causeflow.event.tables import event_heads, events
 from causeflow.jsonutil import dumps
 
@@ -58,22 +60,17 @@ def build_envelope(
 
 
 # Built once per dialect: building and hashing a statement costs more than SQLite running it.
-_HEAD_UPSERT: dict[str, Any] = {}
-
-
-def _head_upsert(dialect: Any) -> Any:
-    stmt = _HEAD_UPSERT.get(dialect.name)
-    if stmt is None:
-        stmt = _HEAD_UPSERT[dialect.name] = (
-            dialect.insert(event_heads)
-            .values(tenant_id=bindparam("t"), position=bindparam("n"))
-            .on_conflict_do_update(
-                index_elements=["tenant_id"],
-                set_={"position": event_heads.c.position + bindparam("n")},
-            )
-            .returning(event_heads.c.position)
+_HEAD_UPSERT = prebuilt(
+    lambda dialect: (
+        dialect.insert(event_heads)
+        .values(tenant_id=bindparam("t"), position=bindparam("n"))
+        .on_conflict_do_update(
+            index_elements=["tenant_id"],
+            set_={"position": event_heads.c.position + bindparam("n")},
         )
-    return stmt
+        .returning(event_heads.c.position)
+    )
+)
 
 
 async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
@@ -86,7 +83,7 @@ async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
     if count and not tx.heads.get(tenant_id):
         await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, tenant_id)
         tx.heads[tenant_id] = True
-    result = await tx.conn.execute(_head_upsert(tx.db.dialect), {"t": tenant_id, "n": count})
+    result = await tx.conn.execute(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
     tx.heads.setdefault(tenant_id, False)
     return int(result.scalar_one())
 
@@ -244,6 +241,83 @@ async def count_after(conn: Conn, tenant_id: str, after_position: int, limit: in
         .limit(limit + 1)
         .subquery()
     )
-    from sqlalchemy import func
-
     return int((await conn.execute(select(func.count()).select_from(sub))).scalar_one())
+
+
+# --- pages for outbound readers (webhook dispatch and replay) --------------------------------
+# Rows carry id, position, type and envelope.
+
+# Built once: the dispatcher runs it in every batch, and building and hashing a statement
+# costs several times what SQLite takes to run it.
+_PAGE = (
+    select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+    .where(
+        events.c.tenant_id == bindparam("b_tenant"),
+        events.c.position > bindparam("b_after"),
+        events.c.position <= bindparam("b_up_to"),
+    )
+    .order_by(events.c.position)
+    .limit(bindparam("b_limit"))
+)
+
+
+async def page_after(
+    conn: Conn, tenant_id: str, after_position: int, up_to: int, limit: int
+) -> AnyResult:
+    """At most `limit` events of the tenant in (after_position, up_to], ascending.
+
+    The result itself: a caller may stop early and close it (rows are fetched as iterated).
+    """
+    params = {"b_tenant": tenant_id, "b_after": after_position, "b_up_to": up_to, "b_limit": limit}
+    return await conn.execute(_PAGE, params)
+
+
+async def page_in_window(
+    conn: Conn, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
+) -> list[AnyRow]:
+    """At most `limit` events of the tenant created in [since_ms, until_ms], after a position,
+    ascending."""
+    stmt = (
+        select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.created_at >= since_ms,
+            events.c.created_at <= until_ms,
+            events.c.position > after_position,
+        )
+        .order_by(events.c.position)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def tenants_ahead_of(
+    conn: Conn,
+    cursors: FromClause,
+    cursor_tenant: Column[Any],
+    cursor_position: Column[Any],
+    limit: int,
+) -> list[str]:
+    """Tenants whose log head is beyond the position a reader keeps for them in its own table
+    (`cursors`, one row per tenant), or who have no row there yet: one statement."""
+    stmt = (
+        select(event_heads.c.tenant_id)
+        .select_from(event_heads.outerjoin(cursors, cursor_tenant == event_heads.c.tenant_id))
+        .where(event_heads.c.position > func.coalesce(cursor_position, 0))
+        .limit(limit)
+    )
+    return [r[0] for r in (await conn.execute(stmt)).all()]
+
+
+async def purge_older(tx: Tx, cutoff_ms: int, limit: int) -> int:
+    """Delete at most `limit` events created before `cutoff_ms`; how many went."""
+    doomed = (
+        select(events.c.id).where(events.c.created_at < cutoff_ms).limit(limit).scalar_subquery()
+    )
+    return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
+
+
+async def envelopes_of(conn: Conn, event_ids: list[str]) -> dict[str, str]:
+    """The stored envelope text of each of these events that still exists, by id."""
+    stmt = select(events.c.id, events.c.envelope).where(events.c.id.in_(event_ids))
+    return {r.id: r.envelope for r in (await conn.execute(stmt)).all()}

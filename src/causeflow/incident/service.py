@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, bindparam, delete, or_, select, update
+from sqlalchemy import RowMapping
 
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
@@ -19,8 +19,8 @@ from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import NotFound
 from causeflow.event.log import NewEvent, append_event, append_events, lock_log_head, read_after
+from causeflow.incident import repository
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS, auto_target, check_move
-from causeflow.incident.tables import alerts, incidents, open_fingerprints
 from causeflow.jsonutil import loads
 
 # GET /v1/incidents/{id} shows this much inline; the log has the rest (GET /v1/events?incidentId=).
@@ -113,29 +113,14 @@ def created_event(row: Mapping[str, Any]) -> NewEvent:
 
 async def create_incident(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
     """Insert an open incident (a `new_incident_row`) and emit incident.created; its view."""
-    await tx.insert_many(incidents, [row])
+    await repository.insert_incidents(tx, [row])
     tenant_id, now_ms = row["tenant_id"], row["created_at"]
     await append_events(tx, tenant_id=tenant_id, items=[created_event(row)], now_ms=now_ms)
     return incident_view(row)
 
 
-# Built once: building and hashing a statement costs several times what SQLite takes to run it,
-# and every investigation.progress event looks its incident up.
-_ROW = select(incidents).where(
-    incidents.c.id == bindparam("b_id"), incidents.c.tenant_id == bindparam("b_tenant")
-)
-_ROW_LOCKED = _ROW.with_for_update()  # rendered as nothing on SQLite (one writer)
-
-
-async def _row(
-    conn: Conn, tenant_id: str, incident_id: str, *, lock: bool = False
-) -> AnyRow | None:
-    params = {"b_id": incident_id, "b_tenant": tenant_id}
-    return (await conn.execute(_ROW_LOCKED if lock else _ROW, params)).first()
-
-
 async def get_incident(conn: Conn, tenant_id: str, incident_id: str) -> dict[str, Any]:
-    row = await _row(conn, tenant_id, incident_id)
+    row = await repository.incident_row(conn, tenant_id, incident_id)
     if row is None:
         raise NotFound("no such incident", code="incident_not_found")
     return incident_view(row._mapping)
@@ -144,14 +129,7 @@ async def get_incident(conn: Conn, tenant_id: str, incident_id: str) -> dict[str
 async def get_incident_detail(conn: Conn, tenant_id: str, incident_id: str) -> dict[str, Any]:
     """The incident with its latest alerts (oldest first) and its events in log order."""
     view = await get_incident(conn, tenant_id, incident_id)
-    recent = (
-        await conn.execute(
-            select(alerts)
-            .where(alerts.c.incident_id == incident_id, alerts.c.tenant_id == tenant_id)
-            .order_by(alerts.c.received_at.desc(), alerts.c.id.desc())
-            .limit(ALERTS_SHOWN)
-        )
-    ).all()
+    recent = await repository.latest_alerts(conn, tenant_id, incident_id, ALERTS_SHOWN)
     events = await read_after(conn, tenant_id, 0, incident_id=incident_id, limit=EVENTS_SHOWN)
     view["alerts"] = [alert_view(r._mapping) for r in reversed(recent)]
     # Stored envelopes are orjson output, so loading and re-encoding gives back the same bytes.
@@ -170,21 +148,16 @@ async def list_incidents(
     limit: int,
 ) -> list[dict[str, Any]]:
     """One keyset page ordered by (createdAt, id), newest or oldest first."""
-    cond: list[Any] = [incidents.c.tenant_id == tenant_id]
-    if statuses:
-        cond.append(incidents.c.status.in_(sorted(statuses)))
-    if severities:
-        cond.append(incidents.c.severity.in_(sorted(severities)))
-    created, ident = incidents.c.created_at, incidents.c.id
-    if after is not None:
-        at, after_id = after
-        if newest_first:
-            cond.append(or_(created < at, and_(created == at, ident < after_id)))
-        else:
-            cond.append(or_(created > at, and_(created == at, ident > after_id)))
-    order = (created.desc(), ident.desc()) if newest_first else (created.asc(), ident.asc())
-    stmt = select(incidents).where(and_(*cond)).order_by(*order).limit(limit)
-    return [incident_view(r._mapping) for r in (await conn.execute(stmt)).all()]
+    rows = await repository.incident_page(
+        conn,
+        tenant_id,
+        statuses=statuses,
+        severities=severities,
+        newest_first=newest_first,
+        after=after,
+        limit=limit,
+    )
+    return [incident_view(r._mapping) for r in rows]
 
 
 async def reclaim_fingerprint(tx: Tx, row: AnyRow) -> bool:
@@ -201,10 +174,7 @@ async def reclaim_fingerprint(tx: Tx, row: AnyRow) -> bool:
         "fingerprint": row.fingerprint,
         "incident_id": row.id,
     }
-    claimed = tx.db.dialect.insert_ignore(
-        open_fingerprints, ["tenant_id", "provider", "fingerprint"]
-    ).returning(open_fingerprints.c.incident_id)
-    return bool((await tx.execute(claimed, [claim])).all())
+    return await repository.reclaim_fingerprint(tx, claim)
 
 
 async def _apply_move(
@@ -215,11 +185,11 @@ async def _apply_move(
         values["resolved_at"] = now_ms
     elif new_status == "open":
         values["resolved_at"] = None  # reopened
-    await tx.execute(update(incidents).where(incidents.c.id == row.id).values(**values))
+    await repository.set_incident(tx, row.id, values)
     if new_status in RELEASES_FINGERPRINTS:
         # The alerts of a resolved/closed incident no longer attach to it: a re-fire opens a
         # new incident.
-        await tx.execute(delete(open_fingerprints).where(open_fingerprints.c.incident_id == row.id))
+        await repository.release_fingerprints(tx, row.id)
     elif row.status in RELEASES_FINGERPRINTS:
         await reclaim_fingerprint(tx, row)
     data: dict[str, Any] = {
@@ -251,7 +221,7 @@ async def move_incident(
 ) -> dict[str, Any]:
     """Move by the table (409 invalid_transition otherwise) and emit incident.status_changed."""
     await lock_log_head(tx, tenant_id)
-    row = await _row(tx.conn, tenant_id, incident_id, lock=True)
+    row = await repository.incident_row(tx.conn, tenant_id, incident_id, lock=True)
     if row is None:
         raise NotFound("no such incident", code="incident_not_found")
     check_move(row.status, new_status)
@@ -271,7 +241,7 @@ async def auto_move(
     `before_apply` is awaited once the move is certain, before anything is written (an event
     effect appends the events that must precede the move's own there)."""
     await lock_log_head(tx, tenant_id)
-    row = await _row(tx.conn, tenant_id, incident_id, lock=True)
+    row = await repository.incident_row(tx.conn, tenant_id, incident_id, lock=True)
     if row is None:
         return None
     target = auto_target(trigger, row.status)

@@ -23,12 +23,12 @@ from causeflow import ids
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.event.log import NewEvent, append_events, lock_log_heads
+from causeflow.incident import repository as incident_store
+from causeflow.incident.repository import Key
 from causeflow.incident.service import auto_move, created_event, new_incident_row
-from causeflow.incident.tables import incidents
 from causeflow.ingest import repository
 from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
 from causeflow.ingest.providers.base import ParsedPayload
-from causeflow.ingest.repository import Key
 from causeflow.jsonutil import dumps
 
 
@@ -92,14 +92,14 @@ class _Writes:
 
     async def flush(self, tx: Tx) -> None:
         if self.claims:
-            taken = await repository.claim_fingerprints(tx, self.claims)
+            taken = await incident_store.claim_fingerprints(tx, self.claims)
             if len(taken) != len(self.claims):
                 raise FingerprintTaken()
-            await tx.insert_many(incidents, list(self.incidents.values()))
+            await incident_store.insert_incidents(tx, list(self.incidents.values()))
         for tenant_id, events in self.events.items():
             await append_events(tx, tenant_id=tenant_id, items=events, now_ms=events[0].now_ms or 0)
-        await repository.insert_alerts(tx, self.alerts)
-        await repository.count_alerts(tx, list(self.counts.values()))
+        await incident_store.insert_alerts(tx, self.alerts)
+        await incident_store.count_alerts(tx, list(self.counts.values()))
         self.claims.clear()
         self.incidents.clear()
         self.events.clear()
@@ -143,7 +143,7 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
     keys = list(
         {(batch[i].tenant_id, batch[i].provider, a.fingerprint) for i in live for a in alerts_of[i]}
     )
-    open_now = await repository.open_incidents(tx, keys)
+    open_now = await incident_store.open_incidents(tx, keys)
     writes = _Writes()
     for index in live:
         item = batch[index]
@@ -177,7 +177,7 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
                     await writes.flush(tx)  # the move sees every row before it
                     moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
                     action = "resolved" if moved is not None else "attached"
-                    reopened = await repository.open_incident_for(
+                    reopened = await incident_store.open_incident_for(
                         tx, tenant_id, provider, alert.fingerprint
                     )
                     if reopened is None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from causeflow.context import AppContext, LocalEngine
 from causeflow.db.engine import Tx
+from causeflow.event.log import page_after
 from causeflow.jsonutil import loads
 from causeflow.runtime import Component, Stop
 from causeflow.webhook import repository as repo
@@ -205,7 +206,7 @@ async def _read_events(
             for event_type in types:
                 fanout[event_type] = fanout.get(event_type, 0) + 1
     taken: list[Any] = []
-    result = await repo.events_after(tx, tenant_id, start, head, limit)
+    result = await page_after(tx, tenant_id, start, head, limit)
     more = False
     for ev in result:
         cost = every + fanout.get(ev.type, 0)  # at most this many deliveries (filters)

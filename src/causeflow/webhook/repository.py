@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
-from causeflow.db.conn import AnyResult, AnyRow, Conn
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
-from causeflow.event.tables import event_heads, events
+from causeflow.event import log
 from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, subscriptions
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -191,47 +191,7 @@ async def recover_failed(
     return int((await tx.execute(stmt)).rowcount)
 
 
-# --- the log, as the dispatcher and replay read it ------------------------------------------
-
-
-async def events_in_window(
-    conn: Conn, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
-) -> list[AnyRow]:
-    stmt = (
-        select(events.c.id, events.c.position, events.c.type, events.c.envelope)
-        .where(
-            events.c.tenant_id == tenant_id,
-            events.c.created_at >= since_ms,
-            events.c.created_at <= until_ms,
-            events.c.position > after_position,
-        )
-        .order_by(events.c.position)
-        .limit(limit)
-    )
-    return list((await conn.execute(stmt)).all())
-
-
-# The dispatcher's statements are built once: it runs them in every batch, and building and
-# hashing a statement costs several times what SQLite takes to run it.
-_EVENTS_AFTER = (
-    select(events.c.id, events.c.position, events.c.type, events.c.envelope)
-    .where(
-        events.c.tenant_id == bindparam("b_tenant"),
-        events.c.position > bindparam("b_after"),
-        events.c.position <= bindparam("b_up_to"),
-    )
-    .order_by(events.c.position)
-    .limit(bindparam("b_limit"))
-)
-
-
-async def events_after(
-    conn: Conn, tenant_id: str, after_position: int, up_to: int, limit: int
-) -> AnyResult:
-    params = {"b_tenant": tenant_id, "b_after": after_position, "b_up_to": up_to, "b_limit": limit}
-    # the result itself: a caller may stop early and close it (rows are fetched as iterated)
-    return await conn.execute(_EVENTS_AFTER, params)
-
+# --- dispatch cursors (how far each tenant's log has been dispatched) -----------------------
 
 _READ_CURSOR = select(dispatch_cursors.c.position, dispatch_cursors.c.generation).where(
     dispatch_cursors.c.tenant_id == bindparam("b_tenant")
@@ -295,16 +255,5 @@ async def bump_generation(tx: Tx, tenant_id: str) -> None:
 
 async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
     """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
-    stmt = (
-        select(event_heads.c.tenant_id)
-        .select_from(
-            event_heads.outerjoin(
-                dispatch_cursors, dispatch_cursors.c.tenant_id == event_heads.c.tenant_id
-            )
-        )
-        .where(
-            event_heads.c.position > func.coalesce(dispatch_cursors.c.position, 0),
-        )
-        .limit(limit)
-    )
-    return [r[0] for r in (await conn.execute(stmt)).all()]
+    c = dispatch_cursors.c
+    return await log.tenants_ahead_of(conn, dispatch_cursors, c.tenant_id, c.position, limit)

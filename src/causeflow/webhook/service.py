@@ -21,7 +21,7 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
-from causeflow.event.log import build_envelope, next_positions
+from causeflow.event.log import build_envelope, next_positions, page_in_window
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.models import sample_data
 from causeflow.webhook import repository as repo
@@ -425,9 +425,7 @@ async def replay(
     sub = from_row(row, box)
     after, total = 0, 0
     while True:
-        chunk = await repo.events_in_window(
-            tx.conn, tenant_id, since_ms, until_ms, after, _REPLAY_CHUNK
-        )
+        chunk = await page_in_window(tx.conn, tenant_id, since_ms, until_ms, after, _REPLAY_CHUNK)
         if not chunk:
             return total
         after = chunk[-1].position

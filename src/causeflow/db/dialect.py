@@ -1,15 +1,17 @@
 """The only place SQLite and PostgreSQL differ.
 
 Callers ask the `Dialect` for the few statements whose spelling or semantics depend on the
-database: insert-or-ignore / upsert, row locks for claiming work, and transactional
-notifications. Everything else is portable SQLAlchemy Core.
+database: insert-or-ignore / upsert, row locks for claiming work, transactional notifications,
+the larger/smaller of two values, and whether limits that must hold for the whole deployment
+(the delivery engine's per-host cap and per-subscription rates) are kept in the database.
+Everything else is portable SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Table, text
+from sqlalchemy import ColumnElement, Select, Table, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +21,10 @@ NOTIFY_CHANNEL = "causeflow_events"
 class Dialect:
     name = "base"
     multi_process = False
+    # Several processes deliver at once, so the delivery limits promised to a receiver (per-host
+    # in-flight cap, per-subscription rate) are shared through the database; with one process
+    # (SQLite) the engine's own counters are exact and cost nothing.
+    shared_limits = False
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError
@@ -33,6 +39,13 @@ class Dialect:
     async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
         """Wake other processes after this transaction commits (no-op with one process)."""
 
+    def greatest(self, *values: Any) -> ColumnElement[Any]:
+        """The largest of `values` (SQLite spells it as the many-argument `max`)."""
+        return func.max(*values)
+
+    def least(self, *values: Any) -> ColumnElement[Any]:
+        return func.min(*values)
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -44,6 +57,7 @@ class SqliteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     multi_process = True
+    shared_limits = True
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
@@ -54,6 +68,12 @@ class PostgresDialect(Dialect):
     async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
         # NOTIFY is transactional: listeners hear it only if and when this transaction commits.
         await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": channel, "p": payload})
+
+    def greatest(self, *values: Any) -> ColumnElement[Any]:
+        return func.greatest(*values)
+
+    def least(self, *values: Any) -> ColumnElement[Any]:
+        return func.least(*values)
 
 
 def dialect_for(url: str) -> Dialect:

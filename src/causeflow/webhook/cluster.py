@@ -47,6 +47,10 @@ log = logging.getLogger("causeflow.webhook.cluster")
 SLOT_LINGER_SECONDS = 0.2  # an idle slot is kept this long for more work, then released
 SLOT_RETRY_SECONDS = (0.025, 0.5)  # a host with no free slot is asked again after this, doubling
 IDLE_TICK_SECONDS = 0.05  # how often idle slots are looked at while there are any
+# Start slots are reserved from this far ahead of the round's start, so that the first one is
+# not already past when the round has committed (a start late by more than the rate's
+# tolerance takes a new slot).
+RATE_LEAD_SECONDS = 0.02
 ERROR_BACKOFF_SECONDS = (0.05, 5.0)
 
 _S = host_slots.c
@@ -345,7 +349,7 @@ class ClusterLimits:
         loop = asyncio.get_running_loop()
         now = loop.time()
         now_ms = self.clock.now_ms()
-        now_us = int(self.clock.now() * 1_000_000)
+        now_us = int((self.clock.now() + RATE_LEAD_SECONDS) * 1_000_000)
         releases = self._releases + self.book.idle_since(now - SLOT_LINGER_SECONDS)
         self._releases = []
         renew = bool(self.book.held_slots()) and now >= self._renew_at

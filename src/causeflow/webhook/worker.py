@@ -220,6 +220,8 @@ class DeliveryEngine:
         margin = max(0.0, settings.webhook_lease_seconds - settings.webhook_timeout_seconds)
         self.start_by = margin * 0.8
         self.waits = QueueBudget(margin * 0.5)
+        # A rate-limited delivery waits locally for its slot up to this, well before start_by.
+        self.rate_hold = min(RATE_HOLD_SECONDS, self.start_by / 2)
         # Several processes deliver (PostgreSQL): the per-host cap and the rates are kept in the
         # database so that they hold for the whole deployment, not per process.
         self.cluster: ClusterLimits | None = None
@@ -231,7 +233,7 @@ class DeliveryEngine:
                 cap=settings.webhook_max_inflight_per_host,
                 lease_seconds=settings.webhook_lease_seconds,
                 attempt_seconds=settings.webhook_timeout_seconds + 0.5,
-                hold_seconds=RATE_HOLD_SECONDS,
+                hold_seconds=self.rate_hold,
                 demand=self._demand,
                 on_slots=self.serve_waiting,
                 on_start_slot=self._on_start_slot,
@@ -574,7 +576,7 @@ class DeliveryEngine:
             self.cluster.ask(job, max(1, math.ceil(1_000_000 / rate)))
             return
         now = self._loop.time()
-        at, granted = self.rates.reserve(job.sub.id, rate, now, RATE_HOLD_SECONDS)
+        at, granted = self.rates.reserve(job.sub.id, rate, now, self.rate_hold)
         if granted:
             self._at_start_slot(job, at)
         else:
@@ -699,6 +701,7 @@ class DeliveryEngine:
             if job is None:
                 self._leave(origin, slot)
                 return
+            self.backoff.reset(origin)  # the host had room after all
             self._start(job, slot)
 
     def _next_waiting(self, origin: str) -> Job | None:

@@ -15,21 +15,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
-from tests.support.receiver import Ok, ThreadedReceiver
+from tests.support.receiver import Concurrent, Ok, ThreadedReceiver
 
 from .harness import (
+    ENV,
     EVENT,
     TIMEOUT,
     Cluster,
-    ENV,
     pg_cluster,
     publish_many,
     wait_all_succeeded,
@@ -47,27 +44,6 @@ WORKER_ENV = {
     # claims a share of it
     "CAUSEFLOW_WEBHOOK_MAX_INFLIGHT": "8",
 }
-
-
-@dataclass
-class Counting:
-    """Answer 200 after `seconds`; record each arrival with the requests in flight then."""
-
-    seconds: float
-    inflight: int = 0
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, in flight)
-
-    async def respond(self, request: web.Request, stopping: asyncio.Event) -> web.StreamResponse:
-        self.inflight += 1
-        self.samples.append((time.monotonic(), self.inflight))
-        try:
-            await asyncio.sleep(self.seconds)
-        finally:  # also when the sender's connection dies (its process was killed)
-            self.inflight -= 1
-        return web.Response(status=200)
-
-    def most(self, start: float = 0.0, end: float = float("inf")) -> int:
-        return max((n for t, n in list(self.samples) if start <= t < end), default=0)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +107,7 @@ async def test_the_host_cap_holds_across_workers_and_a_killed_one_frees_its_slot
     setup: tuple[Cluster, ThreadedReceiver],
 ) -> None:
     cluster, receiver = setup
-    slow = Counting(SLOW_SECONDS)
+    slow = Concurrent(SLOW_SECONDS)
     receiver.set_behavior("/slow", slow)
     origin = receiver.url.lower()  # http://127.0.0.1:PORT: the unit of the cap
     async with aiohttp.ClientSession() as session:

@@ -13,7 +13,12 @@ common path:
   in case more work comes, then released. Leases are renewed together every quarter lease; a
   process killed with -9 stops renewing and its slots are free again when the lease runs out.
   A slot is used for an attempt only while its lease outlasts the attempt (request timeout),
-  so no two processes ever hold one slot at once.
+  so no two processes ever hold one slot at once. A process that wants more slots of a host
+  than it holds says so in `host_wants` (renewed while it does, forgotten a second after it
+  stops); holders look at that every `CHECK_SECONDS` while they hold slots and keep no more
+  than their share (the cap divided among the processes wanting slots, rounded up): idle slots
+  go at once, busy ones after their current attempt. So every process with work for a host
+  sends some of it, instead of parking it until the one holding every slot is done.
 - **Per-subscription rate.** Starts are spaced 1/rate apart on one schedule per subscription
   (`rate_slots.next_at`): a process reserves the slots of all its waiting deliveries of that
   subscription with one atomic upsert (`… ON CONFLICT DO UPDATE … RETURNING`), never further
@@ -35,17 +40,32 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, and_, bindparam, case, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from causeflow.clock import Clock
 from causeflow.db.engine import Database, Tx
 from causeflow.webhook.limits import SlotBook, grant
-from causeflow.webhook.tables import host_slots, rate_slots
+from causeflow.webhook.tables import host_slots, host_wants, rate_slots
 
 log = logging.getLogger("causeflow.webhook.cluster")
 
 SLOT_LINGER_SECONDS = 0.2  # an idle slot is kept this long for more work, then released
-SLOT_RETRY_SECONDS = (0.025, 0.5)  # a host with no free slot is asked again after this, doubling
+SLOT_RETRY_SECONDS = (0.025, 0.25)  # a host with no free slot is asked again after this, doubling
+CHECK_SECONDS = 0.25  # while holding or wanting slots, how often to look who else wants them
+WANT_TTL_MS = 1000  # a want not renewed for this long is forgotten (its process died)
+WANT_REFRESH_SECONDS = 0.3
 IDLE_TICK_SECONDS = 0.05  # how often idle slots are looked at while there are any
 # Start slots are reserved from this far ahead of the round's start, so that the first one is
 # not already past when the round has committed (a start late by more than the rate's
@@ -78,6 +98,18 @@ _RELEASE = (
     .values(owner=None, lease_until=None)
 )
 _RELEASE_ALL = update(host_slots).where(_S.owner == _OWNER).values(owner=None, lease_until=None)
+_W = host_wants.c
+_WITHDRAW = delete(host_wants).where(_W.origin == _ORIGIN, _W.owner == _OWNER)
+_WITHDRAW_ALL = delete(host_wants).where(_W.owner == _OWNER)
+_RIVALS = (
+    select(_W.origin, func.count())
+    .where(
+        _W.origin.in_(bindparam("b_origins", expanding=True)),
+        _W.owner != _OWNER,
+        _W.until > _NOW_MS,
+    )
+    .group_by(_W.origin)
+)
 _STATEMENTS: dict[tuple[str, str], Any] = {}  # (dialect, name) -> statement
 
 
@@ -103,6 +135,13 @@ def _build(db: Database, name: str) -> Any:
         )
     if name == "renew":
         return _RENEW.returning(_S.origin, _S.slot)
+    if name == "want":
+        insert = dialect.insert(host_wants).values(
+            origin=_ORIGIN, owner=_OWNER, until=bindparam("b_until", type_=BigInteger)
+        )
+        return insert.on_conflict_do_update(
+            index_elements=["origin", "owner"], set_={"until": insert.excluded.until}
+        )
     if name == "reserve":
         # `grant` (webhook/limits.py) in SQL: the first slot is the schedule's next free one or
         # now; as many as wanted, `interval` apart, none after the horizon.
@@ -166,6 +205,31 @@ async def release_slots(tx: Tx, *, owner: str, slots: Iterable[tuple[str, int]])
 async def release_all_slots(db: Database, *, owner: str) -> None:
     async with db.transaction() as tx:
         await tx.execute(_RELEASE_ALL, {"b_owner": owner})
+        await tx.execute(_WITHDRAW_ALL, {"b_owner": owner})
+
+
+async def declare_wants(tx: Tx, *, owner: str, origins: Iterable[str], until_ms: int) -> None:
+    """`owner` wants more of these origins' slots than it holds, until `until_ms`."""
+    params = [{"b_origin": o, "b_owner": owner, "b_until": until_ms} for o in origins]
+    if params:
+        await tx.execute(_statement(tx.db, "want"), params)
+
+
+async def withdraw_wants(tx: Tx, *, owner: str, origins: Iterable[str]) -> None:
+    params = [{"b_origin": o, "b_owner": owner} for o in origins]
+    if params:
+        await tx.execute(_WITHDRAW, params)
+
+
+async def count_rivals(
+    tx: Tx, *, owner: str, origins: Iterable[str], now_ms: int
+) -> dict[str, int]:
+    """How many other processes want more slots of each of `origins` now."""
+    wanted = sorted(set(origins))
+    if not wanted:
+        return {}
+    rows = await tx.execute(_RIVALS, {"b_origins": wanted, "b_owner": owner, "b_now": now_ms})
+    return {r[0]: int(r[1]) for r in rows}
 
 
 async def reserve_starts(
@@ -206,7 +270,11 @@ class ClusterLimits:
 
     The engine asks synchronously (`want`, `ask`) and is called back after each round with
     what it got (`on_slots(origin)`, `on_start_slot(job, at_wall_seconds)`,
-    `on_no_start_slot(job, next_wall_seconds)`); `take`/`give_back` are the local, free part.
+    `on_no_start_slot(job, next_wall_seconds)`); `take`/`usable`/`give_back` are the local,
+    free part. A process that wants more of a host's slots than it holds says so in
+    `host_wants`; every holder looks at that while it sends and keeps no more than its share
+    (the cap divided among the processes that want slots, rounded up), so the slots move to
+    where the work is instead of the work being handed around.
     """
 
     def __init__(
@@ -238,38 +306,56 @@ class ClusterLimits:
         self._on_slots = on_slots
         self._on_start_slot = on_start_slot
         self._on_no_start_slot = on_no_start_slot
-        self._wanted: set[str] = set()
+        self._wanted: set[str] = set()  # origins with deliveries waiting for a slot
         self._retry: dict[str, tuple[float, float]] = {}  # origin -> (not before, last delay)
         self._seeded: set[str] = set()
         self._asks: dict[str, RateAsk] = {}
         self._releases: list[tuple[str, int]] = []
+        self._rivals: dict[str, int] = {}  # origin -> other processes wanting its slots
+        self._declared: dict[str, float] = {}  # origins we said we want -> when we said it
+        self._shed: dict[str, int] = {}  # origin -> busy slots to give up after their attempt
         self._renew_at = 0.0
+        self._check_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.rounds = 0  # transactions run (tests, debugging)
 
     # --- the engine's calls -------------------------------------------------------------------
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="delivery-cluster-limits")
+
+    def share(self, origin: str) -> int:
+        """How many of `origin`'s slots this process may hold now."""
+        return -(-self.cap // (1 + self._rivals.get(origin, 0)))
 
     def take(self, origin: str, now: float) -> int | None:
         """A held, idle slot of `origin` good for one more attempt (no round trip)."""
         return self.book.take(origin, now + self.attempt_seconds)
 
     def usable(self, origin: str, slot: int, now: float) -> bool:
-        return self.book.usable(origin, slot, now + self.attempt_seconds)
+        """May a lane send one more attempt with `slot`? Not if its lease could end during the
+        attempt, nor if this process holds more than its share while others wait."""
+        if not self.book.usable(origin, slot, now + self.attempt_seconds):
+            return False
+        shed = self._shed.get(origin, 0)
+        if shed > 0:
+            self._shed[origin] = shed - 1
+            self.book.drop(origin, slot)
+            self._releases.append((origin, slot))
+            self._wake.set()
+            return False
+        return True
 
     def give_back(self, origin: str, slot: int, now: float) -> None:
-        self.book.give_back(origin, slot, now, now + self.attempt_seconds)
+        if self.book.holds(origin, slot):
+            self.book.give_back(origin, slot, now, now + self.attempt_seconds)
         self._wake.set()  # to release it after the linger if nothing takes it
 
     def want(self, origin: str) -> None:
-        """Deliveries wait for `origin` and no held slot is free: take more if the cap allows."""
-        if origin not in self._wanted and self.book.held(origin) < self.cap:
+        """Deliveries wait for `origin` and no held slot is free: take more if allowed."""
+        if origin not in self._wanted:
             self._wanted.add(origin)
             self._wake.set()
 
@@ -336,9 +422,13 @@ class ClusterLimits:
                 await asyncio.sleep(min(high, low * 2**failures))
 
     def _next_due(self, now: float) -> float:
-        due = self._renew_at if self.book.held_slots() else math.inf
         if self._asks or self._releases:
             return now
+        due = math.inf
+        if self.book.held_slots():
+            due = min(self._renew_at, self._check_at)
+        if self._declared:
+            due = min(due, self._check_at)
         if self.book.idle_count():
             due = min(due, now + IDLE_TICK_SECONDS)
         for origin in self._wanted:
@@ -358,22 +448,31 @@ class ClusterLimits:
         for origin in sorted(self._wanted):
             if self._retry.get(origin, (0.0, 0.0))[0] > now:
                 continue
-            count = min(self.cap - self.book.held(origin), self._demand(origin))
+            count = min(self.share(origin), self.cap) - self.book.held(origin)
+            count = min(count, self._demand(origin))
             if count > 0:
                 acquire[origin] = count
-            else:
+            elif self._demand(origin) == 0:
                 self._wanted.discard(origin)
+            else:
+                # at its share already: look again once we know more about the others
+                _, last = self._retry.get(origin, (0.0, 0.0))
+                self._retry[origin] = (max(now + SLOT_RETRY_SECONDS[0], self._check_at), last)
+        check = now >= self._check_at and bool(self.book.held_slots() or self._declared)
         asks, self._asks = self._asks, {}
-        if not (releases or renew or acquire or asks):
+        if not (releases or renew or acquire or asks or check):
             return
         got: dict[str, list[int]] = {}
         starts: dict[str, tuple[int, int]] = {}
         kept: set[tuple[str, int]] = set()
+        declare: list[str] = []
+        withdraw: list[str] = []
+        rivals: dict[str, int] | None = None
         try:
             async with self.db.transaction() as tx:
-                # Releases and renewals touch only this process's own rows; acquisitions skip
-                # rows others are taking; the schedules come last, in id order: no two rounds
-                # wait on each other in a cycle.
+                # Releases, renewals and wants touch only this process's own rows; acquisitions
+                # skip rows others are taking; the schedules come last, in id order: no two
+                # rounds wait on each other in a cycle.
                 await release_slots(tx, owner=self.owner, slots=releases)
                 if renew:
                     kept = await renew_slots(
@@ -390,6 +489,25 @@ class ClusterLimits:
                         wanted=count,
                         now_ms=now_ms,
                         lease_ms=self.lease_ms,
+                    )
+                # Say which hosts we want more of (renewed while we do), and stop saying it.
+                for origin in sorted(self._wanted | set(self._declared)):
+                    short = self._demand(origin) > self.book.held(origin) + len(got.get(origin, ()))
+                    if (
+                        short
+                        and now - self._declared.get(origin, -math.inf) >= WANT_REFRESH_SECONDS
+                    ):
+                        declare.append(origin)
+                    elif not short and origin in self._declared:
+                        withdraw.append(origin)
+                await declare_wants(
+                    tx, owner=self.owner, origins=declare, until_ms=now_ms + WANT_TTL_MS
+                )
+                await withdraw_wants(tx, owner=self.owner, origins=withdraw)
+                if check:
+                    origins = self.book.origins() | self._wanted | set(self._declared)
+                    rivals = await count_rivals(
+                        tx, owner=self.owner, origins=origins, now_ms=now_ms
                     )
                 for sid in sorted(asks):
                     ask = asks[sid]
@@ -415,6 +533,15 @@ class ClusterLimits:
         if renew:
             self._renew_at = now + self.renew_every
             self.book.renewed(asked, kept, deadline)
+        for origin in declare:
+            self._declared[origin] = now
+        for origin in withdraw:
+            self._declared.pop(origin, None)
+        if check:
+            self._check_at = now + CHECK_SECONDS
+            assert rivals is not None
+            self._rivals = rivals
+            self._give_up_excess()
         for origin, slots in got.items():
             self._seeded.add(origin)
             if slots:
@@ -422,12 +549,14 @@ class ClusterLimits:
                 self.book.add(origin, slots, deadline, now)
                 if self._renew_at < now:
                     self._renew_at = now + self.renew_every
+                if self._check_at < now:
+                    self._check_at = now + CHECK_SECONDS
             else:
                 _, last = self._retry.get(origin, (0.0, 0.0))
                 low, high = SLOT_RETRY_SECONDS
                 delay = min(high, last * 2) if last else low
                 self._retry[origin] = (now + delay, delay)
-            if self.book.held(origin) >= self.cap or self._demand(origin) == 0:
+            if self._demand(origin) == 0:
                 self._wanted.discard(origin)
             if slots:
                 self._on_slots(origin)
@@ -438,3 +567,18 @@ class ClusterLimits:
                     self._on_start_slot(job, (first_us + i * ask.interval_us) / 1_000_000)
                 else:
                     self._on_no_start_slot(job, (first_us + count * ask.interval_us) / 1_000_000)
+
+    def _give_up_excess(self) -> None:
+        """Hold no more than the share: idle slots go at once, busy ones after their attempt."""
+        self._shed.clear()
+        for origin in self.book.origins():
+            excess = self.book.held(origin) - self.share(origin)
+            if excess <= 0:
+                continue
+            for slot in self.book.pop_idle(origin, excess):
+                self._releases.append((origin, slot))
+                excess -= 1
+            if excess > 0:
+                self._shed[origin] = excess
+        if self._releases:
+            self._wake.set()

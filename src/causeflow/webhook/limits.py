@@ -145,6 +145,9 @@ class SlotBook:
     def held(self, origin: str) -> int:
         return len(self._idle.get(origin, ())) + len(self._busy.get(origin, ()))
 
+    def holds(self, origin: str, slot: int) -> bool:
+        return (origin, slot) in self._deadline
+
     def busy(self, origin: str) -> int:
         return len(self._busy.get(origin, ()))
 
@@ -189,6 +192,36 @@ class SlotBook:
             self._deadline[(origin, slot)] = deadline
         if not idle:
             del self._idle[origin]
+
+    def drop(self, origin: str, slot: int) -> None:
+        """Forget a held slot (it is being released)."""
+        busy = self._busy.get(origin)
+        if busy is not None:
+            busy.discard(slot)
+            if not busy:
+                del self._busy[origin]
+        idle = self._idle.get(origin)
+        if idle is not None:
+            idle.pop(slot, None)
+            if not idle:
+                del self._idle[origin]
+        self._deadline.pop((origin, slot), None)
+
+    def pop_idle(self, origin: str, count: int) -> list[int]:
+        """Remove and return up to `count` idle slots of `origin` (to be released now)."""
+        idle = self._idle.get(origin)
+        out: list[int] = []
+        while idle and len(out) < count:
+            slot, _since = idle.popitem()
+            self._deadline.pop((origin, slot), None)
+            out.append(slot)
+        if idle is not None and not idle:
+            del self._idle[origin]
+        return out
+
+    def origins(self) -> set[str]:
+        """Origins this process holds slots of."""
+        return {origin for origin, _slot in self._deadline}
 
     def idle_since(self, cutoff: float) -> list[tuple[str, int]]:
         """Remove and return the slots idle since `cutoff` or earlier (to be released)."""

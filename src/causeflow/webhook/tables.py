@@ -97,6 +97,17 @@ host_slots = Table(
     Column("lease_until", BigInteger, nullable=True),
 )
 
+# Processes that want more of a host's slots than they hold (until `until`, epoch ms, renewed
+# while they do): a holder keeps no more than its share, the cap divided among the processes
+# that want slots, so every process with work for a host gets some.
+host_wants = Table(
+    "host_wants",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("owner", Text, primary_key=True),
+    Column("until", BigInteger, nullable=False),
+)
+
 # Each rate-limited subscription's start schedule shared by several worker processes: the next
 # free start slot (epoch microseconds; slots are 1/rate apart) and how many slots the latest
 # reservation took. Processes reserve slots in batches with one atomic update each.

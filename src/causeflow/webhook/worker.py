@@ -633,7 +633,12 @@ class DeliveryEngine:
             self._start(job, slot)
             return
         waiting = self._queued.setdefault(origin, deque())
-        if self.waits.may_queue(origin, len(waiting), self.hosts.cap):
+        queued = len(waiting)
+        if self.cluster is not None:
+            # those that would have a lane once this process has its share of the host's slots
+            # do not wait behind the host
+            queued -= max(0, self.cluster.share(origin) - self.cluster.book.held(origin))
+        if self.waits.may_queue(origin, max(0, queued), self.hosts.cap):
             waiting.append(job)
             if self.cluster is not None:
                 self.cluster.want(origin)  # more of the host's slots, if others leave some

@@ -1,8 +1,9 @@
 """shared delivery limits
 
 Tables for the delivery limits several worker processes share on PostgreSQL (the per-host
-in-flight slots and each rate-limited subscription's start schedule), and the pending index
-carries `created_at` so the queue's oldest age is read from the index alone.
+in-flight slots, who wants more of them, and each rate-limited subscription's start
+schedule), and the pending index carries `created_at` so the queue's oldest age is read from
+the index alone.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +28,13 @@ def upgrade() -> None:
         sa.Column("owner", sa.Text(), nullable=True),
         sa.Column("lease_until", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("origin", "slot", name=op.f("pk_host_slots")),
+    )
+    op.create_table(
+        "host_wants",
+        sa.Column("origin", sa.Text(), nullable=False),
+        sa.Column("owner", sa.Text(), nullable=False),
+        sa.Column("until", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("origin", "owner", name=op.f("pk_host_wants")),
     )
     op.create_table(
         "rate_slots",
@@ -57,4 +65,5 @@ def downgrade() -> None:
             postgresql_where=PENDING,
         )
     op.drop_table("rate_slots")
+    op.drop_table("host_wants")
     op.drop_table("host_slots")

@@ -215,6 +215,8 @@ def test_slot_book_reuses_idle_slots_and_respects_their_leases() -> None:
     assert book.usable("h", second, need=9.0) and not book.usable("h", second, need=11.0)
     book.give_back("h", second, now=2.0, need=11.0)
     assert book.held("h") == 0 and book.held_slots() == set()
+    assert book.take_lapsed() == [("h", second)]  # to be released, not kept by renewals
+    assert book.take_lapsed() == []
 
 
 def test_slot_book_renewal_keeps_what_the_database_kept() -> None:
@@ -226,7 +228,7 @@ def test_slot_book_renewal_keeps_what_the_database_kept() -> None:
     book.renewed({("h", 0), ("h", 1)}, kept={("h", busy)}, deadline=20.0)
     assert book.usable("h", busy, need=19.0)
     assert book.held("h") == 1  # the lost idle one is gone
-    assert ("h", idle) not in book.held_slots()
+    assert ("h", idle) not in book.held_slots() and book.take_lapsed() == [("h", idle)]
     book.renewed({("h", busy)}, kept=set(), deadline=30.0)
     assert not book.usable("h", busy, need=0.5)  # the lane stops, the slot is dropped
     book.give_back("h", busy, now=3.0, need=4.0)

@@ -422,7 +422,7 @@ class ClusterLimits:
                 await asyncio.sleep(min(high, low * 2**failures))
 
     def _next_due(self, now: float) -> float:
-        if self._asks or self._releases:
+        if self._asks or self._releases or self.book.lapsed:
             return now
         due = math.inf
         if self.book.held_slots():
@@ -440,7 +440,11 @@ class ClusterLimits:
         now = loop.time()
         now_ms = self.clock.now_ms()
         now_us = int((self.clock.now() + RATE_LEAD_SECONDS) * 1_000_000)
-        releases = self._releases + self.book.idle_since(now - SLOT_LINGER_SECONDS)
+        releases = (
+            self._releases
+            + self.book.take_lapsed()
+            + self.book.idle_since(now - SLOT_LINGER_SECONDS)
+        )
         self._releases = []
         renew = bool(self.book.held_slots()) and now >= self._renew_at
         asked = self.book.held_slots() if renew else set()

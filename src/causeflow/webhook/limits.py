@@ -133,7 +133,9 @@ class SlotBook:
     leased like deliveries. A held slot is busy (a lane is sending with it) or idle (kept a
     moment in case more work comes, so reusing it costs no round trip). Each held slot has a
     deadline: the loop time its lease in the database runs out, as of its acquisition or last
-    renewal. A slot is used for an attempt only if its lease outlasts that attempt.
+    renewal. A slot is used for an attempt only if its lease outlasts that attempt; one whose
+    lease got too short is forgotten and listed in `lapsed`, to be released (so that renewing
+    this process's leases never keeps a slot it no longer uses).
     """
 
     def __init__(self, cap: int) -> None:
@@ -141,6 +143,15 @@ class SlotBook:
         self._idle: dict[str, dict[int, float]] = {}  # origin -> slot -> idle since
         self._busy: dict[str, set[int]] = {}
         self._deadline: dict[tuple[str, int], float] = {}
+        self.lapsed: list[tuple[str, int]] = []
+
+    def _lapse(self, origin: str, slot: int) -> None:
+        self._deadline.pop((origin, slot), None)
+        self.lapsed.append((origin, slot))
+
+    def take_lapsed(self) -> list[tuple[str, int]]:
+        out, self.lapsed = self.lapsed, []
+        return out
 
     def held(self, origin: str) -> int:
         return len(self._idle.get(origin, ())) + len(self._busy.get(origin, ()))
@@ -166,7 +177,7 @@ class SlotBook:
             if self._deadline.get((origin, slot), 0.0) >= need:
                 self._busy.setdefault(origin, set()).add(slot)
                 return slot
-            self._deadline.pop((origin, slot), None)
+            self._lapse(origin, slot)
         return None
 
     def usable(self, origin: str, slot: int, need: float) -> bool:
@@ -181,8 +192,8 @@ class SlotBook:
                 del self._busy[origin]
         if self._deadline.get((origin, slot), 0.0) >= need:
             self._idle.setdefault(origin, {})[slot] = now
-        else:
-            self._deadline.pop((origin, slot), None)
+        elif (origin, slot) in self._deadline:
+            self._lapse(origin, slot)
 
     def add(self, origin: str, slots: list[int], deadline: float, now: float) -> None:
         """Slots just acquired: idle, ready for a lane."""
@@ -254,13 +265,14 @@ class SlotBook:
         for origin, idle in list(self._idle.items()):
             for slot in [s for s in idle if self._deadline.get((origin, s), 0.0) == 0.0]:
                 del idle[slot]
-                self._deadline.pop((origin, slot), None)
+                self._lapse(origin, slot)
             if not idle:
                 del self._idle[origin]
 
     def forget_all(self) -> list[tuple[str, int]]:
         """Every held slot, forgotten (shutdown: they are all released at once)."""
         out = list(self._deadline)
+        self.lapsed.clear()
         self._idle.clear()
         self._busy.clear()
         self._deadline.clear()

@@ -66,6 +66,7 @@ SLOT_RETRY_SECONDS = (0.025, 0.25)  # a host with no free slot is asked again af
 CHECK_SECONDS = 0.25  # while holding or wanting slots, how often to look who else wants them
 WANT_TTL_MS = 1000  # a want not renewed for this long is forgotten (its process died)
 WANT_REFRESH_SECONDS = 0.3
+MAX_ORIGINS = 10_000  # origins remembered as having their slot rows
 IDLE_TICK_SECONDS = 0.05  # how often idle slots are looked at while there are any
 # Start slots are reserved from this far ahead of the round's start, so that the first one is
 # not already past when the round has committed (a start late by more than the rate's
@@ -392,7 +393,7 @@ class ClusterLimits:
 
     def snapshot(self) -> dict[str, int]:
         return {
-            "slots_held": len(self.book.held_slots()),
+            "slots_held": self.book.count(),
             "slots_idle": self.book.idle_count(),
             "rate_asks": sum(len(a.jobs) for a in self._asks.values()),
         }
@@ -425,7 +426,7 @@ class ClusterLimits:
         if self._asks or self._releases or self.book.lapsed:
             return now
         due = math.inf
-        if self.book.held_slots():
+        if self.book.count():
             due = min(self._renew_at, self._check_at)
         if self._declared:
             due = min(due, self._check_at)
@@ -446,7 +447,7 @@ class ClusterLimits:
             + self.book.idle_since(now - SLOT_LINGER_SECONDS)
         )
         self._releases = []
-        renew = bool(self.book.held_slots()) and now >= self._renew_at
+        renew = self.book.count() > 0 and now >= self._renew_at
         asked = self.book.held_slots() if renew else set()
         acquire: dict[str, int] = {}
         for origin in sorted(self._wanted):
@@ -462,7 +463,7 @@ class ClusterLimits:
                 # at its share already: look again once we know more about the others
                 _, last = self._retry.get(origin, (0.0, 0.0))
                 self._retry[origin] = (max(now + SLOT_RETRY_SECONDS[0], self._check_at), last)
-        check = now >= self._check_at and bool(self.book.held_slots() or self._declared)
+        check = now >= self._check_at and bool(self.book.count() or self._declared)
         asks, self._asks = self._asks, {}
         if not (releases or renew or acquire or asks or check):
             return
@@ -546,6 +547,10 @@ class ClusterLimits:
             assert rivals is not None
             self._rivals = rivals
             self._give_up_excess()
+        if len(self._seeded) > MAX_ORIGINS:
+            self._seeded.clear()  # seeding again is harmless (rows that exist are left alone)
+        for origin in [o for o in self._retry if o not in self._wanted]:
+            del self._retry[origin]
         for origin, slots in got.items():
             self._seeded.add(origin)
             if slots:

@@ -159,6 +159,10 @@ class SlotBook:
     def holds(self, origin: str, slot: int) -> bool:
         return (origin, slot) in self._deadline
 
+    def count(self) -> int:
+        """Slots held, of every origin."""
+        return len(self._deadline)
+
     def busy(self, origin: str) -> int:
         return len(self._busy.get(origin, ()))
 

@@ -318,6 +318,7 @@ class ClusterLimits:
         self._renew_at = 0.0
         self._check_at = 0.0
         self._wake = asyncio.Event()
+        self._next_round: asyncio.Event | None = None  # set when the next round has run
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.rounds = 0  # transactions run (tests, debugging)
@@ -370,6 +371,18 @@ class ClusterLimits:
             pending.jobs.append(job)
         self._wake.set()
 
+    async def settled(self, timeout: float = 1.0) -> None:
+        """Return once slots wanted now have been asked for (a round starting after this call
+        has run), or after `timeout`; at once if nothing is wanted."""
+        if not self._wanted or self._task is None or self._task.done():
+            return
+        if self._next_round is None:
+            self._next_round = asyncio.Event()
+        done = self._next_round
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout)
+
     async def stop(self) -> list[Any]:
         """Stop the rounds (the one under way finishes); returns the jobs still waiting for a
         start slot, for the engine to hand back."""
@@ -411,6 +424,7 @@ class ClusterLimits:
             self._wake.clear()
             if self._stopping:
                 break
+            done, self._next_round = self._next_round, None
             try:
                 await self._round()
                 failures = 0
@@ -419,8 +433,14 @@ class ClusterLimits:
             except Exception:
                 failures += 1
                 log.exception("sharing delivery limits through the database failed")
+                if done is not None:
+                    done.set()
+                    done = None
                 low, high = ERROR_BACKOFF_SECONDS
                 await asyncio.sleep(min(high, low * 2**failures))
+            finally:
+                if done is not None:
+                    done.set()
 
     def _next_due(self, now: float) -> float:
         if self._asks or self._releases or self.book.lapsed:

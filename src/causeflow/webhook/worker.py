@@ -547,6 +547,10 @@ class DeliveryEngine:
                 self._hand_back(job, None)
             else:
                 self._offer(job)
+        if self.cluster is not None:
+            # Before claiming more: the slots these deliveries wait for, so that their lanes
+            # start and the host's answer times are known (an unknown host gets one round).
+            await self.cluster.settled()
 
     def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
         """An outcome with no HTTP attempt (the subscription is gone or disabled)."""

@@ -36,7 +36,7 @@ CAP = 4  # per host, for the whole deployment
 RATE = 5  # per second
 RATE_EVENTS = 25  # five seconds' worth
 SLOW_SECONDS = 0.2  # the slow receiver's answer time
-SLOW_EVENTS = 100  # five seconds at 4 in flight x 5/s
+SLOW_EVENTS = 120  # six seconds at 4 in flight x 5/s
 LEASE_SECONDS = float(ENV["CAUSEFLOW_WEBHOOK_LEASE_SECONDS"])
 WORKER_ENV = {
     "CAUSEFLOW_WEBHOOK_MAX_INFLIGHT_PER_HOST": str(CAP),

@@ -26,8 +26,9 @@ common path:
   `rate_tolerance` after it, or takes a new one.
 
 Everything a process needs from the database is collected and done in one transaction per
-round (`ClusterLimits._round`): releases, renewals, acquisitions, reservations, in that order,
-so two processes' rounds never wait on each other in a cycle.
+round (`ClusterLimits._round`): releases, renewals, acquisitions, wants, the look at who else
+wants slots, reservations, in that order (its own rows first, rows others are taking skipped,
+schedules in id order), so two processes' rounds never wait on each other in a cycle.
 """
 
 from __future__ import annotations

@@ -92,14 +92,6 @@ async def test_a_rate_limit_holds_across_three_workers(
         )
     times = [r.received_at for r in receiver.requests_for("/rate")]
     assert len(times) == RATE_EVENTS
-    import sys
-
-    print(
-        "busiest",
-        busiest_window(times),
-        sorted(round(t - min(times), 3) for t in times),
-        file=sys.stderr,
-    )
     assert busiest_window(times) <= RATE + 1, sorted(round(t - min(times), 3) for t in times)
 
 
@@ -137,17 +129,11 @@ async def test_the_host_cap_holds_across_workers_and_a_killed_one_frees_its_slot
         await wait_all_succeeded(
             session, cluster.bases[0], cluster.headers, [sub], SLOW_EVENTS, timeout=30
         )
-    import sys
-
-    print("killed", killed_at, "leaked", leaked, file=sys.stderr)
-    for t, n in slow.samples:
-        print(round(t - killed_at, 3), n, file=sys.stderr)
     # never more than the cap in flight, before or after the crash
     assert slow.most() <= CAP, slow.samples
-    # the dead worker's slots stay taken until its lease runs out (the survivors keep within
-    # what is left) ...
-    # (a lane uses a slot only while its lease outlasts another attempt, 1.5 s here, so the
-    # dead worker's leases reach beyond this window)
+    # the dead worker's slots stay taken until its lease runs out, the survivors keep within
+    # what is left (a lane uses a slot only while its lease outlasts one more attempt, 1.5 s
+    # here, so the dead worker's leases reach beyond this window) ...
     assert slow.most(killed_at + 0.3, killed_at + 1.2) <= CAP - leaked
     # ... and no longer: the survivors use the whole cap again
     assert slow.most(killed_at + LEASE_SECONDS + 0.5) == CAP, slow.samples

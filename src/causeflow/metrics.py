@@ -13,7 +13,8 @@ ATTEMPT_LATENCY = Histogram(
 )
 QUEUE_DEPTH = Gauge("causeflow_delivery_queue_depth", "Pending deliveries")
 QUEUE_OLDEST_AGE = Gauge(
-    "causeflow_delivery_queue_oldest_age_seconds", "Age of the oldest pending due delivery"
+    "causeflow_delivery_queue_oldest_age_seconds",
+    "Seconds since the oldest pending delivery was created (0 when none is pending)",
 )
 SSE_CONNECTIONS = Gauge("causeflow_sse_connections", "Open SSE streams in this process")
 INBOUND_ALERTS = Counter(

@@ -145,6 +145,29 @@ class Slow:
 
 
 @dataclass
+class Concurrent:
+    """Answer 200 after `seconds`; record each arrival with the requests then in flight (this
+    one included), to check a sender's concurrency caps."""
+
+    seconds: float
+    inflight: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, in flight)
+
+    async def respond(self, request: web.Request, stopping: asyncio.Event) -> web.StreamResponse:
+        self.inflight += 1
+        self.samples.append((time.monotonic(), self.inflight))
+        try:
+            await _pause(self.seconds, request, stopping)
+        finally:  # also when the sender's connection dies (its process was killed)
+            self.inflight -= 1
+        return web.Response(status=200)
+
+    def most(self, start: float = 0.0, end: float = float("inf")) -> int:
+        """The most requests in flight at an arrival between `start` and `end` (monotonic)."""
+        return max((n for t, n in list(self.samples) if start <= t < end), default=0)
+
+
+@dataclass
 class Hang:
     """Hold the request without answering for `seconds` (the sender's timeout should fire)."""
 
@@ -433,6 +456,7 @@ class ThreadedReceiver:
 
 __all__ = [
     "Behavior",
+    "Concurrent",
     "Drop",
     "Fail",
     "Hang",

@@ -1,5 +1,5 @@
 """The engine's pure parts from tables: the outcome of an attempt (`decide`) and the admission
-limits (per-host gate, token buckets, saturation backoff, local queue budget)."""
+limits (per-host gate and slot book, rate schedules, saturation backoff, local queue budget)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import pytest
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
-    RateLimits,
+    RateSlots,
     SaturationBackoff,
+    SlotBook,
+    grant,
     origin_of,
+    rate_tolerance,
 )
 from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed
 from causeflow.webhook.sender import SendResult
@@ -142,29 +145,94 @@ def test_host_gate_caps_each_origin_alone() -> None:
     assert gate.inflight("a") == 0
 
 
-def test_rate_limits_burst_then_spacing() -> None:
-    rates = RateLimits()
-    waits = [rates.reserve("s", 5, 100.0) for _ in range(8)]
-    assert waits[:5] == [0.0] * 5  # one second's worth at once
-    assert waits[5:] == pytest.approx([0.2, 0.4, 0.6])
-    rates.refund("s")
-    assert rates.reserve("s", 5, 100.0) == pytest.approx(0.6)
-    # 0.2 s later one more token has come in (the debt of 3 became 2, this one makes 3)
-    assert rates.reserve("s", 5, 100.2) == pytest.approx(0.6)
-    assert rates.reserve("s", 5, 102.0) == 0.0
-    assert rates.reserve("free", None, 100.0) == 0.0
-    assert rates.reserve("free", 0, 100.0) == 0.0
+def test_rate_slots_space_the_starts() -> None:
+    rates = RateSlots()
+    slots = [rates.reserve("s", 4, 100.0, horizon=2.0) for _ in range(9)]
+    # the first at once, then one every 1/4 s, never more than the horizon ahead
+    assert slots == [(100.0 + 0.25 * i, True) for i in range(9)]
+    assert rates.reserve("s", 4, 100.0, horizon=2.0) == (102.25, False)  # nothing taken
+    assert rates.reserve("s", 4, 100.0, horizon=2.0) == (102.25, False)
+    # time passes: the schedule goes on from where it is
+    assert rates.reserve("s", 4, 101.0, horizon=2.0) == (102.25, True)
+    # an idle subscription starts at once again; another subscription has its own schedule
+    assert rates.reserve("s", 4, 200.0, horizon=2.0) == (200.0, True)
+    assert rates.reserve("t", 4, 200.0, horizon=2.0) == (200.0, True)
 
 
-def test_rate_limits_forget_full_buckets() -> None:
-    rates = RateLimits()
-    rates.reserve("a", 2, 0.0)
-    rates.reserve("b", 2, 0.0)
-    rates.reserve("b", 2, 0.0)
-    rates.prune(0.4)  # a is at 1.8 of 2 tokens, b at 0.8: both kept
-    assert len(rates) == 2
+def test_rate_slots_forget_free_schedules() -> None:
+    rates = RateSlots()
+    rates.reserve("a", 2, 0.0, horizon=2.0)
+    rates.reserve("b", 2, 0.0, horizon=2.0)
+    rates.reserve("b", 2, 0.0, horizon=2.0)
+    rates.prune(0.6)  # a is free from 0.5 on, b from 1.0
+    assert len(rates) == 1
     rates.prune(10.0)
     assert len(rates) == 0
+
+
+@pytest.mark.parametrize(
+    ("next_free", "now", "wanted", "interval", "end", "expected"),
+    [
+        (0, 10, 3, 2, 100, (10, 3)),  # an idle schedule starts now
+        (50, 10, 3, 2, 100, (50, 3)),  # a busy one where it is
+        (95, 10, 5, 2, 100, (95, 3)),  # 95, 97, 99: no further than the horizon
+        (100, 10, 5, 2, 100, (100, 1)),  # the horizon itself still counts
+        (101, 10, 5, 2, 100, (101, 0)),  # full: when the next one would be
+    ],
+)
+def test_grant(
+    next_free: int, now: int, wanted: int, interval: int, end: int, expected: tuple[int, int]
+) -> None:
+    assert grant(next_free, now, wanted, interval, end) == expected
+
+
+@pytest.mark.parametrize(
+    ("rate", "bound"), [(1, 2), (5, 6), (10, 11), (20, 21), (21, 23), (100, 105), (1000, 1050)]
+)
+def test_rate_tolerance_and_the_window_bound(rate: int, bound: int) -> None:
+    # starts in any one-second window come from slots in an interval of 1 s + tolerance
+    import math
+
+    assert math.ceil(rate * (1 + rate_tolerance(rate)) - 1e-9) == bound
+
+
+def test_slot_book_reuses_idle_slots_and_respects_their_leases() -> None:
+    book = SlotBook(cap=4)
+    assert book.take("h", need=1.0) is None  # nothing held yet
+    book.add("h", [0, 2], deadline=10.0, now=0.0)
+    assert book.held("h") == 2 and book.busy("h") == 0
+    first = book.take("h", need=5.0)
+    second = book.take("h", need=5.0)
+    assert {first, second} == {0, 2} and book.take("h", need=5.0) is None
+    assert book.busy("h") == 2
+    assert first is not None and second is not None
+    book.give_back("h", first, now=1.0, need=2.0)
+    assert book.idle_count() == 1 and book.busy("h") == 1
+    # kept idle for a while, then released
+    assert book.idle_since(0.5) == [] and book.idle_since(1.0) == [("h", first)]
+    assert book.held("h") == 1
+    # a lease that cannot cover another attempt is not used again
+    assert book.usable("h", second, need=9.0) and not book.usable("h", second, need=11.0)
+    book.give_back("h", second, now=2.0, need=11.0)
+    assert book.held("h") == 0 and book.held_slots() == set()
+    assert book.take_lapsed() == [("h", second)]  # to be released, not kept by renewals
+    assert book.take_lapsed() == []
+
+
+def test_slot_book_renewal_keeps_what_the_database_kept() -> None:
+    book = SlotBook(cap=4)
+    book.add("h", [0, 1], deadline=10.0, now=0.0)
+    busy = book.take("h", need=1.0)
+    assert busy is not None
+    idle = 1 - busy
+    book.renewed({("h", 0), ("h", 1)}, kept={("h", busy)}, deadline=20.0)
+    assert book.usable("h", busy, need=19.0)
+    assert book.held("h") == 1  # the lost idle one is gone
+    assert ("h", idle) not in book.held_slots() and book.take_lapsed() == [("h", idle)]
+    book.renewed({("h", busy)}, kept=set(), deadline=30.0)
+    assert not book.usable("h", busy, need=0.5)  # the lane stops, the slot is dropped
+    book.give_back("h", busy, now=3.0, need=4.0)
+    assert book.forget_all() == []
 
 
 def test_saturation_backoff_doubles_while_full_and_resets() -> None:

@@ -1,17 +1,19 @@
 """The only place SQLite and PostgreSQL differ.
 
 Callers ask the `Dialect` for the few statements whose spelling or semantics depend on the
-database: insert-or-ignore / upsert, row locks for claiming work, and transactional
-notifications; and for its capabilities by name (`multi_process`, `listen_dsn`). Everything
-else is portable SQLAlchemy Core. Statements it spells are built once per dialect through
-`db/prebuilt.py`; the LISTEN side of notifications is `db/listen.py`.
+database: insert-or-ignore / upsert, row locks for claiming work, transactional
+notifications, the larger/smaller of two values; and its capabilities by name
+(`multi_process`, `listen_dsn`, `shared_limits`: whether limits that must hold for the whole
+deployment, the delivery engine's per-host cap and per-subscription rates, are kept in the
+database). Everything else is portable SQLAlchemy Core. Statements it spells are built once per
+dialect through `db/prebuilt.py`; the LISTEN side of notifications is `db/listen.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Table, text
+from sqlalchemy import ColumnElement, Select, Table, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from causeflow.db.conn import Conn
@@ -23,6 +25,10 @@ class Dialect:
     name = "base"
     # Several processes share the database: row locks matter and commits are announced.
     multi_process = False
+    # Several processes deliver at once, so the delivery limits promised to a receiver (per-host
+    # in-flight cap, per-subscription rate) are shared through the database; with one process
+    # (SQLite) the engine's own counters are exact and cost nothing.
+    shared_limits = False
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError
@@ -41,6 +47,13 @@ class Dialect:
         """Where to LISTEN for other processes' notifications; None with one process."""
         return None
 
+    def greatest(self, *values: Any) -> ColumnElement[Any]:
+        """The largest of `values` (SQLite spells it as the many-argument `max`)."""
+        return func.max(*values)
+
+    def least(self, *values: Any) -> ColumnElement[Any]:
+        return func.min(*values)
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -52,6 +65,7 @@ class SqliteDialect(Dialect):
 class PostgresDialect(Dialect):
     name = "postgresql"
     multi_process = True
+    shared_limits = True
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
@@ -66,6 +80,12 @@ class PostgresDialect(Dialect):
     def listen_dsn(self, url: str) -> str | None:
         # the driver's own connection string: the SQLAlchemy URL without the driver suffix
         return url.replace("+asyncpg", "")
+
+    def greatest(self, *values: Any) -> ColumnElement[Any]:
+        return func.greatest(*values)
+
+    def least(self, *values: Any) -> ColumnElement[Any]:
+        return func.least(*values)
 
 
 def dialect_for(url: str) -> Dialect:

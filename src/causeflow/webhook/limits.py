@@ -1,15 +1,16 @@
 """Admission limits of the delivery engine (pure: `now` comes in as an argument, no I/O).
 
-`HostGate` caps the attempts in flight per destination origin; `RateLimits` keeps one token
-bucket per subscription for its `rateLimitPerSecond`; `SaturationBackoff` says how far to push
-back deliveries whose host is full, doubling while it stays full. The worker asks them and
-then starts, holds or hands back each delivery itself.
+`HostGate` caps the attempts in flight per destination origin in one process; `SlotBook` keeps
+track of the per-host slots a process holds when the cap is shared by several (the slots are
+rows in the database, `webhook/cluster.py`); `RateSlots` spaces each subscription's starts
+1/`rateLimitPerSecond` apart (`grant` is the rule, shared with the database's version);
+`SaturationBackoff` says how far to push back deliveries whose host is full, doubling while it
+stays full. The worker asks them and then starts, holds or hands back each delivery itself.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -61,68 +62,225 @@ class HostGate:
         return self._inflight.get(origin, 0) >= self.cap
 
 
-@dataclass(slots=True)
-class TokenBucket:
-    """`rate` tokens a second, up to `burst` saved; a reservation may run into debt."""
-
-    rate: float
-    burst: float
-    tokens: float
-    updated: float
-
-    def _refill(self, now: float) -> None:
-        if now > self.updated:
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-
-    def reserve(self, now: float) -> float:
-        """Take one token; return how many seconds from `now` until it may be used (0: now)."""
-        self._refill(now)
-        self.tokens -= 1.0
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    def refund(self) -> None:
-        """Give back a reservation that will not be used."""
-        self.tokens = min(self.burst, self.tokens + 1.0)
+# A delivery may start at most this long after its rate slot (or one slot interval, if that is
+# longer) before it must take a new one: timers fire late and hosts may be busy, and a start
+# later than that could fall into the next slot's second. See `rate_tolerance`.
+RATE_TOLERANCE_SECONDS = 0.05
 
 
-class RateLimits:
-    """One bucket per subscription; a subscription with no rate (None or <= 0) is unlimited."""
+def rate_tolerance(rate: float) -> float:
+    """How late after its slot a delivery of a subscription limited to `rate`/s may start.
+
+    Slots are at least 1/rate apart, so the starts in any one-second window come from slots
+    in an interval of 1 s + this tolerance: at most `rate` + 1 of them up to 20/s (the
+    tolerance is one interval), at most `rate` * 1.05 rounded up above.
+    """
+    return max(1.0 / rate, RATE_TOLERANCE_SECONDS)
+
+
+def grant(
+    next_free: float, now: float, wanted: int, interval: float, horizon_end: float
+) -> tuple[float, int]:
+    """Reserve up to `wanted` start slots, `interval` apart, none later than `horizon_end`.
+
+    Returns the first slot and how many were granted (0: the schedule is taken beyond the
+    horizon; `first` is then when the next free slot would be). The same rule runs in the
+    database for the cluster-wide schedule (`webhook/cluster.py`).
+    """
+    first = max(next_free, now)
+    if first > horizon_end:
+        return first, 0
+    return first, min(wanted, int((horizon_end - first) // interval) + 1)
+
+
+class RateSlots:
+    """Each subscription's deliveries start at least 1/rate apart (one process's schedule).
+
+    A reservation takes the subscription's next free slot; a subscription with no rate (None
+    or <= 0) is unlimited. With several processes the schedule lives in the database instead
+    (`webhook/cluster.py`), with the same rule.
+    """
 
     def __init__(self) -> None:
-        self._buckets: dict[str, TokenBucket] = {}
+        self._next: dict[str, float] = {}  # subscription -> its next free slot
 
-    def reserve(self, key: str, rate: float | None, now: float) -> float:
-        """Seconds until this subscription may start one more attempt (0: at once).
+    def reserve(self, key: str, rate: float, now: float, horizon: float) -> tuple[float, bool]:
+        """The slot of one more start (`now` or later) and whether it is granted.
 
-        The token is taken either way; call `refund` if the attempt will not happen then.
+        A slot further than `horizon` seconds ahead is not taken: the answer is then when the
+        next free one would be, and nothing changes.
         """
-        if rate is None or rate <= 0:
-            return 0.0
-        bucket = self._buckets.get(key)
-        if bucket is None or bucket.rate != rate:
-            # A new or changed rate starts with one second's worth of burst.
-            bucket = TokenBucket(
-                rate=float(rate), burst=max(1.0, float(rate)), tokens=0, updated=now
-            )
-            bucket.tokens = bucket.burst
-            self._buckets[key] = bucket
-        return bucket.reserve(now)
-
-    def refund(self, key: str) -> None:
-        bucket = self._buckets.get(key)
-        if bucket is not None:
-            bucket.refund()
+        interval = 1.0 / rate
+        first, count = grant(self._next.get(key, now), now, 1, interval, now + horizon)
+        if count:
+            self._next[key] = first + interval
+        return first, count > 0
 
     def prune(self, now: float) -> None:
-        """Forget buckets that have refilled completely (they behave like new ones)."""
-        for key, bucket in list(self._buckets.items()):
-            bucket._refill(now)
-            if bucket.tokens >= bucket.burst:
-                del self._buckets[key]
+        """Forget subscriptions whose schedule is free again (they behave like new ones)."""
+        for key, free in list(self._next.items()):
+            if free <= now:
+                del self._next[key]
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self._next)
+
+
+class SlotBook:
+    """The per-host slots this process holds in the database, and what each is doing (pure).
+
+    With several processes the per-host cap is a set of `cap` numbered slot rows per origin,
+    leased like deliveries. A held slot is busy (a lane is sending with it) or idle (kept a
+    moment in case more work comes, so reusing it costs no round trip). Each held slot has a
+    deadline: the loop time its lease in the database runs out, as of its acquisition or last
+    renewal. A slot is used for an attempt only if its lease outlasts that attempt; one whose
+    lease got too short is forgotten and listed in `lapsed`, to be released (so that renewing
+    this process's leases never keeps a slot it no longer uses).
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        self._idle: dict[str, dict[int, float]] = {}  # origin -> slot -> idle since
+        self._busy: dict[str, set[int]] = {}
+        self._deadline: dict[tuple[str, int], float] = {}
+        self.lapsed: list[tuple[str, int]] = []
+
+    def _lapse(self, origin: str, slot: int) -> None:
+        self._deadline.pop((origin, slot), None)
+        self.lapsed.append((origin, slot))
+
+    def take_lapsed(self) -> list[tuple[str, int]]:
+        out, self.lapsed = self.lapsed, []
+        return out
+
+    def held(self, origin: str) -> int:
+        return len(self._idle.get(origin, ())) + len(self._busy.get(origin, ()))
+
+    def holds(self, origin: str, slot: int) -> bool:
+        return (origin, slot) in self._deadline
+
+    def count(self) -> int:
+        """Slots held, of every origin."""
+        return len(self._deadline)
+
+    def busy(self, origin: str) -> int:
+        return len(self._busy.get(origin, ()))
+
+    def idle_count(self) -> int:
+        return sum(len(slots) for slots in self._idle.values())
+
+    def take(self, origin: str, need: float) -> int | None:
+        """An idle slot of `origin` whose lease lasts until `need`, now busy; None if none.
+
+        Idle slots whose lease is too short are forgotten (the database lets them lapse)."""
+        idle = self._idle.get(origin)
+        while idle:
+            slot, _since = idle.popitem()
+            if not idle:
+                del self._idle[origin]
+            if self._deadline.get((origin, slot), 0.0) >= need:
+                self._busy.setdefault(origin, set()).add(slot)
+                return slot
+            self._lapse(origin, slot)
+        return None
+
+    def usable(self, origin: str, slot: int, need: float) -> bool:
+        return self._deadline.get((origin, slot), 0.0) >= need
+
+    def give_back(self, origin: str, slot: int, now: float, need: float) -> None:
+        """A lane is done with `slot`: idle from `now`, or forgotten if its lease is too short."""
+        busy = self._busy.get(origin)
+        if busy is not None:
+            busy.discard(slot)
+            if not busy:
+                del self._busy[origin]
+        if self._deadline.get((origin, slot), 0.0) >= need:
+            self._idle.setdefault(origin, {})[slot] = now
+        elif (origin, slot) in self._deadline:
+            self._lapse(origin, slot)
+
+    def add(self, origin: str, slots: list[int], deadline: float, now: float) -> None:
+        """Slots just acquired: idle, ready for a lane."""
+        idle = self._idle.setdefault(origin, {})
+        for slot in slots:
+            idle[slot] = now
+            self._deadline[(origin, slot)] = deadline
+        if not idle:
+            del self._idle[origin]
+
+    def drop(self, origin: str, slot: int) -> None:
+        """Forget a held slot (it is being released)."""
+        busy = self._busy.get(origin)
+        if busy is not None:
+            busy.discard(slot)
+            if not busy:
+                del self._busy[origin]
+        idle = self._idle.get(origin)
+        if idle is not None:
+            idle.pop(slot, None)
+            if not idle:
+                del self._idle[origin]
+        self._deadline.pop((origin, slot), None)
+
+    def pop_idle(self, origin: str, count: int) -> list[int]:
+        """Remove and return up to `count` idle slots of `origin` (to be released now)."""
+        idle = self._idle.get(origin)
+        out: list[int] = []
+        while idle and len(out) < count:
+            slot, _since = idle.popitem()
+            self._deadline.pop((origin, slot), None)
+            out.append(slot)
+        if idle is not None and not idle:
+            del self._idle[origin]
+        return out
+
+    def origins(self) -> set[str]:
+        """Origins this process holds slots of."""
+        return {origin for origin, _slot in self._deadline}
+
+    def idle_since(self, cutoff: float) -> list[tuple[str, int]]:
+        """Remove and return the slots idle since `cutoff` or earlier (to be released)."""
+        out: list[tuple[str, int]] = []
+        for origin, idle in list(self._idle.items()):
+            for slot, since in list(idle.items()):
+                if since <= cutoff:
+                    del idle[slot]
+                    self._deadline.pop((origin, slot), None)
+                    out.append((origin, slot))
+            if not idle:
+                del self._idle[origin]
+        return out
+
+    def held_slots(self) -> set[tuple[str, int]]:
+        return set(self._deadline)
+
+    def renewed(
+        self, asked: set[tuple[str, int]], kept: set[tuple[str, int]], deadline: float
+    ) -> None:
+        """A renewal of the `asked` slots extended `kept` to `deadline`; the others are lost
+        (their lease had lapsed and another process took them): forgotten, and unusable."""
+        for key in asked:
+            if key not in self._deadline:
+                continue  # released meanwhile
+            if key in kept:
+                self._deadline[key] = max(self._deadline[key], deadline)
+            else:
+                self._deadline[key] = 0.0  # a busy lane stops; an idle one is dropped on take
+        for origin, idle in list(self._idle.items()):
+            for slot in [s for s in idle if self._deadline.get((origin, s), 0.0) == 0.0]:
+                del idle[slot]
+                self._lapse(origin, slot)
+            if not idle:
+                del self._idle[origin]
+
+    def forget_all(self) -> list[tuple[str, int]]:
+        """Every held slot, forgotten (shutdown: they are all released at once)."""
+        out = list(self._deadline)
+        self.lapsed.clear()
+        self._idle.clear()
+        self._busy.clear()
+        self._deadline.clear()
+        return out
 
 
 class SaturationBackoff:

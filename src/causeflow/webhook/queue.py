@@ -430,11 +430,14 @@ async def _disable(
 
 
 async def queue_stats(db: Database, now_ms: int) -> tuple[int, float]:
-    """Pending deliveries, and how late the most overdue one is (seconds; 0 when none is due)."""
+    """Pending deliveries, and the age of the oldest one: seconds since it was created (0 when
+    none is pending), whether it is due now or waits for a retry far ahead."""
     async with db.read() as conn:
-        row = (
-            await conn.execute(select(func.count(), func.min(_D.next_attempt_at)).where(PENDING))
-        ).one()
+        row = (await conn.execute(_STATS)).one()
     depth, oldest = int(row[0] or 0), row[1]
-    late = max(0.0, (now_ms - int(oldest)) / 1000) if oldest is not None else 0.0
-    return depth, late
+    age = max(0.0, (now_ms - int(oldest)) / 1000) if oldest is not None else 0.0
+    return depth, age
+
+
+# read from ix_deliveries_pending alone (it carries created_at)
+_STATS = select(func.count(), func.min(_D.created_at)).where(PENDING)

@@ -1,4 +1,5 @@
-"""Tables of outbound delivery: subscriptions, the dispatcher's cursors, deliveries, attempts.
+"""Tables of outbound delivery: subscriptions, the dispatcher's cursors, deliveries, attempts,
+and the delivery limits several worker processes share (host slots, rate schedules).
 
 A delivery (`msg_`) is one event for one subscription; it is the unit the workers claim with a
 lease (`lease_until`). Attempts (`att_`) record each HTTP try.
@@ -80,14 +81,51 @@ deliveries = Table(
     Column("updated_at", BigInteger, nullable=False),
     # Pending deliveries only, in due order: what the workers claim. A finished delivery
     # leaves it, so it stays as small as the queue. Queries name `status = 'pending'` as a
-    # literal (PENDING below), or the planner cannot use it.
+    # literal (PENDING below), or the planner cannot use it. `created_at` rides along so the
+    # queue's size and oldest age are read from the index alone.
     Index(
         "ix_deliveries_pending",
         "next_attempt_at",
+        "created_at",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
+)
+
+# The per-host in-flight cap shared by several worker processes (PostgreSQL): `cap` numbered
+# slots per origin (`scheme://host:port`), each leased to one process at a time like a
+# delivery (`owner` until `lease_until`, epoch ms), so a process that dies frees its slots when
+# the lease runs out. A process holds a slot while it sends to that origin, then a moment more.
+host_slots = Table(
+    "host_slots",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("owner", Text, nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+)
+
+# Processes that want more of a host's slots than they hold (until `until`, epoch ms, renewed
+# while they do): a holder keeps no more than its share, the cap divided among the processes
+# that want slots, so every process with work for a host gets some.
+host_wants = Table(
+    "host_wants",
+    metadata,
+    Column("origin", Text, primary_key=True),
+    Column("owner", Text, primary_key=True),
+    Column("until", BigInteger, nullable=False),
+)
+
+# Each rate-limited subscription's start schedule shared by several worker processes: the next
+# free start slot (epoch microseconds; slots are 1/rate apart) and how many slots the latest
+# reservation took. Processes reserve slots in batches with one atomic update each.
+rate_slots = Table(
+    "rate_slots",
+    metadata,
+    Column("subscription_id", Text, primary_key=True),
+    Column("next_at", BigInteger, nullable=False),
+    Column("granted", Integer, nullable=False),
 )
 
 # `deliveries.status = 'pending'` spelled as a literal, so the planner matches the partial index.

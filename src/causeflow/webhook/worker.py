@@ -32,12 +32,14 @@ from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OL
 from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
+from causeflow.webhook.cluster import ClusterLimits
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
-    RateLimits,
+    RateSlots,
     SaturationBackoff,
     origin_of,
+    rate_tolerance,
 )
 from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed, Outcome
 from causeflow.webhook.retry import max_attempts, next_delay, parse_retry_after, parse_schedule
@@ -177,6 +179,7 @@ class Job:
     body: bytes
     origin: str
     claimed_at: float  # loop time of the claim: the lease runs from here
+    rate_until: float = math.inf  # a rate-limited job must start by then (its slot + tolerance)
 
 
 class DeliveryEngine:
@@ -209,7 +212,7 @@ class DeliveryEngine:
         self.sender = sender
         self._own_sender = sender is None
         self.hosts = HostGate(settings.webhook_max_inflight_per_host)
-        self.rates = RateLimits()
+        self.rates = RateSlots()
         self.backoff = SaturationBackoff()
         # A claimed delivery must start early enough that even an attempt running into the
         # timeout ends inside its lease; later than `start_by` after the claim it goes back.
@@ -217,6 +220,25 @@ class DeliveryEngine:
         margin = max(0.0, settings.webhook_lease_seconds - settings.webhook_timeout_seconds)
         self.start_by = margin * 0.8
         self.waits = QueueBudget(margin * 0.5)
+        # A rate-limited delivery waits locally for its slot up to this, well before start_by.
+        self.rate_hold = min(RATE_HOLD_SECONDS, self.start_by / 2)
+        # Several processes deliver (PostgreSQL): the per-host cap and the rates are kept in the
+        # database so that they hold for the whole deployment, not per process.
+        self.cluster: ClusterLimits | None = None
+        if self.db.dialect.shared_limits:
+            self.cluster = ClusterLimits(
+                self.db,
+                ctx.clock,
+                owner=self.owner,
+                cap=settings.webhook_max_inflight_per_host,
+                lease_seconds=settings.webhook_lease_seconds,
+                attempt_seconds=settings.webhook_timeout_seconds + 0.5,
+                hold_seconds=self.rate_hold,
+                demand=self._demand,
+                on_slots=self.serve_waiting,
+                on_start_slot=self._on_start_slot,
+                on_no_start_slot=self._on_no_start_slot,
+            )
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         self.held = 0  # leased deliveries not yet sent or handed back (waiting + in flight)
@@ -253,6 +275,8 @@ class DeliveryEngine:
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
+        if self.cluster is not None:
+            self.cluster.start()
         if self.db.dialect.multi_process:
             # Another process's dispatcher may create the deliveries (PostgreSQL): its event
             # commits reach us through the broker. With one process (SQLite) the dispatcher
@@ -301,6 +325,9 @@ class DeliveryEngine:
         while self._reserved and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.005)
         # Not started yet: back to the queue at once, for another worker.
+        if self.cluster is not None:
+            for job in await self.cluster.stop():
+                self._hand_back(job, None)
         for _handle, job in list(self._rate_timers.values()):
             _handle.cancel()
             self._hand_back(job, None)
@@ -331,6 +358,11 @@ class DeliveryEngine:
             await queue.release_all(self.db, owner=self.owner)
         except Exception:
             log.exception("could not release leases on shutdown; they expire by themselves")
+        if self.cluster is not None:
+            try:
+                await self.cluster.release_all()
+            except Exception:
+                log.exception("could not release host slots on shutdown; they expire by themselves")
         if self.sender is not None and self._own_sender:
             await self.sender.close()
 
@@ -403,9 +435,9 @@ class DeliveryEngine:
                 failures = 0
                 if loop.time() >= next_stats:
                     next_stats = loop.time() + STATS_SECONDS
-                    depth, late = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
+                    depth, age = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
                     QUEUE_DEPTH.set(depth)
-                    QUEUE_OLDEST_AGE.set(late)
+                    QUEUE_OLDEST_AGE.set(age)
                     self.rates.prune(loop.time())
             except asyncio.CancelledError:
                 raise
@@ -516,6 +548,10 @@ class DeliveryEngine:
                 self._hand_back(job, None)
             else:
                 self._offer(job)
+        if self.cluster is not None:
+            # Before claiming more: the slots these deliveries wait for, so that their lanes
+            # start and the host's answer times are known (an unknown host gets one round).
+            await self.cluster.settled()
 
     def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
         """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
@@ -536,18 +572,44 @@ class DeliveryEngine:
     # --- admission --------------------------------------------------------------------------
 
     def _offer(self, job: Job) -> None:
-        loop = self._loop
-        sub = job.sub
-        wait = self.rates.reserve(sub.id, sub.rate_limit_per_second, loop.time())
-        if wait <= 0:
+        rate = job.sub.rate_limit_per_second
+        if not rate or rate <= 0:
             self._to_host(job)
-        elif wait <= RATE_HOLD_SECONDS:
-            handle = loop.call_later(wait, self._rate_ready, job)
-            self._rate_timers[job.claimed.id] = (handle, job)
+            return
+        if self.cluster is not None:
+            # the subscription's schedule is shared: reserved with others in the next round
+            self.cluster.ask(job, max(1, math.ceil(1_000_000 / rate)))
+            return
+        now = self._loop.time()
+        at, granted = self.rates.reserve(job.sub.id, rate, now, self.rate_hold)
+        if granted:
+            self._at_start_slot(job, at)
         else:
-            # Too far ahead to hold a lease for: due again when the bucket has a token for it.
-            self.rates.refund(sub.id)
-            self._hand_back(job, wait)
+            # Too far ahead to hold a lease for: due again when the schedule reaches it.
+            self._hand_back(job, at - now)
+
+    def _at_start_slot(self, job: Job, at: float) -> None:
+        """`job` may start at loop time `at` (its rate slot), and not much later."""
+        rate = job.sub.rate_limit_per_second or 1
+        job.rate_until = at + rate_tolerance(rate)
+        if self._stopping:
+            self._hand_back(job, None)
+            return
+        if at <= self._loop.time():
+            self._to_host(job)
+        else:
+            handle = self._loop.call_at(at, self._rate_ready, job)
+            self._rate_timers[job.claimed.id] = (handle, job)
+
+    def _on_start_slot(self, job: Job, at_wall: float) -> None:
+        """A slot of the cluster-wide schedule (wall-clock seconds) for `job`."""
+        self._at_start_slot(job, self._loop.time() + at_wall - self.ctx.clock.now())
+
+    def _on_no_start_slot(self, job: Job, next_wall: float) -> None:
+        if self._stopping:
+            self._hand_back(job, None)
+        else:
+            self._hand_back(job, max(0.0, next_wall - self.ctx.clock.now()))
 
     def _rate_ready(self, job: Job) -> None:
         self._rate_timers.pop(job.claimed.id, None)
@@ -556,51 +618,101 @@ class DeliveryEngine:
         else:
             self._to_host(job)
 
+    def _enter(self, origin: str) -> int | None:
+        """One of `origin`'s slots for a lane, if this process has a free one (None: not now)."""
+        if self.cluster is None:
+            return 0 if self.hosts.try_enter(origin) else None
+        return self.cluster.take(origin, self._loop.time())
+
+    def _leave(self, origin: str, slot: int) -> None:
+        if self.cluster is None:
+            self.hosts.leave(origin)
+        else:
+            self.cluster.give_back(origin, slot, self._loop.time())
+
     def _to_host(self, job: Job) -> None:
         origin = job.origin
-        if self.hosts.try_enter(origin):
+        slot = self._enter(origin)
+        if slot is not None:
             self.backoff.reset(origin)
-            self._start(job)
+            self._start(job, slot)
             return
         waiting = self._queued.setdefault(origin, deque())
-        if self.waits.may_queue(origin, len(waiting), self.hosts.cap):
+        queued = len(waiting)
+        if self.cluster is not None:
+            # those that would have a lane once this process has its share of the host's slots
+            # do not wait behind the host
+            queued -= max(0, self.cluster.share(origin) - self.cluster.book.held(origin))
+        if self.waits.may_queue(origin, max(0, queued), self.hosts.cap):
             waiting.append(job)
+            if self.cluster is not None:
+                self.cluster.want(origin)  # more of the host's slots, if others leave some
         else:
             # The host is busy for longer than a lease should wait: back, for later.
             self._hand_back(job, self.backoff.delay(origin, self._loop.time()))
 
-    def _start(self, job: Job) -> None:
-        """Open a lane for `job`'s host: a task that holds one of the host's slots (taken
-        already) and sends `job`, then whatever waits for that host, until nothing does. One
-        task per slot rather than per attempt: under load a lane sends hundreds in a row."""
-        if self._too_late(job):
-            self.hosts.leave(job.origin)
-            return
-        task = asyncio.create_task(self._lane(job))
+    def _start(self, job: Job, slot: int) -> None:
+        """Open a lane with `slot` (taken already): a task that holds the slot and sends `job`,
+        then whatever waits for that host, until nothing does. One task per slot rather than
+        per attempt: under load a lane sends hundreds in a row. If `job` may no longer start,
+        the next waiting one that may takes its place (or the slot is given back)."""
+        if not self._may_start(job):
+            next_job = self._next_waiting(job.origin)
+            if next_job is None:
+                self._leave(job.origin, slot)
+                return
+            job = next_job
+        task = asyncio.create_task(self._lane(job, slot))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _too_late(self, job: Job) -> bool:
-        if self._loop.time() - job.claimed_at <= self.start_by:
+    def _may_start(self, job: Job) -> bool:
+        """May `job` start now? If not, it is dealt with here."""
+        now = self._loop.time()
+        if now - job.claimed_at > self.start_by:
+            # Too late to be sure the attempt ends inside the lease: another worker might claim
+            # it meanwhile and send it twice at once. Back to the queue instead.
+            self._hand_back(job, None)
             return False
-        # Too late to be sure the attempt ends inside the lease: another worker might claim
-        # it meanwhile and send it twice at once. Back to the queue instead.
-        self._hand_back(job, None)
+        if now > job.rate_until:
+            # Started this late, it could crowd the next slots' second: a new slot instead.
+            job.rate_until = math.inf
+            self._offer(job)
+            return False
         return True
 
-    async def _lane(self, job: Job) -> None:
+    async def _lane(self, job: Job, slot: int) -> None:
         origin = job.origin
+        cluster = self.cluster
         try:
             next_job: Job | None = job
             while next_job is not None:
                 await self._attempt(next_job)
+                if cluster is not None and not cluster.usable(origin, slot, self._loop.time()):
+                    break  # the slot's lease could end during another attempt
                 next_job = self._next_waiting(origin)
         finally:
-            self.hosts.leave(origin)
-            # Only an attempt that raised leaves jobs behind: they get a lane of their own.
-            waiting = self._queued.get(origin)
-            if waiting and not self._stopping and self.hosts.try_enter(origin):
-                self._start(waiting.popleft())
+            self._leave(origin, slot)
+            # Only an attempt that raised, or a slot whose lease is running out, leaves jobs
+            # behind: they get lanes of their own.
+            self.serve_waiting(origin)
+
+    def serve_waiting(self, origin: str) -> None:
+        """Open lanes for the jobs waiting for `origin` while this process has free slots
+        (slots just acquired, or a lane that ended early)."""
+        waiting = self._queued.get(origin)
+        while waiting and not self._stopping:
+            slot = self._enter(origin)
+            if slot is None:
+                if self.cluster is not None:
+                    self.cluster.want(origin)
+                return
+            job = self._next_waiting(origin)
+            if job is None:
+                self._leave(origin, slot)
+                return
+            self.backoff.reset(origin)  # the host had room after all
+            self._start(job, slot)
 
     def _next_waiting(self, origin: str) -> Job | None:
         """The next job queued for `origin` that may still start (None: the lane closes)."""
@@ -608,12 +720,17 @@ class DeliveryEngine:
         job = None
         while waiting and not self._stopping:
             candidate = waiting.popleft()
-            if not self._too_late(candidate):
+            if self._may_start(candidate):
                 job = candidate
                 break
-        if waiting is not None and not waiting:
+        if waiting is not None and not waiting and self._queued.get(origin) is waiting:
             self._queued.pop(origin, None)
         return job
+
+    def _demand(self, origin: str) -> int:
+        """Jobs waiting for a slot of `origin` (what the cluster-wide slots are asked for)."""
+        waiting = self._queued.get(origin)
+        return len(waiting) if waiting else 0
 
     def _hand_back(self, job: Job, delay_seconds: float | None) -> None:
         """Give the lease up; with a delay the delivery is due again only then."""
@@ -742,6 +859,7 @@ class DeliveryEngine:
             "queued": sum(len(q) for q in self._queued.values()),
             "rate_waiting": len(self._rate_timers),
             "unrecorded": len(self._outcomes) + len(self._releases),
+            **(self.cluster.snapshot() if self.cluster is not None else {}),
         }
 
 

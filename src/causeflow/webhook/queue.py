@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, Text, and_, bindparam, func, or_, select, update
 
 from causeflow import ids
+from causeflow.db.dialect import Dialect
 from causeflow.db.engine import Database, Tx
-from causeflow.event.log import append_event
-from causeflow.event.tables import events
+from causeflow.db.prebuilt import prebuilt
+from causeflow.event.log import append_event, envelopes_of
 from causeflow.webhook.subscriptions import end_rules
 from causeflow.webhook.tables import PENDING, attempts, deliveries, subscriptions
 
@@ -102,25 +103,27 @@ _CLAIM_RETURNING = (
     _D.payload,
     _D.next_attempt_at,
 )
-_CLAIMS: dict[str, Any] = {}  # per dialect name
+
+
+def _build_claim(dialect: Dialect) -> Any:
+    # PostgreSQL: lock the candidates, skipping rows another worker is claiming this instant,
+    # so concurrent claims take disjoint batches instead of waiting on each other. SQLite: no
+    # lock clause; the write transaction already excludes every other writer.
+    candidates = dialect.skip_locked(_CANDIDATES)
+    return (
+        update(deliveries)
+        .where(_D.id.in_(candidates))
+        # the lease: ours until now + lease, after which anyone may claim it again
+        .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+        .returning(*_CLAIM_RETURNING)
+    )
+
+
+_CLAIM = prebuilt(_build_claim)
 
 
 def _claim_statement(db: Database) -> Any:
-    stmt = _CLAIMS.get(db.dialect.name)
-    if stmt is None:
-        # PostgreSQL: lock the candidates, skipping rows another worker is claiming this
-        # instant, so concurrent claims take disjoint batches instead of waiting on each
-        # other. SQLite: no lock clause; the write transaction already excludes every other
-        # writer.
-        candidates = db.dialect.skip_locked(_CANDIDATES)
-        stmt = _CLAIMS[db.dialect.name] = (
-            update(deliveries)
-            .where(_D.id.in_(candidates))
-            # the lease: ours until now + lease, after which anyone may claim it again
-            .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
-            .returning(*_CLAIM_RETURNING)
-        )
-    return stmt
+    return _CLAIM(db.dialect)
 
 
 async def any_due(db: Database, now_ms: int) -> bool:
@@ -162,12 +165,7 @@ async def load_envelopes(db: Database, event_ids: Iterable[str]) -> dict[str, st
     if not wanted:
         return {}
     async with db.read() as conn:
-        rows = (
-            await conn.execute(
-                select(events.c.id, events.c.envelope).where(events.c.id.in_(wanted))
-            )
-        ).all()
-    return {r.id: r.envelope for r in rows}
+        return await envelopes_of(conn, wanted)
 
 
 async def release_all(db: Database, *, owner: str) -> int:

@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 # Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI).
 reference: $(STAMP)

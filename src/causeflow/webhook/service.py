@@ -301,7 +301,9 @@ async def rotate_secret(
 ) -> dict[str, Any]:
     """Install a new secret; the current one keeps signing alongside for the overlap."""
     new_secret = rules.check_new_secret(secret) if secret is not None else generate_secret()
-    row = await _require(tx.conn, tenant_id, subscription_id)
+    # Locked: two rotations at once must chain (each keeps the secret the other installed as
+    # its previous one), not both replace the same current secret.
+    row = await _require(tx.conn, tenant_id, subscription_id, for_update=True)
     until = now_ms + overlap_seconds * 1000 if overlap_seconds > 0 else None
     await repo.update_subscription(
         tx,

@@ -594,18 +594,21 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # anything else is still one line, never a traceback
-        import click
-
         from causeflow.auth.keyfile import KeyStoreError
 
         if isinstance(exc, KeyStoreError):  # keys missing, unreadable or not this database's
             typer.echo(f"error: {exc}", err=True)
             sys.exit(2)
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, typer.Exit | typer.Abort):
+            sys.exit(getattr(exc, "exit_code", 1))
+        # A bare `causeflow` (or `causeflow tenant`) has already printed its help: asking for
+        # it is not an error. (Typer's own exception classes live in a private module, so the
+        # class is recognised by name, as Typer itself does.)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)
+        if isinstance(exc, typer.TyperException):  # usage mistakes: bad option, missing value
+            shown = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            typer.echo(f"error: {' '.join(str(shown).split())}", err=True)
             sys.exit(exc.exit_code)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)

@@ -267,16 +267,36 @@ async def _run_worker(settings: Settings) -> None:
 
 
 def serve_worker_metrics(settings: Settings) -> Any:
-    """`/metrics` of a worker process (it has no API port) when a port is configured.
+    """`/metrics` of a worker process (it has no API port) when a port is configured, behind
+    `CAUSEFLOW_METRICS_TOKEN` like the API's.
 
-    prometheus_client's own server, in a daemon thread: a scrape never waits for the event
-    loop, and a busy loop never delays a scrape.
+    A threaded WSGI server in a daemon thread: a scrape never waits for the event loop, and a
+    busy loop never delays a scrape.
     """
     if not settings.worker_metrics_port:
         return None
-    from prometheus_client import start_http_server
+    import socket
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    server, _thread = start_http_server(settings.worker_metrics_port, addr=settings.host)
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    from causeflow.metrics import metrics_wsgi_app
+
+    port, host = settings.worker_metrics_port, settings.host
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server(
+        host, port, metrics_wsgi_app(settings.metrics_token), Server, handler_class=Quiet
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 

@@ -348,6 +348,51 @@ def tenant_create(
             typer.echo(f"{key:14} {value}")
 
 
+@tenant_app.command("list")
+def tenant_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON, one tenant a line")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="SQLite data directory")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="the database (default: SQLite)")
+    ] = None,
+) -> None:
+    """List every tenant (id, name, plan, created), oldest id first."""
+    settings = load(data_dir, database_url)
+
+    async def run() -> list[dict[str, Any]]:
+        from causeflow.db.engine import Database
+        from causeflow.tenant.service import list_tenants
+
+        await _migrate(settings)
+        db = Database(settings, pool_size=1)
+        found: list[dict[str, Any]] = []
+        try:
+            async with db.read() as conn:
+                while True:
+                    after = found[-1]["id"] if found else None
+                    batch = await list_tenants(conn, after_id=after, limit=500)
+                    found += batch
+                    if len(batch) < 500:
+                        return found
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if as_json:
+        for row in rows:
+            typer.echo(orjson.dumps(row).decode())
+        return
+    table = [("ID", "NAME", "PLAN", "CREATED")] + [
+        (r["id"], r["name"], r["plan"], r["createdAt"]) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        typer.echo("  ".join([*cells, line[3]]))
+
+
 @app.command()
 def token(
     tenant: Annotated[str | None, typer.Option(help="tenant id")] = None,

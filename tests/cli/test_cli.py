@@ -131,3 +131,30 @@ def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: No such option: --no-such-option"
+
+
+def test_tenant_list_shows_every_tenant(dep: Deployment, tmp_path: Path):
+    first = dep.create_tenant("Acme Corp")
+    second = dep.create_tenant("globex")
+    lines = dep.run_cli("tenant", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "PLAN", "CREATED"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {first["tenantId"], second["tenantId"]}
+    assert "Acme Corp" in rows[first["tenantId"]] and "business" in rows[first["tenantId"]]
+    as_json = [
+        json.loads(line) for line in dep.run_cli("tenant", "list", "--json").stdout.splitlines()
+    ]
+    assert [t["name"] for t in as_json] == ["Acme Corp", "globex"]
+    assert all(t["createdAt"].endswith("Z") for t in as_json)
+    # --data-dir names the store, whatever the environment says
+    elsewhere = dep.run_cli(
+        "tenant", "list", "--data-dir", str(dep.data_dir), env={"CAUSEFLOW_DATA_DIR": str(tmp_path)}
+    )
+    assert elsewhere.stdout.splitlines() == lines
+    empty = tmp_path / "empty"
+    assert dep.run_cli("tenant", "list", "--data-dir", str(empty)).stdout.split() == [
+        "ID",
+        "NAME",
+        "PLAN",
+        "CREATED",
+    ]

@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -34,6 +34,7 @@ from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
+from causeflow.metrics import METRICS_REFUSED, bearer_matches
 from causeflow.publish.service import register_effect
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
@@ -138,6 +139,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     install_error_handlers(app)
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """A browser pointed at the service lands on the dashboard."""
+        return RedirectResponse("/ui", status_code=307)
+
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -154,7 +160,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return JSONResponse({"status": "ready", "database": ctx.db.dialect.name})
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        token = settings.metrics_token
+        if token and not bearer_matches(token, request.headers.get("authorization")):
+            return error_response(
+                401,
+                METRICS_REFUSED["error"],
+                METRICS_REFUSED["message"],
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     build_routers(app)

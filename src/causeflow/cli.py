@@ -267,16 +267,36 @@ async def _run_worker(settings: Settings) -> None:
 
 
 def serve_worker_metrics(settings: Settings) -> Any:
-    """`/metrics` of a worker process (it has no API port) when a port is configured.
+    """`/metrics` of a worker process (it has no API port) when a port is configured, behind
+    `CAUSEFLOW_METRICS_TOKEN` like the API's.
 
-    prometheus_client's own server, in a daemon thread: a scrape never waits for the event
-    loop, and a busy loop never delays a scrape.
+    A threaded WSGI server in a daemon thread: a scrape never waits for the event loop, and a
+    busy loop never delays a scrape.
     """
     if not settings.worker_metrics_port:
         return None
-    from prometheus_client import start_http_server
+    import socket
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    server, _thread = start_http_server(settings.worker_metrics_port, addr=settings.host)
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    from causeflow.metrics import metrics_wsgi_app
+
+    port, host = settings.worker_metrics_port, settings.host
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingWSGIServer):
+        address_family = family
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = make_server(
+        host, port, metrics_wsgi_app(settings.metrics_token), Server, handler_class=Quiet
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
@@ -326,6 +346,51 @@ def tenant_create(
     else:
         for key, value in out.items():
             typer.echo(f"{key:14} {value}")
+
+
+@tenant_app.command("list")
+def tenant_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON, one tenant a line")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="SQLite data directory")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="the database (default: SQLite)")
+    ] = None,
+) -> None:
+    """List every tenant (id, name, plan, created), oldest id first."""
+    settings = load(data_dir, database_url)
+
+    async def run() -> list[dict[str, Any]]:
+        from causeflow.db.engine import Database
+        from causeflow.tenant.service import list_tenants
+
+        await _migrate(settings)
+        db = Database(settings, pool_size=1)
+        found: list[dict[str, Any]] = []
+        try:
+            async with db.read() as conn:
+                while True:
+                    after = found[-1]["id"] if found else None
+                    batch = await list_tenants(conn, after_id=after, limit=500)
+                    found += batch
+                    if len(batch) < 500:
+                        return found
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if as_json:
+        for row in rows:
+            typer.echo(orjson.dumps(row).decode())
+        return
+    table = [("ID", "NAME", "PLAN", "CREATED")] + [
+        (r["id"], r["name"], r["plan"], r["createdAt"]) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        typer.echo("  ".join([*cells, line[3]]))
 
 
 @app.command()
@@ -594,18 +659,21 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # anything else is still one line, never a traceback
-        import click
-
         from causeflow.auth.keyfile import KeyStoreError
 
         if isinstance(exc, KeyStoreError):  # keys missing, unreadable or not this database's
             typer.echo(f"error: {exc}", err=True)
             sys.exit(2)
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, typer.Exit | typer.Abort):
+            sys.exit(getattr(exc, "exit_code", 1))
+        # A bare `causeflow` (or `causeflow tenant`) has already printed its help: asking for
+        # it is not an error. (Typer's own exception classes live in a private module, so the
+        # class is recognised by name, as Typer itself does.)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)
+        if isinstance(exc, typer.TyperException):  # usage mistakes: bad option, missing value
+            shown = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            typer.echo(f"error: {' '.join(str(shown).split())}", err=True)
             sys.exit(exc.exit_code)
         typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import hmac
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
 
 EVENTS_APPENDED = Counter("causeflow_events_appended_total", "Events appended to the log", ["type"])
 DELIVERIES = Counter("causeflow_deliveries_total", "Delivery attempts by outcome", ["outcome"])
@@ -27,3 +32,43 @@ HTTP_REQUESTS = Counter(
     "HTTP requests by method and status class",
     ["method", "status"],
 )
+
+
+def bearer_matches(expected: str, authorization: str | None) -> bool:
+    """Whether an `Authorization` header carries `Bearer <expected>`, compared in constant time."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode(), expected.encode())
+
+
+METRICS_REFUSED = {
+    "error": "unauthorized",
+    "message": "/metrics needs Authorization: Bearer <CAUSEFLOW_METRICS_TOKEN>",
+}
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_wsgi_app(token: str) -> WsgiApp:
+    """The exposition as a WSGI app (a worker's own metrics port), behind the token if one is
+    set."""
+    exposition: WsgiApp = make_wsgi_app(REGISTRY)
+    if not token:
+        return exposition
+    refused = json.dumps(METRICS_REFUSED).encode()
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if bearer_matches(token, environ.get("HTTP_AUTHORIZATION")):
+            return exposition(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(refused))),
+                ("WWW-Authenticate", "Bearer"),
+            ],
+        )
+        return [refused]
+
+    return guarded

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     webhook_recover_window_seconds: int = 14 * 86400
     run_workers: bool | None = None  # None: inside `serve` on SQLite only
     worker_metrics_port: int = 0  # `causeflow worker` serves /metrics here; 0 = off
+    metrics_token: str = ""  # when set, /metrics wants `Authorization: Bearer <token>`
 
     # inbound
     sns_cert_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"

@@ -193,3 +193,13 @@ async def test_nul_characters_are_client_errors(service: Service, tenant: Tenant
     )
     # PostgreSQL cannot store NUL in text: a client error there, never a 5xx
     assert resp.status_code in (201, 422), resp.text
+
+
+async def test_root_sends_a_browser_to_the_dashboard(sqlite_service: Service):
+    resp = await sqlite_service.client.get("/")
+    assert resp.status_code == 307 and resp.headers["location"] == "/ui"
+    # without a session the dashboard then asks to sign in
+    page = await sqlite_service.client.get(resp.headers["location"])
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login")
+    spec = (await sqlite_service.client.get("/openapi.json")).json()
+    assert "/" not in spec["paths"]

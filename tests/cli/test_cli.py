@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -101,3 +103,58 @@ def test_migrate_shows_progress(dep: Deployment):
     assert "Running upgrade" in result.stderr and "schema is up to date" in result.stderr
     again = dep.run_cli("migrate")
     assert "Running upgrade" not in again.stderr and "schema is up to date" in again.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["tenant"], ["keys"]])
+def test_no_arguments_prints_help_and_succeeds(tmp_path: Path, args: list[str]):
+    result = subprocess.run(
+        [sys.executable, "-m", "causeflow", *args],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "Commands" in result.stdout
+    assert result.stderr == ""
+
+
+def test_usage_mistakes_exit_2_with_one_line(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "causeflow", "--no-such-option"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: No such option: --no-such-option"
+
+
+def test_tenant_list_shows_every_tenant(dep: Deployment, tmp_path: Path):
+    first = dep.create_tenant("Acme Corp")
+    second = dep.create_tenant("globex")
+    lines = dep.run_cli("tenant", "list").stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "PLAN", "CREATED"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {first["tenantId"], second["tenantId"]}
+    assert "Acme Corp" in rows[first["tenantId"]] and "business" in rows[first["tenantId"]]
+    as_json = [
+        json.loads(line) for line in dep.run_cli("tenant", "list", "--json").stdout.splitlines()
+    ]
+    assert [t["name"] for t in as_json] == ["Acme Corp", "globex"]
+    assert all(t["createdAt"].endswith("Z") for t in as_json)
+    # --data-dir names the store, whatever the environment says
+    elsewhere = dep.run_cli(
+        "tenant", "list", "--data-dir", str(dep.data_dir), env={"CAUSEFLOW_DATA_DIR": str(tmp_path)}
+    )
+    assert elsewhere.stdout.splitlines() == lines
+    empty = tmp_path / "empty"
+    assert dep.run_cli("tenant", "list", "--data-dir", str(empty)).stdout.split() == [
+        "ID",
+        "NAME",
+        "PLAN",
+        "CREATED",
+    ]

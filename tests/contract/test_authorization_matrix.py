@@ -113,6 +113,7 @@ UI_SUB = "/ui/subscriptions/{sub_id}"
 
 POLICY: dict[tuple[str, str], Rule] = {
     # operations and documents
+    ("GET", "/"): OPEN,  # a redirect to the dashboard
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/metrics"): OPEN,

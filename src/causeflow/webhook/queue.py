@@ -20,16 +20,17 @@ from causeflow.db.dialect import Dialect
 from causeflow.db.engine import Database, Tx
 from causeflow.db.prebuilt import prebuilt
 from causeflow.event.log import append_event, envelopes_of
+from causeflow.webhook.outcome import (
+    CLEAR_FAILURE,  # noqa: F401 (re-exported: the effects an Outcome carries)
+    EVENT_DISABLED,
+    EVENT_EXHAUSTED,
+    EXHAUSTED,
+    GONE,
+    SubscriptionState,
+    subscription_step,
+)
 from causeflow.webhook.subscriptions import end_rules
 from causeflow.webhook.tables import PENDING, attempts, deliveries, subscriptions
-
-# The effects an outcome has on its subscription (none for test deliveries).
-CLEAR_FAILURE = "clear_failure"  # a 2xx: forget firstFailureAt
-GONE = "gone"  # a 410: disable at once
-EXHAUSTED = "exhausted"  # retries used up: event, firstFailureAt, maybe auto-disable
-
-REASON_GONE = "endpoint_gone"
-REASON_FAILING = "repeated_failures"
 
 _D = deliveries.c
 
@@ -333,7 +334,16 @@ async def record(
             result.applied += count if count is not None and count >= 0 else len(retries)
         # A 2xx clears firstFailureAt even when it came after the lease was lost: the
         # endpoint did answer.
-        cleared = sorted({o.subscription_id for o in outcomes if o.effect == CLEAR_FAILURE})
+        # (Clearing does not depend on the stored row, so no row is read for it.)
+        cleared = sorted(
+            {
+                o.subscription_id
+                for o in outcomes
+                if subscription_step(
+                    o.effect, None, now_ms=now_ms, disable_after_ms=disable_after_ms
+                ).clear_first_failure
+            }
+        )
         if cleared:
             await tx.execute(_CLEAR_FAILURE, [{"b_id": sid} for sid in cleared])
         applied_special = [o for o in special if o.delivery_id in held]
@@ -344,16 +354,30 @@ async def record(
 async def _subscription_effects(
     tx: Tx, applied: list[Outcome], now_ms: int, disable_after_ms: int, result: Recorded
 ) -> None:
-    # After this batch's 2xx cleared firstFailureAt: an exhaustion recorded alongside a
-    # success of the same subscription still starts a failure window.
+    """Carry out what `outcome.subscription_step` decides for each applied outcome.
+
+    After this batch's 2xx cleared firstFailureAt: an exhaustion recorded alongside a success
+    of the same subscription still starts a failure window. Each outcome reads the row afresh
+    (locked), so several of one subscription in a batch see each other's changes.
+    """
     for o in sorted(applied, key=lambda o: o.subscription_id):
-        if o.effect == GONE:
-            await _disable(tx, o, REASON_GONE, now_ms, result)
-        elif o.effect == EXHAUSTED:
+        row = (
+            await tx.execute(
+                select(subscriptions)
+                .where(subscriptions.c.id == o.subscription_id)
+                .with_for_update()
+            )
+        ).first()
+        state = None
+        if row is not None:
+            started = row.first_failure_at
+            state = SubscriptionState(bool(row.enabled), None if started is None else int(started))
+        step = subscription_step(o.effect, state, now_ms=now_ms, disable_after_ms=disable_after_ms)
+        if EVENT_EXHAUSTED in step.events:
             await append_event(
                 tx,
                 tenant_id=o.tenant_id,
-                event_type="webhook.delivery_exhausted",
+                event_type=EVENT_EXHAUSTED,
                 data={
                     "subscriptionId": o.subscription_id,
                     "deliveryId": o.delivery_id,
@@ -365,50 +389,28 @@ async def _subscription_effects(
             )
             result.events += 1
             result.changed_subscriptions.add((o.tenant_id, o.subscription_id))
-            # The first exhaustion opens the window ...
-            started = await tx.execute(
+        if step.set_first_failure_at is not None:
+            await tx.execute(
                 update(subscriptions)
-                .where(
-                    subscriptions.c.id == o.subscription_id,
-                    subscriptions.c.first_failure_at.is_(None),
-                )
-                .values(first_failure_at=now_ms)
+                .where(subscriptions.c.id == o.subscription_id)
+                .values(first_failure_at=step.set_first_failure_at)
             )
-            if not started.rowcount:
-                # ... and one at least `disable_after` after its start closes the subscription.
-                await _disable(
-                    tx,
-                    o,
-                    REASON_FAILING,
-                    now_ms,
-                    result,
-                    subscriptions.c.first_failure_at <= now_ms - disable_after_ms,
-                )
+        if step.disable_reason is not None and row is not None:
+            await _disable(tx, o, row, step.disable_reason, now_ms, result)
 
 
 async def _disable(
-    tx: Tx, o: Outcome, reason: str, now_ms: int, result: Recorded, *extra: Any
+    tx: Tx, o: Outcome, row: Any, reason: str, now_ms: int, result: Recorded
 ) -> None:
-    """Disable the subscription unless it already is; the event goes out once, with the change.
+    """Disable the subscription `row` (enabled, locked); the event goes out with the change.
 
     Like a PATCH, the change of its rules starts at a log position (the event's): events
     committed before keep the rules they were committed under (`end_rules`).
     """
-    row = (
-        await tx.execute(
-            select(subscriptions)
-            .where(
-                subscriptions.c.id == o.subscription_id, subscriptions.c.enabled.is_(True), *extra
-            )
-            .with_for_update()
-        )
-    ).first()
-    if row is None:
-        return
     stored = await append_event(
         tx,
         tenant_id=o.tenant_id,
-        event_type="webhook.subscription_disabled",
+        event_type=EVENT_DISABLED,
         data={"subscriptionId": o.subscription_id, "url": o.url, "reason": reason},
         now_ms=now_ms,
     )

@@ -41,8 +41,9 @@ from causeflow.webhook.limits import (
     origin_of,
     rate_tolerance,
 )
-from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed, Outcome
-from causeflow.webhook.retry import max_attempts, next_delay, parse_retry_after, parse_schedule
+from causeflow.webhook.outcome import Attempt, delivery_step
+from causeflow.webhook.queue import Claimed, Outcome
+from causeflow.webhook.retry import parse_schedule
 from causeflow.webhook.sender import Sender, SendResult
 from causeflow.webhook.signing import delivery_headers
 from causeflow.webhook.ssrf import parse_allow_cidrs
@@ -102,54 +103,38 @@ def decide(
     now_ms: int,
     url: str,
 ) -> Outcome:
-    """The outcome of one attempt (pure: time and randomness come in).
-
-    2xx: succeeded. 410: failed, and the subscription is disabled. A manual retry: failed, not
-    rescheduled. Otherwise the next step of the schedule (429/503 honour Retry-After), or
-    exhausted. The step counts attempts modulo the schedule's length, so a delivery that was
-    recovered after exhausting starts the schedule over while its attempt count keeps growing.
-    Test deliveries (`payload` set) touch neither the subscription nor the log.
+    """The outcome of one attempt (pure: time and randomness come in); the rules are
+    `outcome.delivery_step`'s. Test deliveries (`payload` set) touch neither the subscription
+    nor the log.
     """
-    is_test = claimed.payload is not None
-    attempts = claimed.attempts + 1
-    body = result.body[:RESPONSE_BODY_CHARS].decode("utf-8", errors="replace")
-    out = Outcome(
+    step = delivery_step(
+        Attempt(result.ok, result.status, result.retry_after),
+        attempts=claimed.attempts + 1,
+        manual=claimed.manual,
+        test=claimed.payload is not None,
+        now_ms=now_ms,
+        schedule=schedule,
+        rng=rng,
+    )
+    error = None if result.ok else last_error_of(result)
+    return Outcome(
         delivery_id=claimed.id,
         tenant_id=claimed.tenant_id,
         subscription_id=claimed.subscription_id,
         event_id=claimed.event_id,
-        status="failed",
+        status=step.status,
         now_ms=now_ms,
         attempted=True,
         status_code=result.status,
         latency_ms=round(result.latency_ms),
-        response_body=body,
-        attempts=attempts,
+        error=error,
+        response_body=result.body[:RESPONSE_BODY_CHARS].decode("utf-8", errors="replace"),
+        last_error=error,
+        next_attempt_at=step.next_attempt_at,
+        attempts=claimed.attempts + 1,
+        effect=step.effect,
         url=url,
     )
-    if result.ok:
-        out.status = "succeeded"
-        out.effect = None if is_test else CLEAR_FAILURE
-        return out
-    out.error = out.last_error = last_error_of(result)
-    if result.status == 410:
-        out.effect = None if is_test else GONE
-        return out
-    if claimed.manual:
-        return out
-    run = (attempts - 1) % max_attempts(schedule) + 1
-    retry_after = (
-        parse_retry_after(result.retry_after, now_ms / 1000)
-        if result.status in (429, 503)
-        else None
-    )
-    delay = next_delay(schedule, run, rng, retry_after)
-    if delay is None:
-        out.effect = None if is_test else EXHAUSTED
-        return out
-    out.status = "pending"
-    out.next_attempt_at = now_ms + int(delay * 1000)
-    return out
 
 
 def build_sender(settings: Settings) -> Sender:

@@ -729,6 +729,23 @@ def thread_loop() -> Iterator[LoopThread]:
         loop.close()
 
 
+def run_model(
+    base: Any, system: Any, receiver: ThreadedReceiver, *, examples: int, steps: int
+) -> None:
+    """Run the state machine `base` (a fresh subclass, so its class-level wiring stays local)
+    against `system` and `receiver`."""
+
+    class Machine(base):  # type: ignore[misc, valid-type]
+        pass
+
+    Machine.system = system
+    Machine.receiver = receiver
+    Machine.examples = itertools.count()
+    run_state_machine_as_test(
+        Machine, settings=settings(SETTINGS, max_examples=examples, stateful_step_count=steps)
+    )
+
+
 def test_delivery_follows_the_model_in_process(backend: str, tmp_path: Path) -> None:
     with ExitStack() as stack:
         url = stack.enter_context(fresh_database()) if backend == "pg" else ""
@@ -741,15 +758,7 @@ def test_delivery_follows_the_model_in_process(backend: str, tmp_path: Path) -> 
         stack.callback(system.close)
         system.receiver_url = receiver.url
 
-        class Machine(InProcessModel):
-            pass
-
-        Machine.system = system
-        Machine.receiver = receiver
-        Machine.examples = itertools.count()
-        run_state_machine_as_test(
-            Machine, settings=settings(SETTINGS, max_examples=6, stateful_step_count=25)
-        )
+        run_model(InProcessModel, system, receiver, examples=6, steps=25)
 
 
 @pytest.mark.slow
@@ -764,12 +773,4 @@ def test_delivery_follows_the_model_with_worker_processes(tmp_path: Path) -> Non
         stack.callback(system.close)
         system.receiver_url = receiver.url
 
-        class Machine(ProcessModel):
-            pass
-
-        Machine.system = system
-        Machine.receiver = receiver
-        Machine.examples = itertools.count()
-        run_state_machine_as_test(
-            Machine, settings=settings(SETTINGS, max_examples=4, stateful_step_count=15)
-        )
+        run_model(ProcessModel, system, receiver, examples=4, steps=15)

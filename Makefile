@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint typecheck venv clean bench reference
 
-$(STAMP): pyproject.toml
+# The server and its client library (sdk/python, the causeflow-sdk distribution), both editable,
+# in one pip call so that the server's `causeflow-sdk==` pin is met by this tree's copy.
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e sdk/python -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -18,8 +20,8 @@ serve: $(STAMP)
 	$(BIN)/causeflow serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench tools examples
-	$(BIN)/ruff format --check src tests bench tools examples
+	$(BIN)/ruff check src sdk tests bench tools examples
+	$(BIN)/ruff format --check src sdk tests bench tools examples
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

@@ -9,7 +9,7 @@ import os
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from causeflow.sdk import WebhookVerificationError, verify
+from causeflow_sdk import WebhookVerificationError, verify
 
 SECRETS = os.environ["CAUSEFLOW_WEBHOOK_SECRET"].split(",")
 

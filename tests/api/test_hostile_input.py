@@ -24,8 +24,8 @@ from sqlalchemy import select
 
 from causeflow.clock import ms_to_rfc3339
 from causeflow.ingest.providers.registry import PROVIDERS
-from causeflow.models import sample_data
 from causeflow.schema import metadata
+from causeflow_sdk.models import sample_data
 from tests.contract.test_isolation import FACTORIES
 from tests.support.inproc import Service, Tenant
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from causeflow.clock import FrozenClock
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.remediation.steps import (
     api_key,
     error_code,

@@ -12,7 +12,7 @@ from causeflow.approval.respond import respond_approval
 from causeflow.clock import FrozenClock
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.remediation.steps import (
     error_code,
     events,

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from causeflow.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
+from causeflow_sdk.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
 from tests.remediation.steps import (
     api_key,
     events,

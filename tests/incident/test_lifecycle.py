@@ -15,7 +15,7 @@ from causeflow.incident.lifecycle import (
     can_move,
     check_move,
 )
-from causeflow.models.common import INCIDENT_STATUSES
+from causeflow_sdk.models.common import INCIDENT_STATUSES
 from tests.support.reference import section, table_rows
 
 # The transition table as docs/reference.md §7.2 writes it, so the document and the code are

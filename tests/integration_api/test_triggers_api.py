@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events, triggers
+from causeflow_sdk.models import validate_data
 from tests.remediation.steps import api_key, error_code, events_after, last_event_id
 from tests.support.inproc import Service, Tenant
 

@@ -3,7 +3,7 @@ through `POST /v1/events` moves the incident to investigating, in the same trans
 
 from __future__ import annotations
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.remediation.steps import api_key, error_code, events_after, incident, last_event_id
 from tests.support.inproc import Service, Tenant
 

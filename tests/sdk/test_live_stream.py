@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from causeflow.models import Envelope, sample_data
-from causeflow.sdk import AsyncClient, StreamReset
+from causeflow_sdk import AsyncClient, StreamReset
+from causeflow_sdk.models import Envelope, sample_data
 from tests.sdk.live import Live
 
 FAST = {"backoff_base": 0.1, "backoff_max": 0.5}

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from causeflow.models import Envelope
-from causeflow.sdk import AsyncClient, CauseFlowAPIError, Client, RawEvent, StreamReset
+from causeflow_sdk import AsyncClient, CauseFlowAPIError, Client, RawEvent, StreamReset
+from causeflow_sdk.models import Envelope
 from tests.sdk.sse_standin import StandIn, ThreadedStandIn
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}

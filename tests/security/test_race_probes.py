@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import func, select
 
 from causeflow.event.tables import events as events_table
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.webhook.helpers import SUBS, create_sub
 

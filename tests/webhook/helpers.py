@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from causeflow.event.log import StoredEvent, append_event
-from causeflow.models import sample_data
 from causeflow.webhook.tables import deliveries
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 
 SUBS = "/v1/webhook-subscriptions"

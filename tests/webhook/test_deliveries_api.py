@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from causeflow import ids
-from causeflow.models import validate_data
 from causeflow.webhook.dispatcher import dispatch_pending
 from causeflow.webhook.tables import attempts
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.webhook.helpers import (
     SUBS,

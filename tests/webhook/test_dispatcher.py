@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from causeflow.event.log import append_event
-from causeflow.models import sample_data
 from causeflow.webhook.dispatcher import (
     Dispatcher,
     commit_batch,
@@ -21,6 +20,7 @@ from causeflow.webhook.dispatcher import (
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from causeflow.clock import FrozenClock
 from causeflow.context import AppContext
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.receiver import Fail, Hang, Receiver, Sequence, Status, TooMany
 
 from .delivery_support import (

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg, run_sync
 from tests.support.processes import Deployment
 from tests.support.receiver import Hang, Ok, Slow, ThreadedReceiver

@@ -13,10 +13,10 @@ from typing import Any
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
 from causeflow.jsonutil import INT_MAX, INT_MIN
-from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
 from causeflow.webhook.schemas import REDACTED
 from causeflow.webhook.signing import RESERVED_HEADERS, check_secret, is_header_allowed
 from causeflow.webhook.ssrf import IPNetwork, SsrfBlocked, check_url
+from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 KNOWN_TYPES: frozenset[str] = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
 MAX_FILTER_KEYS = 20

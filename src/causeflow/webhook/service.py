@@ -23,13 +23,13 @@ from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
 from causeflow.event.log import build_envelope, next_positions, page_in_window
 from causeflow.jsonutil import dumps_str, loads
-from causeflow.models import sample_data
 from causeflow.webhook import repository as repo
 from causeflow.webhook import rules
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
 from causeflow.webhook.ssrf import IPNetwork
 from causeflow.webhook.subscriptions import Subscription, end_rules, from_row
+from causeflow_sdk.models import sample_data
 
 MANUAL_DISABLE = "disabled_by_user"
 ENDPOINT_DISABLED = "endpoint_disabled"

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from causeflow.models import Envelope
-from causeflow.sdk import resources as aio
-from causeflow.sdk.client import AsyncClient
-from causeflow.sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream, RawEvent, StreamReset
+from causeflow_sdk import resources as aio
+from causeflow_sdk.client import AsyncClient
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream, RawEvent, StreamReset
 
 P = ParamSpec("P")
 R = TypeVar("R")

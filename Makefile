@@ -30,9 +30,11 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
-# Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI).
+# Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI) and
+# the webhook signature test vectors (docs/receivers.md, examples/receivers/vectors.json).
 reference: $(STAMP)
 	$(BIN)/python tools/gen_reference.py
+	$(BIN)/python tools/gen_receiver_vectors.py
 
 clean:
 	rm -rf $(VENV) .causeflow .pytest_cache

@@ -120,6 +120,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
+    ("GET", "/docs/assets/{name}"): OPEN,  # Swagger UI's and ReDoc's files
     ("GET", "/redoc"): OPEN,
     # inbound alerts: a key of the tenant in the path with the alerts:ingest scope
     ("POST", "/v1/webhooks/{tenant_id}/{provider}"): INGESTERS,

@@ -159,7 +159,12 @@ async def test_a_wheel_only_receiver_verifies_a_real_delivery(
         env=_outside_env({"CAUSEFLOW_WEBHOOK_SECRET": secret}),
         port=free_port(),
         log_path=tmp_path / "receiver.log",
-        argv=[str(wheel_only.python), "-I", str(ROOT / "examples/receiver.py"), "{port}"],
+        argv=[
+            str(wheel_only.python),
+            "-I",
+            str(ROOT / "examples/receivers/python/receiver.py"),
+            "{port}",
+        ],
         health_path=None,
         ready_log="listening on",
     )

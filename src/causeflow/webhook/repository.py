@@ -14,6 +14,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.event import log
+from causeflow.webhook.rules import Selection
 from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, subscriptions
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -175,19 +176,27 @@ async def schedule_retry(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) 
 
 
 async def recover_failed(
-    tx: Tx, tenant_id: str, subscription_id: str, since_ms: int, until_ms: int, now_ms: int
+    tx: Tx, tenant_id: str, subscription_id: str, selection: Selection, now_ms: int
 ) -> int:
+    """The subscription's `failed` deliveries created in the selection's window, of its types
+    and incident when given, become due now."""
     stmt = (
         update(deliveries)
         .where(
             deliveries.c.subscription_id == subscription_id,
             deliveries.c.tenant_id == tenant_id,
             deliveries.c.status == "failed",
-            deliveries.c.created_at >= since_ms,
-            deliveries.c.created_at <= until_ms,
+            deliveries.c.created_at >= selection.since_ms,
+            deliveries.c.created_at <= selection.until_ms,
         )
         .values(status="pending", next_attempt_at=now_ms, manual=False, updated_at=now_ms)
     )
+    if selection.types is not None:
+        stmt = stmt.where(deliveries.c.event_type.in_(sorted(selection.types)))
+    if selection.incident_id is not None:
+        stmt = stmt.where(
+            deliveries.c.event_id.in_(log.ids_of_incident(tenant_id, selection.incident_id))
+        )
     return int((await tx.execute(stmt)).rowcount)
 
 

@@ -209,16 +209,25 @@ async def retry_delivery(delivery_id: str, ctx: Ctx, principal: Admin) -> dict[s
     return view
 
 
+def _selection(ctx: AppContext, body: DeliveryWindow, now: int) -> rules.Selection:
+    return rules.parse_selection(
+        body.since,
+        body.until,
+        body.eventTypes,
+        body.incidentId,
+        now,
+        max_ms=ctx.settings.webhook_recover_window_seconds * 1000,
+    )
+
+
 @router.post(SUBS + "/{subscription_id}/recover", status_code=202, response_model=ScheduledCount)
 async def recover(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(
-        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
-    )
+    selection = _selection(ctx, body, now)
     async with ctx.db.transaction() as tx:
-        count = await service.recover(tx, tenant_of(principal), subscription_id, since, until, now)
+        count = await service.recover(tx, tenant_of(principal), subscription_id, selection, now)
         _wake_workers(ctx, tx)
     return {"scheduled": count}
 
@@ -228,12 +237,10 @@ async def replay(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(
-        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
-    )
+    selection = _selection(ctx, body, now)
     async with ctx.db.transaction() as tx:
         count = await service.replay(
-            tx, tenant_of(principal), subscription_id, since, until, box=ctx.keys.box, now_ms=now
+            tx, tenant_of(principal), subscription_id, selection, box=ctx.keys.box, now_ms=now
         )
         _wake_workers(ctx, tx)
     return {"scheduled": count}

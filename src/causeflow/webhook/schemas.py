@@ -57,6 +57,15 @@ class TestDeliveryRequest(_Strict):
 class DeliveryWindow(_Strict):
     since: str = Field(min_length=1, max_length=64, description="RFC 3339 time")
     until: str | None = Field(default=None, min_length=1, max_length=64)
+    eventTypes: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="only these event types (names or `family.*` patterns)",
+    )
+    incidentId: str | None = Field(
+        default=None, min_length=1, max_length=64, description="only this incident's events"
+    )
 
 
 class SubscriptionRead(BaseModel):

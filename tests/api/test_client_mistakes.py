@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from causeflow.errors import ValidationFailed
 from causeflow.models import sample_data
-from causeflow.webhook.rules import check_filter
+from causeflow.webhook.filters import check_filter
 from tests.dashboard.helpers import sign_in
 from tests.ingest.support import count_rows
 from tests.support.inproc import Service, Tenant, make_settings, running_service

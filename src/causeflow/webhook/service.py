@@ -24,7 +24,7 @@ from causeflow.errors import Conflict, NotFound, ValidationFailed
 from causeflow.event.log import build_envelope, next_positions, page_in_window
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.models import sample_data
-from causeflow.webhook import filters, rules
+from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
@@ -357,23 +357,16 @@ async def send_test(
 async def list_deliveries(
     conn: Conn,
     tenant_id: str,
-    subscription_id: str,
+    query: repo.DeliveryQuery,
     *,
-    status: str | None,
-    event_types: frozenset[str] | None,
     before: tuple[int, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    await _require(conn, tenant_id, subscription_id)
-    rows = await repo.list_deliveries(
-        conn,
-        tenant_id,
-        subscription_id,
-        status=status,
-        event_types=event_types,
-        before=before,
-        limit=limit,
-    )
+    """A page of the tenant's deliveries; of one subscription (404 if it is not the tenant's)
+    when the query names one."""
+    if query.subscription_id is not None:
+        await _require(conn, tenant_id, query.subscription_id)
+    rows = await repo.list_deliveries(conn, tenant_id, query, before=before, limit=limit)
     return [delivery_view(r) for r in rows]
 
 
@@ -464,3 +457,35 @@ def wants(sub: Subscription, event_type: str, envelope: str) -> bool:
     if not sub.wants_type(event_type):
         return False
     return sub.matches(event_type, loads(envelope).get("data") or {})
+
+
+async def subscription_stats(
+    conn: Conn, tenant_id: str, subscription_id: str, *, now_ms: int, disable_after_ms: int
+) -> dict[str, Any]:
+    """The endpoint's health over the last hour and day, its backlog and failure state."""
+    row = await _require(conn, tenant_id, subscription_id)
+    day_start = now_ms - stats.DAY_MS
+    day, hour = await repo.attempt_tallies(
+        conn, tenant_id, subscription_id, day_start, now_ms - stats.HOUR_MS
+    )
+    failed = await repo.last_failed_attempt(conn, tenant_id, subscription_id)
+    pending, oldest = await repo.backlog(conn, tenant_id, subscription_id)
+    series_start = now_ms - stats.SERIES_BUCKETS * stats.HOUR_MS
+    return stats.stats_view(
+        subscription=row,
+        now_ms=now_ms,
+        hour=stats.Tally(hour),
+        day=stats.Tally(day),
+        last_error=(
+            stats.LastError(failed.created_at, failed.status_code, failed.error)
+            if failed is not None
+            else None
+        ),
+        consecutive_failures=await repo.failures_since_success(conn, tenant_id, subscription_id),
+        pending=pending,
+        oldest_pending_ms=oldest,
+        series=await repo.attempt_series(
+            conn, tenant_id, subscription_id, series_start, stats.HOUR_MS
+        ),
+        disable_after_ms=disable_after_ms,
+    )

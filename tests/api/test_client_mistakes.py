@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from causeflow.errors import ValidationFailed
-from causeflow.webhook.rules import check_filter
+from causeflow.webhook.filters import check_filter
 from causeflow_sdk.models import sample_data
 from tests.dashboard.helpers import sign_in
 from tests.ingest.support import count_rows

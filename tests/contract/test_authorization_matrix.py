@@ -142,6 +142,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", SUB + "/test"): ADMINS,
     ("GET", SUB + "/deliveries"): READERS,
     ("GET", "/v1/deliveries/{delivery_id}"): READERS,
+    ("GET", "/v1/deliveries"): READERS,
+    ("GET", SUB + "/stats"): READERS,
     ("POST", "/v1/deliveries/{delivery_id}/retry"): ADMINS,
     ("POST", SUB + "/recover"): ADMINS,
     ("POST", SUB + "/replay"): ADMINS,

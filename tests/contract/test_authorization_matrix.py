@@ -207,6 +207,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", UI_SUB + "/recover"): PAGE,
     ("POST", UI_SUB + "/replay"): PAGE,
     ("GET", "/ui/deliveries/{delivery_id}"): PAGE,
+    ("GET", "/ui/deliveries"): PAGE,
     ("POST", "/ui/deliveries/{delivery_id}/retry"): PAGE,
     ("GET", "/ui/incidents"): PAGE,
     ("POST", "/ui/incidents"): PAGE,

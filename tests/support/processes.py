@@ -301,7 +301,8 @@ class Deployment:
         self.run_cli("migrate")
 
     def create_tenant(self, name: str = "acme") -> dict[str, str]:
-        result = self.run_cli("tenant", "create", "--name", name, "--json")
+        """A tenant made by the CLI; `--create` lets it make the store when no process has."""
+        result = self.run_cli("tenant", "create", "--name", name, "--json", "--create")
         return parse_json_output(result.stdout)
 
     def add_server(

@@ -136,6 +136,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         version=__version__,
         description="Alerts in, incidents and their events out: SSE stream and signed webhooks.",
         lifespan=lifespan,
+        default_response_class=JSONResponse,
     )
     install_error_handlers(app)
 

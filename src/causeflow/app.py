@@ -139,6 +139,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # the API reference pages are served offline by `install_docs`
         redoc_url=None,
+        default_response_class=JSONResponse,
     )
     install_error_handlers(app)
     install_docs(app)

@@ -36,6 +36,36 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 
+# The store options every command that opens the store takes. Their defaults come from the
+# settings (the environment), so the help names those rather than a value.
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        metavar="PATH",
+        help="the SQLite data directory (database, lock, key file)",
+        show_default="$CAUSEFLOW_DATA_DIR, else .causeflow",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        metavar="URL",
+        help="postgresql://user@host:port/db to use PostgreSQL instead of SQLite",
+        show_default="$CAUSEFLOW_DATABASE_URL, else SQLite in the data directory",
+    ),
+]
+Create = Annotated[
+    bool,
+    typer.Option(
+        "--create",
+        metavar="",
+        help="create a new, empty store when the one chosen does not exist yet "
+        "(without it the command refuses, naming the store it would use)",
+    ),
+]
+
 
 class CliError(Exception):
     """A failure reported as one line."""
@@ -81,6 +111,22 @@ def hold_sqlite_lock(settings: Settings, busy: str | None = None) -> Any:
     return handle
 
 
+def require_store(settings: Settings, create_hint: bool = True) -> None:
+    """Refuse to run on a store that does not exist yet (a mistyped data directory or URL
+    would otherwise become a new, empty store), naming it and the ways to choose another."""
+    from causeflow.db.files import describe_store
+    from causeflow.db.migrate import store_exists
+
+    if asyncio.run(store_exists(settings)):
+        return
+    how = (
+        "choose the store with --data-dir PATH or --database-url URL "
+        "(or CAUSEFLOW_DATA_DIR / CAUSEFLOW_DATABASE_URL)"
+    )
+    create = "; to create a new, empty store there, add --create" if create_hint else ""
+    raise CliError(f"no store at {describe_store(settings)} yet: {how}{create}")
+
+
 def check_keys(settings: Settings) -> None:
     """Refuse, before anything is touched, a configuration whose keys would have nowhere to
     live but the database (PostgreSQL without CAUSEFLOW_KEY_FILE or the key settings)."""
@@ -115,6 +161,26 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
         return (await provision(ctx, name="default")).as_json()
     finally:
         await ctx.db.dispose()
+
+
+def hand_over_first_run(settings: Settings, first: dict[str, str], base_url: str) -> None:
+    """Show the first tenant's credentials on an interactive terminal (SQLite); anywhere
+    else write them to a 0600 file and log only its path, so no log keeps them."""
+    from causeflow.clock import Clock
+    from causeflow.tenant.firstrun import credentials_path, credentials_text, write_credentials
+
+    text = credentials_text(first, base_url, settings.admin_token_ttl_seconds, Clock().now_ms())
+    if not settings.is_postgres and sys.stdout.isatty():
+        typer.echo("\n" + text)
+        return
+    path = credentials_path(settings)
+    write_credentials(path, text)
+    logging.getLogger("causeflow.cli").warning(
+        "created tenant 'default'; its credentials (API key for the dashboard sign-in, admin "
+        "token, ingest key and signing secret) are in %s (mode 0600): read them, then delete "
+        "the file",
+        path.resolve(),
+    )
 
 
 def configure_logging(settings: Settings) -> None:
@@ -172,18 +238,33 @@ def make_server(config: Any, application: Any) -> Any:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="SQLite data directory")
+    host: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="address to listen on",
+            show_default="$CAUSEFLOW_HOST, else 127.0.0.1",
+        ),
     ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT", help="port to listen on", show_default="$CAUSEFLOW_PORT, else 8000"
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Run the API and the stream (and, on SQLite, the delivery workers)."""
+    """Run the API and the stream (and, on SQLite, the delivery workers).
+
+    Creates the store (and migrates it) if it does not exist yet; on its first start with an
+    empty store it creates a tenant "default" and hands over its credentials once.
+    """
     import uvicorn
 
     from causeflow.app import create_app
 
-    settings = load(data_dir)
+    settings = load(data_dir, database_url)
     configure_logging(settings)
     check_keys(settings)
     lock = None if settings.is_postgres else hold_sqlite_lock(settings)
@@ -192,15 +273,7 @@ def serve(
     bind_host = host or settings.host
     bind_port = port if port is not None else settings.port
     if first:
-        base = f"http://{bind_host}:{bind_port}"
-        typer.echo(
-            "\nCreated tenant 'default'. These credentials are shown once:\n"
-            f"  tenant id   {first['tenantId']}\n"
-            f"  admin JWT   {first['adminToken']}\n"
-            f"  API key     {first['apiKey']}\n"
-            f"  ingest key  {first['ingestKey']}  (signing secret {first['webhookSecret']})\n"
-            f"Try: curl -H 'X-API-Key: {first['apiKey']}' {base}/v1/events\n"
-        )
+        hand_over_first_run(settings, first, f"http://{bind_host}:{bind_port}")
     application = create_app(settings)
     config = uvicorn.Config(
         application,
@@ -223,9 +296,12 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Run only the delivery workers (PostgreSQL; on SQLite `serve` runs them)."""
-    settings = load()
+def worker(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Run only the delivery workers (PostgreSQL; on SQLite `serve` runs them).
+
+    Creates the schema (or upgrades it) if the database has none yet, as `serve` does.
+    """
+    settings = load(data_dir, database_url)
     configure_logging(settings)
     if not settings.is_postgres:
         raise CliError(
@@ -301,12 +377,12 @@ def serve_worker_metrics(settings: Settings) -> Any:
 
 
 @app.command("migrate")
-def migrate_cmd() -> None:
-    """Create or upgrade the schema."""
-    settings = load()
-    typer.echo(
-        f"migrating {'PostgreSQL' if settings.is_postgres else settings.sqlite_path} ...", err=True
-    )
+def migrate_cmd(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create the store or upgrade its schema."""
+    from causeflow.db.files import describe_store
+
+    settings = load(data_dir, database_url)
+    typer.echo(f"migrating {describe_store(settings)} ...", err=True)
     # Alembic reports each revision it applies ("Running upgrade 0001 -> 0002 …").
     progress = logging.getLogger("alembic.runtime.migration")
     progress.setLevel(logging.INFO)
@@ -317,17 +393,33 @@ def migrate_cmd() -> None:
 
 @tenant_app.command("create")
 def tenant_create(
-    name: Annotated[str, typer.Option(help="tenant name")],
-    plan: Annotated[str | None, typer.Option(help="starter, pro, business or enterprise")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    name: Annotated[str, typer.Option(metavar="NAME", help="tenant name")],
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PLAN",
+            help="starter, pro, business or enterprise",
+            show_default="$CAUSEFLOW_DEFAULT_PLAN, else business",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="print JSON")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    create: Create = False,
 ) -> None:
-    """Create a tenant with an all-scopes API key, an ingest key and an admin JWT."""
+    """Create a tenant with an all-scopes API key, an ingest key and an admin JWT.
+
+    The store must exist already (`causeflow serve` or `causeflow migrate` creates it), unless
+    --create is given.
+    """
     from causeflow.settings import PLAN_LIMITS
 
     if plan is not None and plan not in PLAN_LIMITS:
         raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLAN_LIMITS)}")
-    settings = load()
+    settings = load(data_dir, database_url)
     check_keys(settings)
+    if not create:
+        require_store(settings)
 
     async def run() -> dict[str, str]:
         from causeflow.app import build_context
@@ -350,16 +442,15 @@ def tenant_create(
 
 @tenant_app.command("list")
 def tenant_list(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON, one tenant a line")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="SQLite data directory")
-    ] = None,
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="the database (default: SQLite)")
-    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar="", help="print JSON, one tenant a line")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """List every tenant (id, name, plan, created), oldest id first."""
     settings = load(data_dir, database_url)
+    require_store(settings, create_hint=False)
 
     async def run() -> list[dict[str, Any]]:
         from causeflow.db.engine import Database
@@ -395,12 +486,17 @@ def tenant_list(
 
 @app.command()
 def token(
-    tenant: Annotated[str | None, typer.Option(help="tenant id")] = None,
-    role: Annotated[str, typer.Option(help="admin or member")] = "admin",
-    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 86400,
+    tenant: Annotated[
+        str | None, typer.Option(metavar="ID", help="tenant id (ten_…)", show_default=False)
+    ] = None,
+    role: Annotated[str, typer.Option(metavar="admin|member", help="the token's role")] = "admin",
+    ttl: Annotated[int, typer.Option(metavar="SECONDS", help="lifetime in seconds")] = 86400,
     platform_admin: Annotated[
-        bool, typer.Option("--platform-admin", help="a platform admin token")
+        bool, typer.Option("--platform-admin", metavar="", help="a platform admin token")
     ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    create: Create = False,
 ) -> None:
     """Print a JWT for a tenant (or a platform admin token)."""
     if ttl <= 0:
@@ -409,8 +505,10 @@ def token(
         raise CliError("give --tenant ID (or --platform-admin)")
     if role not in ("admin", "member"):
         raise CliError("--role must be admin or member")
-    settings = load()
+    settings = load(data_dir, database_url)
     check_keys(settings)
+    if not create:
+        require_store(settings)
 
     async def run() -> str:
         from sqlalchemy import select
@@ -444,16 +542,13 @@ def keys_rotate(
         bool,
         typer.Option(
             "--jwt",
+            metavar="",
             help="replace the JWT signing secret instead (every token signed so far stops "
             "being accepted)",
         ),
     ] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="SQLite data directory")
-    ] = None,
-    database_url: Annotated[
-        str | None, typer.Option("--database-url", help="the database (default: SQLite)")
-    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Replace the sealing key and seal every stored secret again (--jwt: the JWT secret).
 
@@ -462,6 +557,7 @@ def keys_rotate(
     settings = load(data_dir, database_url)
     configure_logging(settings)
     check_keys(settings)
+    require_store(settings, create_hint=False)
     lock = (
         None
         if settings.is_postgres
@@ -519,12 +615,18 @@ async def _rotate(settings: Settings, jwt: bool) -> None:
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 ApiUrl = Annotated[
     str,
-    typer.Option("--api-url", envvar="CAUSEFLOW_API_URL", help="the service's base URL"),
+    typer.Option(
+        "--api-url", envvar="CAUSEFLOW_API_URL", metavar="URL", help="the service's base URL"
+    ),
 ]
 ApiKey = Annotated[
     str | None,
     typer.Option(
-        "--api-key", envvar="CAUSEFLOW_API_KEY", help="an API key (cflo_…)", show_default=False
+        "--api-key",
+        envvar="CAUSEFLOW_API_KEY",
+        metavar="KEY",
+        help="an API key (cflo_…)",
+        show_default=False,
     ),
 ]
 
@@ -541,16 +643,22 @@ def listen(
         str | None,
         typer.Option(
             "--forward-to",
+            metavar="URL",
             help="local URL that receives each event, e.g. http://localhost:3000/hooks",
+            show_default=False,
         ),
     ] = None,
     events: Annotated[
-        str | None, typer.Option(help="comma-separated event types (default: every type)")
+        str | None,
+        typer.Option(
+            metavar="TYPE,…", help="comma-separated event types", show_default="every type"
+        ),
     ] = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = None,
     print_secret: Annotated[
-        bool, typer.Option("--print-secret", help="print the local signing secret and exit")
+        bool,
+        typer.Option("--print-secret", metavar="", help="print the local signing secret and exit"),
     ] = False,
 ) -> None:
     """Forward the event stream to a local URL as signed webhook deliveries (Ctrl-C stops)."""
@@ -585,9 +693,17 @@ def listen(
 
 @app.command()
 def trigger(
-    event_type: Annotated[str, typer.Argument(help="an event type, e.g. incident.created")],
+    event_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="an event type, e.g. incident.created")
+    ],
     incident: Annotated[
-        str | None, typer.Option("--incident", help="the incidentId to put in the sample")
+        str | None,
+        typer.Option(
+            "--incident",
+            metavar="ID",
+            help="the incidentId to put in the sample",
+            show_default="the sample's own",
+        ),
     ] = None,
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = None,
@@ -608,13 +724,17 @@ def trigger(
 
 def _redeliver_command(action: str) -> Any:
     def command(
-        subscription: Annotated[str, typer.Argument(help="the subscription id (sub_…)")],
-        since: Annotated[str, typer.Option(help="window start, RFC 3339")],
+        subscription: Annotated[
+            str, typer.Argument(metavar="SUBSCRIPTION", help="the subscription id (sub_…)")
+        ],
+        since: Annotated[str, typer.Option(metavar="TIME", help="window start, RFC 3339")],
         until: Annotated[
-            str | None, typer.Option(help="window end, RFC 3339 (default: now)")
+            str | None,
+            typer.Option(metavar="TIME", help="window end, RFC 3339", show_default="now"),
         ] = None,
         wait: Annotated[
-            float, typer.Option(help="seconds to follow progress (0: do not wait)")
+            float,
+            typer.Option(metavar="SECONDS", help="seconds to follow progress (0: do not wait)"),
         ] = 300.0,
         api_url: ApiUrl = DEFAULT_API_URL,
         api_key: ApiKey = None,

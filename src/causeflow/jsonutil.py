@@ -69,6 +69,16 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def json_body(value: Any) -> bytes:
+    """An HTTP answer's JSON body: `value` encoded, then a newline. A `str` or `bytes` value is
+    JSON text already (a stored envelope): only the newline is added."""
+    if isinstance(value, str):
+        return value.encode() + b"\n"
+    if isinstance(value, bytes | bytearray):
+        return bytes(value) + b"\n"
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def dumps_str(value: Any) -> str:
     return orjson.dumps(value).decode()
 

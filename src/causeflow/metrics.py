@@ -56,7 +56,7 @@ def metrics_wsgi_app(token: str) -> WsgiApp:
     exposition: WsgiApp = make_wsgi_app(REGISTRY)
     if not token:
         return exposition
-    refused = json.dumps(METRICS_REFUSED).encode()
+    refused = json.dumps(METRICS_REFUSED).encode() + b"\n"
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if bearer_matches(token, environ.get("HTTP_AUTHORIZATION")):

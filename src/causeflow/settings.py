@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     jwks_allow_http: bool = False
     jwt_tenant_claim: str = "tenant_id"
     admin_token_ttl_seconds: int = 86400
+    # where `serve` writes the first tenant's credentials when it may not show them on a
+    # terminal; default: <data_dir>/first-run-credentials.txt
+    first_run_file: str = ""
 
     # http
     host: str = "127.0.0.1"

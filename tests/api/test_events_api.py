@@ -36,7 +36,7 @@ async def test_publish_then_read_returns_the_stored_envelope(service: Service, t
     body = listed.json()
     assert body["count"] == 1 and body["cursor"] is None
     # byte-for-byte the same JSON object
-    assert orjson.dumps(body["items"][0]) == resp.content
+    assert orjson.dumps(body["items"][0]) + b"\n" == resp.content
 
 
 async def test_test_flag_is_carried(service: Service, tenant: Tenant):
@@ -142,6 +142,53 @@ async def test_after_cursor_pages_and_expired_cursor(
         "/v1/notifications", headers=tenant.key_headers, params={"after": ids[3]}
     )
     assert [e["id"] for e in polled.json()["items"]] == ids[4:]
+
+
+async def test_newest_first_pages_filters_and_cursors(service: Service, tenant: Tenant):
+    ids = []
+    for i in range(5):
+        kind = "incident.created" if i % 2 == 0 else "investigation.progress"
+        data = incident_data(title=f"t{i}") if i % 2 == 0 else sample_data(kind)
+        ids.append((await publish(service, tenant.key_headers, kind, data)).json()["id"])
+
+    async def pages(**params: object) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        while True:
+            query = {"order": "newest", "limit": 2, **params}
+            if cursor:
+                query["cursor"] = cursor
+            resp = await service.client.get("/v1/events", headers=tenant.key_headers, params=query)
+            assert resp.status_code == 200, resp.text
+            seen += [e["id"] for e in resp.json()["items"]]
+            cursor = resp.json()["cursor"]
+            if not cursor:
+                return seen
+
+    everything = await pages()
+    assert everything[:5] == ids[::-1] and len(everything) == 6  # tenant.created last
+    assert await pages(event="incident.created") == [ids[4], ids[2], ids[0]]
+    assert await pages(after=ids[1]) == ids[:1:-1]  # newer than ids[1], newest first
+    one = await service.client.get(
+        "/v1/notifications", headers=tenant.key_headers, params={"order": "newest", "limit": 1}
+    )
+    assert [e["id"] for e in one.json()["items"]] == [ids[4]]
+    # a cursor belongs to its order: a newest-first one is no oldest-first one, and back
+    newest = one.json()["cursor"]
+    oldest = (
+        await service.client.get("/v1/events", headers=tenant.key_headers, params={"limit": 1})
+    ).json()["cursor"]
+    for order, cursor in (("oldest", newest), ("newest", oldest)):
+        mixed = await service.client.get(
+            "/v1/events", headers=tenant.key_headers, params={"order": order, "cursor": cursor}
+        )
+        assert mixed.status_code == 422 and mixed.json()["details"]["errors"][0]["path"] == (
+            "cursor"
+        )
+    bad = await service.client.get(
+        "/v1/events", headers=tenant.key_headers, params={"order": "sideways"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
 
 
 async def test_since_filter_and_bad_since(service: Service, tenant: Tenant):

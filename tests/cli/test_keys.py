@@ -317,7 +317,7 @@ def test_postgresql_refuses_to_start_without_keys_from_outside_the_database(
         assert "CAUSEFLOW_KEY_FILE" in line and "CAUSEFLOW_SECRET_KEY" in line
         key_file = tmp_path / "etc" / "keys.json"
         made = dep.run_cli(
-            "tenant", "create", "--name", "x", "--json",
+            "tenant", "create", "--name", "x", "--json", "--create",
             env={**no_keys, "CAUSEFLOW_KEY_FILE": str(key_file)},
         )  # fmt: skip
         assert made.returncode == 0, made.stderr

@@ -8,6 +8,7 @@ at 375 px wide, go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -229,6 +230,48 @@ async def test_live_events_appear_and_survive_a_restart(stack: Stack, browser: A
             await page.locator("#envelope-json").text_content() or ""
         )
         await shoot(page, "event")
+        assert not log.errors, str(log)
+
+
+async def test_live_events_start_with_the_latest_and_miss_or_repeat_none(
+    stack: Stack, browser: Any
+) -> None:
+    earlier = [
+        await publish(stack, "incident.created", incident_created(f"earlier {i}")) for i in range(3)
+    ]
+    newest, oldest = earlier[2]["id"], earlier[0]["id"]
+    between: list[dict[str, Any]] = []
+    served: list[str] = []
+
+    async def in_between(route: Any) -> None:
+        """The page as the server rendered it, and then, before the browser has it, one more
+        event; the stream is also told to resume two events further back than the server said,
+        so that two rendered events come again through the stream."""
+        response = await route.fetch()
+        html = await response.text()
+        assert f'data-resume-after="{newest}"' in html
+        served.append(html)
+        between.append(await publish(stack, "incident.created", incident_created("in between")))
+        html = html.replace(f'data-resume-after="{newest}"', f'data-resume-after="{oldest}"')
+        await route.fulfill(response=response, body=html)
+
+    async with new_page(browser, stack.base_url) as (page, log):
+        await sign_in(page, stack)
+        await page.route("**/ui/events", in_between)
+        await page.goto("/ui/events")
+        rendered = re.findall(r'<li class="event" data-event-id="([^"]+)"', served[0])
+        assert rendered[:3] == [e["id"] for e in reversed(earlier)]  # by the server
+        assert 3 <= len(rendered) <= 50
+        await page.wait_for_selector("#stream-status[data-state=live]", timeout=10_000)
+        await page.locator("#tail li", has_text="in between").wait_for(timeout=10_000)
+        live = await publish(stack, "incident.created", incident_created("after the page"))
+        await page.locator("#tail li", has_text="after the page").wait_for(timeout=10_000)
+        shown = await page.locator("#tail li").evaluate_all(
+            "items => items.map(item => item.dataset.eventId)"
+        )
+        assert shown[:5] == [live["id"], between[0]["id"], *[e["id"] for e in reversed(earlier)]]
+        assert len(shown) == len(set(shown)) == len(rendered) + 2  # nothing twice, none missed
+        await shoot(page, "events-latest")
         assert not log.errors, str(log)
 
 

@@ -281,6 +281,44 @@ async def test_event_detail_is_found_from_its_id(client: httpx.AsyncClient, acme
     assert (await client.get("/ui/events/nonsense")).status_code == 404
 
 
+TAIL_ITEM = re.compile(r'<li class="event" data-event-id="(evt_[^"]+)"')
+RESUME = re.compile(r'data-resume-after="([^"]*)"')
+
+
+async def test_live_events_page_renders_the_latest_fifty_newest_first(
+    client: httpx.AsyncClient, acme: Tenant
+) -> None:
+    empty = await client.get("/ui/events")
+    # a new tenant's log holds its tenant.created: shown, and the stream resumes after it
+    [created] = TAIL_ITEM.findall(empty.text)
+    assert RESUME.findall(empty.text) == [created]
+    published = []
+    for i in range(55):
+        kind = "knowledge.pattern_extracted" if i % 5 == 0 else "incident.created"
+        data = (
+            {"patternId": new_id("ptn"), "incidentId": new_id("inc"), "summary": f"{XSS} {i}"}
+            if i % 5 == 0
+            else {"incidentId": new_id("inc"), "title": f"event {i}", "severity": "high",
+                  "status": "open", "source": "manual"}
+        )  # fmt: skip
+        sent = await client.post(
+            "/v1/events", json={"event": kind, "data": data}, headers=acme.admin_headers
+        )
+        assert sent.status_code == 201, sent.text
+        published.append((kind, sent.json()["id"]))
+    page = await client.get("/ui/events")
+    shown = TAIL_ITEM.findall(page.text)
+    assert shown == [event_id for _, event_id in reversed(published)][:50]
+    assert RESUME.findall(page.text) == [published[-1][1]]
+    assert ESCAPED in page.text and XSS not in page.text
+    assert "event 54" in page.text and 'id="tail-empty" class="muted" hidden' in page.text
+    # with a filter: the latest of those types; the stream resumes after the newest of any
+    filtered = await client.get("/ui/events", params={"events": "knowledge.pattern_extracted"})
+    patterns = [event_id for kind, event_id in reversed(published) if kind.startswith("know")]
+    assert TAIL_ITEM.findall(filtered.text) == patterns
+    assert RESUME.findall(filtered.text) == [published[-1][1]]
+
+
 async def test_pending_approvals_are_answered_from_the_pages(
     client: httpx.AsyncClient, acme: Tenant
 ) -> None:

@@ -5,7 +5,6 @@ Deliveries may go to loopback over plain HTTP and rate limits are off, as in loc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,18 +36,10 @@ class Live:
         return self.tenant["apiKey"]
 
 
-def _first_start_credentials(log: str) -> dict[str, str]:
-    # The first `serve` on an empty store creates tenant "default" and prints its credentials
-    # once; reading them saves a separate `tenant create` process.
-    tenant = re.search(r"tenant id\s+(ten_\w+)", log)
-    key = re.search(r"API key\s+(cflo_\w+)", log)
-    if tenant is None or key is None:
-        raise RuntimeError(f"no first-start credentials in the server log:\n{log}")
-    return {"tenantId": tenant.group(1), "apiKey": key.group(1)}
-
-
 @contextmanager
 def live_service(tmp_path: Path) -> Iterator[Live]:
     with Deployment(tmp_path, env=LIVE_ENV) as deployment:
         server = deployment.add_server()
-        yield Live(deployment, server, _first_start_credentials(server.log_text()))
+        # The first `serve` on an empty store creates tenant "default" and hands over its
+        # credentials; reading them saves a separate `tenant create` process.
+        yield Live(deployment, server, deployment.first_run_credentials())

@@ -8,6 +8,7 @@ sharing one database, plus the short CLI commands run with the same environment.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -303,8 +304,28 @@ class Deployment:
         self.run_cli("migrate")
 
     def create_tenant(self, name: str = "acme") -> dict[str, str]:
-        result = self.run_cli("tenant", "create", "--name", name, "--json")
+        """A tenant made by the CLI; `--create` lets it make the store when no process has."""
+        result = self.run_cli("tenant", "create", "--name", name, "--json", "--create")
         return parse_json_output(result.stdout)
+
+    def first_run_credentials(self) -> dict[str, str]:
+        """The credentials the first `serve` on an empty store wrote for tenant "default" (its
+        output is no terminal here, so they are in the data directory, never in its log)."""
+        text = (self.data_dir / "first-run-credentials.txt").read_text()
+        labels = {
+            "tenantId": "tenant id",
+            "apiKey": "API key",
+            "ingestKey": "ingest key",
+            "webhookSecret": "signing secret",
+            "adminToken": "admin token",
+        }
+        found = {}
+        for name, label in labels.items():
+            match = re.search(rf"^  {label}\s+(\S+)$", text, flags=re.M)
+            if match is None:
+                raise ValueError(f"no {label} in the first-run credentials:\n{text}")
+            found[name] = match.group(1)
+        return found
 
     def add_server(
         self, *, start: bool = True, timeout: float = 30, **env_overrides: str | None

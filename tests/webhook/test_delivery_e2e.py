@@ -65,8 +65,8 @@ async def test_published_event_reaches_the_receiver_signed(live: Service) -> Non
         secret = sub["secret"]
         envelope = await publish(live, tenant)
         [req] = await receiver.wait_for(1)
-        # the POST response, byte for byte
-        assert req.body == envelope
+        # the POST response, byte for byte (the answer ends with a newline, §8)
+        assert req.body + b"\n" == envelope
         assert verify_standard(req, secret) == orjson.loads(envelope)
         assert hex_verify(req.text(), req.headers["X-CauseFlow-Signature"], secret)
         msg = req.headers["webhook-id"]
@@ -85,7 +85,7 @@ async def test_published_event_reaches_the_receiver_signed(live: Service) -> Non
         assert resp.status_code == 202, resp.text
         reqs = await receiver.wait_for(2)
         assert reqs[1].headers["webhook-id"] == msg
-        assert reqs[1].body == envelope
+        assert reqs[1].body + b"\n" == envelope
         deadline = time.monotonic() + 5
         while (detail := await settled(live, tenant, msg))["attempts"] < 2:
             assert time.monotonic() < deadline

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from causeflow.api.credentials import resolve_principal
 from causeflow.context import AppContext
 from causeflow.errors import BadRequest, CauseFlowError, PayloadTooLarge, RateLimited
-from causeflow.jsonutil import dumps
+from causeflow.jsonutil import json_body
 from causeflow.metrics import HTTP_REQUESTS
 from causeflow.ratelimit.limiter import Decision
 
@@ -41,7 +41,7 @@ _LIMIT_MESSAGE = "rate limit of {} requests per minute exceeded"
 async def send_error(
     send: Send, exc: CauseFlowError, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = dumps(exc.body())
+    body = json_body(exc.body())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
     headers += list(extra or [])

@@ -1,13 +1,20 @@
-"""Live events: a tail of the tenant's stream (plain JS `EventSource`), and one envelope.
+"""Live events: the latest events of the tenant's log, then a tail of its stream (plain JS
+`EventSource`), and one envelope.
 
-The tail page only renders the type filters; `static/live.js` connects to
-`/v1/notifications/stream` (the session cookie authenticates, same origin) and reconnects
-with `Last-Event-ID` after a restart. An envelope's page finds the event through
+The tail page renders the latest `LATEST_EVENTS` events (of the chosen types), newest first,
+read with `GET /v1/events?order=newest`, and names the event the stream resumes after: the
+newest one rendered, or with a type filter the newest event of any type, read before the list
+(so nothing committed meanwhile falls between the two; an event both rendered and replayed is
+shown once, `live.js` skips ids it already shows). `static/live.js` connects to
+`/v1/notifications/stream` with `?lastEventId=` (the session cookie authenticates, same origin)
+and reconnects with `Last-Event-ID` after a restart. An envelope's page finds the event through
 `GET /v1/events?since=` using the time in its id (or the `?at=` time a link passes), so
 nothing extra is kept anywhere.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -15,7 +22,7 @@ from starlette.responses import Response
 from causeflow.clock import ms_to_rfc3339, parse_rfc3339
 from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.forms import id_time_ms
-from causeflow.dashboard.page import DashboardRoute, SignedIn
+from causeflow.dashboard.page import DashboardRoute, Page, SignedIn
 from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 router = APIRouter(route_class=DashboardRoute)
@@ -26,6 +33,10 @@ ALL_TYPES: tuple[str, ...] = (*CATALOG_TYPES, *OPERATIONAL_TYPES)
 # little) for a few pages; an event is committed within moments of taking its id.
 SEARCH_SKEW_MS = 5_000
 SEARCH_PAGES = 5
+LATEST_EVENTS = 50  # shown when the page opens, before the live ones
+# The fields a tail line summarises an event with (the first two that are text); live.js uses
+# the same list.
+SUMMARY_FIELDS = ("title", "message", "summary", "newStatus", "incidentId", "subscriptionId")
 
 
 def chosen_types(request: Request) -> list[str]:
@@ -35,15 +46,37 @@ def chosen_types(request: Request) -> list[str]:
     return list(dict.fromkeys(picked))
 
 
+def summary(envelope: dict[str, Any]) -> str:
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        return ""
+    return " · ".join([data[k] for k in SUMMARY_FIELDS if isinstance(data.get(k), str)][:2])
+
+
+async def newest_id(page: Page) -> str | None:
+    head = await page.api.get("/v1/events", order="newest", limit=1)
+    return str(head["items"][0]["id"]) if head["items"] else None
+
+
 @router.get("/events")
 async def live_events(page: SignedIn) -> Response:
     chosen = chosen_types(page.request)
+    resume_after = await newest_id(page) if chosen else None
+    latest = await page.api.get(
+        "/v1/events", order="newest", limit=LATEST_EVENTS, event=",".join(chosen) or None
+    )
+    items: list[dict[str, Any]] = latest["items"]
+    if not chosen and items:
+        resume_after = items[0]["id"]
     return page.render(
         "events.html",
         active="events",
         types=ALL_TYPES,
         chosen=chosen,
         stream_path=STREAM_PATH,
+        latest=[(envelope, summary(envelope)) for envelope in items],
+        resume_after=resume_after or "",
+        latest_limit=LATEST_EVENTS,
     )
 
 

@@ -91,3 +91,36 @@ def prepare_sqlite_store(settings: Settings) -> None:
     for suffix in SQLITE_SUFFIXES:
         tighten(Path(f"{db_path}{suffix}"), FILE_MODE)
     private_file(db_path)
+
+
+def describe_store(settings: Settings) -> str:
+    """The store these settings name, for a person: the SQLite file, or the database URL
+    without its password."""
+    from sqlalchemy.engine import URL, make_url
+
+    db_path = sqlite_file(settings)
+    if db_path is not None:
+        return f"SQLite {db_path}"
+    if not settings.is_postgres:
+        return settings.database_url
+    try:
+        given = make_url(settings.database_url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: show only its scheme
+        return settings.database_url.split(":", 1)[0] + "://…"
+    shown = URL.create(
+        given.drivername, given.username, None, given.host, given.port, given.database
+    )
+    return "PostgreSQL " + shown.render_as_string()
+
+
+def sqlite_store_exists(settings: Settings) -> bool:
+    """Whether the SQLite file of these settings holds anything (its `-wal` counted): a file
+    that is absent or empty is a store that does not exist yet."""
+    db_path = sqlite_file(settings)
+    if db_path is None:
+        return True  # in memory: nothing is created on disk
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"{db_path}{suffix}").st_size > 0:
+                return True
+    return False

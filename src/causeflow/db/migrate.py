@@ -71,3 +71,13 @@ async def current_revision(settings: Settings) -> str | None:
             return await conn.run_sync(_current)
     finally:
         await engine.dispose()
+
+
+async def store_exists(settings: Settings) -> bool:
+    """Whether the store of these settings exists already: a SQLite file with content, or a
+    PostgreSQL database whose schema has been created. Nothing is created to find out."""
+    from causeflow.db.files import sqlite_file, sqlite_store_exists
+
+    if sqlite_file(settings) is not None or not settings.is_postgres:
+        return sqlite_store_exists(settings)
+    return await current_revision(settings) is not None

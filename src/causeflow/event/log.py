@@ -191,6 +191,22 @@ def _row_to_event(row: AnyRow) -> StoredEvent:
     )
 
 
+def _reader_conditions(
+    tenant_id: str,
+    types: frozenset[str] | None,
+    incident_id: str | None,
+    since_ms: int | None,
+) -> list[Any]:
+    cond: list[Any] = [events.c.tenant_id == tenant_id]
+    if types:
+        cond.append(events.c.type.in_(sorted(types)))
+    if incident_id:
+        cond.append(events.c.incident_id == incident_id)
+    if since_ms is not None:
+        cond.append(events.c.created_at >= since_ms)
+    return cond
+
+
 async def read_after(
     conn: Conn,
     tenant_id: str,
@@ -203,16 +219,32 @@ async def read_after(
     until_position: int | None = None,
 ) -> list[StoredEvent]:
     """Events of one tenant after a position, ascending."""
-    cond = [events.c.tenant_id == tenant_id, events.c.position > after_position]
-    if types:
-        cond.append(events.c.type.in_(sorted(types)))
-    if incident_id:
-        cond.append(events.c.incident_id == incident_id)
-    if since_ms is not None:
-        cond.append(events.c.created_at >= since_ms)
+    cond = _reader_conditions(tenant_id, types, incident_id, since_ms)
+    cond.append(events.c.position > after_position)
     if until_position is not None:
         cond.append(events.c.position <= until_position)
     stmt = select(events).where(and_(*cond)).order_by(events.c.position).limit(limit)
+    return [_row_to_event(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def read_before(
+    conn: Conn,
+    tenant_id: str,
+    before_position: int | None,
+    *,
+    after_position: int = 0,
+    limit: int = 500,
+    types: frozenset[str] | None = None,
+    incident_id: str | None = None,
+    since_ms: int | None = None,
+) -> list[StoredEvent]:
+    """Events of one tenant before a position (None: the newest) and after another,
+    newest first."""
+    cond = _reader_conditions(tenant_id, types, incident_id, since_ms)
+    cond.append(events.c.position > after_position)
+    if before_position is not None:
+        cond.append(events.c.position < before_position)
+    stmt = select(events).where(and_(*cond)).order_by(events.c.position.desc()).limit(limit)
     return [_row_to_event(r) for r in (await conn.execute(stmt)).all()]
 
 

@@ -18,6 +18,7 @@ from causeflow.api.routing import JsonRoute
 from causeflow.context import AppContext
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.service import InboundRequest, receive_alerts
+from causeflow.jsonutil import json_body
 
 router = APIRouter(tags=["inbound"], route_class=JsonRoute)
 
@@ -64,7 +65,9 @@ async def receive(tenant_id: str, provider: str, request: Request) -> Response:
     }
     inbound = _inbound(request.scope, headers, tenant_id, provider, await request.body())
     return Response(
-        await receive_alerts(ctx, inbound), status_code=202, media_type="application/json"
+        json_body(await receive_alerts(ctx, inbound)),
+        status_code=202,
+        media_type="application/json",
     )
 
 
@@ -102,6 +105,7 @@ async def answer_inbound(
     except Exception as exc:  # noqa: BLE001  # the error shape of docs/reference.md §8.7
         await send_error(send, failure_of(exc), budget.headers())
         return
+    body = json_body(body)
     await send(
         {
             "type": "http.response.start",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +13,7 @@ from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
+from causeflow.jsonutil import json_body
 from causeflow.publish.service import prepare, publish
 from causeflow_sdk.models import CATALOG
 
@@ -35,6 +36,10 @@ class EventFilters:
         incidentId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
         since: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
         after: Annotated[str | None, Query(max_length=64, description="an event id")] = None,
+        order: Annotated[
+            Literal["oldest", "newest"],
+            Query(description="log order, oldest first (the default), or newest first"),
+        ] = "oldest",
     ) -> None:
         self.types = frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
         self.incident_id = incidentId
@@ -43,6 +48,7 @@ class EventFilters:
         except ValueError as exc:
             raise ValidationFailed.at("query.since", "not an RFC 3339 time") from exc
         self.after = after
+        self.newest = order == "newest"
 
 
 event_filters = async_dependency(EventFilters)
@@ -57,35 +63,65 @@ def _json_page(envelopes: list[str], cursor: str | None) -> Response:
         + (f'"{cursor}"' if cursor else "null")
         + f',"count":{len(envelopes)}}}'
     )
-    return Response(body, media_type="application/json")
+    return Response(json_body(body), media_type="application/json")
 
 
-async def read_log(ctx: Any, tenant_id: str, filters: EventFilters, params: PageParams) -> Response:
+# The cursor of a newest-first page says so, so that it is never read as an oldest-first one.
+NEWEST = "newest"
+
+
+async def _position_of(conn: Any, tenant_id: str, event_id: str) -> int:
+    found = await log.find_event(conn, tenant_id, event_id)
+    if found is None:
+        raise CursorExpired(
+            "that event is unknown or no longer retained; refetch state",
+            details={"after": event_id},
+        )
+    return found.position
+
+
+async def _rows(
+    conn: Any, tenant_id: str, filters: EventFilters, limit: int, cursor: list[Any] | None
+) -> list[log.StoredEvent]:
+    """A page's rows (and one more): after the cursor, else after `after`; newest first,
+    below the cursor and above `after`."""
     after_pos = 0
-    cursor = params.after_key(int)
-    async with ctx.db.read() as conn:
-        if cursor is not None:
-            after_pos = int(cursor[0])
-        elif filters.after:
-            found = await log.find_event(conn, tenant_id, filters.after)
-            if found is None:
-                raise CursorExpired(
-                    "that event is unknown or no longer retained; refetch state",
-                    details={"after": filters.after},
-                )
-            after_pos = found.position
-        rows = await log.read_after(
+    if filters.after and (filters.newest or cursor is None):
+        after_pos = await _position_of(conn, tenant_id, filters.after)
+    if filters.newest:
+        return await log.read_before(
             conn,
             tenant_id,
-            after_pos,
-            limit=params.limit + 1,
+            int(cursor[0]) if cursor else None,
+            after_position=after_pos,
+            limit=limit,
             types=filters.types,
             incident_id=filters.incident_id,
             since_ms=filters.since_ms,
         )
+    return await log.read_after(
+        conn,
+        tenant_id,
+        int(cursor[0]) if cursor else after_pos,
+        limit=limit,
+        types=filters.types,
+        incident_id=filters.incident_id,
+        since_ms=filters.since_ms,
+    )
+
+
+async def read_log(ctx: Any, tenant_id: str, filters: EventFilters, params: PageParams) -> Response:
+    cursor = params.after_key(int, str) if filters.newest else params.after_key(int)
+    if cursor is not None and filters.newest and cursor[1] != NEWEST:
+        raise ValidationFailed.at("cursor", "invalid cursor")
+    async with ctx.db.read() as conn:
+        rows = await _rows(conn, tenant_id, filters, params.limit + 1, cursor)
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor([rows[-1].position]) if more and rows else None
+    next_cursor = None
+    if more and rows:
+        last = rows[-1].position
+        next_cursor = encode_cursor([last, NEWEST] if filters.newest else [last])
     return _json_page([r.envelope for r in rows], next_cursor)
 
 
@@ -110,7 +146,7 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
         principal, event_type=body.event, data=body.data, test=body.test, now_ms=ctx.clock.now_ms()
     )
     stored = await publish(ctx, item)
-    return Response(stored.envelope, status_code=201, media_type="application/json")
+    return Response(json_body(stored.envelope), status_code=201, media_type="application/json")
 
 
 @router.get("/v1/events")

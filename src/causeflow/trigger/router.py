@@ -12,6 +12,7 @@ from causeflow.api.deps import Admin, AdminOrProducer, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.ingest.batch import FingerprintTaken
+from causeflow.jsonutil import json_body
 from causeflow.trigger import service
 from causeflow.trigger.schemas import TriggerCreate, TriggerPage, TriggerRead
 
@@ -97,4 +98,4 @@ async def receive_trigger_event(
             # does today): the whole transaction is applied again, like an inbound batch.
             if attempt == 2:
                 raise
-    return Response(stored.envelope, status_code=201, media_type="application/json")
+    return Response(json_body(stored.envelope), status_code=201, media_type="application/json")

@@ -1,7 +1,11 @@
-// The live events tail: an EventSource on the tenant's stream (the session cookie
-// authenticates; same origin). The browser reconnects by itself with Last-Event-ID; when it
-// gives up (the server was away too long) we reconnect with ?lastEventId= so nothing is lost.
-// Everything from the stream is rendered with textContent, never as HTML.
+// The live events tail: the page comes with the latest events already rendered and names the
+// event to resume after (data-resume-after); an EventSource on the tenant's stream (the
+// session cookie authenticates; same origin) starts there with ?lastEventId=, so nothing
+// between the rendered list and the stream is lost, and an event already shown is skipped.
+// The browser reconnects by itself with Last-Event-ID; when it gives up (the server was away
+// too long) we reconnect with ?lastEventId= so nothing is lost. A new type filter loads the
+// page again (its latest events are the server's to pick). Everything from the stream is
+// rendered with textContent, never as HTML.
 "use strict";
 
 (function () {
@@ -34,7 +38,14 @@
     return parts.join(" · ");
   }
 
+  function shown(id) {
+    return Array.prototype.some.call(tail.children, function (node) {
+      return node.getAttribute("data-event-id") === id;
+    });
+  }
+
   function show(envelope) {
+    if (envelope.id && shown(envelope.id)) { return; }
     var item = element("li", "event");
     item.setAttribute("data-event-id", envelope.id || "");
     var head = element("div", "event-head");
@@ -98,8 +109,8 @@
   function filterChanged() {
     var types = chosenTypes();
     var url = "/ui/events" + (types.length ? "?events=" + encodeURIComponent(types.join(",")) : "");
-    window.history.replaceState(null, "", url);
-    connect();
+    if (source) { source.close(); }
+    window.location.assign(url);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -107,6 +118,7 @@
     statusNode = document.getElementById("stream-status");
     emptyNode = document.getElementById("tail-empty");
     if (!tail || !window.EventSource) { return; }
+    lastId = tail.getAttribute("data-resume-after") || null;
     var form = document.getElementById("event-filter");
     form.addEventListener("change", filterChanged);
     form.addEventListener("submit", function (event) { event.preventDefault(); filterChanged(); });

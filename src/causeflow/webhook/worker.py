@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import math
 import os
@@ -48,6 +47,7 @@ from causeflow.webhook.sender import Sender, SendResult
 from causeflow.webhook.signing import delivery_headers
 from causeflow.webhook.ssrf import parse_allow_cidrs
 from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
+from causeflow.webhook.wakeups import Wakeups
 
 log = logging.getLogger("causeflow.webhook.worker")
 
@@ -75,12 +75,8 @@ RECORD_BATCH = 1000  # outcomes per transaction
 FLUSH_LINGER_SECONDS = 0.02
 FLUSH_ENOUGH = 256
 STATS_SECONDS = 5.0  # queue depth / age gauges refresh
-# After a broker wake-up (PostgreSQL), look again at these delays for the deliveries another
-# process's dispatcher creates from that event; one chain at a time, however many events.
-FOLLOW_UPS = (0.01, 0.05, 0.2)
 ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
 RESPONSE_BODY_CHARS = 4096
-MAX_WAKE_TIMES = 10_000  # distinct planned wake-ups kept; beyond that the poll covers
 
 
 def last_error_of(result: SendResult) -> str:
@@ -233,17 +229,11 @@ class DeliveryEngine:
         self._outcomes: list[Outcome] = []
         self._releases: list[tuple[str, int | None]] = []
         self._envelopes: dict[str, bytes] = {}
-        self._wake = asyncio.Event()
+        self.wakeups = Wakeups()
         self._flush = asyncio.Event()
         self._closing = False
         self._starved = False
-        self._work_added = False
         self._stopping = False
-        self._follow_up: asyncio.TimerHandle | None = None
-        self._wake_timer: asyncio.TimerHandle | None = None
-        self._wake_due = 0.0
-        self._due_heap: list[float] = []
-        self._due_set: set[float] = set()
         self._claim_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._wakers: list[Callable[[], None]] | None = None
@@ -266,11 +256,11 @@ class DeliveryEngine:
             # Another process's dispatcher may create the deliveries (PostgreSQL): its event
             # commits reach us through the broker. With one process (SQLite) the dispatcher
             # here wakes us directly after inserting, and event commits are no news.
-            self.ctx.broker.add_listener(self._on_broker)
+            self.ctx.broker.add_listener(self.wakeups.on_broker)
         # The dispatcher calls ctx.delivery_wakeup() after inserting deliveries; with several
         # engines in one process (tests) every one of them is woken.
         wakers: list[Callable[[], None]] = self.ctx.delivery_wakers
-        wakers.append(self.work_added)
+        wakers.append(self.wakeups.work_added)
         self._wakers = wakers
         self.ctx.delivery_wakeup = lambda: [w() for w in list(wakers)]
         # The dispatcher of this process leases fresh deliveries to one engine and hands them
@@ -279,7 +269,7 @@ class DeliveryEngine:
             self.ctx.local_engine = self
         self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
         self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
-        self.wake()
+        self.wakeups.wake()
 
     async def stop(self) -> None:
         """Stop claiming, let attempts finish for the grace, hand back the rest, then return."""
@@ -289,14 +279,11 @@ class DeliveryEngine:
         self._room.set()
         if self.ctx.local_engine is self:
             self.ctx.local_engine = None
-        self.ctx.broker.remove_listener(self._on_broker)
+        self.ctx.broker.remove_listener(self.wakeups.on_broker)
         if self._wakers is not None:
             with contextlib.suppress(ValueError):
-                self._wakers.remove(self.work_added)
-        for timer in (self._wake_timer, self._follow_up):
-            if timer is not None:
-                timer.cancel()
-        self._wake.set()
+                self._wakers.remove(self.wakeups.work_added)
+        self.wakeups.stop()
         if self._claim_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._claim_task), STOP_DB_SECONDS)
@@ -353,55 +340,7 @@ class DeliveryEngine:
 
     def wake(self) -> None:
         """New work may be due: claim soon (cheap, coalesced, callable from any callback)."""
-        self._wake.set()
-
-    def work_added(self) -> None:
-        """Deliveries were just committed: claim without looking first."""
-        self._work_added = True
-        self._wake.set()
-
-    def _on_broker(self, _tenant_id: str) -> None:
-        # An event was committed somewhere: its deliveries follow once some dispatcher has
-        # read it (perhaps in another process, which cannot wake us directly), so there is
-        # nothing to see yet; look a little later.
-        if self._follow_up is None and not self._stopping:
-            self._follow_up = asyncio.get_running_loop().call_later(FOLLOW_UPS[0], self._follow, 1)
-
-    def _follow(self, step: int) -> None:
-        self.wake()
-        if step < len(FOLLOW_UPS) and not self._stopping:
-            delay = FOLLOW_UPS[step] - FOLLOW_UPS[step - 1]
-            self._follow_up = asyncio.get_running_loop().call_later(delay, self._follow, step + 1)
-        else:
-            self._follow_up = None
-
-    def _wake_in(self, seconds: float) -> None:
-        """Wake at a known due time (a retry, a hand-back): one timer, armed for the earliest."""
-        loop = asyncio.get_running_loop()
-        # 10 ms buckets, rounded up (never before the row is due): thousands of retries a
-        # second need only a few timers
-        due = math.ceil((loop.time() + max(0.0, seconds)) * 100 + 0.5) / 100
-        if due in self._due_set or len(self._due_set) >= MAX_WAKE_TIMES:
-            return  # already planned, or so many that the poll will do
-        self._due_set.add(due)
-        heapq.heappush(self._due_heap, due)
-        if self._wake_timer is None or due < self._wake_due:
-            self._arm(due)
-
-    def _arm(self, due: float) -> None:
-        if self._wake_timer is not None:
-            self._wake_timer.cancel()
-        self._wake_due = due
-        self._wake_timer = asyncio.get_running_loop().call_at(due, self._timer_fired)
-
-    def _timer_fired(self) -> None:
-        now = asyncio.get_running_loop().time()
-        while self._due_heap and self._due_heap[0] <= now:
-            self._due_set.discard(heapq.heappop(self._due_heap))
-        self._wake_timer = None
-        if self._due_heap and not self._stopping:
-            self._arm(self._due_heap[0])
-        self.wake()
+        self.wakeups.wake()
 
     # --- claiming ---------------------------------------------------------------------------
 
@@ -410,9 +349,7 @@ class DeliveryEngine:
         next_stats = 0.0
         failures = 0
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+            await self.wakeups.wait(self.poll_seconds)
             if self._stopping:
                 break
             try:
@@ -434,8 +371,7 @@ class DeliveryEngine:
     async def _claim_all(self) -> None:
         """Claim batches while there is room and the last batch came back full."""
         # the read-only look is skipped when the dispatcher said it just added deliveries
-        first = not self._work_added
-        self._work_added = False
+        first = not self.wakeups.take_work_added()
         while not self._stopping:
             free = self.capacity - self.held
             if free < self.min_claim:
@@ -722,8 +658,7 @@ class DeliveryEngine:
         when = None
         if delay_seconds is not None:
             when = self.ctx.clock.now_ms() + int(delay_seconds * 1000)
-            if not self._stopping:
-                self._wake_in(delay_seconds)
+            self.wakeups.wake_in(delay_seconds)
         self._releases.append((job.claimed.id, when))
         self._flush.set()
         self._done_holding()
@@ -734,7 +669,7 @@ class DeliveryEngine:
             self._room.set()
         if self._starved and self.capacity - self.held >= self.min_claim:
             self._starved = False
-            self.wake()
+            self.wakeups.wake()
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -831,8 +766,8 @@ class DeliveryEngine:
         retries = [
             o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at
         ]
-        if retries and not self._stopping:
-            self._wake_in((min(retries) - self.ctx.clock.now_ms()) / 1000)
+        if retries:
+            self.wakeups.wake_in((min(retries) - self.ctx.clock.now_ms()) / 1000)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""

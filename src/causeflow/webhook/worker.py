@@ -42,6 +42,7 @@ from causeflow.webhook.limits import (
 )
 from causeflow.webhook.outcome import Attempt, delivery_step
 from causeflow.webhook.queue import Claimed, Outcome
+from causeflow.webhook.recorder import Recorder
 from causeflow.webhook.retry import parse_schedule
 from causeflow.webhook.sender import Sender, SendResult
 from causeflow.webhook.signing import delivery_headers
@@ -69,11 +70,6 @@ CLAIM_BATCH = 256  # deliveries per claim query (bounded by free capacity too)
 SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to finish on stop()
 STOP_DB_SECONDS = 5.0  # on stop(), the last claim and the last writes get this long
 RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
-RECORD_BATCH = 1000  # outcomes per transaction
-# Outcomes wait this long for company before a write (a receiver already has its request, so
-# this only delays the bookkeeping): under load one transaction records hundreds of attempts.
-FLUSH_LINGER_SECONDS = 0.02
-FLUSH_ENOUGH = 256
 STATS_SECONDS = 5.0  # queue depth / age gauges refresh
 ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
 RESPONSE_BODY_CHARS = 4096
@@ -226,16 +222,19 @@ class DeliveryEngine:
         self._queued: dict[str, deque[Job]] = {}  # per origin, waiting for a slot
         self._rate_timers: dict[str, tuple[asyncio.TimerHandle, Job]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outcomes: list[Outcome] = []
-        self._releases: list[tuple[str, int | None]] = []
         self._envelopes: dict[str, bytes] = {}
         self.wakeups = Wakeups()
-        self._flush = asyncio.Event()
-        self._closing = False
+        self.recorder = Recorder(
+            self.db,
+            ctx.clock,
+            owner=self.owner,
+            disable_after_ms=self.disable_after_ms,
+            subs=self.subs,
+            wake_in=self.wakeups.wake_in,
+        )
         self._starved = False
         self._stopping = False
         self._claim_task: asyncio.Task[None] | None = None
-        self._flush_task: asyncio.Task[None] | None = None
         self._wakers: list[Callable[[], None]] | None = None
         self._reserved = 0  # room the dispatcher reserved for a batch not yet handed over
         self._room = asyncio.Event()  # set when a batch of fresh deliveries would fit
@@ -267,7 +266,7 @@ class DeliveryEngine:
         # over after its commit (see `accept`); with several engines (tests) the first one.
         if self.ctx.local_engine is None:
             self.ctx.local_engine = self
-        self._flush_task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
+        self.recorder.start()
         self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
         self.wakeups.wake()
 
@@ -313,17 +312,7 @@ class DeliveryEngine:
                 task.cancel()  # the attempt's delivery is handed back (it may have arrived)
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._flush_task is not None:
-            # The flush loop writes what is left, then exits; cancelled only if the database
-            # does not answer in time (the leases then run out by themselves).
-            self._closing = True
-            self._flush.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._flush_task), STOP_DB_SECONDS)
-            except (TimeoutError, Exception):
-                self._flush_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._flush_task
+        await self.recorder.close(STOP_DB_SECONDS)
         try:
             # Anything still leased to us (an unrecorded outcome, a failed hand-back) is due
             # again at once; a crash skips this and the leases simply run out.
@@ -477,7 +466,7 @@ class DeliveryEngine:
     def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
         """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
         _COUNT[reason].inc()
-        self._push(
+        self.recorder.push(
             Outcome(
                 delivery_id=row.id,
                 tenant_id=row.tenant_id,
@@ -659,8 +648,7 @@ class DeliveryEngine:
         if delay_seconds is not None:
             when = self.ctx.clock.now_ms() + int(delay_seconds * 1000)
             self.wakeups.wake_in(delay_seconds)
-        self._releases.append((job.claimed.id, when))
-        self._flush.set()
+        self.recorder.release(job.claimed.id, when)
         self._done_holding()
 
     def _done_holding(self) -> None:
@@ -707,67 +695,8 @@ class DeliveryEngine:
             url=sub.url,
         )
         _COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
-        self._push(outcome)
+        self.recorder.push(outcome)
         self._done_holding()
-
-    # --- recording --------------------------------------------------------------------------
-
-    def _push(self, outcome: Outcome) -> None:
-        self._outcomes.append(outcome)
-        self._flush.set()
-
-    async def _flush_loop(self) -> None:
-        """Write what has accumulated while the previous write ran: one transaction, many rows."""
-        failures = 0
-        while True:
-            await self._flush.wait()
-            if len(self._outcomes) < FLUSH_ENOUGH and not self._closing:
-                await asyncio.sleep(FLUSH_LINGER_SECONDS)
-            self._flush.clear()
-            while self._outcomes or self._releases:
-                outcomes, self._outcomes = (
-                    self._outcomes[:RECORD_BATCH],
-                    self._outcomes[RECORD_BATCH:],
-                )
-                releases, self._releases = self._releases, []
-                try:
-                    recorded = await queue.record(
-                        self.db,
-                        owner=self.owner,
-                        now_ms=self.ctx.clock.now_ms(),
-                        outcomes=outcomes,
-                        releases=releases,
-                        disable_after_ms=self.disable_after_ms,
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Kept and retried; if the database stays away the leases run out and the
-                    # deliveries are sent again (at-least-once).
-                    failures += 1
-                    log.exception("recording %d delivery outcomes failed", len(outcomes))
-                    self._outcomes[:0] = outcomes
-                    self._releases[:0] = releases
-                    await asyncio.sleep(min(5.0, 0.05 * 2**failures))
-                    continue
-                failures = 0
-                self._after_record(outcomes, recorded)
-            if self._closing:
-                return
-
-    def _after_record(self, outcomes: list[Outcome], recorded: queue.Recorded) -> None:
-        for tenant_id, sid in recorded.changed_subscriptions:
-            self.subs.invalidate(subscription_id=sid, tenant_id=tenant_id)
-        for sid in recorded.disabled:
-            log.warning("subscription %s disabled", sid)
-        lost = len(outcomes) - recorded.applied
-        if lost:
-            log.warning("%d outcomes arrived after their lease was taken over; not applied", lost)
-        retries = [
-            o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at
-        ]
-        if retries:
-            self.wakeups.wake_in((min(retries) - self.ctx.clock.now_ms()) / 1000)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""
@@ -778,7 +707,7 @@ class DeliveryEngine:
             "inflight": len(self._tasks),
             "queued": sum(len(q) for q in self._queued.values()),
             "rate_waiting": len(self._rate_timers),
-            "unrecorded": len(self._outcomes) + len(self._releases),
+            "unrecorded": self.recorder.unrecorded,
             **(self.cluster.snapshot() if self.cluster is not None else {}),
         }
 

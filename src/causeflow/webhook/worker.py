@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import math
 import os
 import random
 import secrets as _secrets
 import socket
 import ssl
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -32,13 +30,12 @@ from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
 from causeflow.webhook.cluster import ClusterLimits
+from causeflow.webhook.holding import Holding, Job
+from causeflow.webhook.lanes import ClusterFactory, Lanes
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
-    RateSlots,
-    SaturationBackoff,
     origin_of,
-    rate_tolerance,
 )
 from causeflow.webhook.outcome import Attempt, delivery_step
 from causeflow.webhook.queue import Claimed, Outcome
@@ -147,18 +144,6 @@ def build_sender(settings: Settings) -> Sender:
     )
 
 
-@dataclass(slots=True)
-class Job:
-    """A claimed delivery ready to send: its subscription and the exact body bytes."""
-
-    claimed: Claimed
-    sub: Subscription
-    body: bytes
-    origin: str
-    claimed_at: float  # loop time of the claim: the lease runs from here
-    rate_until: float = math.inf  # a rate-limited job must start by then (its slot + tolerance)
-
-
 class DeliveryEngine:
     def __init__(
         self,
@@ -188,9 +173,6 @@ class DeliveryEngine:
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
-        self.hosts = HostGate(settings.webhook_max_inflight_per_host)
-        self.rates = RateSlots()
-        self.backoff = SaturationBackoff()
         # A claimed delivery must start early enough that even an attempt running into the
         # timeout ends inside its lease; later than `start_by` after the claim it goes back.
         # Waiting locally is allowed for half of that margin (estimated from recent attempts).
@@ -199,31 +181,10 @@ class DeliveryEngine:
         self.waits = QueueBudget(margin * 0.5)
         # A rate-limited delivery waits locally for its slot up to this, well before start_by.
         self.rate_hold = min(RATE_HOLD_SECONDS, self.start_by / 2)
-        # Several processes deliver (PostgreSQL): the per-host cap and the rates are kept in the
-        # database so that they hold for the whole deployment, not per process.
-        self.cluster: ClusterLimits | None = None
-        if self.db.dialect.shared_limits:
-            self.cluster = ClusterLimits(
-                self.db,
-                ctx.clock,
-                owner=self.owner,
-                cap=settings.webhook_max_inflight_per_host,
-                lease_seconds=settings.webhook_lease_seconds,
-                attempt_seconds=settings.webhook_timeout_seconds + 0.5,
-                hold_seconds=self.rate_hold,
-                demand=self._demand,
-                on_slots=self.serve_waiting,
-                on_start_slot=self._on_start_slot,
-                on_no_start_slot=self._on_no_start_slot,
-            )
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
-        self.held = 0  # leased deliveries not yet sent or handed back (waiting + in flight)
-        self._queued: dict[str, deque[Job]] = {}  # per origin, waiting for a slot
-        self._rate_timers: dict[str, tuple[asyncio.TimerHandle, Job]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._envelopes: dict[str, bytes] = {}
         self.wakeups = Wakeups()
+        self.holding = Holding(self.capacity, min_claim=self.min_claim, wake=self.wakeups.wake)
         self.recorder = Recorder(
             self.db,
             ctx.clock,
@@ -232,25 +193,45 @@ class DeliveryEngine:
             subs=self.subs,
             wake_in=self.wakeups.wake_in,
         )
-        self._starved = False
-        self._stopping = False
+        self.lanes = Lanes(
+            ctx.clock,
+            holding=self.holding,
+            recorder=self.recorder,
+            wakeups=self.wakeups,
+            hosts=HostGate(settings.webhook_max_inflight_per_host),
+            waits=self.waits,
+            start_by=self.start_by,
+            rate_hold=self.rate_hold,
+            attempt=self._attempt,
+            cluster=self._cluster_limits() if self.db.dialect.shared_limits else None,
+        )
+        self.cluster = self.lanes.cluster
+        self._envelopes: dict[str, bytes] = {}
         self._claim_task: asyncio.Task[None] | None = None
         self._wakers: list[Callable[[], None]] | None = None
-        self._reserved = 0  # room the dispatcher reserved for a batch not yet handed over
-        self._room = asyncio.Event()  # set when a batch of fresh deliveries would fit
-        self._loop: asyncio.AbstractEventLoop  # the running loop, from start() on
+
+    def _cluster_limits(self) -> ClusterFactory:
+        """Several processes deliver (PostgreSQL): the per-host cap and the rates are kept in
+        the database so that they hold for the whole deployment, not per process."""
+        settings = self.ctx.settings
+        return functools.partial(
+            ClusterLimits,
+            self.db,
+            self.ctx.clock,
+            owner=self.owner,
+            cap=settings.webhook_max_inflight_per_host,
+            lease_seconds=settings.webhook_lease_seconds,
+            attempt_seconds=settings.webhook_timeout_seconds + 0.5,
+            hold_seconds=self.rate_hold,
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        # Kept: asyncio.get_running_loop() costs a getpid() system call on every call (3.11),
-        # and admission asks for the loop's time for every delivery.
-        self._loop = asyncio.get_running_loop()
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
-        if self.cluster is not None:
-            self.cluster.start()
+        self.lanes.start()
         if self.db.dialect.multi_process:
             # Another process's dispatcher may create the deliveries (PostgreSQL): its event
             # commits reach us through the broker. With one process (SQLite) the dispatcher
@@ -272,10 +253,9 @@ class DeliveryEngine:
 
     async def stop(self) -> None:
         """Stop claiming, let attempts finish for the grace, hand back the rest, then return."""
-        if self._stopping:
+        if self.holding.stopping:
             return
-        self._stopping = True
-        self._room.set()
+        self.holding.stop()
         if self.ctx.local_engine is self:
             self.ctx.local_engine = None
         self.ctx.broker.remove_listener(self.wakeups.on_broker)
@@ -292,26 +272,9 @@ class DeliveryEngine:
                     await self._claim_task
         # A dispatch batch leasing to us may still be committing: let it hand its deliveries
         # over (they go back at once, below) while the flush loop still runs.
-        deadline = asyncio.get_running_loop().time() + STOP_DB_SECONDS
-        while self._reserved and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.005)
+        await self.holding.until_handed_over(STOP_DB_SECONDS)
         # Not started yet: back to the queue at once, for another worker.
-        if self.cluster is not None:
-            for job in await self.cluster.stop():
-                self._hand_back(job, None)
-        for _handle, job in list(self._rate_timers.values()):
-            _handle.cancel()
-            self._hand_back(job, None)
-        self._rate_timers.clear()
-        for waiting in self._queued.values():
-            while waiting:
-                self._hand_back(waiting.popleft(), None)
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=self.grace_seconds)
-            for task in pending:
-                task.cancel()  # the attempt's delivery is handed back (it may have arrived)
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+        await self.lanes.stop(self.grace_seconds)
         await self.recorder.close(STOP_DB_SECONDS)
         try:
             # Anything still leased to us (an unrecorded outcome, a failed hand-back) is due
@@ -337,9 +300,9 @@ class DeliveryEngine:
         loop = asyncio.get_running_loop()
         next_stats = 0.0
         failures = 0
-        while not self._stopping:
+        while not self.holding.stopping:
             await self.wakeups.wait(self.poll_seconds)
-            if self._stopping:
+            if self.holding.stopping:
                 break
             try:
                 await self._claim_all()
@@ -349,7 +312,7 @@ class DeliveryEngine:
                     depth, age = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
                     QUEUE_DEPTH.set(depth)
                     QUEUE_OLDEST_AGE.set(age)
-                    self.rates.prune(loop.time())
+                    self.lanes.prune(loop.time())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -361,11 +324,10 @@ class DeliveryEngine:
         """Claim batches while there is room and the last batch came back full."""
         # the read-only look is skipped when the dispatcher said it just added deliveries
         first = not self.wakeups.take_work_added()
-        while not self._stopping:
-            free = self.capacity - self.held
-            if free < self.min_claim:
-                self._starved = True  # an attempt finishing wakes us
-                return
+        while not self.holding.stopping:
+            free = self.holding.claimable()
+            if not free:
+                return  # a delivery done wakes us
             limit = min(self.batch_size, free)
             now_ms = self.ctx.clock.now_ms()
             if first and not await queue.any_due(self.db, now_ms):
@@ -382,44 +344,23 @@ class DeliveryEngine:
 
     # --- fresh deliveries from this process's dispatcher ----------------------------------------
 
-    def has_room(self) -> bool:
-        return self._stopping or self.capacity - self.held >= self.capacity // 2
+    async def wait_for_room(self, timeout: float) -> None:
+        await self.holding.wait_for_room(timeout)
 
     def room(self) -> int:
-        return 0 if self._stopping else max(0, self.capacity - self.held)
-
-    async def wait_for_room(self, timeout: float) -> None:
-        """The dispatcher's pacing: until a batch fits (or `timeout` seconds pass)."""
-        if self.has_room():
-            return
-        self._room.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._room.wait(), timeout)
+        return self.holding.room()
 
     def reserve(self, wanted: int) -> int:
-        """Room for up to `wanted` deliveries the dispatcher is about to write leased to us."""
-        if self._stopping:
-            return 0
-        take = min(wanted, self.room())
-        self.held += take
-        self._reserved += take
-        return take
+        return self.holding.reserve(wanted)
 
     def unreserve(self, count: int) -> None:
-        """The batch that reserved `count` did not commit: nothing was leased to us."""
-        self._reserved -= count
-        for _ in range(count):
-            self._done_holding()
+        self.holding.unreserve(count)
 
     def accept(self, jobs: list[tuple[Claimed, Subscription, bytes]], leased_at: float) -> None:
         """Committed deliveries leased to us by the dispatcher: no claim, no read, straight on."""
-        self._reserved -= len(jobs)
+        self.holding.handed_over(len(jobs))
         for claimed, sub, body in jobs:
-            job = Job(claimed, sub, body, origin_of(sub.url), leased_at)
-            if self._stopping:
-                self._hand_back(job, None)
-            else:
-                self._offer(job)
+            self.lanes.take(Job(claimed, sub, body, origin_of(sub.url), leased_at))
 
     async def _admit(self, rows: list[Claimed], claimed_at: float) -> None:
         subs: dict[str, Subscription | None] = {}
@@ -452,12 +393,8 @@ class DeliveryEngine:
                 # purged by retention before it could be delivered
                 self._settle(row, "failed", "event_missing", now_ms)
                 continue
-            self.held += 1
-            job = Job(row, sub, body, origin_of(sub.url), claimed_at)
-            if self._stopping:
-                self._hand_back(job, None)
-            else:
-                self._offer(job)
+            self.holding.hold()
+            self.lanes.take(Job(row, sub, body, origin_of(sub.url), claimed_at))
         if self.cluster is not None:
             # Before claiming more: the slots these deliveries wait for, so that their lanes
             # start and the host's answer times are known (an unknown host gets one round).
@@ -479,186 +416,6 @@ class DeliveryEngine:
             )
         )
 
-    # --- admission --------------------------------------------------------------------------
-
-    def _offer(self, job: Job) -> None:
-        rate = job.sub.rate_limit_per_second
-        if not rate or rate <= 0:
-            self._to_host(job)
-            return
-        if self.cluster is not None:
-            # the subscription's schedule is shared: reserved with others in the next round
-            self.cluster.ask(job, max(1, math.ceil(1_000_000 / rate)))
-            return
-        now = self._loop.time()
-        at, granted = self.rates.reserve(job.sub.id, rate, now, self.rate_hold)
-        if granted:
-            self._at_start_slot(job, at)
-        else:
-            # Too far ahead to hold a lease for: due again when the schedule reaches it.
-            self._hand_back(job, at - now)
-
-    def _at_start_slot(self, job: Job, at: float) -> None:
-        """`job` may start at loop time `at` (its rate slot), and not much later."""
-        rate = job.sub.rate_limit_per_second or 1
-        job.rate_until = at + rate_tolerance(rate)
-        if self._stopping:
-            self._hand_back(job, None)
-            return
-        if at <= self._loop.time():
-            self._to_host(job)
-        else:
-            handle = self._loop.call_at(at, self._rate_ready, job)
-            self._rate_timers[job.claimed.id] = (handle, job)
-
-    def _on_start_slot(self, job: Job, at_wall: float) -> None:
-        """A slot of the cluster-wide schedule (wall-clock seconds) for `job`."""
-        self._at_start_slot(job, self._loop.time() + at_wall - self.ctx.clock.now())
-
-    def _on_no_start_slot(self, job: Job, next_wall: float) -> None:
-        if self._stopping:
-            self._hand_back(job, None)
-        else:
-            self._hand_back(job, max(0.0, next_wall - self.ctx.clock.now()))
-
-    def _rate_ready(self, job: Job) -> None:
-        self._rate_timers.pop(job.claimed.id, None)
-        if self._stopping:
-            self._hand_back(job, None)
-        else:
-            self._to_host(job)
-
-    def _enter(self, origin: str) -> int | None:
-        """One of `origin`'s slots for a lane, if this process has a free one (None: not now)."""
-        if self.cluster is None:
-            return 0 if self.hosts.try_enter(origin) else None
-        return self.cluster.take(origin, self._loop.time())
-
-    def _leave(self, origin: str, slot: int) -> None:
-        if self.cluster is None:
-            self.hosts.leave(origin)
-        else:
-            self.cluster.give_back(origin, slot, self._loop.time())
-
-    def _to_host(self, job: Job) -> None:
-        origin = job.origin
-        slot = self._enter(origin)
-        if slot is not None:
-            self.backoff.reset(origin)
-            self._start(job, slot)
-            return
-        waiting = self._queued.setdefault(origin, deque())
-        queued = len(waiting)
-        if self.cluster is not None:
-            # those that would have a lane once this process has its share of the host's slots
-            # do not wait behind the host
-            queued -= max(0, self.cluster.share(origin) - self.cluster.book.held(origin))
-        if self.waits.may_queue(origin, max(0, queued), self.hosts.cap):
-            waiting.append(job)
-            if self.cluster is not None:
-                self.cluster.want(origin)  # more of the host's slots, if others leave some
-        else:
-            # The host is busy for longer than a lease should wait: back, for later.
-            self._hand_back(job, self.backoff.delay(origin, self._loop.time()))
-
-    def _start(self, job: Job, slot: int) -> None:
-        """Open a lane with `slot` (taken already): a task that holds the slot and sends `job`,
-        then whatever waits for that host, until nothing does. One task per slot rather than
-        per attempt: under load a lane sends hundreds in a row. If `job` may no longer start,
-        the next waiting one that may takes its place (or the slot is given back)."""
-        if not self._may_start(job):
-            next_job = self._next_waiting(job.origin)
-            if next_job is None:
-                self._leave(job.origin, slot)
-                return
-            job = next_job
-        task = asyncio.create_task(self._lane(job, slot))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _may_start(self, job: Job) -> bool:
-        """May `job` start now? If not, it is dealt with here."""
-        now = self._loop.time()
-        if now - job.claimed_at > self.start_by:
-            # Too late to be sure the attempt ends inside the lease: another worker might claim
-            # it meanwhile and send it twice at once. Back to the queue instead.
-            self._hand_back(job, None)
-            return False
-        if now > job.rate_until:
-            # Started this late, it could crowd the next slots' second: a new slot instead.
-            job.rate_until = math.inf
-            self._offer(job)
-            return False
-        return True
-
-    async def _lane(self, job: Job, slot: int) -> None:
-        origin = job.origin
-        cluster = self.cluster
-        try:
-            next_job: Job | None = job
-            while next_job is not None:
-                await self._attempt(next_job)
-                if cluster is not None and not cluster.usable(origin, slot, self._loop.time()):
-                    break  # the slot's lease could end during another attempt
-                next_job = self._next_waiting(origin)
-        finally:
-            self._leave(origin, slot)
-            # Only an attempt that raised, or a slot whose lease is running out, leaves jobs
-            # behind: they get lanes of their own.
-            self.serve_waiting(origin)
-
-    def serve_waiting(self, origin: str) -> None:
-        """Open lanes for the jobs waiting for `origin` while this process has free slots
-        (slots just acquired, or a lane that ended early)."""
-        waiting = self._queued.get(origin)
-        while waiting and not self._stopping:
-            slot = self._enter(origin)
-            if slot is None:
-                if self.cluster is not None:
-                    self.cluster.want(origin)
-                return
-            job = self._next_waiting(origin)
-            if job is None:
-                self._leave(origin, slot)
-                return
-            self.backoff.reset(origin)  # the host had room after all
-            self._start(job, slot)
-
-    def _next_waiting(self, origin: str) -> Job | None:
-        """The next job queued for `origin` that may still start (None: the lane closes)."""
-        waiting = self._queued.get(origin)
-        job = None
-        while waiting and not self._stopping:
-            candidate = waiting.popleft()
-            if self._may_start(candidate):
-                job = candidate
-                break
-        if waiting is not None and not waiting and self._queued.get(origin) is waiting:
-            self._queued.pop(origin, None)
-        return job
-
-    def _demand(self, origin: str) -> int:
-        """Jobs waiting for a slot of `origin` (what the cluster-wide slots are asked for)."""
-        waiting = self._queued.get(origin)
-        return len(waiting) if waiting else 0
-
-    def _hand_back(self, job: Job, delay_seconds: float | None) -> None:
-        """Give the lease up; with a delay the delivery is due again only then."""
-        when = None
-        if delay_seconds is not None:
-            when = self.ctx.clock.now_ms() + int(delay_seconds * 1000)
-            self.wakeups.wake_in(delay_seconds)
-        self.recorder.release(job.claimed.id, when)
-        self._done_holding()
-
-    def _done_holding(self) -> None:
-        self.held -= 1
-        if self.capacity - self.held >= self.capacity // 2:
-            self._room.set()
-        if self._starved and self.capacity - self.held >= self.min_claim:
-            self._starved = False
-            self.wakeups.wake()
-
     # --- sending ----------------------------------------------------------------------------
 
     async def _attempt(self, job: Job) -> None:
@@ -678,7 +435,7 @@ class DeliveryEngine:
             result = await self.sender.send(sub.url, job.body, headers)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.
-            self._hand_back(job, None)
+            self.lanes.hand_back(job, None)
             raise
         except Exception as exc:  # a bug in building the request must not kill the engine
             log.exception("delivery %s could not be sent", claimed.id)
@@ -696,17 +453,15 @@ class DeliveryEngine:
         )
         _COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
         self.recorder.push(outcome)
-        self._done_holding()
+        self.holding.done()
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""
         return {
             "owner": self.owner,
             "attempted": self.attempted,
-            "held": self.held,
-            "inflight": len(self._tasks),
-            "queued": sum(len(q) for q in self._queued.values()),
-            "rate_waiting": len(self._rate_timers),
+            "held": self.holding.held,
+            **self.lanes.snapshot(),
             "unrecorded": self.recorder.unrecorded,
             **(self.cluster.snapshot() if self.cluster is not None else {}),
         }

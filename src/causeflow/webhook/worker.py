@@ -25,18 +25,15 @@ from typing import Any
 
 from causeflow import __version__
 from causeflow.context import AppContext
-from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
+from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES
 from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
+from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
 from causeflow.webhook.holding import Holding, Job
 from causeflow.webhook.lanes import ClusterFactory, Lanes
-from causeflow.webhook.limits import (
-    HostGate,
-    QueueBudget,
-    origin_of,
-)
+from causeflow.webhook.limits import HostGate, QueueBudget
 from causeflow.webhook.outcome import Attempt, delivery_step
 from causeflow.webhook.queue import Claimed, Outcome
 from causeflow.webhook.recorder import Recorder
@@ -44,7 +41,7 @@ from causeflow.webhook.retry import parse_schedule
 from causeflow.webhook.sender import Sender, SendResult
 from causeflow.webhook.signing import delivery_headers
 from causeflow.webhook.ssrf import parse_allow_cidrs
-from causeflow.webhook.subscriptions import Subscription, SubscriptionCache, subscription_cache
+from causeflow.webhook.subscriptions import SubscriptionCache, subscription_cache
 from causeflow.webhook.wakeups import Wakeups
 
 log = logging.getLogger("causeflow.webhook.worker")
@@ -57,9 +54,6 @@ _COUNT = {
         "retrying",
         "failed",
         "cancelled",
-        "subscription_deleted",
-        "endpoint_disabled",
-        "event_missing",
     )
 }
 
@@ -67,8 +61,6 @@ CLAIM_BATCH = 256  # deliveries per claim query (bounded by free capacity too)
 SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to finish on stop()
 STOP_DB_SECONDS = 5.0  # on stop(), the last claim and the last writes get this long
 RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
-STATS_SECONDS = 5.0  # queue depth / age gauges refresh
-ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
 RESPONSE_BODY_CHARS = 4096
 
 
@@ -145,6 +137,9 @@ def build_sender(settings: Settings) -> Sender:
 
 
 class DeliveryEngine:
+    """One process's delivery engine, composed of its parts: the claimer (intake), the lanes
+    (admission and sending), the recorder (outcomes), the wake-ups and what it holds."""
+
     def __init__(
         self,
         ctx: AppContext,
@@ -160,69 +155,79 @@ class DeliveryEngine:
         self.db = ctx.db
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{_secrets.token_hex(4)}"
         self.schedule = parse_schedule(settings.webhook_retry_schedule)
-        self.lease_ms = int(settings.webhook_lease_seconds * 1000)
-        self.disable_after_ms = int(settings.webhook_disable_after_seconds * 1000)
-        self.poll_seconds = max(0.01, settings.webhook_poll_seconds)
-        self.capacity = max(1, settings.webhook_max_inflight)
-        self.batch_size = max(1, batch_size)
-        # Below this many free slots a claim waits for attempts to finish: no tiny batches.
-        self.min_claim = max(1, min(self.capacity, self.batch_size) // 4)
         # No attempt outlives the request timeout, so waiting longer than it is pointless.
         self.grace_seconds = min(grace_seconds, settings.webhook_timeout_seconds + 0.1)
         # One cache per process, shared with the dispatcher and the API (which invalidates it).
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
-        # A claimed delivery must start early enough that even an attempt running into the
-        # timeout ends inside its lease; later than `start_by` after the claim it goes back.
-        # Waiting locally is allowed for half of that margin (estimated from recent attempts).
-        margin = max(0.0, settings.webhook_lease_seconds - settings.webhook_timeout_seconds)
-        self.start_by = margin * 0.8
-        self.waits = QueueBudget(margin * 0.5)
-        # A rate-limited delivery waits locally for its slot up to this, well before start_by.
-        self.rate_hold = min(RATE_HOLD_SECONDS, self.start_by / 2)
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
+        capacity = max(1, settings.webhook_max_inflight)
+        batch_size = max(1, batch_size)
         self.wakeups = Wakeups()
-        self.holding = Holding(self.capacity, min_claim=self.min_claim, wake=self.wakeups.wake)
+        # Below `min_claim` free slots a claim waits for attempts to finish: no tiny batches.
+        self.holding = Holding(
+            capacity, min_claim=max(1, min(capacity, batch_size) // 4), wake=self.wakeups.wake
+        )
         self.recorder = Recorder(
             self.db,
             ctx.clock,
             owner=self.owner,
-            disable_after_ms=self.disable_after_ms,
+            disable_after_ms=int(settings.webhook_disable_after_seconds * 1000),
             subs=self.subs,
             wake_in=self.wakeups.wake_in,
         )
-        self.lanes = Lanes(
+        self.lanes = self._lanes(settings)
+        self.cluster = self.lanes.cluster
+        self.claimer = Claimer(
+            self.db,
             ctx.clock,
+            owner=self.owner,
+            lease_ms=int(settings.webhook_lease_seconds * 1000),
+            poll_seconds=max(0.01, settings.webhook_poll_seconds),
+            batch_size=batch_size,
+            subs=self.subs,
+            holding=self.holding,
+            lanes=self.lanes,
+            recorder=self.recorder,
+            wakeups=self.wakeups,
+        )
+        self._wakers: list[Callable[[], None]] | None = None
+
+    def _lanes(self, settings: Settings) -> Lanes:
+        # A claimed delivery must start early enough that even an attempt running into the
+        # timeout ends inside its lease; later than `start_by` after the claim it goes back.
+        # Waiting locally is allowed for half of that margin (estimated from recent attempts).
+        margin = max(0.0, settings.webhook_lease_seconds - settings.webhook_timeout_seconds)
+        start_by = margin * 0.8
+        # A rate-limited delivery waits locally for its slot up to this, well before start_by.
+        rate_hold = min(RATE_HOLD_SECONDS, start_by / 2)
+        cluster: ClusterFactory | None = None
+        if self.db.dialect.shared_limits:
+            # Several processes deliver (PostgreSQL): the per-host cap and the rates are kept
+            # in the database so that they hold for the whole deployment, not per process.
+            cluster = functools.partial(
+                ClusterLimits,
+                self.db,
+                self.ctx.clock,
+                owner=self.owner,
+                cap=settings.webhook_max_inflight_per_host,
+                lease_seconds=settings.webhook_lease_seconds,
+                attempt_seconds=settings.webhook_timeout_seconds + 0.5,
+                hold_seconds=rate_hold,
+            )
+        return Lanes(
+            self.ctx.clock,
             holding=self.holding,
             recorder=self.recorder,
             wakeups=self.wakeups,
             hosts=HostGate(settings.webhook_max_inflight_per_host),
-            waits=self.waits,
-            start_by=self.start_by,
-            rate_hold=self.rate_hold,
+            waits=QueueBudget(margin * 0.5),
+            start_by=start_by,
+            rate_hold=rate_hold,
             attempt=self._attempt,
-            cluster=self._cluster_limits() if self.db.dialect.shared_limits else None,
-        )
-        self.cluster = self.lanes.cluster
-        self._envelopes: dict[str, bytes] = {}
-        self._claim_task: asyncio.Task[None] | None = None
-        self._wakers: list[Callable[[], None]] | None = None
-
-    def _cluster_limits(self) -> ClusterFactory:
-        """Several processes deliver (PostgreSQL): the per-host cap and the rates are kept in
-        the database so that they hold for the whole deployment, not per process."""
-        settings = self.ctx.settings
-        return functools.partial(
-            ClusterLimits,
-            self.db,
-            self.ctx.clock,
-            owner=self.owner,
-            cap=settings.webhook_max_inflight_per_host,
-            lease_seconds=settings.webhook_lease_seconds,
-            attempt_seconds=settings.webhook_timeout_seconds + 0.5,
-            hold_seconds=self.rate_hold,
+            cluster=cluster,
         )
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -232,6 +237,31 @@ class DeliveryEngine:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
         self.lanes.start()
+        self._connect()
+        self.recorder.start()
+        self.claimer.start()
+        self.wakeups.wake()
+
+    async def stop(self) -> None:
+        """Stop claiming, let attempts finish for the grace, hand back the rest, then return."""
+        if self.holding.stopping:
+            return
+        self.holding.stop()
+        self._disconnect()
+        self.wakeups.stop()
+        await self.claimer.stop(STOP_DB_SECONDS)
+        # A dispatch batch leasing to us may still be committing: let it hand its deliveries
+        # over (they go back at once, below) while the flush loop still runs.
+        await self.holding.until_handed_over(STOP_DB_SECONDS)
+        # Not started yet: back to the queue at once, for another worker.
+        await self.lanes.stop(self.grace_seconds)
+        await self.recorder.close(STOP_DB_SECONDS)
+        await self._release_all()
+        if self.sender is not None and self._own_sender:
+            await self.sender.close()
+
+    def _connect(self) -> None:
+        """Be woken by the dispatcher and the broker; take the dispatcher's fresh deliveries."""
         if self.db.dialect.multi_process:
             # Another process's dispatcher may create the deliveries (PostgreSQL): its event
             # commits reach us through the broker. With one process (SQLite) the dispatcher
@@ -244,41 +274,22 @@ class DeliveryEngine:
         self._wakers = wakers
         self.ctx.delivery_wakeup = lambda: [w() for w in list(wakers)]
         # The dispatcher of this process leases fresh deliveries to one engine and hands them
-        # over after its commit (see `accept`); with several engines (tests) the first one.
+        # over after its commit (`Claimer.accept`); with several engines (tests) the first one.
         if self.ctx.local_engine is None:
-            self.ctx.local_engine = self
-        self.recorder.start()
-        self._claim_task = asyncio.create_task(self._claim_loop(), name="delivery-claim")
-        self.wakeups.wake()
+            self.ctx.local_engine = self.claimer
 
-    async def stop(self) -> None:
-        """Stop claiming, let attempts finish for the grace, hand back the rest, then return."""
-        if self.holding.stopping:
-            return
-        self.holding.stop()
-        if self.ctx.local_engine is self:
+    def _disconnect(self) -> None:
+        if self.ctx.local_engine is self.claimer:
             self.ctx.local_engine = None
         self.ctx.broker.remove_listener(self.wakeups.on_broker)
         if self._wakers is not None:
             with contextlib.suppress(ValueError):
                 self._wakers.remove(self.wakeups.work_added)
-        self.wakeups.stop()
-        if self._claim_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._claim_task), STOP_DB_SECONDS)
-            except (TimeoutError, Exception):
-                self._claim_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._claim_task
-        # A dispatch batch leasing to us may still be committing: let it hand its deliveries
-        # over (they go back at once, below) while the flush loop still runs.
-        await self.holding.until_handed_over(STOP_DB_SECONDS)
-        # Not started yet: back to the queue at once, for another worker.
-        await self.lanes.stop(self.grace_seconds)
-        await self.recorder.close(STOP_DB_SECONDS)
+
+    async def _release_all(self) -> None:
+        """Anything still leased to us (an unrecorded outcome, a failed hand-back) is due again
+        at once, and the host slots are free; a crash skips this and the leases run out."""
         try:
-            # Anything still leased to us (an unrecorded outcome, a failed hand-back) is due
-            # again at once; a crash skips this and the leases simply run out.
             await queue.release_all(self.db, owner=self.owner)
         except Exception:
             log.exception("could not release leases on shutdown; they expire by themselves")
@@ -287,134 +298,10 @@ class DeliveryEngine:
                 await self.cluster.release_all()
             except Exception:
                 log.exception("could not release host slots on shutdown; they expire by themselves")
-        if self.sender is not None and self._own_sender:
-            await self.sender.close()
 
     def wake(self) -> None:
         """New work may be due: claim soon (cheap, coalesced, callable from any callback)."""
         self.wakeups.wake()
-
-    # --- claiming ---------------------------------------------------------------------------
-
-    async def _claim_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_stats = 0.0
-        failures = 0
-        while not self.holding.stopping:
-            await self.wakeups.wait(self.poll_seconds)
-            if self.holding.stopping:
-                break
-            try:
-                await self._claim_all()
-                failures = 0
-                if loop.time() >= next_stats:
-                    next_stats = loop.time() + STATS_SECONDS
-                    depth, age = await queue.queue_stats(self.db, self.ctx.clock.now_ms())
-                    QUEUE_DEPTH.set(depth)
-                    QUEUE_OLDEST_AGE.set(age)
-                    self.lanes.prune(loop.time())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                failures += 1
-                log.exception("claiming deliveries failed")
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
-
-    async def _claim_all(self) -> None:
-        """Claim batches while there is room and the last batch came back full."""
-        # the read-only look is skipped when the dispatcher said it just added deliveries
-        first = not self.wakeups.take_work_added()
-        while not self.holding.stopping:
-            free = self.holding.claimable()
-            if not free:
-                return  # a delivery done wakes us
-            limit = min(self.batch_size, free)
-            now_ms = self.ctx.clock.now_ms()
-            if first and not await queue.any_due(self.db, now_ms):
-                return
-            first = False
-            claimed_at = asyncio.get_running_loop().time()
-            rows = await queue.claim_due(
-                self.db, owner=self.owner, now_ms=now_ms, lease_ms=self.lease_ms, limit=limit
-            )
-            if rows:
-                await self._admit(rows, claimed_at)
-            if len(rows) < limit:
-                return
-
-    # --- fresh deliveries from this process's dispatcher ----------------------------------------
-
-    async def wait_for_room(self, timeout: float) -> None:
-        await self.holding.wait_for_room(timeout)
-
-    def room(self) -> int:
-        return self.holding.room()
-
-    def reserve(self, wanted: int) -> int:
-        return self.holding.reserve(wanted)
-
-    def unreserve(self, count: int) -> None:
-        self.holding.unreserve(count)
-
-    def accept(self, jobs: list[tuple[Claimed, Subscription, bytes]], leased_at: float) -> None:
-        """Committed deliveries leased to us by the dispatcher: no claim, no read, straight on."""
-        self.holding.handed_over(len(jobs))
-        for claimed, sub, body in jobs:
-            self.lanes.take(Job(claimed, sub, body, origin_of(sub.url), leased_at))
-
-    async def _admit(self, rows: list[Claimed], claimed_at: float) -> None:
-        subs: dict[str, Subscription | None] = {}
-        for sid in {r.subscription_id for r in rows}:
-            subs[sid] = await self.subs.get(sid)
-        wanted = {
-            r.event_id for r in rows if r.payload is None and r.event_id not in self._envelopes
-        }
-        if wanted:
-            found = await queue.load_envelopes(self.db, wanted)
-            for event_id, text in found.items():
-                self._envelopes[event_id] = text.encode()
-            while len(self._envelopes) > ENVELOPE_CACHE:
-                del self._envelopes[next(iter(self._envelopes))]
-        now_ms = self.ctx.clock.now_ms()
-        for row in rows:
-            sub = subs.get(row.subscription_id)
-            if sub is None or sub.tenant_id != row.tenant_id:
-                self._settle(row, "cancelled", "subscription_deleted", now_ms)
-                continue
-            if not sub.enabled:
-                self._settle(row, "failed", "endpoint_disabled", now_ms)
-                continue
-            body = (
-                row.payload.encode()
-                if row.payload is not None
-                else self._envelopes.get(row.event_id)
-            )
-            if body is None:
-                # purged by retention before it could be delivered
-                self._settle(row, "failed", "event_missing", now_ms)
-                continue
-            self.holding.hold()
-            self.lanes.take(Job(row, sub, body, origin_of(sub.url), claimed_at))
-        if self.cluster is not None:
-            # Before claiming more: the slots these deliveries wait for, so that their lanes
-            # start and the host's answer times are known (an unknown host gets one round).
-            await self.cluster.settled()
-
-    def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
-        """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
-        _COUNT[reason].inc()
-        self.recorder.push(
-            Outcome(
-                delivery_id=row.id,
-                tenant_id=row.tenant_id,
-                subscription_id=row.subscription_id,
-                event_id=row.event_id,
-                status=status,
-                now_ms=now_ms,
-                last_error=reason,
-                attempts=row.attempts,
-            )
-        )
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -440,7 +327,7 @@ class DeliveryEngine:
         except Exception as exc:  # a bug in building the request must not kill the engine
             log.exception("delivery %s could not be sent", claimed.id)
             result = SendResult(None, 0.0, b"", f"invalid_request: {exc}"[:500])
-        self.waits.observe(job.origin, result.latency_ms / 1000)
+        self.lanes.waits.observe(job.origin, result.latency_ms / 1000)
         self.attempted += 1
         ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
         outcome = decide(

@@ -24,8 +24,8 @@ from causeflow.event.log import StoredEvent, append_event
 from causeflow.event.tables import events
 from causeflow.jsonutil import dumps_str
 from causeflow.models import sample_data
+from causeflow.webhook.engine import DeliveryEngine
 from causeflow.webhook.tables import attempts, deliveries, subscriptions
-from causeflow.webhook.worker import DeliveryEngine
 from tests.support.inproc import make_settings
 from tests.support.receiver import ReceivedRequest
 

@@ -1,11 +1,19 @@
 """The delivery engine: claims due deliveries, sends them signed, records outcomes in batches.
 
-One `DeliveryEngine` per process with the `worker` role. A claim loop leases due deliveries
-(woken by the dispatcher, the broker and a slow poll); admission limits decide which start now
-(per-host cap, per-subscription rate, a bound on what the engine holds); one task per busy host
-slot (a lane) sends one delivery after another through the shared `Sender`; a flush loop writes
-outcomes many per transaction. Shutdown stops claiming, lets attempts finish for a short grace
-and hands the rest back.
+One `DeliveryEngine` per process with the `worker` role, composed of parts that each own
+their state and are handed their collaborators:
+
+- `claiming.Claimer`: the claim loop (woken by the dispatcher, the broker and a slow poll)
+  and the dispatcher's hand-over of fresh deliveries;
+- `lanes.Lanes`: admission (per-subscription rate, per-host cap, a bound on how long a lease
+  may wait) and one task per busy host slot (a lane) sending one delivery after another;
+- `recorder.Recorder`: the flush loop writing outcomes and hand-backs many per transaction;
+- `wakeups.Wakeups`: when the claim loop looks again;
+- `holding.Holding`: how many leased deliveries the engine holds, and the room left.
+
+This module builds them, makes an attempt (sign, send, `decide`) and starts and stops the
+whole: shutdown stops claiming, lets attempts finish for a short grace and hands the rest back.
+The log records of every part are `causeflow.webhook.worker`'s, as before the engine had parts.
 """
 
 from __future__ import annotations

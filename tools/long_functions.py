@@ -24,10 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match)
+COMPOUND = (
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+    ast.TryStar,
+    ast.Match,
+)
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
-if sys.version_info >= (3, 11):
-    COMPOUND += (ast.TryStar,)
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,9 @@ def scan(paths: Iterable[Path]) -> list[Function]:
     return sorted(found, key=lambda f: (-f.length, -f.nesting, str(f.path), f.line))
 
 
-def over(found: Iterable[Function], max_lines: int | None, max_nesting: int | None) -> list[Function]:
+def over(
+    found: Iterable[Function], max_lines: int | None, max_nesting: int | None
+) -> list[Function]:
     """The functions longer than `max_lines` or nested deeper than `max_nesting`."""
     return [
         f

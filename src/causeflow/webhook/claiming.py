@@ -15,10 +15,10 @@ import logging
 
 from causeflow.clock import Clock
 from causeflow.db.engine import Database
-from causeflow.metrics import DELIVERIES, QUEUE_DEPTH, QUEUE_OLDEST_AGE
+from causeflow.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.runtime import finish
 from causeflow.webhook import queue
-from causeflow.webhook.holding import Holding, Job
+from causeflow.webhook.holding import COUNT, Holding, Job
 from causeflow.webhook.lanes import Lanes
 from causeflow.webhook.limits import origin_of
 from causeflow.webhook.queue import Claimed, Outcome
@@ -27,12 +27,6 @@ from causeflow.webhook.subscriptions import Subscription, SubscriptionCache
 from causeflow.webhook.wakeups import Wakeups
 
 log = logging.getLogger("causeflow.webhook.worker")
-
-# Labelled children looked up once (settled without an attempt, by reason).
-_SETTLED = {
-    reason: DELIVERIES.labels(reason)
-    for reason in ("subscription_deleted", "endpoint_disabled", "event_missing")
-}
 
 STATS_SECONDS = 5.0  # queue depth / age gauges refresh
 ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
@@ -199,7 +193,7 @@ class Claimer:
 
     def _settle(self, row: Claimed, status: str, reason: str, now_ms: int) -> None:
         """An outcome with no HTTP attempt (the subscription is gone or disabled)."""
-        _SETTLED[reason].inc()
+        COUNT[reason].inc()
         self.recorder.push(
             Outcome(
                 delivery_id=row.id,

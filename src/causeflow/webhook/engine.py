@@ -33,13 +33,13 @@ from typing import Any
 
 from causeflow import __version__
 from causeflow.context import AppContext
-from causeflow.metrics import ATTEMPT_LATENCY, DELIVERIES
+from causeflow.metrics import ATTEMPT_LATENCY
 from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
 from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
-from causeflow.webhook.holding import Holding, Job
+from causeflow.webhook.holding import COUNT, Holding, Job
 from causeflow.webhook.lanes import ClusterFactory, Lanes
 from causeflow.webhook.limits import HostGate, QueueBudget
 from causeflow.webhook.outcome import Attempt, delivery_step
@@ -53,17 +53,6 @@ from causeflow.webhook.subscriptions import SubscriptionCache, subscription_cach
 from causeflow.webhook.wakeups import Wakeups
 
 log = logging.getLogger("causeflow.webhook.worker")
-
-# Labelled children looked up once: attempts count them thousands of times a second.
-_COUNT = {
-    name: DELIVERIES.labels(name)
-    for name in (
-        "succeeded",
-        "retrying",
-        "failed",
-        "cancelled",
-    )
-}
 
 CLAIM_BATCH = 256  # deliveries per claim query (bounded by free capacity too)
 SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to finish on stop()
@@ -346,7 +335,7 @@ class DeliveryEngine:
             now_ms=self.ctx.clock.now_ms(),
             url=sub.url,
         )
-        _COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
+        COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
         self.recorder.push(outcome)
         self.holding.done()
 

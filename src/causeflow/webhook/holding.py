@@ -6,7 +6,7 @@ dispatcher, counts from its lease until its outcome or its hand-back; the engine
 `capacity`. The claim loop takes only what fits (and waits, "starved", below `min_claim` free
 rather than claiming tiny batches); the dispatcher reserves room before it writes deliveries
 leased to the engine and paces itself on `wait_for_room`. Once the engine stops it holds on to
-nothing new.
+nothing new. What became of the deliveries it let go is counted here too (`COUNT`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,24 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from causeflow.metrics import DELIVERIES
 from causeflow.webhook.queue import Claimed
 from causeflow.webhook.subscriptions import Subscription
+
+# Deliveries done, by what became of them: labelled children looked up once (attempts count
+# them thousands of times a second).
+COUNT = {
+    name: DELIVERIES.labels(name)
+    for name in (
+        "succeeded",
+        "retrying",
+        "failed",
+        "cancelled",
+        "subscription_deleted",
+        "endpoint_disabled",
+        "event_missing",
+    )
+}
 
 
 @dataclass(slots=True)

@@ -58,7 +58,7 @@ class SubscriptionCachePart(Protocol):
 
 
 class LocalEngine(Protocol):
-    """What the dispatcher needs of this process's delivery engine (`webhook/worker.py`)."""
+    """What the dispatcher needs of this process's delivery engine (`webhook/claiming.py`)."""
 
     owner: str
     lease_ms: int

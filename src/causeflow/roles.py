@@ -19,7 +19,7 @@ def all_components() -> list[Component]:
     from causeflow.retention import component as retention
     from causeflow.stream.hub import start_stream_hub
     from causeflow.webhook.dispatcher import component as webhook_dispatcher
-    from causeflow.webhook.worker import delivery_component
+    from causeflow.webhook.engine import delivery_component
 
     return [
         approval_expiry(),

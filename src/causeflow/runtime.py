@@ -6,6 +6,8 @@ composition root (`causeflow.roles`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,3 +21,16 @@ class Component:
     name: str
     roles: frozenset[str]
     start: Callable[[AppContext], Awaitable[Stop]]
+
+
+async def finish(task: asyncio.Task[None] | None, seconds: float) -> None:
+    """Let `task` run to its end for up to `seconds`, else cancel it; either way it is over
+    when this returns. Its exception, if any, is not raised here (it logs its own)."""
+    if task is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+    except (TimeoutError, Exception):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

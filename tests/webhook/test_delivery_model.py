@@ -60,8 +60,8 @@ from causeflow.event.tables import event_heads
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
 from causeflow.webhook.dispatcher import Dispatcher, start_dispatcher
+from causeflow.webhook.engine import start_delivery
 from causeflow.webhook.tables import deliveries, dispatch_cursors
-from causeflow.webhook.worker import start_delivery
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, make_settings, running_service
 from tests.support.pg import fresh_database, require_pg

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from causeflow.clock import ms_to_rfc3339
-from causeflow.webhook.worker import build_sender
+from causeflow.webhook.engine import build_sender
 from tests.integration.test_sender import Answers, ConnectionCounter, Receiver, closing, receiver
 from tests.support.inproc import Service, make_settings, running_service
 from tests.webhook.helpers import SUBS, append, create_sub, error_paths

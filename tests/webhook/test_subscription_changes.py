@@ -27,11 +27,11 @@ from causeflow.webhook.dispatcher import (
     plan_deliveries,
     start_dispatcher,
 )
+from causeflow.webhook.engine import start_delivery
 from causeflow.webhook.repository import read_cursor
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import deliveries, subscriptions
-from causeflow.webhook.worker import start_delivery
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver

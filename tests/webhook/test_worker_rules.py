@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from causeflow.webhook.engine import decide, last_error_of
 from causeflow.webhook.limits import (
     HostGate,
     QueueBudget,
@@ -19,7 +20,6 @@ from causeflow.webhook.limits import (
 )
 from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed
 from causeflow.webhook.sender import SendResult
-from causeflow.webhook.worker import decide, last_error_of
 
 SCHEDULE = (1.0, 10.0, 100.0)  # 4 attempts in all
 NOW = 1_800_000_000_000

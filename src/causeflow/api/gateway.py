@@ -79,24 +79,11 @@ class Gateway:
         send = _counting(send, scope["method"])
         ctx = self.ctx
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        limit_bytes = ctx.settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-            await send_error(
-                send, PayloadTooLarge(f"request bodies are limited to {limit_bytes} bytes")
-            )
+        checked = await _checked_request(scope, receive, send, headers, ctx.settings.max_body_bytes)
+        if checked is None:
             return
-        if declared is None and scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            # No declared length (chunked): read up to the limit before anything parses it.
-            try:
-                receive = await _buffered(receive, limit_bytes)
-            except PayloadTooLarge as exc:
-                await send_error(send, exc)
-                return
+        receive = checked
         path: str = scope["path"]
-        if "\x00" in path or b"%00" in scope.get("query_string", b""):
-            await send_error(send, BadRequest("NUL characters are not allowed in URLs"))
-            return
         state = scope.setdefault("state", {})
         state["principal"] = None
         if not path.startswith("/v1/"):
@@ -104,6 +91,7 @@ class Gateway:
             return
 
         now_ms = ctx.clock.now_ms()
+        decision: Decision | None
         if path.startswith(INGEST_PREFIX):
             parts = path[len(INGEST_PREFIX) :].split("/")
             if len(parts) == 2 and all(parts) and scope["method"] == "POST" and self._inbound:
@@ -115,27 +103,44 @@ class Gateway:
             # like a refused inbound request of its client address.
             decision = InboundBudget(ctx, scope).refused_request()
         else:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            # Query tickets and the dashboard's session cookie are credentials for the stream
-            # only (EventSource cannot send headers); every other route wants a header.
-            on_stream = path == STREAM_PATH
-            ticket = query.get("token", [None])[0] if on_stream else None
-            session = _cookie(headers, SESSION_COOKIE) if on_stream else None
-            session_lookup = ctx.session_lookup
-            try:
-                principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
-            except CauseFlowError as exc:
-                decision = self._budget(None, scope, now_ms, None)
-                answer = exc
-                if not decision.allowed:  # the address has used up its budget
-                    answer = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
-                await send_error(send, answer, decision.headers())
-                return
-            state["principal"] = principal
-            plan = None
-            if principal is not None and principal.tenant_id is not None:
-                plan = await ctx.tenant_plan(principal.tenant_id)
-            decision = self._budget(principal, scope, now_ms, plan)
+            decision = await self._authenticate(scope, send, headers, now_ms)
+            if decision is None:
+                return  # an invalid credential, answered
+        await self._within_budget(scope, receive, send, decision, now_ms)
+
+    async def _authenticate(
+        self, scope: Scope, send: Send, headers: dict[str, str], now_ms: int
+    ) -> Decision | None:
+        """Resolve the request's credential into `state["principal"]` and spend its budget
+        (its tenant's, or its address's); None once an invalid credential has been answered."""
+        ctx = self.ctx
+        path: str = scope["path"]
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        # Query tickets and the dashboard's session cookie are credentials for the stream
+        # only (EventSource cannot send headers); every other route wants a header.
+        on_stream = path == STREAM_PATH
+        ticket = query.get("token", [None])[0] if on_stream else None
+        session = _cookie(headers, SESSION_COOKIE) if on_stream else None
+        session_lookup = ctx.session_lookup
+        try:
+            principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
+        except CauseFlowError as exc:
+            decision = self._budget(None, scope, now_ms, None)
+            answer = exc
+            if not decision.allowed:  # the address has used up its budget
+                answer = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
+            await send_error(send, answer, decision.headers())
+            return None
+        scope["state"]["principal"] = principal
+        plan = None
+        if principal is not None and principal.tenant_id is not None:
+            plan = await ctx.tenant_plan(principal.tenant_id)
+        return self._budget(principal, scope, now_ms, plan)
+
+    async def _within_budget(
+        self, scope: Scope, receive: Receive, send: Send, decision: Decision | None, now_ms: int
+    ) -> None:
+        """On to the application with the rate-limit headers, or 429."""
         rl_headers = decision.headers() if decision else []
         if decision is not None and not decision.allowed:
             exceeded = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
@@ -225,6 +230,30 @@ class InboundBudget:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return self.decision.headers() if self.decision is not None else []
+
+
+async def _checked_request(
+    scope: Scope, receive: Receive, send: Send, headers: dict[str, str], limit_bytes: int
+) -> Receive | None:
+    """The request's body channel if the request may go on; None once it has been answered
+    (a body over the limit, a NUL in the URL)."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        await send_error(
+            send, PayloadTooLarge(f"request bodies are limited to {limit_bytes} bytes")
+        )
+        return None
+    if declared is None and scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        # No declared length (chunked): read up to the limit before anything parses it.
+        try:
+            receive = await _buffered(receive, limit_bytes)
+        except PayloadTooLarge as exc:
+            await send_error(send, exc)
+            return None
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        await send_error(send, BadRequest("NUL characters are not allowed in URLs"))
+        return None
+    return receive
 
 
 def _counting(send: Send, method: str) -> Send:

@@ -77,6 +77,24 @@ class Pending:
         if self.decided:
             return
         self.decided = True
+        row = await self._take()
+        if row is None:
+            return
+        if row.state == "in_flight":
+            raise Conflict(
+                "a request with this Idempotency-Key is still in flight",
+                code="idempotency_key_in_flight",
+            )
+        if row.request_hash != self.digest:
+            raise ValidationFailed(
+                "this Idempotency-Key was used with a different request",
+                code="idempotency_key_reused",
+            )
+        raise self._replay(row)
+
+    async def _take(self) -> Any:
+        """Claim the record in its own transaction (then `claimed`, and None), a new one or one
+        expired or left stale; else the record that holds the key."""
         ctx = self.ctx
         now = ctx.clock.now_ms()
         ttl_ms = ctx.settings.idempotency_ttl_seconds * 1000
@@ -95,7 +113,7 @@ class Pending:
             )
             if inserted.rowcount:
                 self.claimed = True
-                return
+                return None
             row = (await tx.execute(select(idempotency_keys).where(*where))).one()
             expired = row.created_at < now - ttl_ms
             stale = row.state == "in_flight" and row.created_at < now - stale_ms
@@ -113,19 +131,13 @@ class Pending:
                     )
                 )
                 self.claimed = True
-                return
-        if row.state == "in_flight":
-            raise Conflict(
-                "a request with this Idempotency-Key is still in flight",
-                code="idempotency_key_in_flight",
-            )
-        if row.request_hash != self.digest:
-            raise ValidationFailed(
-                "this Idempotency-Key was used with a different request",
-                code="idempotency_key_reused",
-            )
+                return None
+        return row
+
+    def _replay(self, row: Any) -> IdempotentReplay:
+        """The stored answer of `row`, to be raised."""
         try:
-            body = ctx.keys.box.open(row.response_body or "").encode()
+            body = self.ctx.keys.box.open(row.response_body or "").encode()
         except (ValueError, InvalidTag) as exc:
             # Sealed under another secret key (CAUSEFLOW_SECRET_KEY changed): the first answer
             # cannot be shown, and running the request again could do it twice.
@@ -135,7 +147,7 @@ class Pending:
                 code="idempotency_key_unreadable",
             ) from exc
         headers = [(str(k), str(v)) for k, v in loads(row.response_headers or "[]")]
-        raise IdempotentReplay(row.status_code, body, headers)
+        return IdempotentReplay(row.status_code, body, headers)
 
     async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         where = (idempotency_keys.c.tenant_id == self.tenant_id, idempotency_keys.c.key == self.key)
@@ -198,49 +210,58 @@ class IdempotencyMiddleware:
         except CauseFlowError as exc:
             await send_error(send, exc)
             return
-        digest = hashlib.sha256(
-            scope["method"].encode()
-            + b" "
-            + scope["path"].encode()
-            + b"?"
-            + scope.get("query_string", b"")
-            + b"\n"
-            + body
-        ).hexdigest()
         tenant_id, stored_key = record_key(principal, key)
-        pending = Pending(self.ctx, tenant_id, stored_key, digest)
+        pending = Pending(self.ctx, tenant_id, stored_key, _request_digest(scope, body))
         scope["state"][STATE] = pending
+        await _answer_recorded(self.app, scope, receive, send, body, pending)
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = [
-                    (k.decode(), v.decode())
-                    for k, v in message.get("headers", [])
-                    if k.lower() in _KEEP_HEADERS
-                ]
-            elif message["type"] == "http.response.body" and pending.claimed:
-                captured["body"] += message.get("body", b"")
-            await send(message)
+def _request_digest(scope: Scope, body: bytes) -> str:
+    """What the request is: method, path, query and body."""
+    return hashlib.sha256(
+        scope["method"].encode()
+        + b" "
+        + scope["path"].encode()
+        + b"?"
+        + scope.get("query_string", b"")
+        + b"\n"
+        + body
+    ).hexdigest()
 
-        sent = False
 
-        async def replay_receive() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+async def _answer_recorded(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, body: bytes, pending: Pending
+) -> None:
+    """Run the application on the body read already; if it claimed the key, its response
+    (status, kept headers, body) is stored once it has been sent."""
+    captured: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
 
-        try:
-            await self.app(scope, replay_receive, capture)
-        finally:
-            if pending.claimed:
-                await pending.finish(
-                    captured["status"], captured["headers"], bytes(captured["body"])
-                )
+    async def capture(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            captured["status"] = message["status"]
+            captured["headers"] = [
+                (k.decode(), v.decode())
+                for k, v in message.get("headers", [])
+                if k.lower() in _KEEP_HEADERS
+            ]
+        elif message["type"] == "http.response.body" and pending.claimed:
+            captured["body"] += message.get("body", b"")
+        await send(message)
+
+    sent = False
+
+    async def replay_receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    try:
+        await app(scope, replay_receive, capture)
+    finally:
+        if pending.claimed:
+            await pending.finish(captured["status"], captured["headers"], bytes(captured["body"]))
 
 
 async def _read_body(receive: Receive) -> bytes:

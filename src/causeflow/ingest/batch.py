@@ -28,7 +28,7 @@ from causeflow.incident.repository import Key
 from causeflow.incident.service import auto_move, created_event, new_incident_row
 from causeflow.ingest import repository
 from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
-from causeflow.ingest.providers.base import ParsedPayload
+from causeflow.ingest.providers.base import NormalizedAlert, ParsedPayload
 from causeflow.jsonutil import dumps
 
 
@@ -110,6 +110,45 @@ class _Writes:
 async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[Stored]:
     """Store a batch of deliveries in the caller's transaction, as if one after another."""
     stored: list[Stored | None] = [None] * len(batch)
+    live, copies = await _claim_deliveries(tx, batch, ttl_seconds, stored)
+    alerts_of = {i: list(map(repository.without_nul, batch[i].parsed.alerts)) for i in live}
+    # every tenant's log head before any other row lock (PostgreSQL)
+    await lock_log_heads(tx, (batch[i].tenant_id for i in live if alerts_of[i]))
+    keys = list(
+        {(batch[i].tenant_id, batch[i].provider, a.fingerprint) for i in live for a in alerts_of[i]}
+    )
+    open_now = await incident_store.open_incidents(tx, keys)
+    writes = _Writes()
+    for index in live:
+        item = batch[index]
+        results: list[tuple[str, str | None, Action]] = []
+        for alert in alerts_of[index]:
+            results.append(await _apply_alert(tx, item, alert, open_now, writes))
+        stored[index] = Stored(
+            dumps(accepted_body(item.provider, results)), [action for _, _, action in results]
+        )
+    await writes.flush(tx)
+
+    for index in live:
+        item = batch[index]
+        if item.parsed.delivery_id:
+            done = stored[index]
+            assert done is not None
+            await repository.set_delivery_response(
+                tx, item.tenant_id, item.provider, item.parsed.delivery_id, done.body.decode()
+            )
+    for index, first in copies.items():
+        done = stored[first]
+        assert done is not None
+        stored[index] = Stored(done.body, ["duplicate_delivery"])
+    return [s for s in stored if s is not None]
+
+
+async def _claim_deliveries(
+    tx: Tx, batch: list[Delivery], ttl_seconds: int, stored: list[Stored | None]
+) -> tuple[list[int], dict[int, int]]:
+    """Claim each delivery id: a replay gets its stored answer (in `stored`), a repeat within
+    the batch the answer of its first copy. Returns the indexes to apply, and copy -> first."""
     first_of: dict[tuple[str, str, str], int] = {}  # delivery id -> its first index here
     copies: dict[int, int] = {}
     live: list[int] = []
@@ -136,83 +175,67 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
                 stored[index] = Stored(replay.encode(), ["duplicate_delivery"])
                 continue
         live.append(index)
+    return live, copies
 
-    alerts_of = {i: list(map(repository.without_nul, batch[i].parsed.alerts)) for i in live}
-    # every tenant's log head before any other row lock (PostgreSQL)
-    await lock_log_heads(tx, (batch[i].tenant_id for i in live if alerts_of[i]))
-    keys = list(
-        {(batch[i].tenant_id, batch[i].provider, a.fingerprint) for i in live for a in alerts_of[i]}
-    )
-    open_now = await incident_store.open_incidents(tx, keys)
-    writes = _Writes()
-    for index in live:
-        item = batch[index]
-        tenant_id, provider, now_ms = item.tenant_id, item.provider, item.now_ms
-        results: list[tuple[str, str | None, Action]] = []
-        for alert in alerts_of[index]:
-            key = (tenant_id, provider, alert.fingerprint)
-            incident_id = open_now.get(key)
-            decision = decide(alert.status, incident_id is not None)
-            action: Action = "ignored"
-            if decision == "create":
-                row = new_incident_row(
-                    tenant_id,
-                    title=alert.title,
-                    severity=alert.severity,
-                    source=provider,
-                    now_ms=now_ms,
-                    description=alert.description,
-                    service=alert.service,
-                    environment=alert.environment,
-                    fingerprint=alert.fingerprint,
-                    alert_count=1,
-                )
-                writes.open(key, row)
-                incident_id = open_now[key] = row["id"]
-                action = "created"
-            elif decision in ("attach", "resolve") and incident_id is not None:
-                writes.count(incident_id, now_ms)
-                action = "attached"
-                if decision == "resolve":
-                    await writes.flush(tx)  # the move sees every row before it
-                    moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
-                    action = "resolved" if moved is not None else "attached"
-                    reopened = await incident_store.open_incident_for(
-                        tx, tenant_id, provider, alert.fingerprint
-                    )
-                    if reopened is None:
-                        open_now.pop(key, None)
-                    else:
-                        open_now[key] = reopened
-            writes.alerts.append(
-                repository.alert_row(
-                    alert_id=ids.new_id("alr", now_ms),
-                    tenant_id=tenant_id,
-                    provider=provider,
-                    incident_id=incident_id,
-                    alert=alert,
-                    now_ms=now_ms,
-                )
-            )
-            results.append((alert.fingerprint, incident_id, action))
-        stored[index] = Stored(
-            dumps(accepted_body(provider, results)), [action for _, _, action in results]
+
+async def _apply_alert(
+    tx: Tx, item: Delivery, alert: NormalizedAlert, open_now: dict[Key, str], writes: _Writes
+) -> tuple[str, str | None, Action]:
+    """One alert of a delivery: opens, attaches to or resolves its key's open incident
+    (`open_now`, kept current); returns (fingerprint, incident id, what it did)."""
+    tenant_id, provider, now_ms = item.tenant_id, item.provider, item.now_ms
+    key = (tenant_id, provider, alert.fingerprint)
+    incident_id = open_now.get(key)
+    decision = decide(alert.status, incident_id is not None)
+    action: Action = "ignored"
+    if decision == "create":
+        row = new_incident_row(
+            tenant_id,
+            title=alert.title,
+            severity=alert.severity,
+            source=provider,
+            now_ms=now_ms,
+            description=alert.description,
+            service=alert.service,
+            environment=alert.environment,
+            fingerprint=alert.fingerprint,
+            alert_count=1,
         )
-    await writes.flush(tx)
+        writes.open(key, row)
+        incident_id = open_now[key] = row["id"]
+        action = "created"
+    elif decision in ("attach", "resolve") and incident_id is not None:
+        writes.count(incident_id, now_ms)
+        action = "attached"
+        if decision == "resolve":
+            action = await _resolve(tx, key, incident_id, now_ms, open_now, writes)
+    writes.alerts.append(
+        repository.alert_row(
+            alert_id=ids.new_id("alr", now_ms),
+            tenant_id=tenant_id,
+            provider=provider,
+            incident_id=incident_id,
+            alert=alert,
+            now_ms=now_ms,
+        )
+    )
+    return alert.fingerprint, incident_id, action
 
-    for index in live:
-        item = batch[index]
-        if item.parsed.delivery_id:
-            done = stored[index]
-            assert done is not None
-            await repository.set_delivery_response(
-                tx, item.tenant_id, item.provider, item.parsed.delivery_id, done.body.decode()
-            )
-    for index, first in copies.items():
-        done = stored[first]
-        assert done is not None
-        stored[index] = Stored(done.body, ["duplicate_delivery"])
-    return [s for s in stored if s is not None]
+
+async def _resolve(
+    tx: Tx, key: Key, incident_id: str, now_ms: int, open_now: dict[Key, str], writes: _Writes
+) -> Action:
+    """The source says the incident is resolved: move it (after writing every row before it),
+    then note which incident, if any, is open for the key now."""
+    tenant_id, provider, fingerprint = key
+    await writes.flush(tx)  # the move sees every row before it
+    moved = await auto_move(tx, tenant_id, incident_id, "source_resolved", now_ms)
+    reopened = await incident_store.open_incident_for(tx, tenant_id, provider, fingerprint)
+    if reopened is None:
+        open_now.pop(key, None)
+    else:
+        open_now[key] = reopened
+    return "resolved" if moved is not None else "attached"
 
 
 def inbound_batcher(transaction: Any, ttl_seconds: int) -> Batcher[Delivery, Stored]:

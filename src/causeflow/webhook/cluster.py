@@ -38,7 +38,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -267,6 +267,27 @@ class RateAsk:
     jobs: list[Any]
 
 
+@dataclass(slots=True)
+class _Round:
+    """One round: what it asks of the database, then (filled in) what it got."""
+
+    now: float  # loop time
+    now_ms: int  # wall clock, for leases
+    now_us: int  # wall clock plus the lead, for start slots
+    releases: list[tuple[str, int]]
+    renew: bool
+    asked: set[tuple[str, int]]  # the slots held when renewing
+    acquire: dict[str, int]  # origin -> how many more slots
+    check: bool  # look who else wants slots
+    asks: dict[str, RateAsk]
+    got: dict[str, list[int]] = field(default_factory=dict)
+    starts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    kept: set[tuple[str, int]] = field(default_factory=set)
+    declare: list[str] = field(default_factory=list)
+    withdraw: list[str] = field(default_factory=list)
+    rivals: dict[str, int] | None = None
+
+
 class ClusterLimits:
     """One delivery engine's share of the cluster-wide limits.
 
@@ -458,8 +479,28 @@ class ClusterLimits:
         return due
 
     async def _round(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        """One transaction with everything this process needs from the others now."""
+        r = self._plan()
+        if r is None:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                await self._exchange(tx, r)
+        except BaseException:
+            # Tried again next round: the releases, and the jobs in their order.
+            self._releases[:0] = r.releases
+            for sid, ask in r.asks.items():
+                later = self._asks.get(sid)
+                if later is not None:
+                    ask.jobs.extend(later.jobs)
+                self._asks[sid] = ask
+            raise
+        self.rounds += 1
+        self._apply(r)
+
+    def _plan(self) -> _Round | None:
+        """What this round asks of the database (None: nothing)."""
+        now = asyncio.get_running_loop().time()
         now_ms = self.clock.now_ms()
         now_us = int((self.clock.now() + RATE_LEAD_SECONDS) * 1_000_000)
         releases = (
@@ -470,6 +511,15 @@ class ClusterLimits:
         self._releases = []
         renew = self.book.count() > 0 and now >= self._renew_at
         asked = self.book.held_slots() if renew else set()
+        acquire = self._to_acquire(now)
+        check = now >= self._check_at and bool(self.book.count() or self._declared)
+        asks, self._asks = self._asks, {}
+        if not (releases or renew or acquire or asks or check):
+            return None
+        return _Round(now, now_ms, now_us, releases, renew, asked, acquire, check, asks)
+
+    def _to_acquire(self, now: float) -> dict[str, int]:
+        """How many more slots of each wanted origin to take now (within share and demand)."""
         acquire: dict[str, int] = {}
         for origin in sorted(self._wanted):
             if self._retry.get(origin, (0.0, 0.0))[0] > now:
@@ -484,119 +534,112 @@ class ClusterLimits:
                 # at its share already: look again once we know more about the others
                 _, last = self._retry.get(origin, (0.0, 0.0))
                 self._retry[origin] = (max(now + SLOT_RETRY_SECONDS[0], self._check_at), last)
-        check = now >= self._check_at and bool(self.book.count() or self._declared)
-        asks, self._asks = self._asks, {}
-        if not (releases or renew or acquire or asks or check):
-            return
-        got: dict[str, list[int]] = {}
-        starts: dict[str, tuple[int, int]] = {}
-        kept: set[tuple[str, int]] = set()
+        return acquire
+
+    async def _exchange(self, tx: Tx, r: _Round) -> None:
+        """The round's statements, in order; what they return goes into `r`."""
+        # Releases, renewals and wants touch only this process's own rows; acquisitions skip
+        # rows others are taking; the schedules come last, in id order: no two rounds wait on
+        # each other in a cycle.
+        await release_slots(tx, owner=self.owner, slots=r.releases)
+        if r.renew:
+            r.kept = await renew_slots(
+                tx, owner=self.owner, now_ms=r.now_ms, lease_ms=self.lease_ms
+            )
+        for origin, count in r.acquire.items():
+            if origin not in self._seeded:
+                await seed_slots(tx, origin, self.cap)
+            r.got[origin] = await acquire_slots(
+                tx,
+                owner=self.owner,
+                origin=origin,
+                cap=self.cap,
+                wanted=count,
+                now_ms=r.now_ms,
+                lease_ms=self.lease_ms,
+            )
+        # Say which hosts we want more of (renewed while we do), and stop saying it.
+        r.declare, r.withdraw = self._want_changes(r.got, r.now)
+        await declare_wants(
+            tx, owner=self.owner, origins=r.declare, until_ms=r.now_ms + WANT_TTL_MS
+        )
+        await withdraw_wants(tx, owner=self.owner, origins=r.withdraw)
+        if r.check:
+            origins = self.book.origins() | self._wanted | set(self._declared)
+            r.rivals = await count_rivals(tx, owner=self.owner, origins=origins, now_ms=r.now_ms)
+        for sid in sorted(r.asks):
+            ask = r.asks[sid]
+            r.starts[sid] = await reserve_starts(
+                tx,
+                subscription_id=sid,
+                wanted=len(ask.jobs),
+                interval_us=ask.interval_us,
+                now_us=r.now_us,
+                horizon_us=self.hold_us,
+            )
+
+    def _want_changes(self, got: dict[str, list[int]], now: float) -> tuple[list[str], list[str]]:
+        """The origins to say (again) that we want more of, and those to stop saying it for."""
         declare: list[str] = []
         withdraw: list[str] = []
-        rivals: dict[str, int] | None = None
-        try:
-            async with self.db.transaction() as tx:
-                # Releases, renewals and wants touch only this process's own rows; acquisitions
-                # skip rows others are taking; the schedules come last, in id order: no two
-                # rounds wait on each other in a cycle.
-                await release_slots(tx, owner=self.owner, slots=releases)
-                if renew:
-                    kept = await renew_slots(
-                        tx, owner=self.owner, now_ms=now_ms, lease_ms=self.lease_ms
-                    )
-                for origin, count in acquire.items():
-                    if origin not in self._seeded:
-                        await seed_slots(tx, origin, self.cap)
-                    got[origin] = await acquire_slots(
-                        tx,
-                        owner=self.owner,
-                        origin=origin,
-                        cap=self.cap,
-                        wanted=count,
-                        now_ms=now_ms,
-                        lease_ms=self.lease_ms,
-                    )
-                # Say which hosts we want more of (renewed while we do), and stop saying it.
-                for origin in sorted(self._wanted | set(self._declared)):
-                    short = self._demand(origin) > self.book.held(origin) + len(got.get(origin, ()))
-                    if (
-                        short
-                        and now - self._declared.get(origin, -math.inf) >= WANT_REFRESH_SECONDS
-                    ):
-                        declare.append(origin)
-                    elif not short and origin in self._declared:
-                        withdraw.append(origin)
-                await declare_wants(
-                    tx, owner=self.owner, origins=declare, until_ms=now_ms + WANT_TTL_MS
-                )
-                await withdraw_wants(tx, owner=self.owner, origins=withdraw)
-                if check:
-                    origins = self.book.origins() | self._wanted | set(self._declared)
-                    rivals = await count_rivals(
-                        tx, owner=self.owner, origins=origins, now_ms=now_ms
-                    )
-                for sid in sorted(asks):
-                    ask = asks[sid]
-                    starts[sid] = await reserve_starts(
-                        tx,
-                        subscription_id=sid,
-                        wanted=len(ask.jobs),
-                        interval_us=ask.interval_us,
-                        now_us=now_us,
-                        horizon_us=self.hold_us,
-                    )
-        except BaseException:
-            # Tried again next round: the releases, and the jobs in their order.
-            self._releases[:0] = releases
-            for sid, ask in asks.items():
-                later = self._asks.get(sid)
-                if later is not None:
-                    ask.jobs.extend(later.jobs)
-                self._asks[sid] = ask
-            raise
-        self.rounds += 1
+        for origin in sorted(self._wanted | set(self._declared)):
+            short = self._demand(origin) > self.book.held(origin) + len(got.get(origin, ()))
+            if short and now - self._declared.get(origin, -math.inf) >= WANT_REFRESH_SECONDS:
+                declare.append(origin)
+            elif not short and origin in self._declared:
+                withdraw.append(origin)
+        return declare, withdraw
+
+    def _apply(self, r: _Round) -> None:
+        """The committed round's results, into the book and out to the engine."""
+        now = r.now
         deadline = now + self.lease_seconds  # the leases were set from (about) this moment on
-        if renew:
+        if r.renew:
             self._renew_at = now + self.renew_every
-            self.book.renewed(asked, kept, deadline)
-        for origin in declare:
+            self.book.renewed(r.asked, r.kept, deadline)
+        for origin in r.declare:
             self._declared[origin] = now
-        for origin in withdraw:
+        for origin in r.withdraw:
             self._declared.pop(origin, None)
-        if check:
+        if r.check:
             self._check_at = now + CHECK_SECONDS
-            assert rivals is not None
-            self._rivals = rivals
+            assert r.rivals is not None
+            self._rivals = r.rivals
             self._give_up_excess()
         if len(self._seeded) > MAX_ORIGINS:
             self._seeded.clear()  # seeding again is harmless (rows that exist are left alone)
         for origin in [o for o in self._retry if o not in self._wanted]:
             del self._retry[origin]
-        for origin, slots in got.items():
-            self._seeded.add(origin)
-            if slots:
-                self._retry.pop(origin, None)
-                self.book.add(origin, slots, deadline, now)
-                if self._renew_at < now:
-                    self._renew_at = now + self.renew_every
-                if self._check_at < now:
-                    self._check_at = now + CHECK_SECONDS
-            else:
-                _, last = self._retry.get(origin, (0.0, 0.0))
-                low, high = SLOT_RETRY_SECONDS
-                delay = min(high, last * 2) if last else low
-                self._retry[origin] = (now + delay, delay)
-            if self._demand(origin) == 0:
-                self._wanted.discard(origin)
-            if slots:
-                self._on_slots(origin)
-        for sid, (first_us, count) in starts.items():
-            ask = asks[sid]
+        for origin, slots in r.got.items():
+            self._got_slots(origin, slots, now, deadline)
+        for sid, (first_us, count) in r.starts.items():
+            ask = r.asks[sid]
             for i, job in enumerate(ask.jobs):
                 if i < count:
                     self._on_start_slot(job, (first_us + i * ask.interval_us) / 1_000_000)
                 else:
                     self._on_no_start_slot(job, (first_us + count * ask.interval_us) / 1_000_000)
+
+    def _got_slots(self, origin: str, slots: list[int], now: float, deadline: float) -> None:
+        """An acquisition's answer: slots to use (the engine opens lanes), or none (ask again
+        later, backing off)."""
+        self._seeded.add(origin)
+        if slots:
+            self._retry.pop(origin, None)
+            self.book.add(origin, slots, deadline, now)
+            if self._renew_at < now:
+                self._renew_at = now + self.renew_every
+            if self._check_at < now:
+                self._check_at = now + CHECK_SECONDS
+        else:
+            _, last = self._retry.get(origin, (0.0, 0.0))
+            low, high = SLOT_RETRY_SECONDS
+            delay = min(high, last * 2) if last else low
+            self._retry[origin] = (now + delay, delay)
+        if self._demand(origin) == 0:
+            self._wanted.discard(origin)
+        if slots:
+            self._on_slots(origin)
 
     def _give_up_excess(self) -> None:
         """Hold no more than the share: idle slots go at once, busy ones after their attempt."""

@@ -144,25 +144,13 @@ async def _dispatch(
             if head <= cursor:
                 return BatchResult(0, 0, False)
             live = [s for s in subs if s.first_position < head]
-            # No subscription wants an event at or before the lowest first position: skip those.
-            start = max(cursor, min((s.first_position for s in live), default=head))
-            events: list[Any] = []
-            full = False
-            if start < head:
-                # as many as the local engine has room for, when it has room (all leased)
-                room = engine.room() if engine is not None else 0
-                budget = min(MAX_DELIVERIES, room) if room > 0 else MAX_DELIVERIES
-                events, full = await _read_events(tx, tenant_id, start, head, limit, live, budget)
+            events, full = await _next_events(tx, tenant_id, cursor, head, limit, live, engine)
             new_cursor = events[-1].position if full else head
             now_ms = ctx.clock.now_ms()
             rows = plan_deliveries(tenant_id, events, live, now_ms)
             pending = [r for r in rows if r["status"] == "pending"]
             if engine is not None and pending:
-                reserved = engine.reserve(len(pending))
-                leased_at = asyncio.get_running_loop().time()
-                for row in pending[:reserved]:
-                    row["lease_owner"] = engine.owner
-                    row["lease_until"] = now_ms + engine.lease_ms
+                reserved, leased_at = _lease(engine, pending, now_ms)
             await _write_batch(tx, tenant_id, stored is None, cursor, new_cursor, rows, generation)
             if reserved:
                 assert engine is not None
@@ -179,6 +167,38 @@ async def _dispatch(
             engine.unreserve(reserved)
         raise
     return BatchResult(len(events), len(rows), full)
+
+
+async def _next_events(
+    tx: Tx,
+    tenant_id: str,
+    cursor: int,
+    head: int,
+    limit: int,
+    live: list[Subscription],
+    engine: LocalEngine | None,
+) -> tuple[list[Any], bool]:
+    """The events of the batch after `cursor` (see `_read_events`), and whether there are more
+    before `head`."""
+    # No subscription wants an event at or before the lowest first position: skip those.
+    start = max(cursor, min((s.first_position for s in live), default=head))
+    if start >= head:
+        return [], False
+    # as many as the local engine has room for, when it has room (all leased)
+    room = engine.room() if engine is not None else 0
+    budget = min(MAX_DELIVERIES, room) if room > 0 else MAX_DELIVERIES
+    return await _read_events(tx, tenant_id, start, head, limit, live, budget)
+
+
+def _lease(engine: LocalEngine, pending: list[dict[str, Any]], now_ms: int) -> tuple[int, float]:
+    """Reserve room in `engine` for the pending rows and write as many as fit leased to it;
+    returns how many, and the loop time the leases run from."""
+    reserved = engine.reserve(len(pending))
+    leased_at = asyncio.get_running_loop().time()
+    for row in pending[:reserved]:
+        row["lease_owner"] = engine.owner
+        row["lease_until"] = now_ms + engine.lease_ms
+    return reserved, leased_at
 
 
 async def _read_events(

@@ -267,89 +267,103 @@ async def record(
             return result
         # Outcomes that change the subscription or write an event (410, exhaustion; rare) must
         # know that their lease is still ours: lock those rows first, so no claim takes them
-        # over before commit (SQLite compiles FOR UPDATE to nothing: its one writer already
-        # excludes every other).
+        # over before commit.
         special = [o for o in outcomes if o.effect in (GONE, EXHAUSTED)]
-        held: set[str] = set()
-        if special:
-            rows = await tx.execute(
-                _HELD.with_for_update(),
-                {"b_ids": [o.delivery_id for o in special], "b_owner": owner},
-            )
-            held = {r.id for r in rows}
+        held = await _lock_held(tx, special, owner)
         # Every HTTP attempt made is history and is logged, even one whose lease was lost.
-        attempt_rows = [
-            {
-                "id": ids.new_id("att", o.now_ms),
-                "delivery_id": o.delivery_id,
-                "tenant_id": o.tenant_id,
-                "subscription_id": o.subscription_id,
-                "created_at": o.now_ms,
-                "status_code": o.status_code,
-                "latency_ms": o.latency_ms,
-                "error": o.error,
-                "response_body": _text_for_db(o.response_body),
-            }
-            for o in outcomes
-            if o.attempted
-        ]
-        await tx.insert_many(attempts, attempt_rows)
-        groups: dict[tuple[str, int, int | None, str | None], list[str]] = {}
-        retries: list[dict[str, Any]] = []
-        for o in outcomes:
-            inc = 1 if o.attempted else 0
-            if o.status == "pending":
-                retries.append(
-                    {
-                        "b_id": o.delivery_id,
-                        "b_owner": owner,
-                        "b_next": o.next_attempt_at,
-                        "b_inc": inc,
-                        "b_code": o.status_code,
-                        "b_error": o.last_error,
-                        "b_now": now_ms,
-                    }
-                )
-            else:
-                key = (o.status, inc, o.status_code, o.last_error)
-                groups.setdefault(key, []).append(o.delivery_id)
-        for (status, inc, code, error), group_ids in groups.items():
-            done = await tx.execute(
-                _FINISH,
-                {
-                    "b_ids": group_ids,
-                    "b_owner": owner,
-                    "b_status": status,
-                    "b_inc": inc,
-                    "b_code": code,
-                    "b_error": error,
-                    "b_now": now_ms,
-                },
-            )
-            result.applied += int(done.rowcount or 0)
-        if retries:
-            done = await tx.execute(_RESCHEDULE, retries)
-            # asyncpg's executemany reports no row count (-1): then assume all applied (the
-            # count only feeds a log line; the lease guard did the real work)
-            count = done.rowcount
-            result.applied += count if count is not None and count >= 0 else len(retries)
-        # A 2xx clears firstFailureAt even when it came after the lease was lost: the
-        # endpoint did answer.
-        # (Clearing does not depend on the stored row, so no row is read for it.)
-        cleared = sorted(
-            {
-                o.subscription_id
-                for o in outcomes
-                if subscription_step(
-                    o.effect, None, now_ms=now_ms, disable_after_ms=disable_after_ms
-                ).clear_first_failure
-            }
-        )
-        if cleared:
-            await tx.execute(_CLEAR_FAILURE, [{"b_id": sid} for sid in cleared])
+        await tx.insert_many(attempts, _attempt_rows(outcomes))
+        result.applied += await _update_deliveries(tx, outcomes, owner, now_ms)
+        await _clear_failures(tx, outcomes, now_ms, disable_after_ms)
         applied_special = [o for o in special if o.delivery_id in held]
         await _subscription_effects(tx, applied_special, now_ms, disable_after_ms, result)
     return result
+
+
+async def _lock_held(tx: Tx, outcomes: list[Outcome], owner: str) -> set[str]:
+    """Lock the rows of `outcomes` whose lease `owner` still holds; their ids. (SQLite
+    compiles FOR UPDATE to nothing: its one writer already excludes every other.)"""
+    if not outcomes:
+        return set()
+    rows = await tx.execute(
+        _HELD.with_for_update(),
+        {"b_ids": [o.delivery_id for o in outcomes], "b_owner": owner},
+    )
+    return {r.id for r in rows}
+
+
+def _attempt_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """An `attempts` row for each outcome that made an HTTP attempt."""
+    return [
+        {
+            "id": ids.new_id("att", o.now_ms),
+            "delivery_id": o.delivery_id,
+            "tenant_id": o.tenant_id,
+            "subscription_id": o.subscription_id,
+            "created_at": o.now_ms,
+            "status_code": o.status_code,
+            "latency_ms": o.latency_ms,
+            "error": o.error,
+            "response_body": _text_for_db(o.response_body),
+        }
+        for o in outcomes
+        if o.attempted
+    ]
+
+
+async def _update_deliveries(tx: Tx, outcomes: Sequence[Outcome], owner: str, now_ms: int) -> int:
+    """Finish or reschedule each delivery whose lease `owner` still holds; how many were.
+    Finished ones are updated a group at a time (same status, count, code and error)."""
+    groups: dict[tuple[str, int, int | None, str | None], list[str]] = {}
+    retries: list[dict[str, Any]] = []
+    for o in outcomes:
+        inc = 1 if o.attempted else 0
+        if o.status == "pending":
+            retries.append(
+                {
+                    "b_id": o.delivery_id,
+                    "b_owner": owner,
+                    "b_next": o.next_attempt_at,
+                    "b_inc": inc,
+                    "b_code": o.status_code,
+                    "b_error": o.last_error,
+                    "b_now": now_ms,
+                }
+            )
+        else:
+            key = (o.status, inc, o.status_code, o.last_error)
+            groups.setdefault(key, []).append(o.delivery_id)
+    applied = 0
+    for (status, inc, code, error), group_ids in groups.items():
+        params = {"b_ids": group_ids, "b_owner": owner, "b_status": status, "b_inc": inc}
+        done = await tx.execute(
+            _FINISH, {**params, "b_code": code, "b_error": error, "b_now": now_ms}
+        )
+        applied += int(done.rowcount or 0)
+    if retries:
+        done = await tx.execute(_RESCHEDULE, retries)
+        # asyncpg's executemany reports no row count (-1): then assume all applied (the
+        # count only feeds a log line; the lease guard did the real work)
+        count = done.rowcount
+        applied += count if count is not None and count >= 0 else len(retries)
+    return applied
+
+
+async def _clear_failures(
+    tx: Tx, outcomes: Sequence[Outcome], now_ms: int, disable_after_ms: int
+) -> None:
+    """A 2xx clears firstFailureAt even when it came after the lease was lost: the endpoint
+    did answer. (Clearing does not depend on the stored row, so no row is read for it.)"""
+    cleared = sorted(
+        {
+            o.subscription_id
+            for o in outcomes
+            if subscription_step(
+                o.effect, None, now_ms=now_ms, disable_after_ms=disable_after_ms
+            ).clear_first_failure
+        }
+    )
+    if cleared:
+        await tx.execute(_CLEAR_FAILURE, [{"b_id": sid} for sid in cleared])
 
 
 async def _subscription_effects(

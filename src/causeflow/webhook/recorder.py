@@ -1,0 +1,137 @@
+"""The delivery engine's outcome recorder: attempts' outcomes and hand-backs, many per write.
+
+Lanes push an outcome per attempt and a release per delivery handed back; one flush loop
+writes whatever has gathered while the previous write ran (`queue.record`: one transaction, up
+to `RECORD_BATCH` outcomes), waiting a moment for company when little is pending. A failed
+write is kept and tried again; if the database stays away the leases run out and the
+deliveries are sent again (at-least-once). After a write it invalidates the subscriptions the
+outcomes changed and plans a wake-up for the earliest retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from causeflow.clock import Clock
+from causeflow.db.engine import Database
+from causeflow.runtime import finish
+from causeflow.webhook import queue
+from causeflow.webhook.queue import Outcome
+from causeflow.webhook.subscriptions import SubscriptionCache
+
+log = logging.getLogger("causeflow.webhook.worker")
+
+RECORD_BATCH = 1000  # outcomes per transaction
+# Outcomes wait this long for company before a write (a receiver already has its request, so
+# this only delays the bookkeeping): under load one transaction records hundreds of attempts.
+FLUSH_LINGER_SECONDS = 0.02
+FLUSH_ENOUGH = 256
+
+
+class Recorder:
+    """Outcomes and hand-backs waiting to be written, and the loop that writes them."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        owner: str,
+        disable_after_ms: int,
+        subs: SubscriptionCache,
+        wake_in: Callable[[float], None],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.owner = owner
+        self.disable_after_ms = disable_after_ms
+        self.subs = subs
+        self._wake_in = wake_in  # plans the claim of a retry when it is due
+        self._outcomes: list[Outcome] = []
+        self._releases: list[tuple[str, int | None]] = []
+        self._flush = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def unrecorded(self) -> int:
+        return len(self._outcomes) + len(self._releases)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_loop(), name="delivery-flush")
+
+    async def close(self, seconds: float) -> None:
+        """Write what is left, then stop; cancelled only if the database does not answer
+        within `seconds` (the leases then run out by themselves)."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._flush.set()
+        await finish(self._task, seconds)
+
+    def push(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._flush.set()
+
+    def release(self, delivery_id: str, due_ms: int | None) -> None:
+        """Give a lease up: the delivery is due again at once (None) or at `due_ms`."""
+        self._releases.append((delivery_id, due_ms))
+        self._flush.set()
+
+    async def _flush_loop(self) -> None:
+        """Write what has accumulated while the previous write ran: one transaction, many rows."""
+        failures = 0
+        while True:
+            await self._flush.wait()
+            if len(self._outcomes) < FLUSH_ENOUGH and not self._closing:
+                await asyncio.sleep(FLUSH_LINGER_SECONDS)
+            self._flush.clear()
+            while self._outcomes or self._releases:
+                if await self._write():
+                    failures = 0
+                    continue
+                # Kept and retried; if the database stays away the leases run out and the
+                # deliveries are sent again (at-least-once).
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+            if self._closing:
+                return
+
+    async def _write(self) -> bool:
+        """One transaction's worth; on failure it is put back in front (False)."""
+        outcomes, self._outcomes = self._outcomes[:RECORD_BATCH], self._outcomes[RECORD_BATCH:]
+        releases, self._releases = self._releases, []
+        try:
+            recorded = await queue.record(
+                self.db,
+                owner=self.owner,
+                now_ms=self.clock.now_ms(),
+                outcomes=outcomes,
+                releases=releases,
+                disable_after_ms=self.disable_after_ms,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("recording %d delivery outcomes failed", len(outcomes))
+            self._outcomes[:0] = outcomes
+            self._releases[:0] = releases
+            return False
+        self._after_record(outcomes, recorded)
+        return True
+
+    def _after_record(self, outcomes: list[Outcome], recorded: queue.Recorded) -> None:
+        for tenant_id, sid in recorded.changed_subscriptions:
+            self.subs.invalidate(subscription_id=sid, tenant_id=tenant_id)
+        for sid in recorded.disabled:
+            log.warning("subscription %s disabled", sid)
+        lost = len(outcomes) - recorded.applied
+        if lost:
+            log.warning("%d outcomes arrived after their lease was taken over; not applied", lost)
+        retries = [
+            o.next_attempt_at for o in outcomes if o.status == "pending" and o.next_attempt_at
+        ]
+        if retries:
+            self._wake_in((min(retries) - self.clock.now_ms()) / 1000)

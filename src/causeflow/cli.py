@@ -214,6 +214,9 @@ def serve(
         timeout_graceful_shutdown=10,
         limit_concurrency=None,
         backlog=4096,
+        # X-Forwarded-For/-Proto only from the configured proxies (none: the headers are ignored).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     try:
         make_server(config, application).run()

@@ -93,9 +93,12 @@ def check_keys(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from causeflow.db.migrate import migrate
+    from causeflow.db.migrate import SchemaError, migrate
 
-    await migrate(settings)
+    try:
+        await migrate(settings)
+    except SchemaError as exc:
+        raise CliError(str(exc)) from exc
 
 
 async def _bootstrap(settings: Settings) -> dict[str, str] | None:

@@ -26,6 +26,8 @@ from tests.support.processes import Deployment, service_env
 HTTPS = {"X-Forwarded-Proto": "https"}
 TRUSTED = {None: True, "10.0.0.0/8,127.0.0.0/8": True, "*": True}
 IGNORED = {"": False, "192.0.2.10,::1": False}
+# A running service: its client, its tenant, and whether it believes the test client's headers.
+Served = tuple[httpx.Client, dict[str, str], bool]
 
 
 @contextmanager
@@ -49,13 +51,15 @@ def serving(tmp_path: Path, allow: str | None) -> Iterator[tuple[httpx.Client, d
 )
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, dict[str, str], bool]]:
+) -> Iterator[Served]:
     allow = request.param
     with serving(tmp_path_factory.mktemp("forwarded"), allow) as (client, tenant):
         yield client, tenant, {**TRUSTED, **IGNORED}[allow]
 
 
-def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(served: tuple[httpx.Client, dict[str, str], bool]) -> None:
+def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
+    served: tuple[httpx.Client, dict[str, str], bool],
+) -> None:
     client, tenant, trusted = served
     login, session = sign_in(client, tenant["apiKey"], HTTPS)
     assert ("secure" in cookie_flags(login)) is trusted
@@ -69,7 +73,9 @@ def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(served: tuple[http
     assert "secure" not in cookie_flags(session)
 
 
-def test_the_client_address_comes_from_a_trusted_proxy_only(served: tuple[httpx.Client, dict[str, str], bool]) -> None:
+def test_the_client_address_comes_from_a_trusted_proxy_only(
+    served: tuple[httpx.Client, dict[str, str], bool],
+) -> None:
     client, tenant, trusted = served
     one, two = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "203.0.113.2"}
     # Two forwarded addresses: two budgets when believed, the peer's one budget otherwise.

@@ -118,7 +118,15 @@ class Nginx:
             env=dict(os.environ),
             port=None,
             log_path=self.work / "stderr.log",
-            argv=[binary, "-p", str(self.work), "-c", str(main), "-e", str(self.work / "error.log")],
+            argv=[
+                binary,
+                "-p",
+                str(self.work),
+                "-c",
+                str(main),
+                "-e",
+                str(self.work / "error.log"),
+            ],
             health_path=None,
         )
 

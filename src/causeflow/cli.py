@@ -139,9 +139,12 @@ def check_keys(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from causeflow.db.migrate import migrate
+    from causeflow.db.migrate import SchemaError, migrate
 
-    await migrate(settings)
+    try:
+        await migrate(settings)
+    except SchemaError as exc:
+        raise CliError(str(exc)) from exc
 
 
 async def _bootstrap(settings: Settings) -> dict[str, str] | None:
@@ -287,6 +290,9 @@ def serve(
         timeout_graceful_shutdown=10,
         limit_concurrency=None,
         backlog=4096,
+        # X-Forwarded-For/-Proto only from the configured proxies (none: the headers are ignored).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     try:
         make_server(config, application).run()

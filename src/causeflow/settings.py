@@ -7,6 +7,7 @@ shrink days to seconds.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
+    # Peers (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed:
+    # the reverse proxies in front of `serve`. Empty: none; `*`: any peer.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     # limits
     default_plan: str = "business"
@@ -115,6 +119,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown plan {value!r}; expected one of {', '.join(PLAN_LIMITS)}")
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        trusted_proxies(value)
+        return value
+
     @model_validator(mode="after")
     def _jwks_url_is_https(self) -> Settings:
         if self.jwks_url:
@@ -134,6 +144,11 @@ class Settings(BaseSettings):
         if self.run_workers is not None:
             return self.run_workers
         return not self.is_postgres
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """`forwarded_allow_ips` as uvicorn's `forwarded_allow_ips` list ([] = trust none)."""
+        return trusted_proxies(self.forwarded_allow_ips)
 
     def plan_limit(self, plan: str) -> int:
         """Requests per minute for a plan; 0 means no limit."""
@@ -160,3 +175,27 @@ def check_jwks_url(url: str, allow_http: bool) -> None:
             "CAUSEFLOW_JWKS_URL must be https:// (set CAUSEFLOW_JWKS_ALLOW_HTTP=true to allow"
             " plain http, e.g. for a local identity provider)"
         )
+
+
+def trusted_proxies(text: str) -> list[str]:
+    """The comma-separated proxy addresses of CAUSEFLOW_FORWARDED_ALLOW_IPS, checked.
+
+    Each entry is an IP address or a network (`10.0.0.0/8`, host bits zero), or the list is `*`
+    alone. uvicorn would take anything else as a literal that never matches a peer, so a typo
+    would silently trust no proxy: refuse it here instead.
+    """
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if items == ["*"]:
+        return items
+    for item in items:
+        try:
+            if "/" in item:
+                ipaddress.ip_network(item)
+            else:
+                ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(
+                f"CAUSEFLOW_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network "
+                "(e.g. 127.0.0.1,10.0.0.0/8; `*` alone trusts every peer)"
+            ) from None
+    return items

@@ -1,6 +1,10 @@
 """Schema migrations (Alembic), run from code: `causeflow migrate` and at `serve` start.
 
-On PostgreSQL an advisory lock makes concurrent starters migrate one at a time.
+On PostgreSQL an advisory lock makes concurrent starters migrate one at a time. A schema already
+at this version's head is left alone without a statement that needs more than reading, so
+processes may run as a role that cannot change the schema (docs/deploying.md). Two states are
+refused with a `SchemaError` saying what to do: a schema newer than this version knows (an older
+process starting after an upgrade), and one that needs migrating by a role that may not.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from causeflow.db.engine import async_url, null_pool_engine
 from causeflow.db.files import prepare_sqlite_store
@@ -19,6 +26,11 @@ from causeflow.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x43617573  # "Caus"
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+
+class SchemaError(Exception):
+    """The schema cannot be brought to this version's head here; the message says why."""
 
 
 def alembic_config(
@@ -34,7 +46,30 @@ def alembic_config(
 
 
 def _upgrade(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+    cfg = alembic_config(connection)
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head()
+    current = _current(connection)
+    if current == head:
+        return
+    if current is not None:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            raise SchemaError(
+                f"the database schema is at revision {current}, newer than this version of "
+                f"CauseFlow knows (its latest is {head}): run the version that migrated it"
+            ) from None
+    try:
+        command.upgrade(cfg, "head")
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        raise SchemaError(
+            f"the database schema is at revision {current or 'none'} and this version needs "
+            f"{head}, but this database role may not change the schema: run `causeflow "
+            "migrate` with the schema owner's CAUSEFLOW_DATABASE_URL first"
+        ) from None
 
 
 def _current(connection: Connection) -> str | None:
@@ -56,6 +91,9 @@ async def migrate(settings: Settings) -> None:
             try:
                 await conn.run_sync(_upgrade)
                 await conn.commit()
+            except BaseException:
+                await conn.rollback()  # a failed statement aborted it; the unlock needs a new one
+                raise
             finally:
                 if conn.dialect.name == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})

@@ -17,7 +17,6 @@ from sqlalchemy import bindparam, select, update
 
 from causeflow.db.engine import Tx
 from causeflow.db.prebuilt import prebuilt
-from causeflow.incident import repository as incident_repository
 from causeflow.ingest.providers.base import NormalizedAlert
 from causeflow.ingest.tables import inbound_deliveries
 from causeflow.jsonutil import dumps_str
@@ -129,8 +128,3 @@ def alert_row(
         "raw": dumps_str(alert.raw),
         "received_at": now_ms,
     }
-
-
-async def insert_alerts(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    """Store `alert_row`s (the incident feature owns the table)."""
-    await incident_repository.insert_alerts(tx, rows)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
@@ -37,10 +36,6 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
-
-
 async def migrate(settings: Settings) -> None:
     url = async_url(settings)
     if url.startswith("sqlite"):
@@ -60,14 +55,5 @@ async def migrate(settings: Settings) -> None:
                 if conn.dialect.name == "postgresql":
                     await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _LOCK_ID})
                     await conn.commit()
-    finally:
-        await engine.dispose()
-
-
-async def current_revision(settings: Settings) -> str | None:
-    engine = null_pool_engine(async_url(settings))
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(_current)
     finally:
         await engine.dispose()

@@ -185,3 +185,21 @@ def test_the_graph_sees_deferred_imports_and_skips_type_only_ones(tmp_path: Path
     assert graph["pkg.typed"] == {"pkg.high"}
     assert graph["pkg.sub"] == {"pkg.sub.low"}
     assert find_cycles(graph) == [["pkg.high", "pkg.sub.low", "pkg.high"]]
+
+
+def test_each_feature_alone_touches_its_tables() -> None:
+    """A package's `tables.py` is imported only inside that package (its repository holds the
+    SQL) and by schema.py, which gathers every table for the migrations. lint-imports pins the
+    incident and event-log tables to their one repository module each."""
+    root = Path(causeflow.__file__).parent
+    modules = module_files(root, "causeflow")
+    tables = {name for name in modules if name.endswith(".tables")}
+    assert "causeflow.incident.tables" in tables and "causeflow.event.tables" in tables
+    outside = sorted(
+        f"{importer} -> {table}"
+        for importer, targets in import_graph(modules).items()
+        for table in targets & tables
+        if importer != "causeflow.schema"
+        and not importer.startswith(table.rpartition(".")[0] + ".")
+    )
+    assert not outside, "tables used outside their package:\n" + "\n".join(outside)

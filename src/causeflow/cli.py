@@ -149,17 +149,14 @@ async def _migrate(settings: Settings) -> None:
 
 async def _bootstrap(settings: Settings) -> dict[str, str] | None:
     """On first start with an empty store: a tenant "default" and its first credentials."""
-    from sqlalchemy import func, select
-
     from causeflow.app import build_context
-    from causeflow.tenant.service import provision
-    from causeflow.tenant.tables import tenants
+    from causeflow.tenant.service import list_tenants, provision
 
     ctx = await build_context(settings)
     try:
         async with ctx.db.read() as conn:
-            count = (await conn.execute(select(func.count()).select_from(tenants))).scalar_one()
-        if count:
+            some = await list_tenants(conn, after_id=None, limit=1)
+        if some:
             return None
         return (await provision(ctx, name="default")).as_json()
     finally:
@@ -517,10 +514,9 @@ def token(
         require_store(settings)
 
     async def run() -> str:
-        from sqlalchemy import select
-
         from causeflow.app import build_context
-        from causeflow.tenant.tables import tenants
+        from causeflow.errors import NotFound
+        from causeflow.tenant.service import get_tenant_row
 
         await _migrate(settings)
         ctx = await build_context(settings)
@@ -528,13 +524,12 @@ def token(
             now = ctx.clock.now()
             if platform_admin:
                 return ctx.tokens.mint_platform_admin(now=now, ttl=ttl)
-            async with ctx.db.read() as conn:
-                found = (
-                    await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant))
-                ).first()
-            if found is None:
-                raise CliError(f"no tenant {tenant}")
             assert tenant is not None
+            try:
+                async with ctx.db.read() as conn:
+                    await get_tenant_row(conn, tenant)
+            except NotFound:
+                raise CliError(f"no tenant {tenant}") from None
             return ctx.tokens.mint(tenant_id=tenant, role=role, now=now, ttl=ttl)
         finally:
             await ctx.db.dispose()

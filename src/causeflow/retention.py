@@ -14,16 +14,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Table, delete, select
-
-from causeflow.api.tables import idempotency_keys
+from causeflow.api.idempotency import purge_records
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
 from causeflow.event import log as event_log
-from causeflow.ingest.tables import inbound_deliveries
-from causeflow.ratelimit.tables import rate_counters
+from causeflow.ingest import repository as ingest_store
+from causeflow.ratelimit.limiter import purge_windows
 from causeflow.runtime import Component, Stop
-from causeflow.webhook.tables import attempts, deliveries
+from causeflow.webhook import repository as webhook_store
 
 log = logging.getLogger("causeflow.retention")
 DAY_MS = 86_400_000
@@ -43,51 +41,30 @@ async def _in_batches(ctx: AppContext, purge_batch: Callable[[Tx, int], Awaitabl
         await asyncio.sleep(0)  # let the hot path have the writer between batches
 
 
-async def _purge_table(
-    ctx: AppContext, table: Table, key: str, time_col: str, cutoff: int, extra: tuple = ()
-) -> int:
-    """Delete rows older than `cutoff` in batches; returns how many went."""
-    key_col = table.c[key]
-
-    async def purge_batch(tx: Tx, batch: int) -> int:
-        doomed = (
-            select(key_col).where(table.c[time_col] < cutoff, *extra).limit(batch).scalar_subquery()
-        )
-        return (await tx.execute(delete(table).where(key_col.in_(doomed)))).rowcount or 0
-
-    return await _in_batches(ctx, purge_batch)
-
-
 async def purge_once(ctx: AppContext) -> dict[str, int]:
     now = ctx.clock.now_ms()
     settings = ctx.settings
     cutoff = now - int(settings.retention_days * DAY_MS)
+    ids_cut = now - settings.delivery_id_ttl_seconds * 1000
     done = {
-        "attempts": await _purge_table(ctx, attempts, "id", "created_at", cutoff),
-        "deliveries": await _purge_table(
-            ctx, deliveries, "id", "created_at", cutoff, (deliveries.c.status != "pending",)
+        "attempts": await _in_batches(
+            ctx, lambda tx, batch: webhook_store.purge_attempts(tx, cutoff, batch)
+        ),
+        "deliveries": await _in_batches(
+            ctx, lambda tx, batch: webhook_store.purge_finished_deliveries(tx, cutoff, batch)
         ),
         "events": await _in_batches(
             ctx, lambda tx, batch: event_log.purge_older(tx, cutoff, batch)
         ),
-        "inbound_deliveries": await _purge_table(
-            ctx,
-            inbound_deliveries,
-            "delivery_id",
-            "received_at",
-            now - settings.delivery_id_ttl_seconds * 1000,
+        "inbound_deliveries": await _in_batches(
+            ctx, lambda tx, batch: ingest_store.purge_delivery_ids(tx, ids_cut, batch)
         ),
     }
-    idem_cut = now - settings.idempotency_ttl_seconds * 1000
     async with ctx.db.transaction() as tx:
-        done["idempotency_keys"] = (
-            await tx.execute(
-                delete(idempotency_keys).where(idempotency_keys.c.created_at < idem_cut)
-            )
-        ).rowcount or 0
-        await tx.execute(
-            delete(rate_counters).where(rate_counters.c.window_start < now - 3_600_000)
+        done["idempotency_keys"] = await purge_records(
+            tx, now - settings.idempotency_ttl_seconds * 1000
         )
+        await purge_windows(tx, now - 3_600_000)
     return done
 
 

@@ -157,11 +157,7 @@ class Settings(BaseSettings):
         return PLAN_LIMITS.get(plan, PLAN_LIMITS[self.default_plan])
 
 
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
-
-
-__all__ = ["PLAN_LIMITS", "Settings", "load_settings", "Field"]
+__all__ = ["PLAN_LIMITS", "Settings", "Field"]
 
 
 def check_jwks_url(url: str, allow_http: bool) -> None:

@@ -127,7 +127,11 @@ def test_the_documented_roles_run_the_service(tmp_path: Path) -> None:
             }
         )
         with dep:
-            refused = dep.run_cli("tenant", "create", "--name", "acme", "--json", check=False)
+            unmade = dep.run_cli("tenant", "create", "--name", "acme", "--json", check=False)
+            assert unmade.returncode != 0 and "no store at PostgreSQL" in unmade.stderr
+            refused = dep.run_cli(
+                "tenant", "create", "--name", "acme", "--json", "--create", check=False
+            )
             assert refused.returncode == 2, refused.stdout + refused.stderr
             assert "may not change the schema" in refused.stderr
             assert "causeflow migrate" in refused.stderr

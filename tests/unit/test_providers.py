@@ -139,7 +139,6 @@ def test_registry_names_every_documented_provider() -> None:
         "cloudwatch",
         "custom",
     }
-    assert [n for n, p in PROVIDERS.items() if p.needs_async_verification] == ["cloudwatch"]
 
 
 # --- mapping rules -------------------------------------------------------------------------------

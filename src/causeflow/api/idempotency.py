@@ -36,6 +36,7 @@ from causeflow.api.gateway import ASGIApp, Message, Receive, Scope, Send, send_e
 from causeflow.api.tables import idempotency_keys
 from causeflow.auth.principal import Principal
 from causeflow.context import AppContext
+from causeflow.db.engine import Tx
 from causeflow.errors import CauseFlowError, Conflict, ValidationFailed
 from causeflow.jsonutil import dumps_str, loads
 
@@ -165,6 +166,12 @@ class Pending:
                         response_headers=dumps_str(headers),
                     )
                 )
+
+
+async def purge_records(tx: Tx, cutoff_ms: int) -> int:
+    """Forget the records created before `cutoff_ms` (the retention job); how many went."""
+    stmt = delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff_ms)
+    return (await tx.execute(stmt)).rowcount or 0
 
 
 async def admit(scope: Scope) -> None:

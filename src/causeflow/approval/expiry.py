@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import select
-
 from causeflow.clock import Clock
 from causeflow.context import AppContext
 from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database
-from causeflow.remediation.tables import approvals
+from causeflow.remediation.approvals import overdue_approvals
 from causeflow.runtime import Component, Stop
 
 log = logging.getLogger("causeflow.approvals")
@@ -41,14 +39,9 @@ class ApprovalSweeper:
         failed: set[str] = set()
         while True:
             now_ms = self.clock.now_ms()
-            stmt = (
-                select(approvals)
-                .where(approvals.c.status == "pending", approvals.c.expires_at <= now_ms)
-                .order_by(approvals.c.expires_at, approvals.c.id)
-                .limit(self.batch_size + len(failed))
-            )
             async with self.db.read() as conn:
-                rows = [r for r in (await conn.execute(stmt)).all() if r.id not in failed]
+                overdue = await overdue_approvals(conn, now_ms, self.batch_size + len(failed))
+            rows = [r for r in overdue if r.id not in failed]
             for row in rows:
                 try:
                     expired += await self._expire(row, now_ms)

@@ -72,10 +72,6 @@ class SecretBox:
         self.key_id = key_id(key)
         self._current = self._aeads[self.key_id]
 
-    @classmethod
-    def from_text(cls, text: str) -> SecretBox:
-        return cls(key_bytes(text))
-
     @property
     def key_ids(self) -> list[str]:
         """The current key's id first, then the others'."""
@@ -134,10 +130,6 @@ def _decrypt(aead: AESGCM, body: str) -> str:
 
 def new_sealing_key() -> bytes:
     return os.urandom(32)
-
-
-def generate_key_text() -> str:
-    return secrets.token_hex(32)
 
 
 def new_api_key() -> str:

@@ -221,7 +221,7 @@ async def record_key_ids(db: Database, kids: list[str], now_ms: int) -> None:
 async def _drop_legacy(db: Database) -> None:
     """Delete the keys an earlier version stored; on SQLite their bytes are overwritten and the
     WAL emptied, so the file itself no longer holds them."""
-    path = sqlite_file(db.settings) if db.is_sqlite else None
+    path = sqlite_file(db.settings)  # None on PostgreSQL
     if path is None:
         async with db.transaction() as tx:
             await tx.execute(delete(service_keys).where(service_keys.c.name.in_(LEGACY_NAMES)))

@@ -92,8 +92,8 @@ async def reseal_all(db: Database, box: SecretBox, now_ms: int, schema: MetaData
 async def ensure_alone(db: Database, wait_seconds: float = 2.0) -> None:
     """On PostgreSQL: refuse while service processes are connected to the database (they would
     keep sealing under the old key). Connections just closed get a moment to go."""
-    if db.is_sqlite:
-        return  # the caller holds the serving lock
+    if not db.dialect.multi_process:
+        return  # SQLite: the caller holds the serving lock
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND application_name = :name AND pid <> pg_backend_pid()"

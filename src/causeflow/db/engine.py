@@ -175,10 +175,6 @@ class Database:
             )
             self.reader = self.writer
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect.name == "sqlite"
-
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A write transaction owned by the caller: commits on normal exit, rolls back on error,
         returns only once committed, then runs the after-commit callbacks.

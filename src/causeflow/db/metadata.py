@@ -6,7 +6,7 @@ JSON documents are TEXT written with orjson, booleans are BOOLEAN, ids are prefi
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, MetaData, Text
+from sqlalchemy import MetaData
 
 metadata = MetaData(
     naming_convention={
@@ -16,14 +16,6 @@ metadata = MetaData(
         "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
-
-
-def id_column(name: str = "id", **kwargs: object) -> Column:
-    return Column(name, Text, primary_key=True, **kwargs)  # type: ignore[arg-type]
-
-
-def ms_column(name: str, nullable: bool = False) -> Column:
-    return Column(name, BigInteger, nullable=nullable)
 
 
 # `info` of a column holding values sealed with the secret box (alone or inside JSON):

@@ -45,6 +45,10 @@ def alembic_config(
     return cfg
 
 
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
 def _upgrade(connection: Connection) -> None:
     cfg = alembic_config(connection)
     script = ScriptDirectory.from_config(cfg)
@@ -70,10 +74,6 @@ def _upgrade(connection: Connection) -> None:
             f"{head}, but this database role may not change the schema: run `causeflow "
             "migrate` with the schema owner's CAUSEFLOW_DATABASE_URL first"
         ) from None
-
-
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 async def migrate(settings: Settings) -> None:

@@ -1,8 +1,9 @@
 """The SQL of incidents, their alerts and the open incident of each alert key.
 
-The only module that reads or writes these tables: the incident service and the inbound path
-(`ingest`, which parses and decides) call it. Everything runs on the caller's connection or
-transaction; nothing commits here.
+The only module that reads or writes these tables: the incident service, the inbound path
+(`ingest`, which parses and decides), triggers (changes recorded on incidents), publishing and
+remediations (checks that an incident is the tenant's) call it. Everything runs on the
+caller's connection or transaction; nothing commits here.
 
 The inbound batch is the hottest write path of the service, so its statements are built once
 with bind parameters and executed with a parameter dict (building a Core statement per call
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
+from causeflow.db.lookup import tenant_row
 from causeflow.db.prebuilt import prebuilt
 from causeflow.incident.tables import alerts, incidents, open_fingerprints
 
@@ -68,6 +70,30 @@ async def incident_row(
     return (await conn.execute(_ROW_LOCKED if lock else _ROW, params)).first()
 
 
+async def require_incident(conn: Conn, tenant_id: str, incident_id: str) -> AnyRow:
+    """The tenant's incident, else NotFound `incident_not_found` (an id not shaped like an
+    incident id is not looked up)."""
+    return await tenant_row(conn, incidents, tenant_id, incident_id, prefix="inc", what="incident")
+
+
+async def incidents_of_service(
+    conn: Conn, tenant_id: str, service: str, *, excluding: frozenset[str], limit: int
+) -> list[str]:
+    """Ids of the tenant's incidents of `service` (any case) whose status is not in
+    `excluding`, oldest first."""
+    stmt = (
+        select(_I.id)
+        .where(
+            _I.tenant_id == tenant_id,
+            _I.status.not_in(sorted(excluding)),
+            func.lower(_I.service) == service.lower(),
+        )
+        .order_by(_I.created_at, _I.id)
+        .limit(limit)
+    )
+    return [row.id for row in await conn.execute(stmt)]
+
+
 async def insert_incidents(tx: Tx, rows: list[dict[str, Any]]) -> None:
     await tx.insert_many(incidents, rows)
 
@@ -102,6 +128,11 @@ async def incident_page(
 
 async def set_incident(tx: Tx, incident_id: str, values: dict[str, Any]) -> None:
     await tx.execute(update(incidents).where(_I.id == incident_id).values(**values))
+
+
+async def touch_incidents(tx: Tx, incident_ids: list[str], now_ms: int) -> None:
+    """The incidents were updated at `now_ms`."""
+    await tx.execute(update(incidents).where(_I.id.in_(incident_ids)).values(updated_at=now_ms))
 
 
 async def count_alerts(tx: Tx, increments: list[dict[str, Any]]) -> None:

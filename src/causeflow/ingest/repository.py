@@ -1,4 +1,5 @@
-"""The SQL of inbound deliveries (their ids and first answers) and the stored shape of an alert.
+"""The SQL of inbound deliveries (their ids, first answers and purge) and the stored shape of an
+alert.
 
 Incidents, alerts and open fingerprints belong to the incident feature: they are written and
 read through `incident.repository`. Statements are built once with bind parameters and
@@ -13,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from causeflow.db.engine import Tx
 from causeflow.db.prebuilt import prebuilt
-from causeflow.incident import repository as incident_repository
+from causeflow.db.purge import delete_older
 from causeflow.ingest.providers.base import NormalizedAlert
 from causeflow.ingest.tables import inbound_deliveries
 from causeflow.jsonutil import dumps_str
@@ -90,6 +91,36 @@ async def set_delivery_response(
     await tx.execute(SET_RESPONSE, {**params, "b_body": body})
 
 
+async def forget_deliveries(tx: Tx, cutoff_ms: int, batch: int) -> tuple[int, bool]:
+    """Forget up to about `batch` of the delivery ids received before `cutoff_ms`, oldest
+    first; (rows deleted, whether older ones may remain)."""
+    # The received_at of the batch-th oldest expired row bounds one small delete.
+    bound = (
+        await tx.execute(
+            select(_D.received_at)
+            .where(_D.received_at < cutoff_ms)
+            .order_by(_D.received_at)
+            .offset(batch - 1)
+            .limit(1)
+        )
+    ).scalar()
+    upto = _D.received_at < cutoff_ms if bound is None else _D.received_at <= bound
+    result = await tx.execute(delete(inbound_deliveries).where(upto))
+    return int(result.rowcount or 0), bound is not None
+
+
+async def purge_delivery_ids(tx: Tx, cutoff_ms: int, limit: int) -> int:
+    """The retention job's batch: up to `limit` delivery ids received before `cutoff_ms`."""
+    return await delete_older(
+        tx,
+        inbound_deliveries,
+        key="delivery_id",
+        time_col="received_at",
+        cutoff=cutoff_ms,
+        limit=limit,
+    )
+
+
 def without_nul(alert: NormalizedAlert) -> NormalizedAlert:
     """The alert with NUL characters replaced in its plain-text fields (PostgreSQL text
     cannot hold them; JSON columns escape them already)."""
@@ -129,8 +160,3 @@ def alert_row(
         "raw": dumps_str(alert.raw),
         "received_at": now_ms,
     }
-
-
-async def insert_alerts(tx: Tx, rows: list[dict[str, Any]]) -> None:
-    """Store `alert_row`s (the incident feature owns the table)."""
-    await incident_repository.insert_alerts(tx, rows)

@@ -15,15 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
-
 from causeflow.auth.crypto import SecretBox
 from causeflow.cache import TtlCache
 from causeflow.context import AppContext
 from causeflow.db.engine import Database
+from causeflow.ingest import repository
 from causeflow.ingest.batch import inbound_batcher
 from causeflow.ingest.sns import CertFetcher
-from causeflow.ingest.tables import inbound_deliveries
 from causeflow.runtime import Component
 
 log = logging.getLogger("causeflow.ingest")
@@ -117,22 +115,9 @@ async def purge_deliveries(db: Database, cutoff_ms: int, batch: int = PURGE_BATC
     deleted = 0
     while True:
         async with db.transaction() as tx:
-            # The received_at of the batch-th oldest expired row bounds one small delete.
-            bound = (
-                await tx.execute(
-                    select(inbound_deliveries.c.received_at)
-                    .where(inbound_deliveries.c.received_at < cutoff_ms)
-                    .order_by(inbound_deliveries.c.received_at)
-                    .offset(batch - 1)
-                    .limit(1)
-                )
-            ).scalar()
-            upto = inbound_deliveries.c.received_at < cutoff_ms
-            if bound is not None:
-                upto = inbound_deliveries.c.received_at <= bound
-            result = await tx.execute(delete(inbound_deliveries).where(upto))
-        deleted += int(result.rowcount or 0)
-        if bound is None:
+            removed, more = await repository.forget_deliveries(tx, cutoff_ms, batch)
+        deleted += removed
+        if not more:
             return deleted
         await asyncio.sleep(0)
 

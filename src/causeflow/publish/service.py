@@ -19,9 +19,10 @@ from typing import Any
 from causeflow.auth.principal import Principal
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
-from causeflow.db.lookup import tenant_row
 from causeflow.errors import Forbidden, ValidationFailed
 from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
+from causeflow.incident.repository import require_incident
+from causeflow.trigger.service import require_trigger
 from causeflow_sdk.models import CATALOG_TYPES, DataValidationError, validate_data
 
 PRODUCER_TYPES = frozenset(
@@ -58,15 +59,10 @@ def check_publish(principal: Principal, event_type: str) -> None:
 
 
 async def _check_references(tx: Tx, tenant_id: str, data: dict[str, Any]) -> None:
-    from causeflow.incident.tables import incidents
-    from causeflow.trigger.tables import triggers
-
     if "incidentId" in data:
-        await tenant_row(
-            tx, incidents, tenant_id, data["incidentId"], prefix="inc", what="incident"
-        )
+        await require_incident(tx, tenant_id, data["incidentId"])
     if "triggerId" in data:
-        await tenant_row(tx, triggers, tenant_id, data["triggerId"], prefix="trg", what="trigger")
+        await require_trigger(tx, tenant_id, data["triggerId"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete
 
-from causeflow.db.engine import Database
+from causeflow.db.engine import Database, Tx
 from causeflow.ratelimit.tables import rate_counters
 
 WINDOW_MS = 60_000
@@ -110,3 +110,8 @@ class RateLimiter:
                 window.shared = total
             oldest = min(start for (_, start), _, _ in pending) - 2 * WINDOW_MS
             await tx.execute(delete(rate_counters).where(rate_counters.c.window_start < oldest))
+
+
+async def purge_windows(tx: Tx, before_ms: int) -> None:
+    """Forget the shared counts of windows that started before `before_ms` (the retention job)."""
+    await tx.execute(delete(rate_counters).where(rate_counters.c.window_start < before_ms))

@@ -78,6 +78,17 @@ async def list_pending(
     return [approval_view(r) for r in (await conn.execute(stmt)).all()]
 
 
+async def overdue_approvals(conn: Conn, now_ms: int, limit: int) -> list[AnyRow]:
+    """Pending approvals of every tenant whose expiry has come, soonest first."""
+    stmt = (
+        select(approvals)
+        .where(approvals.c.status == "pending", approvals.c.expires_at <= now_ms)
+        .order_by(approvals.c.expires_at, approvals.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
 async def approvals_of(conn: Conn, tenant_id: str, remediation_ids: list[str]) -> dict[str, AnyRow]:
     """The approval row of each remediation that has one (a remediation has at most one)."""
     if not remediation_ids:

@@ -21,6 +21,7 @@ from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import InvalidTransition
 from causeflow.event.log import append_event, next_positions
+from causeflow.incident.repository import require_incident
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.remediation import approvals
 from causeflow.remediation.lifecycle import check_move
@@ -50,12 +51,6 @@ def remediation_view(row: AnyRow, approval: AnyRow | None) -> dict[str, Any]:
     }
 
 
-async def _incident_exists(conn: Conn, tenant_id: str, incident_id: str) -> None:
-    from causeflow.incident.tables import incidents
-
-    await tenant_row(conn, incidents, tenant_id, incident_id, prefix="inc", what="incident")
-
-
 async def _row(conn: Conn, tenant_id: str, remediation_id: str) -> AnyRow:
     return await tenant_row(
         conn, remediations, tenant_id, remediation_id, prefix="rem", what="remediation"
@@ -72,7 +67,7 @@ async def list_remediations(
     conn: Conn, tenant_id: str, incident_id: str, *, after_id: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """An incident's remediations, oldest first (404 for an incident not the tenant's)."""
-    await _incident_exists(conn, tenant_id, incident_id)
+    await require_incident(conn, tenant_id, incident_id)
     cond = [remediations.c.tenant_id == tenant_id, remediations.c.incident_id == incident_id]
     if after_id:
         cond.append(remediations.c.id > after_id)
@@ -101,7 +96,7 @@ async def propose_remediation(
 ) -> dict[str, Any]:
     """`remediation.proposed`; with approval also `approval.requested` and the incident move."""
     await lock_tenant(tx, tenant_id)
-    await _incident_exists(tx.conn, tenant_id, incident_id)
+    await require_incident(tx.conn, tenant_id, incident_id)
     remediation_id = ids.new_id("rem", now_ms)
     await tx.execute(
         remediations.insert().values(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, select
 
 from causeflow import ids
 from causeflow.auth.crypto import SecretBox
@@ -27,9 +27,8 @@ from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Conflict
 from causeflow.event.log import StoredEvent, append_event, next_positions
+from causeflow.incident import repository as incident_store
 from causeflow.incident.lifecycle import RELEASES_FINGERPRINTS
-from causeflow.incident.tables import incidents
-from causeflow.ingest import repository
 from causeflow.ingest.batch import Delivery, apply_batch
 from causeflow.ingest.providers.base import NormalizedAlert, ParsedPayload
 from causeflow.integration.service import config_keys, open_config, seal_config
@@ -52,12 +51,13 @@ def trigger_view(row: AnyRow) -> dict[str, Any]:
     }
 
 
-async def _row(conn: Conn, tenant_id: str, trigger_id: str) -> AnyRow:
+async def require_trigger(conn: Conn, tenant_id: str, trigger_id: str) -> AnyRow:
+    """The tenant's trigger, else NotFound `trigger_not_found`."""
     return await tenant_row(conn, triggers, tenant_id, trigger_id, prefix="trg", what="trigger")
 
 
 async def get_trigger(conn: Conn, tenant_id: str, trigger_id: str) -> dict[str, Any]:
-    return trigger_view(await _row(conn, tenant_id, trigger_id))
+    return trigger_view(await require_trigger(conn, tenant_id, trigger_id))
 
 
 async def list_triggers(
@@ -110,7 +110,7 @@ async def create_trigger(
             created_at=now_ms,
         )
     )
-    row = await _row(tx.conn, tenant_id, trigger_id)
+    row = await require_trigger(tx.conn, tenant_id, trigger_id)
     await append_event(
         tx, tenant_id=tenant_id, event_type="trigger.created", now_ms=now_ms, data=_data(row)
     )
@@ -119,7 +119,7 @@ async def create_trigger(
 
 async def delete_trigger(tx: Tx, tenant_id: str, trigger_id: str, *, now_ms: int) -> None:
     await next_positions(tx, tenant_id, 0)  # a concurrent delete then finds nothing: 404
-    row = await _row(tx.conn, tenant_id, trigger_id)
+    row = await require_trigger(tx.conn, tenant_id, trigger_id)
     await tx.execute(delete(trigger_events).where(trigger_events.c.trigger_id == row.id))
     await tx.execute(delete(triggers).where(triggers.c.id == row.id))
     await append_event(
@@ -144,20 +144,12 @@ async def _record_change(
 ) -> list[str]:
     """The change as an entry (status `change`) among the alerts of each incident of its
     service that is not resolved or closed; their ids, oldest incident first."""
-    found = await tx.execute(
-        select(incidents.c.id)
-        .where(
-            incidents.c.tenant_id == tenant_id,
-            incidents.c.status.not_in(sorted(RELEASES_FINGERPRINTS)),
-            func.lower(incidents.c.service) == change.service.lower(),
-        )
-        .order_by(incidents.c.created_at, incidents.c.id)
-        .limit(MAX_CHANGE_INCIDENTS)
+    incident_ids = await incident_store.incidents_of_service(
+        tx, tenant_id, change.service, excluding=RELEASES_FINGERPRINTS, limit=MAX_CHANGE_INCIDENTS
     )
-    incident_ids = [row.id for row in found]
     if not incident_ids:
         return []
-    await repository.insert_alerts(
+    await incident_store.insert_alerts(
         tx,
         [
             {
@@ -180,9 +172,7 @@ async def _record_change(
             for incident_id in incident_ids
         ],
     )
-    await tx.execute(
-        update(incidents).where(incidents.c.id.in_(incident_ids)).values(updated_at=now_ms)
-    )
+    await incident_store.touch_incidents(tx, incident_ids, now_ms)
     return incident_ids
 
 
@@ -200,7 +190,7 @@ async def receive_event(
     """Run the trigger's action on an incoming event (its JSON text as received, and decoded)
     and emit `trigger.event_received` saying what was done, all in the caller's transaction."""
     await next_positions(tx, tenant_id, 0)  # the trigger cannot be deleted under us
-    row = await _row(tx.conn, tenant_id, trigger_id)
+    row = await require_trigger(tx.conn, tenant_id, trigger_id)
     data: dict[str, Any] = _data(row)
     taken = actions.UNKNOWN_TRIGGER
     if row.action in actions.ACTIONS:

@@ -14,6 +14,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
+from causeflow.db.purge import delete_older
 from causeflow.event import log
 from causeflow.webhook.rules import Selection
 from causeflow.webhook.tables import (
@@ -285,6 +286,29 @@ async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
     """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
     c = dispatch_cursors.c
     return await log.tenants_ahead_of(conn, dispatch_cursors, c.tenant_id, c.position, limit)
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+async def purge_attempts(tx: Tx, cutoff_ms: int, limit: int) -> int:
+    """Up to `limit` attempts made before `cutoff_ms`; how many went."""
+    return await delete_older(
+        tx, attempts, key="id", time_col="created_at", cutoff=cutoff_ms, limit=limit
+    )
+
+
+async def purge_finished_deliveries(tx: Tx, cutoff_ms: int, limit: int) -> int:
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending."""
+    return await delete_older(
+        tx,
+        deliveries,
+        key="id",
+        time_col="created_at",
+        cutoff=cutoff_ms,
+        limit=limit,
+        where=(deliveries.c.status != "pending",),
+    )
 
 
 # --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------

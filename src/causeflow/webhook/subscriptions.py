@@ -213,7 +213,6 @@ class SubscriptionCache:
         self.box = box
         self.ttl = ttl
         self._by_id: dict[str, tuple[Subscription | None, float]] = {}
-        self._by_tenant: dict[str, tuple[list[Subscription], float]] = {}
         # tenant -> id -> (the stored row, its decoded form): the dispatcher's view, compared
         # row by row on each read so that only a changed subscription is decrypted again
         self._decoded: dict[str, dict[str, tuple[tuple[Any, ...], Subscription]]] = {}
@@ -232,23 +231,6 @@ class SubscriptionCache:
         sub = from_row(row, self.box) if row else None
         self._by_id[subscription_id] = (sub, now)
         return sub
-
-    async def for_tenant(self, tenant_id: str) -> list[Subscription]:
-        hit = self._by_tenant.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and now - hit[1] < self.ttl:
-            return hit[0]
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(subscriptions).where(subscriptions.c.tenant_id == tenant_id)
-                )
-            ).all()
-        subs = [from_row(r, self.box) for r in rows]
-        self._by_tenant[tenant_id] = (subs, now)
-        for sub in subs:
-            self._by_id[sub.id] = (sub, now)
-        return subs
 
     async def dispatch_set(self, tx: Tx, tenant_id: str) -> tuple[int, list[Subscription]]:
         """The tenant's log head and its subscriptions, read inside the dispatcher's transaction.
@@ -281,7 +263,6 @@ class SubscriptionCache:
         if subscription_id is not None:
             self._by_id.pop(subscription_id, None)
         if tenant_id is not None:
-            self._by_tenant.pop(tenant_id, None)
             self._decoded.pop(tenant_id, None)
 
 

@@ -18,7 +18,7 @@ Both SNS calls take optional `now=` and `max_age_seconds=` to bound the age of t
 Timestamp (replay protection beyond the 24 h delivery-id window).
 
 `Provider.verify` is synchronous and checks the HMAC headers only; a provider whose sender signs
-with something that needs network I/O (SNS's RSA certificates) sets `needs_async_verification`
-and hands the work to the caller through `ParsedPayload.sns`. This package imports nothing at
+with something that needs network I/O (SNS's RSA certificates) hands the work to the caller
+through `ParsedPayload.sns`. This package imports nothing at
 import time, so `causeflow.ingest.sns` and the providers can import each other's modules freely.
 """

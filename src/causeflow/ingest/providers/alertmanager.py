@@ -118,7 +118,6 @@ class AlertmanagerProvider:
     name = "alertmanager"
     signs = False
     signature_headers: tuple[str, ...] = (GENERIC_HEADER,)
-    needs_async_verification = False
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(check_generic(headers, body, secrets.webhook_secret))

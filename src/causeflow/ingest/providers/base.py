@@ -85,7 +85,6 @@ class Provider(Protocol):
     name: str
     signs: bool  # whether this sender can sign at all (for the tenant's requireSignature)
     signature_headers: tuple[str, ...]
-    needs_async_verification: bool  # True: ParsedPayload.sns must be verified by the caller
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         """Check every signature header present on the request."""

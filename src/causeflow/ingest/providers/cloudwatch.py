@@ -111,10 +111,10 @@ class CloudWatchProvider:
     name = "cloudwatch"
     signs = True
     signature_headers: tuple[str, ...] = (GENERIC_HEADER,)
-    # SNS signatures need the signing certificate: the caller runs `verify_sns` (or
-    # `confirm_subscription`) on `ParsedPayload.sns` and counts the request as signed after it.
-    needs_async_verification = True
 
+    # SNS signatures need the signing certificate, so `verify` checks the generic header only:
+    # the caller runs `verify_sns` (or `confirm_subscription`) on `ParsedPayload.sns` and counts
+    # the request as signed after it.
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(check_generic(headers, body, secrets.webhook_secret))
 

@@ -97,7 +97,6 @@ class CustomProvider:
     name = "custom"
     signs = True
     signature_headers: tuple[str, ...] = (GENERIC_HEADER,)
-    needs_async_verification = False
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(check_generic(headers, body, secrets.webhook_secret))

@@ -88,7 +88,6 @@ class GrafanaProvider:
     name = "grafana"
     signs = True
     signature_headers: tuple[str, ...] = (GRAFANA_HEADER, GENERIC_HEADER)
-    needs_async_verification = False
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(

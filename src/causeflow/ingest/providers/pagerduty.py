@@ -164,7 +164,6 @@ class PagerDutyProvider:
     name = "pagerduty"
     signs = True
     signature_headers: tuple[str, ...] = (PAGERDUTY_HEADER, GENERIC_HEADER)
-    needs_async_verification = False
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(

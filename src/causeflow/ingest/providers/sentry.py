@@ -194,7 +194,6 @@ class SentryProvider:
     name = "sentry"
     signs = True
     signature_headers: tuple[str, ...] = (SENTRY_HEADER, GENERIC_HEADER)
-    needs_async_verification = False
 
     def verify(self, headers: Mapping[str, str], body: bytes, secrets: ProviderSecrets) -> bool:
         return any_verified(

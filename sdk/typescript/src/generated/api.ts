@@ -1074,7 +1074,7 @@ export interface components {
              * Test
              * @default false
              */
-            test: boolean;
+            test?: boolean;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1443,7 +1443,7 @@ export interface components {
              * Enabled
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /** Filter */
             filter?: {
                 [key: string]: unknown;
@@ -1660,7 +1660,7 @@ export interface components {
              * Event
              * @default incident.created
              */
-            event: string;
+            event?: string;
         };
         /** TriggerCreate */
         TriggerCreate: {
@@ -1725,7 +1725,7 @@ export interface components {
              * @default member
              * @enum {string}
              */
-            role: "admin" | "member";
+            role?: "admin" | "member";
         };
         /** UserPage */
         UserPage: {

@@ -30,11 +30,16 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
-# Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI) and
-# the webhook signature test vectors (docs/receivers.md, examples/receivers/vectors.json).
+# Regenerates the generated parts of docs/reference.md (route table, event schemas, OpenAPI),
+# the webhook signature test vectors (docs/receivers.md, examples/receivers/vectors.json) and,
+# when npm is there, the TypeScript SDK's types (sdk/typescript/src/generated).
 reference: $(STAMP)
 	$(BIN)/python tools/gen_reference.py
 	$(BIN)/python tools/gen_receiver_vectors.py
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd sdk/typescript && npm ci --prefer-offline --no-audit --no-fund && \
+	  CAUSEFLOW_PYTHON=$(abspath $(BIN)/python) npm run --silent generate; \
+	else echo "npm not found: sdk/typescript/src/generated was not regenerated"; fi
 
 clean:
 	rm -rf $(VENV) .causeflow .pytest_cache

@@ -65,6 +65,38 @@ async def test_idempotency_in_flight_is_409(service: Service, tenant: Tenant):
     assert resp.status_code == 409 and resp.json()["error"] == "idempotency_key_in_flight"
 
 
+async def test_the_answer_is_stored_before_the_client_has_it(service: Service, tenant: Tenant):
+    # The same request sent again at the moment the first answer's last bytes leave (as a
+    # client would once it has them) must get the stored answer, not 409 in flight.
+    import httpx
+
+    app = service.client._transport.app
+    hdr = {**tenant.key_headers, "Idempotency-Key": "quick-1"}
+    again: list[httpx.Response] = []
+
+    async def resend() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cf.test") as client:
+            return await client.post("/v1/events", headers=hdr, json=_event("quick"))
+
+    async def spy(scope, receive, send):
+        async def watching(message):
+            last = message["type"] == "http.response.body" and not message.get("more_body")
+            if last and not again:
+                again.append(await resend())
+            await send(message)
+
+        await app(scope, receive, watching)
+
+    transport = httpx.ASGITransport(app=spy, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://cf.test") as client:
+        first = await client.post("/v1/events", headers=hdr, json=_event("quick"))
+    assert first.status_code == 201
+    assert again[0].status_code == 201, again[0].text
+    assert again[0].headers.get("idempotent-replayed") == "true"
+    assert again[0].content == first.content
+
+
 async def test_client_errors_do_not_consume_but_are_replayed(service: Service, tenant: Tenant):
     hdr = {**tenant.key_headers, "Idempotency-Key": "bad-1"}
     bad = {"event": "incident.created", "data": {}}

@@ -1,4 +1,5 @@
-"""Other languages' toolchains (Node.js, Go) for tests of the example receivers.
+"""Other languages' toolchains (Node.js and npm, Go) for tests of the example receivers and the
+TypeScript SDK.
 
 `require_tool(name, env)` returns the executable's path, or skips the calling test when it is
 missing, or fails it where `env`=1 says it must be there (CI sets CAUSEFLOW_REQUIRE_NODE and
@@ -14,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = {"node": "apt-get install -y nodejs", "go": "apt-get install -y golang-go"}
+INSTALL = {
+    "node": "apt-get install -y nodejs",
+    "npm": "apt-get install -y npm",
+    "go": "apt-get install -y golang-go",
+}
 
 
 def require_tool(name: str, env: str) -> str:

@@ -12,8 +12,9 @@ The middleware only reads the body and remembers what the request is (`Pending`)
 is claimed by `admit`, which the route's permission dependency calls once it has admitted the
 caller (`api.deps.require`): a replay is authorized exactly like the original request, and a
 caller the route refuses learns nothing about the key. The claim is its own small transaction,
-so two concurrent requests with one key cannot both run. A 5xx releases the key so the client
-may try again. A claim left by a crashed process goes stale after
+so two concurrent requests with one key cannot both run. The answer is stored before its last
+bytes are sent, so a client that has it and sends the request again gets it replayed. A 5xx
+releases the key so the client may try again. A claim left by a crashed process goes stale after
 `CAUSEFLOW_IDEMPOTENCY_INFLIGHT_SECONDS`.
 
 Responses may carry secrets shown once (API keys, signing secrets, stream tickets), so the
@@ -72,6 +73,7 @@ class Pending:
     digest: str
     claimed: bool = False
     decided: bool = False
+    finished: bool = False
 
     async def claim(self) -> None:
         """Claim the record, or raise: `IdempotentReplay`, 409 in flight, 422 reused."""
@@ -151,6 +153,10 @@ class Pending:
         return IdempotentReplay(row.status_code, body, headers)
 
     async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Store the answer (or release the key after a 5xx); once."""
+        if self.finished:
+            return
+        self.finished = True
         where = (idempotency_keys.c.tenant_id == self.tenant_id, idempotency_keys.c.key == self.key)
         async with self.ctx.db.transaction() as tx:
             if status >= 500:
@@ -253,6 +259,14 @@ async def _answer_recorded(
             ]
         elif message["type"] == "http.response.body" and pending.claimed:
             captured["body"] += message.get("body", b"")
+            if not message.get("more_body"):
+                # Stored before its last bytes go out: a client that has the answer and
+                # sends the request again gets it replayed, never 409 in flight.
+                try:
+                    await _finish(pending, captured)
+                finally:
+                    await send(message)
+                return
         await send(message)
 
     sent = False
@@ -268,7 +282,11 @@ async def _answer_recorded(
         await app(scope, replay_receive, capture)
     finally:
         if pending.claimed:
-            await pending.finish(captured["status"], captured["headers"], bytes(captured["body"]))
+            await _finish(pending, captured)
+
+
+async def _finish(pending: Pending, captured: dict[str, Any]) -> None:
+    await pending.finish(captured["status"], captured["headers"], bytes(captured["body"]))
 
 
 async def _read_body(receive: Receive) -> bytes:

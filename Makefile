@@ -20,8 +20,8 @@ serve: $(STAMP)
 	$(BIN)/causeflow serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src sdk tests bench tools examples
-	$(BIN)/ruff format --check src sdk tests bench tools examples
+	$(BIN)/ruff check src sdk tests bench tools examples deploy
+	$(BIN)/ruff format --check src sdk tests bench tools examples deploy
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

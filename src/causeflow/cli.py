@@ -1,4 +1,5 @@
-"""The `causeflow` command: serve, worker, migrate, tenant, token, keys, listen, trigger.
+"""The `causeflow` command: serve, worker, migrate, backup, restore, tenant, token, keys, listen,
+trigger.
 
 Every command honours `CAUSEFLOW_DATA_DIR` and `CAUSEFLOW_DATABASE_URL`. Errors are one line on
 stderr and a non-zero exit code, never a traceback.
@@ -392,6 +393,106 @@ def migrate_cmd(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
     progress.addHandler(logging.StreamHandler(sys.stderr))
     asyncio.run(_migrate(settings))
     typer.echo("schema is up to date", err=True)
+
+
+PG_BACKUP = (
+    "the store is PostgreSQL (CAUSEFLOW_DATABASE_URL): {what} with {tool} (see "
+    'docs/deploying.md, "Backup and restore"); `causeflow {command}` is for the SQLite store'
+)
+
+
+def sqlite_store(settings: Settings, command: str, what: str, tool: str) -> Path:
+    """The SQLite file of these settings, or a one-line refusal naming PostgreSQL's tool."""
+    from causeflow.db.files import sqlite_file
+
+    if settings.is_postgres:
+        raise CliError(PG_BACKUP.format(what=what, tool=tool, command=command))
+    path = sqlite_file(settings)
+    if path is None:
+        raise CliError("CAUSEFLOW_DATABASE_URL names no SQLite file (an in-memory database?)")
+    return path
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="the backup file to write")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    force: Annotated[bool, typer.Option("--force", help="replace FILE if it exists")] = False,
+) -> None:
+    """Copy the SQLite store into FILE, online (the service may keep serving and writing).
+
+    The key file is not in the backup: keep a copy of it apart, or the backup's secrets
+    cannot be opened.
+    """
+    from causeflow.db.backup import BackupError, backup_store
+    from causeflow.db.files import key_file_path
+
+    settings = load(data_dir, database_url)
+    source = sqlite_store(settings, "backup", "back it up", "pg_dump")
+    try:
+        done = backup_store(source, file, force=force)
+    except BackupError as exc:
+        raise CliError(str(exc)) from exc
+    typer.echo(
+        f"backed up {source} (schema revision {done.revision}, {done.size} bytes) to {file}",
+        err=True,
+    )
+    typer.echo(
+        f"the key file ({key_file_path(settings)}) is not in the backup: keep a copy of it "
+        "apart; without it the backup's secrets cannot be opened",
+        err=True,
+    )
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="a backup made by `causeflow backup`")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace the store the data directory holds")
+    ] = False,
+) -> None:
+    """Put a backup in place as the data directory's store, migrated to this version.
+
+    Stop the service first. Refuses to replace an existing store without --force.
+    """
+    from causeflow.db.backup import BackupError, check_restorable, restore_store
+
+    settings = load(data_dir, database_url)
+    target = sqlite_store(settings, "restore", "restore it", "pg_restore")
+    try:
+        check_restorable(file, target, force=force)  # before the lock creates any file
+        lock = hold_sqlite_lock(
+            settings,
+            busy="`causeflow serve` (process {holder}) is running on this data directory: "
+            "stop it before restoring",
+        )
+        try:
+            done = restore_store(file, settings, target, force=force)
+        finally:
+            lock.close()
+    except BackupError as exc:
+        raise CliError(str(exc)) from exc
+    moved = "" if done.from_revision == done.revision else f", migrated to {done.revision}"
+    typer.echo(
+        f"restored {file} (schema revision {done.from_revision}{moved}) into {target}", err=True
+    )
+    problem = asyncio.run(_restored_keys_problem(settings))
+    if problem:
+        typer.echo(f"warning: {problem}", err=True)
+
+
+async def _restored_keys_problem(settings: Settings) -> str | None:
+    from causeflow.auth.keys import restored_keys_problem
+    from causeflow.db.engine import Database
+
+    db = Database(settings, pool_size=1)
+    try:
+        return await restored_keys_problem(db)
+    finally:
+        await db.dispose()
 
 
 @tenant_app.command("create")

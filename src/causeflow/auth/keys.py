@@ -47,7 +47,13 @@ log = logging.getLogger("causeflow.keys")
 LEGACY_NAMES = ("jwt_secret", "secret_box_key")
 RECORD_PREFIX = "sealing_key_id:"
 
-__all__ = ["KeyStoreError", "ServiceKeys", "check_key_sources", "load_service_keys"]
+__all__ = [
+    "KeyStoreError",
+    "ServiceKeys",
+    "check_key_sources",
+    "load_service_keys",
+    "restored_keys_problem",
+]
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,28 @@ def _merged(
     if need_box and content.sealing_key is None:
         content.add_sealing_key(new_sealing_key(), current=True)
     return content
+
+
+async def restored_keys_problem(db: Database) -> str | None:
+    """After a restore: why the service would refuse to start on this store with the keys it
+    is configured with (None when they open it)."""
+    settings = db.settings
+    legacy, recorded = await _stored(db)
+    if legacy or not recorded:  # an older store still holding its keys, or none sealed yet
+        return None
+    path = key_file_path(settings)
+    try:
+        content = keyfile.read(path) if path is not None else None
+        if content is None and not settings.secret_key:
+            return (
+                f"the store holds values sealed under key id {', '.join(sorted(recorded))} and "
+                f"there is no key file at {path}: copy the key file kept with this backup there "
+                "before starting the service (it refuses to start without it)"
+            )
+        check_recorded(box_of(settings, content), recorded, _source(settings, path))
+    except KeyStoreError as exc:
+        return str(exc)
+    return None
 
 
 async def record_key_ids(db: Database, kids: list[str], now_ms: int) -> None:

@@ -48,7 +48,9 @@ def module_counts(meta: Path) -> Counter[str]:
 
 def table(root: Path, modules: list[str], minimum: float) -> tuple[list[str], bool]:
     """The table's lines and whether every module reached `minimum` per cent."""
-    header = f"{'module':<38} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'kill %':>6}"
+    header = (
+        f"{'module':<38} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'kill %':>6}"
+    )
     lines = [header, "-" * len(header)]
     ok = True
     total: Counter[str] = Counter()

@@ -21,7 +21,11 @@ from causeflow.incident.lifecycle import (
     [
         ("closed", "open", []),
         ("resolved", "triaging", ["closed", "open"]),
-        ("open", "remediating", ["awaiting_approval", "closed", "investigating", "resolved", "triaging"]),
+        (
+            "open",
+            "remediating",
+            ["awaiting_approval", "closed", "investigating", "resolved", "triaging"],
+        ),
         ("failed", "remediating", ["closed", "investigating", "resolved"]),
         ("exploded", "open", []),
     ],

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# equivalent: causeflow.ingest.fingerprint.x_clamp_fingerprint__mutmut_12 -- "UTF-8" and
+#   "utf-8" name the same codec.
 from causeflow.ingest.fingerprint import (
     MAX_FINGERPRINT_LENGTH,
     clamp_fingerprint,

@@ -83,7 +83,5 @@ def test_a_secret_of_exactly_the_minimum_length_is_enough() -> None:
 
 def test_a_delivery_without_a_secret_is_refused_saying_so() -> None:
     with pytest.raises(ValueError) as info:
-        delivery_headers(
-            event_type="t", msg_id="m", timestamp=0, body=b"", secrets=[], version="1"
-        )
+        delivery_headers(event_type="t", msg_id="m", timestamp=0, body=b"", secrets=[], version="1")
     assert str(info.value) == "at least one secret is required"

@@ -27,6 +27,9 @@ from causeflow.webhook.rules import (
 from causeflow.webhook.schemas import REDACTED
 from causeflow.webhook.ssrf import parse_allow_cidrs
 
+# equivalent: causeflow.webhook.rules.x__duration__mutmut_17 -- `seconds / size` and
+#   `seconds // size` are equal once `seconds % size == 0` has been checked.
+
 INT_RANGE = "integers must be within the signed 64-bit range (-2^63 to 2^63-1)"
 DAY_MS = 86_400_000
 
@@ -69,11 +72,15 @@ def test_events_keep_their_order_without_duplicates(events: list[str], kept: lis
 
 def test_the_wildcard_stands_alone() -> None:
     errors = refusal(check_events, ["*", "incident.created"])
-    assert errors == [{"path": "events", "message": '"*" stands alone: it already means every type'}]
+    assert errors == [
+        {"path": "events", "message": '"*" stands alone: it already means every type'}
+    ]
 
 
 def test_every_unknown_event_type_is_named_with_its_position() -> None:
-    errors = refusal(check_events, ["incident.created", "nope", "incident.created", "Incident.Created"])
+    errors = refusal(
+        check_events, ["incident.created", "nope", "incident.created", "Incident.Created"]
+    )
     assert errors == [
         {"path": "events.1", "message": "unknown event type 'nope'"},
         {"path": "events.3", "message": "unknown event type 'Incident.Created'"},
@@ -194,7 +201,9 @@ def test_each_bad_header_says_why(name: str, value: str, message: str) -> None:
 @pytest.mark.parametrize("second", ["x-team", "X-TEAM", "x-Team"])
 def test_a_header_name_may_appear_once_in_any_case(second: str) -> None:
     errors = refusal(check_headers, {"X-Team": "a", second: "b"})
-    assert errors == [{"path": f"headers.{second}", "message": "the same header name appears twice"}]
+    assert errors == [
+        {"path": f"headers.{second}", "message": "the same header name appears twice"}
+    ]
 
 
 def test_every_bad_header_is_named_at_once() -> None:

@@ -37,6 +37,7 @@ reference: $(STAMP)
 # a module keeps more than 10 % of its mutants alive or a table entry can change unnoticed.
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)
+	@$(BIN)/python tools/mutate_tables.py --check
 	@rm -rf mutants && mkdir mutants
 	@start=$$(date +%s); status=0; \
 	echo "mutmut run (log: mutants/mutmut.log)"; \

@@ -320,6 +320,20 @@ def warm_up(selection: list[str]) -> None:
                 continue
 
 
+def check_config(listed: list[str], selection: list[str]) -> int:
+    """Every listed module and selected test file exists, and each module has a test file."""
+    problems = [
+        f"{path} does not exist" for path in listed + selection if not (ROOT / path).is_file()
+    ]
+    if not problems:
+        problems = [
+            f"no test of the selection imports {m}" for m in listed if not tests_of(m, selection)
+        ]
+    for problem in problems:
+        print(f"[tool.mutmut] in pyproject.toml: {problem}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="only these (paths as in only_mutate)")
@@ -327,8 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=120, help="seconds per mutant")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--work", help="directory for the copies and logs (emptied first)")
+    parser.add_argument("--check", action="store_true", help="check [tool.mutmut] and stop")
     args = parser.parse_args(argv)
     listed, selection = config()
+    if args.check:
+        return check_config(listed, selection)
     modules = {m: tests_of(m, selection) for m in (args.modules or listed)}
     jobs = [(mutant, modules[m]) for m in modules for mutant in mutants_of(m)]
     if args.list:

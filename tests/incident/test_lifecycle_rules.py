@@ -15,6 +15,8 @@ from causeflow.incident.lifecycle import (
     check_move,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("current", "new", "allowed"),

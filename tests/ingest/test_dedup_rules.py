@@ -6,6 +6,8 @@ import pytest
 
 from causeflow.ingest.dedup import decide, delivery_is_fresh
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("received", "now", "ttl", "fresh"),

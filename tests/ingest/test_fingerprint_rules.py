@@ -18,6 +18,8 @@ from causeflow.ingest.fingerprint import (
     stable_hash,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_stable_hash_is_32_hex_characters_of_sha256_over_a_json_list() -> None:
     assert stable_hash("a", "b") == hashlib.sha256(b'["a","b"]').hexdigest()[:32]

@@ -10,6 +10,8 @@ import pytest
 from causeflow.errors import InvalidTransition
 from causeflow.remediation.lifecycle import STATUSES, TRANSITIONS, Status, check_move
 
+pytestmark = pytest.mark.unit
+
 
 def test_direct_execution_is_allowed_exactly_when_no_approval_is_required() -> None:
     check_move("proposed", "executed", requires_approval=False)

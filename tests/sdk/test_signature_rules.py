@@ -22,6 +22,8 @@ from causeflow.sdk.signatures import (
     verify_standard,
 )
 
+pytestmark = pytest.mark.unit
+
 SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()
 BODY = b'{"a":1}'
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from causeflow.stream.framing import RESPONSE_HEADERS, comment, event_frame
 from tests.support.sse import SseParser, parse_sse
 
+pytestmark = pytest.mark.unit
+
 # Text with plenty of line breaks in every spelling, and single-line text.
 MULTILINE = st.lists(st.sampled_from(["a", "é", " ", ":", "\r", "\n", "\r\n", "{"])).map("".join)
 SINGLE_LINE = st.text(

@@ -21,6 +21,8 @@ from causeflow.webhook.retry import (
     parse_schedule,
 )
 
+pytestmark = pytest.mark.unit
+
 # equivalent: causeflow.webhook.retry.x_next_delay__mutmut_22 -- when `index + 2 < len` fails
 #   but `index + 1 < len` holds, index + 1 is the last step, so schedule[index + 1] and
 #   schedule[-1] are the same element.

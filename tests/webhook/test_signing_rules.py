@@ -17,6 +17,8 @@ from causeflow.webhook.signing import (
     is_header_allowed,
 )
 
+pytestmark = pytest.mark.unit
+
 SERVICE_HEADERS = [
     "Content-Type",
     "User-Agent",

@@ -25,6 +25,8 @@ from causeflow.webhook.ssrf import (
     vet_url,
 )
 
+pytestmark = pytest.mark.unit
+
 # Equivalent mutants (no input can tell them from the original):
 # equivalent: causeflow.webhook.ssrf.x__embedded_v4__mutmut_7, 8, 24, 25, 30, 31 -- the form's
 #   name is only ever compared with "compatible"; renaming "mapped", "6to4" or "nat64" changes

@@ -27,6 +27,8 @@ from causeflow.webhook.rules import (
 from causeflow.webhook.schemas import REDACTED
 from causeflow.webhook.ssrf import parse_allow_cidrs
 
+pytestmark = pytest.mark.unit
+
 # equivalent: causeflow.webhook.rules.x__duration__mutmut_17 -- `seconds / size` and
 #   `seconds // size` are equal once `seconds % size == 0` has been checked.
 

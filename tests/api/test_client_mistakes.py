@@ -17,8 +17,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from causeflow.errors import ValidationFailed
 from causeflow.models import sample_data
 from causeflow.webhook.rules import check_filter
-from tests.dashboard.helpers import sign_in
-from tests.ingest.support import count_rows
+from tests.support.dashboard import sign_in
+from tests.support.inbound import count_rows
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 

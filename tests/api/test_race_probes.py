@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from causeflow.event.tables import events as events_table
 from causeflow.models import sample_data
 from tests.support.inproc import Service, Tenant
-from tests.webhook.helpers import SUBS, create_sub
+from tests.support.webhook import SUBS, create_sub
 
 
 async def test_concurrent_retries_with_one_idempotency_key_append_one_event(

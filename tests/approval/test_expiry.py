@@ -13,7 +13,8 @@ from causeflow.clock import FrozenClock
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict
 from causeflow.models import validate_data
-from tests.remediation.steps import (
+from tests.support.inproc import Service, Tenant, make_settings, running_service
+from tests.support.steps import (
     error_code,
     events,
     events_after,
@@ -22,7 +23,6 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 
 async def proposals(service: Service, tenant: Tenant, count: int) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from causeflow.db.engine import Database
 from causeflow.db.migrate import migrate
 from causeflow.schema import metadata
 from causeflow.settings import Settings
-from tests.dashboard.helpers import set_cookie_header, sign_in
+from tests.support.dashboard import set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.keys import is_pg
 from tests.support.processes import Deployment

@@ -9,7 +9,7 @@ import pytest
 
 from causeflow.dashboard.render import SECURITY_HEADERS
 from causeflow.ids import new_id
-from tests.dashboard.helpers import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, sign_in
 from tests.support.inproc import Service, Tenant
 
 XSS = "<script>alert(1)</script>"

@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy import select
 
 from causeflow.incident.tables import open_fingerprints
-from tests.ingest.support import actions, alert, post
+from tests.support.inbound import actions, alert, post
 from tests.support.inproc import Service, Tenant
 
 

@@ -1,6 +1,6 @@
 """Inbound providers: real-shaped fixtures, mapping rules, signatures, and a fuzz of bad input.
 
-Every fixture under tests/fixtures/providers/<provider>/ is named in that directory's
+Every fixture under tests/support/fixtures/providers/<provider>/ is named in that directory's
 expected.json with the alerts it must produce; one parametrized test runs them all.
 """
 
@@ -35,7 +35,7 @@ from causeflow.ingest.providers.registry import PROVIDERS, get_provider
 from causeflow.ingest.providers.signatures import hmac_hex
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "providers"
+FIXTURES = ROOT / "support" / "fixtures" / "providers"
 DOCS = ROOT.parent / "docs" / "providers.md"
 
 

@@ -2,7 +2,7 @@
 
 SNS fixtures cannot carry a real AWS signature, so these tests make their own CA and signing
 certificate and sign the fixture envelopes at test time. The helpers here are reused by
-tests/integration/test_sns_fetch.py, which serves the certificate over real https.
+tests/ingest/test_sns_fetch.py, which serves the certificate over real https.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from causeflow.ingest.sns import (
     verify_with_certificate,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers" / "cloudwatch"
+FIXTURES = Path(__file__).resolve().parents[1] / "support/fixtures/providers/cloudwatch"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:causeflow-alarms"
 
 

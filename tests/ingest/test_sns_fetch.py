@@ -26,7 +26,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from causeflow.ingest.providers.base import InvalidSignature
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.sns import CertFetcher, confirm_subscription, parse_envelope, verify_sns
-from tests.unit.test_sns import TOPIC, SigningIdentity, load_envelope
+from tests.ingest.test_sns import TOPIC, SigningIdentity, load_envelope
 
 HOST = "sns.us-east-1.amazonaws.com"
 CERT_PATH = "/SimpleNotificationService-0123456789abcdef.pem"

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from causeflow.integration.service import open_config
 from causeflow.integration.tables import integrations
 from causeflow.models import validate_data
-from tests.remediation.steps import api_key, error_code, events_after, last_event_id
 from tests.support.inproc import Service, Tenant
+from tests.support.steps import api_key, error_code, events_after, last_event_id
 
 SECRET = "xoxb-0123456789-very-secret"
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from causeflow.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
-from tests.remediation.steps import (
+from tests.support.inproc import Service, Tenant
+from tests.support.steps import (
     api_key,
     events,
     events_after,
@@ -20,7 +21,6 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant
 
 
 @dataclass

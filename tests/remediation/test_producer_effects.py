@@ -4,8 +4,8 @@ through `POST /v1/events` moves the incident to investigating, in the same trans
 from __future__ import annotations
 
 from causeflow.models import sample_data
-from tests.remediation.steps import api_key, error_code, events_after, incident, last_event_id
 from tests.support.inproc import Service, Tenant
+from tests.support.steps import api_key, error_code, events_after, incident, last_event_id
 
 
 async def test_first_progress_moves_the_incident_to_investigating(service: Service, tenant: Tenant):

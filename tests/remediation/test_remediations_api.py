@@ -7,7 +7,8 @@ from typing import Any
 
 from causeflow.clock import ms_to_rfc3339
 from causeflow.models import validate_data
-from tests.remediation.steps import (
+from tests.support.inproc import Service, Tenant
+from tests.support.steps import (
     api_key,
     error_code,
     events_after,
@@ -16,7 +17,6 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant
 
 
 def kinds(found: list[dict[str, Any]]) -> list[str]:

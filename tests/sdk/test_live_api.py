@@ -11,8 +11,8 @@ import pytest
 
 from causeflow.models import Envelope, sample_data
 from causeflow.sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
-from tests.sdk.live import Live
 from tests.support.receiver import Fail, Receiver
+from tests.support.serve import Live
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 from causeflow.models import Envelope, sample_data
 from causeflow.sdk import AsyncClient, StreamReset
-from tests.sdk.live import Live
+from tests.support.serve import Live
 
 FAST = {"backoff_base": 0.1, "backoff_max": 0.5}
 

@@ -18,8 +18,8 @@ from causeflow.clock import FrozenClock
 from causeflow.db.migrate import migrate
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
-from tests.dashboard.helpers import csrf_token
 from tests.stream.live import FAST, STREAM, LiveService, live_service, next_event, until_ended
+from tests.support.dashboard import csrf_token
 from tests.support.inproc import make_settings, running_service
 from tests.support.keys import pg_key_settings
 from tests.support.pg import fresh_database, require_pg

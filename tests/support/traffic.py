@@ -15,7 +15,7 @@ import aiohttp
 from causeflow.models import sample_data
 from tests.support.sse import SseHttpError, SseStream
 
-from .harness import EVENT, TIMEOUT
+from .cluster import EVENT, TIMEOUT
 
 STREAM = "/v1/notifications/stream"
 SHUTDOWN_COMMENT = "server shutting down; reconnect"

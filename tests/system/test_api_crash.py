@@ -10,10 +10,16 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.support.cluster import (
+    log_ids,
+    msg_ids,
+    pg_cluster,
+    publish,
+    subscribe,
+    wait_all_succeeded,
+)
 from tests.support.receiver import ThreadedReceiver
-
-from .harness import log_ids, msg_ids, pg_cluster, publish, subscribe, wait_all_succeeded
-from .traffic import Publisher, ResumingReader, finish, run_all
+from tests.support.traffic import Publisher, ResumingReader, finish, run_all
 
 
 async def test_kill9_api_node_under_publishers_and_streams(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from fastapi.routing import iter_route_contexts
 from jwt.algorithms import RSAAlgorithm
 
 from causeflow.clock import ms_to_rfc3339
-from tests.dashboard.helpers import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 # --- the kinds of credential -------------------------------------------------------------

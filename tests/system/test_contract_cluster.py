@@ -1,7 +1,8 @@
-"""The checks of `tests/contract` against a two-node PostgreSQL deployment instead of one process:
-schemathesis over each node (tenant routes on one, platform routes on the other), and the
-route-table isolation check with each resource created through one node and attacked through
-the other (the factories and bodies of `tests/contract/test_isolation.py`, over HTTP)."""
+"""The system checks of `tests/system` (schemathesis, route-table isolation) against a two-node
+PostgreSQL deployment instead of one process: schemathesis over each node (tenant routes on one,
+platform routes on the other), and the route-table isolation check with each resource created
+through one node and attacked through the other (the factories and bodies of
+`tests/system/test_isolation.py`, over HTTP)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.contract.test_isolation import BODIES, EXEMPT, FACTORIES
-from tests.contract.test_schemathesis import run_st
+from tests.support.cluster import Cluster, pg_cluster
 from tests.support.inproc import Tenant
-
-from .harness import Cluster, pg_cluster
+from tests.system.test_isolation import BODIES, EXEMPT, FACTORIES
+from tests.system.test_schemathesis import run_st
 
 
 @pytest.fixture(scope="module")

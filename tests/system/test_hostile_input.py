@@ -26,10 +26,10 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.models import sample_data
 from causeflow.schema import metadata
-from tests.contract.test_isolation import FACTORIES
 from tests.support.inproc import Service, Tenant
+from tests.system.test_isolation import FACTORIES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 INBOUND = "/v1/webhooks/{tenant_id}/{provider}"
 # Tables a refused request may touch: replays of 4xx answers, shared rate counts.
 BOOKKEEPING = {"idempotency_keys", "rate_counters"}

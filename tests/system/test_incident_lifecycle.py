@@ -24,7 +24,7 @@ from tests.support.processes import Deployment
 from tests.support.receiver import Receiver
 from tests.support.sse import SseEvent, SseStream
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "alertmanager"
+FIXTURES = Path(__file__).resolve().parents[1] / "support/fixtures/providers/alertmanager"
 
 EXPECTED = [
     ("incident.created", None),

@@ -10,10 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.receiver import Status, ThreadedReceiver
-from tests.support.sse import SseStream
-
-from .harness import (
+from tests.support.cluster import (
     EVENT,
     SlowVaried,
     metric,
@@ -23,7 +20,9 @@ from .harness import (
     subscribe,
     wait_all_succeeded,
 )
-from .traffic import STREAM, Publisher, finish, run_all
+from tests.support.receiver import Status, ThreadedReceiver
+from tests.support.sse import SseStream
+from tests.support.traffic import STREAM, Publisher, finish, run_all
 
 Samples = dict[tuple[str, tuple], float]
 

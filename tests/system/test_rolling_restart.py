@@ -10,9 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.receiver import ThreadedReceiver
-
-from .harness import (
+from tests.support.cluster import (
     SlowVaried,
     log_ids,
     msg_ids,
@@ -22,7 +20,8 @@ from .harness import (
     subscribe,
     wait_all_succeeded,
 )
-from .traffic import Publisher, ResumingReader, finish, run_all
+from tests.support.receiver import ThreadedReceiver
+from tests.support.traffic import Publisher, ResumingReader, finish, run_all
 
 
 async def test_rolling_restart_loses_nothing(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def run_st(base_url: str, token: str, *filters: str, examples: int = 10) -> None
     ]
     env = {
         **os.environ,
-        "SCHEMATHESIS_HOOKS": "tests.contract.st_hooks",
+        "SCHEMATHESIS_HOOKS": "tests.support.st_hooks",
         "PYTHONPATH": str(ROOT),
         "NO_COLOR": "1",
     }

@@ -30,7 +30,7 @@ from causeflow.auth import keyfile
 from causeflow.auth.crypto import SEALED_VALUE
 from causeflow.schema import metadata
 from causeflow.settings import Settings
-from tests.dashboard.helpers import set_cookie_header, sign_in
+from tests.support.dashboard import set_cookie_header, sign_in
 from tests.support.inproc import Service, make_settings, running_service
 from tests.support.processes import Deployment, parse_json_output
 from tests.support.receiver import Receiver

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.processes import Deployment
-from tests.support.receiver import ThreadedReceiver
-
-from .harness import (
+from tests.support.cluster import (
     ENV,
     SlowVaried,
     log_ids,
@@ -22,7 +19,9 @@ from .harness import (
     subscribe,
     wait_all_succeeded,
 )
-from .traffic import Publisher, ResumingReader, finish, run_all
+from tests.support.processes import Deployment
+from tests.support.receiver import ThreadedReceiver
+from tests.support.traffic import Publisher, ResumingReader, finish, run_all
 
 
 async def test_kill9_sqlite_server_under_load(tmp_path: Path) -> None:

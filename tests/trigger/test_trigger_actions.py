@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from causeflow.incident.tables import incidents
 from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events
-from tests.remediation.steps import error_code, events_after, last_event_id
 from tests.support.inproc import Service, Tenant
+from tests.support.steps import error_code, events_after, last_event_id
 
 GITHUB_CONFIG = {
     "fields": {

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events, triggers
-from tests.remediation.steps import api_key, error_code, events_after, last_event_id
 from tests.support.inproc import Service, Tenant
+from tests.support.steps import api_key, error_code, events_after, last_event_id
 
 SECRET = "ghs_super-secret-webhook-token"
 

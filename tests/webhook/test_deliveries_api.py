@@ -12,7 +12,7 @@ from causeflow.models import validate_data
 from causeflow.webhook.dispatcher import dispatch_pending
 from causeflow.webhook.tables import attempts
 from tests.support.inproc import Service, Tenant
-from tests.webhook.helpers import (
+from tests.support.webhook import (
     SUBS,
     append,
     create_sub,

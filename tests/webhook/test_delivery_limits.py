@@ -20,9 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.support.receiver import Concurrent, Ok, ThreadedReceiver
-
-from .harness import (
+from tests.support.cluster import (
     ENV,
     EVENT,
     TIMEOUT,
@@ -31,6 +29,7 @@ from .harness import (
     publish_many,
     wait_all_succeeded,
 )
+from tests.support.receiver import Concurrent, Ok, ThreadedReceiver
 
 CAP = 4  # per host, for the whole deployment
 RATE = 5  # per second

@@ -22,7 +22,7 @@ from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import SUBS, append, create_sub, delivery_rows
 
 
 async def _cursor(service: Service, tenant: Tenant) -> int | None:

@@ -35,7 +35,7 @@ from causeflow.webhook.tables import deliveries, subscriptions
 from causeflow.webhook.worker import start_delivery
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
-from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import SUBS, append, create_sub, delivery_rows
 
 
 async def patch(service: Service, tenant: Tenant, sub_id: str, **body: Any) -> dict[str, Any]:

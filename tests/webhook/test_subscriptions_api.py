@@ -13,7 +13,7 @@ from causeflow.webhook.signing import check_secret
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import subscriptions
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.webhook.helpers import HOOK_URL, SUBS, append, create_sub, delivery_rows, error_paths
+from tests.support.webhook import HOOK_URL, SUBS, append, create_sub, delivery_rows, error_paths
 
 READ_FIELDS = {
     "id",
@@ -218,7 +218,7 @@ async def test_delete_cancels_pending_deliveries(service: Service, tenant: Tenan
     await dispatch_pending(service.ctx)
     rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
     assert len(rows) == 3
-    from tests.webhook.helpers import set_delivery
+    from tests.support.webhook import set_delivery
 
     await set_delivery(service, rows[0].id, status="succeeded", next_attempt_at=None)
 

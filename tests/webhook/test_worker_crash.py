@@ -11,9 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.receiver import ThreadedReceiver
-
-from .harness import (
+from tests.support.cluster import (
     SlowVaried,
     msg_ids,
     pg_cluster,
@@ -22,6 +20,7 @@ from .harness import (
     subscribe,
     wait_all_succeeded,
 )
+from tests.support.receiver import ThreadedReceiver
 
 SUBSCRIPTIONS = 10
 EVENTS = 200  # x 10 subscriptions = 2,000 deliveries

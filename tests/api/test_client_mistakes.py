@@ -21,6 +21,8 @@ from tests.support.dashboard import sign_in
 from tests.support.inbound import count_rows
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
+pytestmark = pytest.mark.integration
+
 
 def deep(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth

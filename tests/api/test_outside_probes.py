@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -20,6 +21,8 @@ from causeflow.settings import Settings
 from causeflow.tenant.service import provision
 from tests.support.inproc import make_settings
 from tests.support.jwks import new_signing_key
+
+pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
 from causeflow.event.tables import events as events_table
 from causeflow.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.webhook import SUBS, create_sub
+
+pytestmark = pytest.mark.integration
 
 
 async def test_concurrent_retries_with_one_idempotency_key_append_one_event(

@@ -15,6 +15,8 @@ from causeflow.settings import Settings
 from tests.support.inproc import make_settings, running_service
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "scrape-me-7f3a"
 WRONG = [
     {},

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from causeflow.clock import FrozenClock
 from causeflow.models import validate_data
 from tests.support.inproc import Service, Tenant
@@ -17,6 +19,8 @@ from tests.support.steps import (
     last_event_id,
     propose,
 )
+
+pytestmark = pytest.mark.integration
 
 PENDING = "/v1/notifications/approvals/pending"
 

@@ -7,6 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from causeflow.approval.expiry import ApprovalSweeper
 from causeflow.approval.respond import respond_approval
 from causeflow.clock import FrozenClock
@@ -23,6 +25,8 @@ from tests.support.steps import (
     last_event_id,
     propose,
 )
+
+pytestmark = pytest.mark.integration
 
 
 async def proposals(service: Service, tenant: Tenant, count: int) -> list[dict[str, Any]]:

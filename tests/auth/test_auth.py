@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 
 def assert_error(resp, status: int, code: str | None = None) -> None:
     assert resp.status_code == status, resp.text

@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.support.inproc import make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 async def test_rs256_tokens_from_a_jwks_file(tmp_path: Path):

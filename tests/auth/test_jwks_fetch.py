@@ -50,6 +50,7 @@ def _settings(tmp_path: Path, server: JwksServer, **overrides: Any) -> Settings:
     return make_settings(tmp_path, jwks_url=server.url, jwks_allow_http=True, **overrides)
 
 
+@pytest.mark.integration
 async def test_a_slow_jwks_holds_up_nothing_else_and_misses_share_one_fetch(
     tmp_path: Path, jwks_server: JwksServer
 ) -> None:
@@ -96,6 +97,7 @@ async def test_a_slow_jwks_holds_up_nothing_else_and_misses_share_one_fetch(
         assert jwks_server.hits == 1
 
 
+@pytest.mark.integration
 async def test_a_key_added_to_the_jwks_is_used_after_the_background_refresh(
     tmp_path: Path, jwks_server: JwksServer
 ) -> None:
@@ -120,6 +122,7 @@ async def test_a_key_added_to_the_jwks_is_used_after_the_background_refresh(
         assert response.status_code == 200, response.text
 
 
+@pytest.mark.integration
 async def test_keys_held_keep_working_while_the_jwks_server_fails_hangs_or_is_gone(
     tmp_path: Path, jwks_server: JwksServer
 ) -> None:
@@ -155,6 +158,7 @@ async def test_keys_held_keep_working_while_the_jwks_server_fails_hangs_or_is_go
         assert (await svc.client.get("/v1/events", headers=known)).status_code == 200
 
 
+@pytest.mark.unit
 def test_the_jwks_url_must_be_https_unless_plain_http_is_allowed(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path, jwks_url="https://idp.example/jwks.json").jwks_url
     for url in ("http://idp.example/jwks.json", "file:///etc/jwks.json", "idp.example/jwks"):

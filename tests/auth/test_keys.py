@@ -163,6 +163,7 @@ async def stored_key_rows(settings: Settings) -> list[tuple[str, str]]:
 # --- files and where the keys live ------------------------------------------------------------
 
 
+@pytest.mark.integration
 async def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     with umask(0):
@@ -177,6 +178,7 @@ async def test_store_files_are_private_whatever_the_umask(tmp_path: Path) -> Non
             assert mode(data / "serve.lock") == 0o600
 
 
+@pytest.mark.integration
 async def test_loose_modes_of_an_existing_store_are_tightened_with_a_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -200,6 +202,7 @@ async def test_loose_modes_of_an_existing_store_are_tightened_with_a_log_line(
     assert any("keys.json had mode 0644" in line for line in said), said
 
 
+@pytest.mark.integration
 async def test_a_copy_of_the_database_alone_mints_no_token_and_opens_no_secret(
     tmp_path: Path,
 ) -> None:
@@ -270,6 +273,7 @@ async def make_legacy(settings: Settings) -> tuple[str, bytes]:
     return content.jwt_secret, raw
 
 
+@pytest.mark.integration
 async def test_an_older_store_has_its_keys_moved_out_on_first_start(
     tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -303,6 +307,7 @@ async def test_an_older_store_has_its_keys_moved_out_on_first_start(
         assert raw.hex().encode() not in store and jwt_secret.encode() not in store
 
 
+@pytest.mark.process
 def test_postgresql_refuses_to_start_without_keys_from_outside_the_database(
     tmp_path: Path,
 ) -> None:
@@ -329,6 +334,7 @@ def test_postgresql_refuses_to_start_without_keys_from_outside_the_database(
 # --- rotation -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_rotate_seals_every_sealed_value_again_under_a_new_key(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -372,6 +378,7 @@ async def test_rotate_seals_every_sealed_value_again_under_a_new_key(
         assert page.status_code == 200 and "acme" in page.text
 
 
+@pytest.mark.integration
 async def test_a_rotation_stopped_after_any_step_loses_nothing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with running_service(settings) as svc:
@@ -408,6 +415,7 @@ async def test_a_rotation_stopped_after_any_step_loses_nothing(tmp_path: Path) -
     assert (await everything_opens()).key_ids == [done.key_id]
 
 
+@pytest.mark.integration
 async def test_sealing_keys_from_the_environment_rotate_as_new_comma_old(tmp_path: Path) -> None:
     old, new = "11" * 32, "22" * 32
     settings = make_settings(tmp_path, secret_key=old)
@@ -432,6 +440,7 @@ async def test_sealing_keys_from_the_environment_rotate_as_new_comma_old(tmp_pat
             pass
 
 
+@pytest.mark.process
 async def test_rotate_jwt_replaces_the_signing_secret(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with running_service(settings) as svc:
@@ -450,6 +459,7 @@ async def test_rotate_jwt_replaces_the_signing_secret(tmp_path: Path) -> None:
         assert (await client.get("/v1/tenant", headers=svc.token(tenant))).status_code == 200
 
 
+@pytest.mark.integration
 async def test_postgresql_without_a_key_file_moves_only_the_key_it_already_has(
     tmp_path: Path,
 ) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from causeflow import ids
 
+pytestmark = pytest.mark.unit
+
 
 def digit_by_digit(value: int, length: int) -> str:
     """The plain definition: Crockford base32, most significant digit first."""

@@ -20,6 +20,8 @@ from causeflow.jsonutil import (
     loads_body,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def nested(depth: int, inner: bytes = b"1") -> bytes:
     """`depth` levels of alternating arrays and objects around `inner`."""

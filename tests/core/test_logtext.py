@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from causeflow.ingest.auth import QUERY_KEY, key_from_request
 from causeflow.logtext import LogFormatter, clean, clean_query, redact_query
 
+pytestmark = pytest.mark.unit
+
 KEY = "cflo_" + "a" * 64
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from causeflow.clock import FrozenClock
@@ -13,6 +14,8 @@ from causeflow.event.tables import events
 from causeflow.retention import DAY_MS, purge_once
 from causeflow.webhook.tables import deliveries
 from tests.support.inproc import make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 async def test_purge_old_rows_in_batches(tmp_path: Path, database_url: str):

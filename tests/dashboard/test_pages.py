@@ -12,6 +12,8 @@ from causeflow.ids import new_id
 from tests.support.dashboard import csrf_token, sign_in
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 

@@ -16,6 +16,8 @@ from causeflow.jsonutil import loads
 from tests.support.dashboard import csrf_token, set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def clocked(tmp_path: Path) -> AsyncIterator[tuple[Service, FrozenClock]]:

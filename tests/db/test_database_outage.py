@@ -17,6 +17,8 @@ from tests.support.pg import require_pg
 from tests.support.pgcluster import PrivateCluster
 from tests.support.processes import Deployment
 
+pytestmark = pytest.mark.process
+
 
 def _call(
     method: str, url: str, headers: dict, body: dict | None = None, timeout: float = 15

@@ -17,6 +17,8 @@ from sqlalchemy import Column, Integer, MetaData, Table, Text, func, select
 from causeflow.db.engine import Database
 from tests.support.inproc import make_settings
 
+pytestmark = pytest.mark.integration
+
 meta = MetaData()
 items = Table("group_items", meta, Column("id", Integer, primary_key=True), Column("v", Text))
 

@@ -26,6 +26,8 @@ from tests.support.processes import service_env
 from tests.support.receiver import Receiver
 from tests.support.serve import Live, live_service
 
+pytestmark = pytest.mark.process
+
 INCIDENT = "inc_01M8E9Y4JZD9C5KVS531FKX582"
 
 

@@ -7,8 +7,12 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
+
 from causeflow.event.log import append_event, read_after
 from tests.support.inproc import make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 async def test_poller_never_misses_with_concurrent_writers(tmp_path: Path, database_url: str):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from causeflow.event.log import (
     append_event,
     envelopes_of,
@@ -13,6 +15,8 @@ from causeflow.event.log import (
     purge_older,
 )
 from tests.support.inproc import make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 async def test_pages_windows_envelopes_and_purge(tmp_path: Path, database_url: str):

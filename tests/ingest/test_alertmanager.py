@@ -30,6 +30,8 @@ import pytest
 from tests.support.alertmanager import Alertmanager, now_utc, posted_alert, require_alertmanager
 from tests.support.processes import Deployment, ServiceProcess
 
+pytestmark = pytest.mark.process
+
 T = TypeVar("T")
 
 STEP_TIMEOUT = 20.0

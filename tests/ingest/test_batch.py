@@ -17,6 +17,8 @@ from causeflow.ingest.runtime import inbound_runtime
 from tests.support.inbound import alert, count_rows
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 
 def delivery(
     tenant: Tenant, now_ms: int, *alerts: dict, delivery_id: str | None = None

@@ -19,6 +19,8 @@ from tests.ingest.test_sns import SigningIdentity
 from tests.support.inbound import alert, count_rows, post, sign
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:causeflow-alarms"
 

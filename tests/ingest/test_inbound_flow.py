@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client import REGISTRY
 
 from causeflow.ingest.providers.registry import PROVIDERS
@@ -14,6 +15,8 @@ from causeflow.ingest.runtime import purge_deliveries
 from causeflow.ingest.service import store_alerts
 from tests.support.inbound import actions, alert, count_rows, post
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 

@@ -72,12 +72,14 @@ async def shared_sns(sns_tls: TlsFiles, sns_identity: SigningIdentity) -> AsyncI
         yield state
 
 
+@pytest.mark.unit
 def test_there_are_fixtures_for_every_provider() -> None:
     from causeflow.ingest.providers.registry import PROVIDERS
 
     assert {provider for provider, _, _ in CASES} == set(PROVIDERS)
 
 
+@pytest.mark.integration
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("provider", "name", "case"), CASES, ids=[f"{p}/{n}" for p, n, _ in CASES])
 async def test_fixture_end_to_end(

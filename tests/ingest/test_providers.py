@@ -34,6 +34,8 @@ from causeflow.ingest.providers.fields import to_rfc3339
 from causeflow.ingest.providers.registry import PROVIDERS, get_provider
 from causeflow.ingest.providers.signatures import hmac_hex
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "support" / "fixtures" / "providers"
 DOCS = ROOT.parent / "docs" / "providers.md"

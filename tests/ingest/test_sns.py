@@ -31,6 +31,8 @@ from causeflow.ingest.sns import (
     verify_with_certificate,
 )
 
+pytestmark = pytest.mark.unit
+
 FIXTURES = Path(__file__).resolve().parents[1] / "support/fixtures/providers/cloudwatch"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:causeflow-alarms"
 

@@ -14,6 +14,8 @@ from tests.ingest.test_sns import SigningIdentity
 from tests.support.inbound import count_rows, post
 from tests.support.inproc import Service, make_settings, running_service
 
+pytestmark = pytest.mark.integration
+
 ALARM = Path(__file__).resolve().parent.parent / "support/fixtures/providers/cloudwatch/alarm.txt"
 
 

@@ -28,6 +28,8 @@ from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.sns import CertFetcher, confirm_subscription, parse_envelope, verify_sns
 from tests.ingest.test_sns import TOPIC, SigningIdentity, load_envelope
 
+pytestmark = pytest.mark.integration
+
 HOST = "sns.us-east-1.amazonaws.com"
 CERT_PATH = "/SimpleNotificationService-0123456789abcdef.pem"
 

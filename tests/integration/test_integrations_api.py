@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.integration.service import open_config
@@ -12,6 +13,8 @@ from causeflow.integration.tables import integrations
 from causeflow.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import api_key, error_code, events_after, last_event_id
+
+pytestmark = pytest.mark.integration
 
 SECRET = "xoxb-0123456789-very-secret"
 

@@ -132,6 +132,7 @@ def error_paths(name: str, data: object) -> list[str]:
 # --- contents -------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_counts_and_order_follow_the_reference() -> None:
     assert len(CATALOG_TYPES) == 22
     assert OPERATIONAL_TYPES == ("webhook.subscription_disabled", "webhook.delivery_exhausted")
@@ -150,6 +151,7 @@ def test_counts_and_order_follow_the_reference() -> None:
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_entry_matches_the_reference(name: str) -> None:
     domain, fields = REFERENCE_CATALOG[name]
@@ -167,6 +169,7 @@ def test_entry_matches_the_reference(name: str) -> None:
         assert spec.get("description"), f"{name}.{prop} has no description"
 
 
+@pytest.mark.unit
 def test_emitted_by_names_the_operations() -> None:
     assert CATALOG["incident.created"].emitted_by == (
         "POST /v1/incidents; POST /v1/webhooks/{tenantId}/{provider}"
@@ -178,6 +181,7 @@ def test_emitted_by_names_the_operations() -> None:
     )
 
 
+@pytest.mark.unit
 def test_describe_shape_and_copies() -> None:
     entry = CATALOG["incident.created"]
     described = entry.describe()
@@ -199,6 +203,7 @@ def test_describe_shape_and_copies() -> None:
     assert entry.example["title"] != "changed"
 
 
+@pytest.mark.unit
 def test_unknown_type() -> None:
     assert get_event_type("incident.exploded") is None
     with pytest.raises(KeyError):
@@ -210,6 +215,7 @@ def test_unknown_type() -> None:
 # --- examples and samples -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_example_is_valid_both_ways(name: str) -> None:
     example = CATALOG[name].example
@@ -217,6 +223,7 @@ def test_example_is_valid_both_ways(name: str) -> None:
     schema_validator(name).validate(example)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_sample_is_valid_with_well_formed_ids(name: str) -> None:
     sample = sample_data(name)
@@ -227,6 +234,7 @@ def test_sample_is_valid_with_well_formed_ids(name: str) -> None:
             assert re.fullmatch(rf"{prefix}_[0-9A-HJKMNP-TV-Z]{{26}}", sample[key]), key
 
 
+@pytest.mark.unit
 def test_sample_overrides_by_wire_or_field_name() -> None:
     other = f"inc_{'Z' * 26}"
     assert sample_data("incident.created", severity="low")["severity"] == "low"
@@ -239,6 +247,7 @@ def test_sample_overrides_by_wire_or_field_name() -> None:
     assert info.value.errors[0]["path"] == "data.severity"
 
 
+@pytest.mark.unit
 def test_samples_are_independent_copies() -> None:
     first = sample_data("remediation.proposed")
     first["steps"].append("mutated")
@@ -249,6 +258,7 @@ def test_samples_are_independent_copies() -> None:
 # --- validation -----------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_wrong_severity_path() -> None:
     data = sample_data("incident.created")
     data["severity"] = "urgent"
@@ -261,6 +271,7 @@ def test_wrong_severity_path() -> None:
     assert "data.severity" in str(info.value)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_each_missing_required_field_is_reported_both_ways(name: str) -> None:
     validator = schema_validator(name)
@@ -271,6 +282,7 @@ def test_each_missing_required_field_is_reported_both_ways(name: str) -> None:
         assert not validator.is_valid(data)
 
 
+@pytest.mark.unit
 def test_extra_fields_are_kept() -> None:
     data = sample_data("investigation.completed")
     data["evidence"] = {"traces": ["t1", "t2"], "score": None}
@@ -317,6 +329,7 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("name", "field", "value", "path"), BAD_VALUES)
 def test_bad_values_rejected_both_ways(name: str, field: str, value: Any, path: str) -> None:
     data = sample_data(name)
@@ -325,6 +338,7 @@ def test_bad_values_rejected_both_ways(name: str, field: str, value: Any, path: 
     assert not schema_validator(name).is_valid(data)
 
 
+@pytest.mark.unit
 def test_calendar_check_beyond_the_pattern() -> None:
     assert error_paths(
         "approval.requested",
@@ -334,6 +348,7 @@ def test_calendar_check_beyond_the_pattern() -> None:
     assert ok["expiresAt"] == "2026-11-27T10:42:53+01:00"
 
 
+@pytest.mark.unit
 def test_nullable_fields_accept_null() -> None:
     for name, field in [
         ("investigation.known_solution_found", "runbookUrl"),
@@ -345,6 +360,7 @@ def test_nullable_fields_accept_null() -> None:
         schema_validator(name).validate(data)
 
 
+@pytest.mark.unit
 def test_several_errors_and_non_object_data() -> None:
     paths = error_paths("incident.created", {"incidentId": "nope", "severity": "x"})
     assert sorted(paths) == [
@@ -358,6 +374,7 @@ def test_several_errors_and_non_object_data() -> None:
         assert error_paths("incident.created", bad) == ["data"]
 
 
+@pytest.mark.unit
 def test_validate_returns_a_json_ready_copy() -> None:
     data = sample_data("investigation.completed")
     out = validate_data("investigation.completed", data)
@@ -379,6 +396,7 @@ def envelope(data: dict[str, Any] | None = None, **extra: Any) -> Envelope:
     )
 
 
+@pytest.mark.unit
 def test_envelope_drops_test_when_none() -> None:
     env = envelope()
     assert "test" not in env.model_dump()
@@ -386,6 +404,7 @@ def test_envelope_drops_test_when_none() -> None:
     assert list(orjson.loads(env.to_json())) == ["id", "event", "timestamp", "tenantId", "data"]
 
 
+@pytest.mark.unit
 def test_envelope_keeps_test_when_set() -> None:
     env = envelope(test=True)
     assert env.model_dump()["test"] is True
@@ -393,6 +412,7 @@ def test_envelope_keeps_test_when_set() -> None:
     assert list(orjson.loads(env.to_json()))[-1] == "test"
 
 
+@pytest.mark.unit
 def test_envelope_round_trips_byte_for_byte() -> None:
     env = envelope(test=True)
     raw = env.to_json()
@@ -402,6 +422,7 @@ def test_envelope_round_trips_byte_for_byte() -> None:
     assert orjson.loads(envelope(data=data_with_null).to_json())["data"]["note"] is None
 
 
+@pytest.mark.unit
 def test_envelope_rejects_malformed_ids() -> None:
     with pytest.raises(ValueError):
         Envelope(
@@ -416,6 +437,7 @@ def test_envelope_rejects_malformed_ids() -> None:
 # --- isolation ------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_import_pulls_in_nothing_of_the_server() -> None:
     probe = textwrap.dedent(
         """

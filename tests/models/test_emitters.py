@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from causeflow.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import (
@@ -21,6 +23,8 @@ from tests.support.steps import (
     last_event_id,
     propose,
 )
+
+pytestmark = pytest.mark.integration
 
 
 @dataclass

@@ -8,6 +8,8 @@ import pytest
 from causeflow.models import sample_data
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 
 def incident_data(**over: object) -> dict:
     return sample_data("incident.created", **over)

@@ -14,6 +14,8 @@ from causeflow.models import sample_data
 from causeflow.publish.service import prepare, publisher
 from tests.support.inproc import Service, Tenant
 
+pytestmark = pytest.mark.integration
+
 
 async def producer_principal(service: Service, tenant: Tenant):
     from causeflow.api.credentials import resolve_principal

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from causeflow.clock import ms_to_rfc3339
 from causeflow.models import validate_data
 from tests.support.inproc import Service, Tenant
@@ -17,6 +19,8 @@ from tests.support.steps import (
     last_event_id,
     propose,
 )
+
+pytestmark = pytest.mark.integration
 
 
 def kinds(found: list[dict[str, Any]]) -> list[str]:

@@ -14,6 +14,8 @@ from causeflow.sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
 from tests.support.receiver import Fail, Receiver
 from tests.support.serve import Live
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:

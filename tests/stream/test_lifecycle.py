@@ -21,6 +21,8 @@ from tests.stream.live import (
 from tests.support.inproc import make_settings
 from tests.support.sse import SseHttpError
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def frozen(tmp_path: Path) -> tuple[LiveService, FrozenClock]:  # type: ignore[misc]

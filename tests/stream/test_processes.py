@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from causeflow.app import build_context
 from causeflow.db.migrate import migrate
@@ -88,6 +89,7 @@ def _stream(
     return SseStream(session, server.base_url + STREAM, _headers(tenant))
 
 
+@pytest.mark.process
 async def test_sigterm_ends_every_stream_cleanly_and_fast(tmp_path: Path) -> None:
     with Deployment(tmp_path) as deployment:
         tenant = await _prepare(deployment)
@@ -113,6 +115,7 @@ async def test_sigterm_ends_every_stream_cleanly_and_fast(tmp_path: Path) -> Non
     assert elapsed < 6, f"shutdown took {elapsed:.1f} s"
 
 
+@pytest.mark.process
 async def test_a_client_on_one_node_receives_what_another_node_publishes(tmp_path: Path) -> None:
     require_pg()
     with fresh_database() as url, Deployment(tmp_path, url) as deployment:
@@ -188,6 +191,7 @@ async def _wait_received(page: Any, count: int, timeout: float = 15) -> list[str
     return list(await page.evaluate("window.received"))
 
 
+@pytest.mark.browser
 async def test_a_browser_eventsource_survives_a_server_restart(tmp_path: Path) -> None:
     require_browser()
     env = {"CAUSEFLOW_SSE_RETRY_MS": "400", "CAUSEFLOW_SSE_PING_SECONDS": "5"}

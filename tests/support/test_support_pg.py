@@ -47,6 +47,7 @@ async def execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+@pytest.mark.integration
 def test_require_pg_skips_without_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CAUSEFLOW_REQUIRE_PG", raising=False)
     dead = free_port()
@@ -55,6 +56,7 @@ def test_require_pg_skips_without_a_server(monkeypatch: pytest.MonkeyPatch) -> N
         require_pg(port=dead)
 
 
+@pytest.mark.integration
 def test_require_pg_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAUSEFLOW_REQUIRE_PG", "1")
     dead = free_port()
@@ -62,6 +64,7 @@ def test_require_pg_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None
         require_pg(port=dead)
 
 
+@pytest.mark.process
 @pytest.mark.pg
 def test_fresh_database_creates_and_drops() -> None:
     require_pg()
@@ -88,6 +91,7 @@ def test_fresh_database_creates_and_drops() -> None:
         holder.wait()
 
 
+@pytest.mark.integration
 @pytest.mark.pg
 def test_fresh_databases_are_distinct() -> None:
     require_pg()
@@ -98,6 +102,7 @@ def test_fresh_databases_are_distinct() -> None:
         assert rows[0]["t"] is None
 
 
+@pytest.mark.integration
 @pytest.mark.pg
 async def test_fresh_database_async_inside_a_running_loop() -> None:
     require_pg()  # run_sync works even though this test's loop is running
@@ -107,16 +112,19 @@ async def test_fresh_database_async_inside_a_running_loop() -> None:
     assert not await database_exists(name)
 
 
+@pytest.mark.integration
 def test_bad_prefix_is_refused() -> None:
     with pytest.raises(ValueError), fresh_database("Robert'); DROP"):
         pass
 
 
+@pytest.mark.unit
 def test_newest_server_binaries_are_found() -> None:
     bin_dir = find_pg_bin()
     assert (bin_dir / "initdb").exists() and (bin_dir / "postgres").exists()
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_private_cluster_lifecycle(tmp_path: Path) -> None:
     started = time.monotonic()
@@ -154,6 +162,7 @@ def test_private_cluster_lifecycle(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_private_cluster_discarded_after_kill9() -> None:
     cluster = PrivateCluster()

@@ -36,6 +36,7 @@ def get_status(url: str) -> int:
         return int(response.status)
 
 
+@pytest.mark.process
 def test_start_kill9_restart_terminate(tmp_path: Path) -> None:
     proc = stand_in(tmp_path)
     try:
@@ -64,6 +65,7 @@ def test_start_kill9_restart_terminate(tmp_path: Path) -> None:
         proc.kill9()
 
 
+@pytest.mark.process
 def test_restart_of_a_running_process_keeps_the_port(tmp_path: Path) -> None:
     proc = stand_in(tmp_path)
     try:
@@ -77,6 +79,7 @@ def test_restart_of_a_running_process_keeps_the_port(tmp_path: Path) -> None:
         proc.kill9()
 
 
+@pytest.mark.process
 def test_start_reports_an_early_exit_with_the_log(tmp_path: Path) -> None:
     proc = ServiceProcess(
         role="serve",
@@ -90,6 +93,7 @@ def test_start_reports_an_early_exit_with_the_log(tmp_path: Path) -> None:
     assert proc.returncode == 3
 
 
+@pytest.mark.process
 def test_start_times_out_and_kills(tmp_path: Path) -> None:
     proc = ServiceProcess(
         role="serve",
@@ -105,6 +109,7 @@ def test_start_times_out_and_kills(tmp_path: Path) -> None:
     assert not proc.alive()
 
 
+@pytest.mark.process
 def test_terminate_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     script = (
         "import signal, time\n"
@@ -126,6 +131,7 @@ def test_terminate_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.process
 def test_kill9_takes_the_whole_process_group(tmp_path: Path) -> None:
     # The parent prints its child's pid; SIGKILL of the group must take the child too.
     script = (
@@ -159,6 +165,7 @@ def _state(pid: int) -> str:
     return stat[stat.rindex(")") + 2]
 
 
+@pytest.mark.unit
 def test_service_env_drops_outer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAUSEFLOW_DATABASE_URL", "postgresql://elsewhere/db")
     env = service_env({"CAUSEFLOW_X": "1"})
@@ -167,6 +174,7 @@ def test_service_env_drops_outer_settings(monkeypatch: pytest.MonkeyPatch) -> No
     assert env["PYTHONPATH"].split(":")[0].endswith("/src")
 
 
+@pytest.mark.process
 def test_deployment_env(tmp_path: Path) -> None:
     deployment = Deployment(tmp_path, env={"CAUSEFLOW_SSE_PING_SECONDS": "1"})
     assert deployment.env["CAUSEFLOW_DATA_DIR"] == str(tmp_path / "data")
@@ -178,6 +186,7 @@ def test_deployment_env(tmp_path: Path) -> None:
     assert pg.env["CAUSEFLOW_DATABASE_URL"] == "postgresql://postgres@127.0.0.1:5432/x"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("stdout", "expected"),
     [
@@ -189,6 +198,7 @@ def test_parse_json_output(stdout: str, expected: dict[str, str]) -> None:
     assert parse_json_output(stdout) == expected
 
 
+@pytest.mark.unit
 def test_parse_json_output_without_json() -> None:
     with pytest.raises(ValueError, match="no JSON object"):
         parse_json_output("nothing here\n")
@@ -204,6 +214,7 @@ def get_json(url: str, api_key: str) -> object:
         return orjson.loads(response.read())
 
 
+@pytest.mark.process
 def test_real_serve_on_sqlite_survives_kill9(tmp_path: Path) -> None:
     with Deployment(tmp_path) as deployment:
         deployment.migrate()
@@ -226,6 +237,7 @@ def test_real_serve_on_sqlite_survives_kill9(tmp_path: Path) -> None:
     assert (tmp_path / "data").is_dir()
 
 
+@pytest.mark.process
 @pytest.mark.pg
 def test_real_serve_and_worker_on_postgres(tmp_path: Path) -> None:
     require_pg()

@@ -48,6 +48,7 @@ async def post(
         return response.status, dict(response.headers), await response.read()
 
 
+@pytest.mark.integration
 async def test_records_method_path_query_headers_and_body(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -75,6 +76,7 @@ async def test_records_method_path_query_headers_and_body(
     assert abs(request.received_at_wall - time.time()) < 5
 
 
+@pytest.mark.integration
 async def test_repeated_headers_are_joined_and_raw_lines_kept(receiver: Receiver) -> None:
     # aiohttp's client merges duplicates itself, so write the request by hand.
     reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
@@ -92,6 +94,7 @@ async def test_repeated_headers_are_joined_and_raw_lines_kept(receiver: Receiver
     assert ("x-tag", "two") in request.raw_headers
 
 
+@pytest.mark.integration
 async def test_ok_with_status_and_body(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior("/a", Ok(status=204))
     receiver.set_behavior("/b", Ok(body=b"thanks", headers={"X-Seen": "1"}))
@@ -100,6 +103,7 @@ async def test_ok_with_status_and_body(receiver: Receiver, client: aiohttp.Clien
     assert (status, headers["X-Seen"], body) == (200, "1", b"thanks")
 
 
+@pytest.mark.integration
 async def test_fail_n_times_then_ok(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior(None, Fail(status=503, times=2))
     statuses = [(await post(client, receiver.url_for()))[0] for _ in range(4)]
@@ -107,17 +111,20 @@ async def test_fail_n_times_then_ok(receiver: Receiver, client: aiohttp.ClientSe
     assert [r.status for r in receiver.requests] == statuses
 
 
+@pytest.mark.integration
 async def test_fail_forever(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior(None, Fail())
     statuses = [(await post(client, receiver.url_for()))[0] for _ in range(3)]
     assert statuses == [500, 500, 500]
 
 
+@pytest.mark.integration
 async def test_status_410(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior("/gone", Status(410))
     assert (await post(client, receiver.url_for("/gone")))[0] == 410
 
 
+@pytest.mark.integration
 async def test_too_many_sends_retry_after(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -129,12 +136,14 @@ async def test_too_many_sends_retry_after(
     assert status == 429 and "Retry-After" not in headers
 
 
+@pytest.mark.integration
 async def test_redirect(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior("/old", Redirect("http://127.0.0.1:9/new", status=307))
     status, headers, _ = await post(client, receiver.url_for("/old"), allow_redirects=False)
     assert (status, headers["Location"]) == (307, "http://127.0.0.1:9/new")
 
 
+@pytest.mark.integration
 async def test_slow_answers_after_delay(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.set_behavior(None, Slow(0.3, status=202))
     started = time.monotonic()
@@ -143,6 +152,7 @@ async def test_slow_answers_after_delay(receiver: Receiver, client: aiohttp.Clie
     assert time.monotonic() - started >= 0.3
 
 
+@pytest.mark.integration
 async def test_hang_makes_the_client_time_out_and_stop_stays_fast(
     client: aiohttp.ClientSession,
 ) -> None:
@@ -164,6 +174,7 @@ async def test_hang_makes_the_client_time_out_and_stop_stays_fast(
         await pending
 
 
+@pytest.mark.integration
 async def test_drop_closes_the_connection(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -173,6 +184,7 @@ async def test_drop_closes_the_connection(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.integration
 async def test_sequence_then_last_step_repeats(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -181,6 +193,7 @@ async def test_sequence_then_last_step_repeats(
     assert statuses == [500, 429, 204, 204, 204]
 
 
+@pytest.mark.integration
 async def test_behaviour_per_path_and_reset(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -192,6 +205,7 @@ async def test_behaviour_per_path_and_reset(
     assert (await post(client, receiver.url_for("/a")))[0] == 200
 
 
+@pytest.mark.integration
 async def test_wait_for_wakes_on_arrival(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     waiter = asyncio.create_task(receiver.wait_for(2, timeout=5, path="/x"))
     await asyncio.sleep(0.05)
@@ -208,6 +222,7 @@ async def test_wait_for_wakes_on_arrival(receiver: Receiver, client: aiohttp.Cli
     assert woke_after < 0.05
 
 
+@pytest.mark.integration
 async def test_wait_for_times_out_saying_what_came(
     receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
@@ -216,6 +231,7 @@ async def test_wait_for_times_out_saying_what_came(
         await receiver.wait_for(2, timeout=0.2)
 
 
+@pytest.mark.integration
 async def test_clear_forgets_requests(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     await post(client, receiver.url_for())
     receiver.clear()
@@ -224,6 +240,7 @@ async def test_clear_forgets_requests(receiver: Receiver, client: aiohttp.Client
     assert len(await receiver.wait_for(1, timeout=1)) == 1
 
 
+@pytest.mark.integration
 async def test_stopped_receiver_refuses_then_comes_back_on_same_port(
     client: aiohttp.ClientSession,
 ) -> None:
@@ -241,6 +258,7 @@ async def test_stopped_receiver_refuses_then_comes_back_on_same_port(
         await receiver.stop()
 
 
+@pytest.mark.integration
 async def test_fixed_port() -> None:
     port = free_port()
     async with Receiver(port=port) as receiver:
@@ -249,6 +267,7 @@ async def test_fixed_port() -> None:
             pass
 
 
+@pytest.mark.process
 def test_threaded_receiver_from_sync_code() -> None:
     with ThreadedReceiver() as receiver:
         receiver.set_behavior("/later", Fail(status=502, times=1))
@@ -287,6 +306,7 @@ def test_threaded_receiver_from_sync_code() -> None:
     assert not port_open(port)
 
 
+@pytest.mark.integration
 async def test_threaded_receiver_awaited_from_another_loop(client: aiohttp.ClientSession) -> None:
     with ThreadedReceiver() as receiver:
         waiter = asyncio.create_task(receiver.wait_for(1, timeout=5))

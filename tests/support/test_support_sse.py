@@ -64,6 +64,7 @@ PARSE_TABLE = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("wire", "expected"),
     [(w, e) for _, w, e in PARSE_TABLE],
@@ -73,6 +74,7 @@ def test_parse_sse_table(wire: str, expected: list[SseEvent]) -> None:
     assert parse_sse(wire) == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("wire", "retry"),
     [("retry: 3000\n", 3000), ("retry: 12a\n", None), ("retry:\n", None), ("retry: -1\n", None)],
@@ -83,12 +85,14 @@ def test_retry_field(wire: str, retry: int | None) -> None:
     assert parser.retry == retry
 
 
+@pytest.mark.unit
 def test_comments_are_kept_for_inspection() -> None:
     parser = SseParser()
     parser.feed(": stream open\n:no-space\n")
     assert parser.comments == ["stream open", "no-space"]
 
 
+@pytest.mark.unit
 def test_feeding_any_split_gives_the_same_events() -> None:
     wire = (
         "\ufeffretry: 3000\r\n: hi\r\n\r\n"
@@ -103,6 +107,7 @@ def test_feeding_any_split_gives_the_same_events() -> None:
         assert parser.retry == 3000
 
 
+@pytest.mark.unit
 def test_event_json() -> None:
     assert parse_sse('data: {"a": [1, 2]}\n\n')[0].json() == {"a": [1, 2]}
 
@@ -149,6 +154,7 @@ async def sse_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
         await runner.cleanup()
 
 
+@pytest.mark.integration
 async def test_sse_events_reads_a_live_stream(
     sse_server: tuple[str, list[dict[str, str]]],
 ) -> None:
@@ -166,6 +172,7 @@ async def test_sse_events_reads_a_live_stream(
     assert "Last-Event-ID" not in seen[0]
 
 
+@pytest.mark.integration
 async def test_sse_stream_next_resume_header_and_timeout(
     sse_server: tuple[str, list[dict[str, str]]],
 ) -> None:
@@ -185,6 +192,7 @@ async def test_sse_stream_next_resume_header_and_timeout(
     assert seen[0]["Last-Event-ID"] == "evt_0"
 
 
+@pytest.mark.integration
 async def test_collect_and_end_of_stream(sse_server: tuple[str, list[dict[str, str]]]) -> None:
     base, _ = sse_server
     async with aiohttp.ClientSession() as session, SseStream(session, base + "/stream") as stream:
@@ -193,6 +201,7 @@ async def test_collect_and_end_of_stream(sse_server: tuple[str, list[dict[str, s
             await stream.next(timeout=5)
 
 
+@pytest.mark.integration
 async def test_leaving_early_closes_the_stream(
     sse_server: tuple[str, list[dict[str, str]]],
 ) -> None:
@@ -205,6 +214,7 @@ async def test_leaving_early_closes_the_stream(
                 break
 
 
+@pytest.mark.integration
 async def test_non_200_raises_with_status_and_body(
     sse_server: tuple[str, list[dict[str, str]]],
 ) -> None:

@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import (
     log_ids,
@@ -20,6 +21,8 @@ from tests.support.cluster import (
 )
 from tests.support.receiver import ThreadedReceiver
 from tests.support.traffic import Publisher, ResumingReader, finish, run_all
+
+pytestmark = pytest.mark.process
 
 
 async def test_kill9_api_node_under_publishers_and_streams(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.routing import iter_route_contexts
 from jwt.algorithms import RSAAlgorithm
@@ -47,6 +48,8 @@ from jwt.algorithms import RSAAlgorithm
 from causeflow.clock import ms_to_rfc3339
 from tests.support.dashboard import csrf_token, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 # --- the kinds of credential -------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from tests.support.inproc import Tenant
 from tests.system.test_isolation import BODIES, EXEMPT, FACTORIES
 from tests.system.test_schemathesis import run_st
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from fastapi import params
 from fastapi.routing import APIRoute
 from sqlalchemy import select
@@ -28,6 +29,8 @@ from causeflow.models import sample_data
 from causeflow.schema import metadata
 from tests.support.inproc import Service, Tenant
 from tests.system.test_isolation import FACTORIES
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 INBOUND = "/v1/webhooks/{tenant_id}/{provider}"

@@ -13,7 +13,11 @@ import ast
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
 import causeflow
+
+pytestmark = pytest.mark.unit
 
 PACKAGE = "causeflow"
 

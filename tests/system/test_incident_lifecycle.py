@@ -24,6 +24,8 @@ from tests.support.processes import Deployment
 from tests.support.receiver import Receiver
 from tests.support.sse import SseEvent, SseStream
 
+pytestmark = pytest.mark.process
+
 FIXTURES = Path(__file__).resolve().parents[1] / "support/fixtures/providers/alertmanager"
 
 EXPECTED = [

@@ -14,8 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from causeflow.clock import ms_to_rfc3339
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 Factory = Callable[[Service, Tenant], Awaitable[str]]
 

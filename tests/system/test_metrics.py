@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import (
     EVENT,
@@ -23,6 +24,8 @@ from tests.support.cluster import (
 from tests.support.receiver import Status, ThreadedReceiver
 from tests.support.sse import SseStream
 from tests.support.traffic import STREAM, Publisher, finish, run_all
+
+pytestmark = pytest.mark.process
 
 Samples = dict[tuple[str, tuple], float]
 

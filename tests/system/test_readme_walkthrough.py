@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.ports import free_port
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.reference import reference_text, section, section_numbers
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 CITED_IN = ("src", "tests", "bench", "examples", "tools", "docs", "README.md", "ARCHITECTURE.md")
 CITATION = re.compile(r"docs/reference\.md §(\d+(?:\.\d+)?)")

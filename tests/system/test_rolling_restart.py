@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import (
     SlowVaried,
@@ -22,6 +23,8 @@ from tests.support.cluster import (
 )
 from tests.support.receiver import ThreadedReceiver
 from tests.support.traffic import Publisher, ResumingReader, finish, run_all
+
+pytestmark = pytest.mark.process
 
 
 async def test_rolling_restart_loses_nothing(tmp_path: Path) -> None:

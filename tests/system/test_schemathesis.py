@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.processes import Deployment
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[2]
 ST = Path(sys.executable).parent / "st"
 

@@ -35,6 +35,8 @@ from tests.support.inproc import Service, make_settings, running_service
 from tests.support.processes import Deployment, parse_json_output
 from tests.support.receiver import Receiver
 
+pytestmark = pytest.mark.process
+
 SUBS = "/v1/webhook-subscriptions"
 FAST = {"webhook_retry_schedule": "0.2s", "webhook_poll_seconds": 0.1, "run_workers": True}
 

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import (
     ENV,
@@ -22,6 +23,8 @@ from tests.support.cluster import (
 from tests.support.processes import Deployment
 from tests.support.receiver import ThreadedReceiver
 from tests.support.traffic import Publisher, ResumingReader, finish, run_all
+
+pytestmark = pytest.mark.process
 
 
 async def test_kill9_sqlite_server_under_load(tmp_path: Path) -> None:

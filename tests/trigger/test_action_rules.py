@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from causeflow.errors import ValidationFailed
 from causeflow.trigger import actions
 
+pytestmark = pytest.mark.unit
+
 DOC = {"a": {"b/c": [10, {"~x": "deep"}]}, "n": 0, "t": True, "z": None, "s": " padded "}
 
 

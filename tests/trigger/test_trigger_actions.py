@@ -17,6 +17,8 @@ from causeflow.trigger.tables import trigger_events
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import error_code, events_after, last_event_id
 
+pytestmark = pytest.mark.integration
+
 GITHUB_CONFIG = {
     "fields": {
         "title": "/workflow_run/name",

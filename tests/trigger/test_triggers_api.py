@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events, triggers
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import api_key, error_code, events_after, last_event_id
+
+pytestmark = pytest.mark.integration
 
 SECRET = "ghs_super-secret-webhook-token"
 

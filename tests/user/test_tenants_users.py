@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 
 async def _events(service: Service, tenant: Tenant, prefix: str) -> list[dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from causeflow import ids
 from causeflow.models import validate_data
@@ -20,6 +21,8 @@ from tests.support.webhook import (
     error_paths,
     set_delivery,
 )
+
+pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 DELIVERY_FIELDS = {

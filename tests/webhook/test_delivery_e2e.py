@@ -18,6 +18,8 @@ from tests.support.receiver import Receiver, Status
 
 from .delivery_support import FAST, hex_verify, verify_standard
 
+pytestmark = pytest.mark.integration
+
 SUBS = "/v1/webhook-subscriptions"
 
 

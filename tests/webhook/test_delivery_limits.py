@@ -31,6 +31,8 @@ from tests.support.cluster import (
 )
 from tests.support.receiver import Concurrent, Ok, ThreadedReceiver
 
+pytestmark = pytest.mark.process
+
 CAP = 4  # per host, for the whole deployment
 RATE = 5  # per second
 RATE_EVENTS = 25  # five seconds' worth

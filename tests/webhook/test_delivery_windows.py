@@ -15,6 +15,8 @@ from tests.support.inproc import Service, make_settings, running_service
 from tests.support.webhook import SUBS, append, create_sub, error_paths
 from tests.webhook.test_sender import Answers, ConnectionCounter, Receiver, closing, receiver
 
+pytestmark = pytest.mark.integration
+
 HOUR_MS = 3_600_000
 
 

@@ -8,6 +8,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.event.log import append_event
@@ -23,6 +24,8 @@ from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.webhook import SUBS, append, create_sub, delivery_rows
+
+pytestmark = pytest.mark.integration
 
 
 async def _cursor(service: Service, tenant: Tenant) -> int | None:

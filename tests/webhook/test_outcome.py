@@ -25,6 +25,8 @@ from causeflow.webhook.outcome import (
     decide,
 )
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_800_000_000_000
 WINDOW_MS = 3_600_000  # disable after an hour of failures
 POLICY = Policy(schedule=(1.0, 10.0, 100.0), disable_after_ms=WINDOW_MS)  # 4 attempts in all

@@ -9,10 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import log_ids, pg_cluster, publish, subscribe, wait_all_succeeded
 from tests.support.receiver import Ok, Status, ThreadedReceiver
 from tests.support.traffic import Publisher, finish, run_all
+
+pytestmark = pytest.mark.process
 
 # Kept well inside the retry schedule (0.5, 0.5, 1, 1, 2 s, ±20 %: at least 4 s to exhaust),
 # so no delivery gives up during the outage.

@@ -131,6 +131,7 @@ def closing(status: int = 204, **kwargs: object) -> Handler:
     return handle
 
 
+@pytest.mark.integration
 async def test_delivers_a_signed_body_through_the_injected_resolver(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -161,6 +162,7 @@ async def test_delivers_a_signed_body_through_the_injected_resolver(
     assert seen["User-Agent"] == "CauseFlow-Webhooks/0.1.0"
 
 
+@pytest.mark.integration
 async def test_name_resolving_to_a_private_address_is_blocked_before_connecting(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -173,6 +175,7 @@ async def test_name_resolving_to_a_private_address_is_blocked_before_connecting(
     assert target.connections == 0
 
 
+@pytest.mark.integration
 async def test_one_refused_answer_among_good_ones_blocks_the_attempt(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -184,6 +187,7 @@ async def test_one_refused_answer_among_good_ones_blocks_the_attempt(
     assert target.connections == 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f.0.0.1", "[::ffff:127.0.0.1]"])
 async def test_literal_private_addresses_are_blocked(
     servers: list[Receiver | ConnectionCounter], host: str
@@ -195,6 +199,7 @@ async def test_literal_private_addresses_are_blocked(
     assert target.connections == 0
 
 
+@pytest.mark.integration
 async def test_allowed_literal_in_another_spelling_is_delivered(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -205,6 +210,7 @@ async def test_allowed_literal_in_another_spelling_is_delivered(
     assert len(got.requests) == 1
 
 
+@pytest.mark.integration
 async def test_an_answer_that_changes_is_caught_on_the_second_lookup(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -222,6 +228,7 @@ async def test_an_answer_that_changes_is_caught_on_the_second_lookup(
     assert len(got.requests) == 1
 
 
+@pytest.mark.integration
 async def test_a_vetted_answer_is_reused_within_the_dns_cache_window(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -238,6 +245,7 @@ async def test_a_vetted_answer_is_reused_within_the_dns_cache_window(
     assert len(got.requests) == 3
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 async def test_redirects_are_not_followed(
     servers: list[Receiver | ConnectionCounter], status: int
@@ -255,6 +263,7 @@ async def test_redirects_are_not_followed(
     assert inner.requests == []
 
 
+@pytest.mark.integration
 async def test_error_statuses_and_retry_after_are_reported(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -291,6 +300,7 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+@pytest.mark.integration
 async def test_https_to_a_pinned_address_verifies_the_hostname(
     servers: list[Receiver | ConnectionCounter], ca: trustme.CA
 ) -> None:
@@ -306,6 +316,7 @@ async def test_https_to_a_pinned_address_verifies_the_hostname(
     assert [path for path, _, _ in got.requests] == ["/tls"]
 
 
+@pytest.mark.integration
 async def test_https_with_a_certificate_for_another_name_fails(
     servers: list[Receiver | ConnectionCounter], ca: trustme.CA
 ) -> None:
@@ -321,6 +332,7 @@ async def test_https_with_a_certificate_for_another_name_fails(
     assert got.requests == []
 
 
+@pytest.mark.integration
 async def test_https_with_an_untrusted_issuer_fails(
     servers: list[Receiver | ConnectionCounter], ca: trustme.CA
 ) -> None:
@@ -331,6 +343,7 @@ async def test_https_with_an_untrusted_issuer_fails(
     assert got.requests == []
 
 
+@pytest.mark.integration
 async def test_a_hanging_receiver_hits_the_total_timeout(
     servers: list[Receiver | ConnectionCounter], release: asyncio.Event
 ) -> None:
@@ -348,6 +361,7 @@ async def test_a_hanging_receiver_hits_the_total_timeout(
     assert len(got.requests) == 1
 
 
+@pytest.mark.integration
 async def test_a_large_answer_is_cut_at_4_kib(servers: list[Receiver | ConnectionCounter]) -> None:
     payload = bytes(i % 251 for i in range(1024 * 1024))
 
@@ -364,6 +378,7 @@ async def test_a_large_answer_is_cut_at_4_kib(servers: list[Receiver | Connectio
     assert result.body == payload[:4096]
 
 
+@pytest.mark.integration
 async def test_connection_refused_is_an_error_not_an_exception() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -374,6 +389,7 @@ async def test_connection_refused_is_an_error_not_an_exception() -> None:
     assert result.error is not None and result.error.startswith("connect_error"), result.error
 
 
+@pytest.mark.integration
 async def test_plain_http_needs_the_setting(servers: list[Receiver | ConnectionCounter]) -> None:
     target = await counter(servers)
     async with Sender(allow_cidrs=LOOPBACK_ONLY) as sender:
@@ -382,11 +398,13 @@ async def test_plain_http_needs_the_setting(servers: list[Receiver | ConnectionC
     assert target.connections == 0
 
 
+@pytest.mark.unit
 async def test_send_requires_start() -> None:
     with pytest.raises(RuntimeError):
         await Sender().send("https://hooks.example.com/", b"{}", {})
 
 
+@pytest.mark.integration
 async def test_a_hanging_dns_lookup_counts_against_the_total_timeout(
     servers: list[Receiver | ConnectionCounter], release: asyncio.Event
 ) -> None:
@@ -407,6 +425,7 @@ async def test_a_hanging_dns_lookup_counts_against_the_total_timeout(
     assert target.connections == 0
 
 
+@pytest.mark.integration
 async def test_the_system_resolver_is_vetted_by_default(
     servers: list[Receiver | ConnectionCounter],
 ) -> None:
@@ -424,6 +443,7 @@ async def test_the_system_resolver_is_vetted_by_default(
         await VettingResolver().resolve("localhost", got.port, socket.AF_UNSPEC)
 
 
+@pytest.mark.integration
 async def test_a_body_that_stalls_after_the_status_keeps_the_status(
     servers: list[Receiver | ConnectionCounter], release: asyncio.Event
 ) -> None:

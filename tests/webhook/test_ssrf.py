@@ -16,6 +16,8 @@ from causeflow.webhook.ssrf import (
     parse_host_literal,
 )
 
+pytestmark = pytest.mark.unit
+
 FORBIDDEN_HOSTS = [
     # loopback, every spelling
     "127.0.0.1",

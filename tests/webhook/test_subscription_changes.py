@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from causeflow.event.log import append_event, page_after
@@ -36,6 +37,8 @@ from causeflow.webhook.worker import start_delivery
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
 from tests.support.webhook import SUBS, append, create_sub, delivery_rows
+
+pytestmark = pytest.mark.integration
 
 
 async def patch(service: Service, tenant: Tenant, sub_id: str, **body: Any) -> dict[str, Any]:

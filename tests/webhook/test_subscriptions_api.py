@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.clock import FrozenClock, ms_to_rfc3339
@@ -14,6 +15,8 @@ from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import subscriptions
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.webhook import HOOK_URL, SUBS, append, create_sub, delivery_rows, error_paths
+
+pytestmark = pytest.mark.integration
 
 READ_FIELDS = {
     "id",

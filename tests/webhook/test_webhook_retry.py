@@ -17,6 +17,8 @@ from causeflow.webhook.retry import (
     parse_schedule,
 )
 
+pytestmark = pytest.mark.unit
+
 SEEDS = range(200)
 
 

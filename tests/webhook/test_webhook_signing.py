@@ -24,6 +24,8 @@ from causeflow.webhook.signing import (
     verify_standard,
 )
 
+pytestmark = pytest.mark.unit
+
 VECTOR_BODY = b'{"test": 2432232314}'
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TS = 1614265330

@@ -36,6 +36,8 @@ from .delivery_support import (
     wait_until_settled,
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.cluster import (
     SlowVaried,
@@ -21,6 +22,8 @@ from tests.support.cluster import (
     wait_all_succeeded,
 )
 from tests.support.receiver import ThreadedReceiver
+
+pytestmark = pytest.mark.process
 
 SUBSCRIPTIONS = 10
 EVENTS = 200  # x 10 subscriptions = 2,000 deliveries

@@ -27,6 +27,8 @@ from .delivery_support import (
     wait_until_settled,
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def healthy() -> AsyncIterator[Receiver]:

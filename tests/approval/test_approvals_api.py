@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from causeflow.clock import FrozenClock
 from causeflow.models import validate_data
+from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import (
     api_key,

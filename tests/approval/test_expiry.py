@@ -11,10 +11,10 @@ import pytest
 
 from causeflow.approval.expiry import ApprovalSweeper
 from causeflow.approval.respond import respond_approval
-from causeflow.clock import FrozenClock
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict
 from causeflow.models import validate_data
+from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.steps import (
     error_code,

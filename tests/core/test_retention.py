@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from causeflow.clock import FrozenClock
 from causeflow.event.log import append_event
 from causeflow.event.tables import events
 from causeflow.retention import DAY_MS, purge_once
 from causeflow.webhook.tables import deliveries
+from tests.support.clock import FrozenClock
 from tests.support.inproc import make_settings, running_service
 
 pytestmark = pytest.mark.integration

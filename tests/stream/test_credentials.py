@@ -14,11 +14,11 @@ import aiohttp
 import pytest
 
 from causeflow.app import build_context
-from causeflow.clock import FrozenClock
 from causeflow.db.migrate import migrate
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
 from tests.stream.live import FAST, STREAM, LiveService, live_service, next_event, until_ended
+from tests.support.clock import FrozenClock
 from tests.support.dashboard import csrf_token
 from tests.support.inproc import make_settings, running_service
 from tests.support.keys import pg_key_settings

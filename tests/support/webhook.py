@@ -1,4 +1,5 @@
-"""Shared steps of the webhook tests: create subscriptions, append events, read deliveries."""
+"""Shared steps of the webhook tests: create subscriptions, append events, read deliveries, and
+drive the dispatcher's own batch steps by hand (the webhook tests run without its loop)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from causeflow.context import AppContext
 from causeflow.event.log import StoredEvent, append_event
 from causeflow.models import sample_data
+from causeflow.webhook import repository as repo
+from causeflow.webhook.dispatcher import _CursorMoved, _write_batch, dispatch_batch
+from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import deliveries
 from tests.support.inproc import Service, Tenant
 
@@ -55,3 +60,40 @@ def error_paths(resp: Any) -> list[str]:
     body = resp.json()
     assert body["error"] == "validation_error"
     return [e["path"] for e in body["details"]["errors"]]
+
+
+async def dispatch_pending(ctx: AppContext) -> int:
+    """Run `dispatch_batch`, as the dispatcher's loop does, until every tenant's cursor has
+    reached its log head; returns the deliveries made."""
+    cache = subscription_cache(ctx)
+    total = 0
+    while True:
+        async with ctx.db.read() as conn:
+            behind = await repo.tenants_behind(conn)
+        if not behind:
+            return total
+        for tenant_id in behind:
+            while True:
+                result = await dispatch_batch(ctx, cache, tenant_id)
+                total += result.deliveries
+                if not result.more:
+                    break
+
+
+async def commit_batch(
+    ctx: AppContext,
+    tenant_id: str,
+    new: bool,
+    cursor: int,
+    new_cursor: int,
+    rows: list[dict[str, Any]],
+    generation: int = 0,
+) -> bool:
+    """Commit a batch planned earlier, as a dispatcher that read it then would: the cursor's
+    compare-and-set and the deliveries (`_write_batch`); False if the cursor moved meanwhile."""
+    try:
+        async with ctx.db.transaction() as tx:
+            await _write_batch(tx, tenant_id, new, cursor, new_cursor, rows, generation)
+    except _CursorMoved:
+        return False
+    return True

@@ -10,7 +10,6 @@ import pytest
 
 from causeflow import ids
 from causeflow.models import validate_data
-from causeflow.webhook.dispatcher import dispatch_pending
 from causeflow.webhook.tables import attempts
 from tests.support.inproc import Service, Tenant
 from tests.support.webhook import (
@@ -18,6 +17,7 @@ from tests.support.webhook import (
     append,
     create_sub,
     delivery_rows,
+    dispatch_pending,
     error_paths,
     set_delivery,
 )

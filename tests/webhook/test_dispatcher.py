@@ -13,17 +13,19 @@ from sqlalchemy import select
 
 from causeflow.event.log import append_event
 from causeflow.models import sample_data
-from causeflow.webhook.dispatcher import (
-    Dispatcher,
-    commit_batch,
-    dispatch_batch,
-    dispatch_pending,
-)
+from causeflow.webhook.dispatcher import Dispatcher, dispatch_batch
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.support.webhook import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import (
+    SUBS,
+    append,
+    commit_batch,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+)
 
 pytestmark = pytest.mark.integration
 

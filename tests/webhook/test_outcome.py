@@ -1,9 +1,13 @@
 """The delivery outcome rules from a table: one attempt's result, the delivery's attempt count
-and manual flag, the subscription's stored state and the policy give everything that follows."""
+and manual flag, the subscription's stored state and the policy give everything that follows.
+
+Each case runs both halves as the service applies them: `delivery_step` (the worker, right after
+the attempt), then `subscription_step` on its effect (the repository, with the stored state)."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pytest
 
@@ -19,13 +23,69 @@ from causeflow.webhook.outcome import (
     REASON_GONE,
     SUCCEEDED,
     Attempt,
-    Decision,
-    Policy,
     SubscriptionState,
-    decide,
+    delivery_step,
+    subscription_step,
 )
 
 pytestmark = pytest.mark.unit
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The settings the rules depend on."""
+
+    schedule: tuple[float, ...]  # delays between attempts, seconds
+    disable_after_ms: int  # how old a failure window must be to disable the subscription
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything one attempt leads to, for the delivery and for its subscription."""
+
+    status: str
+    next_attempt_at: int | None
+    effect: str | None
+    clear_first_failure: bool
+    set_first_failure_at: int | None
+    disable_reason: str | None
+    events: tuple[str, ...]
+
+
+def decide(
+    attempt: Attempt,
+    *,
+    attempts: int,
+    manual: bool,
+    test: bool = False,
+    subscription: SubscriptionState | None,
+    now_ms: int,
+    policy: Policy,
+    rng: random.Random,
+) -> Decision:
+    """Both halves for one attempt, as if recorded at the moment it was made."""
+    delivery = delivery_step(
+        attempt,
+        attempts=attempts,
+        manual=manual,
+        test=test,
+        now_ms=now_ms,
+        schedule=policy.schedule,
+        rng=rng,
+    )
+    sub = subscription_step(
+        delivery.effect, subscription, now_ms=now_ms, disable_after_ms=policy.disable_after_ms
+    )
+    return Decision(
+        status=delivery.status,
+        next_attempt_at=delivery.next_attempt_at,
+        effect=delivery.effect,
+        clear_first_failure=sub.clear_first_failure,
+        set_first_failure_at=sub.set_first_failure_at,
+        disable_reason=sub.disable_reason,
+        events=sub.events,
+    )
+
 
 NOW = 1_800_000_000_000
 WINDOW_MS = 3_600_000  # disable after an hour of failures

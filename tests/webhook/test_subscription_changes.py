@@ -22,13 +22,7 @@ from causeflow.event.log import append_event, page_after
 from causeflow.jsonutil import loads
 from causeflow.models import sample_data
 from causeflow.webhook import queue
-from causeflow.webhook.dispatcher import (
-    Dispatcher,
-    commit_batch,
-    dispatch_pending,
-    plan_deliveries,
-    start_dispatcher,
-)
+from causeflow.webhook.dispatcher import Dispatcher, plan_deliveries, start_dispatcher
 from causeflow.webhook.repository import read_cursor
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
@@ -36,7 +30,14 @@ from causeflow.webhook.tables import deliveries, subscriptions
 from causeflow.webhook.worker import start_delivery
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
-from tests.support.webhook import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import (
+    SUBS,
+    append,
+    commit_batch,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+)
 
 pytestmark = pytest.mark.integration
 

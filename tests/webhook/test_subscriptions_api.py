@@ -8,13 +8,21 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from causeflow.clock import FrozenClock, ms_to_rfc3339
-from causeflow.webhook.dispatcher import dispatch_pending
+from causeflow.clock import ms_to_rfc3339
 from causeflow.webhook.signing import check_secret
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import subscriptions
+from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.support.webhook import HOOK_URL, SUBS, append, create_sub, delivery_rows, error_paths
+from tests.support.webhook import (
+    HOOK_URL,
+    SUBS,
+    append,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+    error_paths,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from causeflow.clock import FrozenClock
 from causeflow.context import AppContext
 from causeflow.models import validate_data
+from tests.support.clock import FrozenClock
 from tests.support.receiver import Fail, Hang, Receiver, Sequence, Status, TooMany
 
 from .delivery_support import (

@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from causeflow import ids
-from causeflow.clock import FrozenClock
 from causeflow.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.webhook.tables import deliveries
+from tests.support.clock import FrozenClock
 
 from .delivery_support import TENANT, add_event, add_subscription, bare_context, running_engine
 

@@ -19,10 +19,6 @@ from causeflow.settings import Settings
 from tests.support.inproc import make_settings, running_service
 from tests.support.jwks import JwksServer, new_signing_key
 
-# Another request is "answered promptly" well within this, even on a busy machine; a fetch
-# that blocked the loop would hold it for as long as the provider takes (seconds here).
-PROMPT_SECONDS = 1.0
-
 
 @pytest.fixture
 def jwks_server() -> Iterator[JwksServer]:
@@ -69,17 +65,16 @@ async def test_a_slow_jwks_holds_up_nothing_else_and_misses_share_one_fetch(
             asyncio.create_task(client.get("/v1/events", headers=h)) for h in [known, *strangers]
         ]
         assert await asyncio.to_thread(jwks_server.wait_holding, 5)
-        # While the key set is being fetched, everything else is answered at once.
+        # While the key set is being fetched, everything else is answered: each answer comes
+        # while the provider still holds the fetch (it holds it until released).
         for path, headers in (
             ("/healthz", {}),
             ("/v1/events", acme.key_headers),
             ("/v1/events", svc.token(acme)),
         ):
-            started = time.monotonic()
             response = await client.get(path, headers=headers)
             assert response.status_code == 200, response.text
-            assert time.monotonic() - started < PROMPT_SECONDS, path
-        assert jwks_server.holding, "the fetch ended before the other requests were answered"
+            assert jwks_server.holding, f"{path} was answered only once the fetch had ended"
         assert not any(task.done() for task in waiting)
 
         jwks_server.release()
@@ -150,9 +145,8 @@ async def test_keys_held_keep_working_while_the_jwks_server_fails_hangs_or_is_go
 
         jwks_server.hold()  # a refresh hangs: a known key does not wait for it
         assert await asyncio.to_thread(jwks_server.wait_holding, 5)
-        started = time.monotonic()
         assert (await svc.client.get("/v1/events", headers=known)).status_code == 200
-        assert time.monotonic() - started < PROMPT_SECONDS
+        assert jwks_server.holding, "answered only once the refresh had ended"
 
         jwks_server.stop()  # gone altogether
         assert (await svc.client.get("/v1/events", headers=known)).status_code == 200

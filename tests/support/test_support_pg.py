@@ -127,7 +127,6 @@ def test_newest_server_binaries_are_found() -> None:
 @pytest.mark.process
 @pytest.mark.slow
 def test_private_cluster_lifecycle(tmp_path: Path) -> None:
-    started = time.monotonic()
     with PrivateCluster(tmp_path) as cluster:
         assert cluster.running()
         assert cluster.port != 5432
@@ -159,7 +158,6 @@ def test_private_cluster_lifecycle(tmp_path: Path) -> None:
         assert root is not None
     assert not root.exists()
     assert not pg_available(port=cluster.port)
-    assert time.monotonic() - started < 20
 
 
 @pytest.mark.process

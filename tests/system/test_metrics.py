@@ -34,6 +34,10 @@ def total(scrapes: list[Samples], name: str, **labels: str) -> float:
     return sum(metric(s, name, **labels) for s in scrapes)
 
 
+def moved(after: list[Samples], before: list[Samples], name: str, **labels: str) -> float:
+    return total(after, name, **labels) - total(before, name, **labels)
+
+
 async def post_alert(
     session: aiohttp.ClientSession, base: str, tenant: dict[str, str], status: str
 ) -> str:
@@ -90,12 +94,14 @@ async def test_metrics_of_servers_and_workers_move(tmp_path: Path) -> None:
                 await stream.close()
             accepted = sum(len(p.accepted) for p in publishers)
             done = await wait_all_succeeded(session, bases[1], hdr, [slow], accepted)
-            await asyncio.sleep(1.0)  # the /broken deliveries' last retries, then exhaustion
+            # the /broken deliveries' last retries, then exhaustion: watch for the first failure
+            async with asyncio.timeout(30):
+                while True:
+                    after_w = [await scrape(session, u) for u in workers]
+                    if moved(after_w, before_w, "causeflow_deliveries_total", outcome="failed"):
+                        break
+                    await asyncio.sleep(0.2)
             after_s = [await scrape(session, u) for u in servers]
-            after_w = [await scrape(session, u) for u in workers]
-
-    def moved(after: list[Samples], before: list[Samples], name: str, **labels: str) -> float:
-        return total(after, name, **labels) - total(before, name, **labels)
 
     # API nodes: every accepted event counted once, by the node that committed it
     appended = moved(after_s, before_s, "causeflow_events_appended_total", type=EVENT)

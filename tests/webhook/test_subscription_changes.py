@@ -94,7 +94,10 @@ async def test_a_new_url_receives_every_event_published_before_the_change(
         )
         async with delivering(service):
             got = await receiver.wait_for(6, path="/new")
-            await asyncio.sleep(0.1)  # nothing else is on its way
+            # every delivery has ended (each after its request): nothing else is on its way
+            async with asyncio.timeout(30):
+                while {s for _, s in await delivered(service, tenant, sub["id"])} != {"succeeded"}:
+                    await asyncio.sleep(0.02)
     assert sorted(r.json()["id"] for r in got) == sorted(published)
     assert {r.headers["X-Team"] for r in got} == {"blue"}
     assert receiver.requests_for("/old") == []

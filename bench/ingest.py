@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "sdk/python/src"))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench.common import machine  # noqa: E402

@@ -41,10 +41,11 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "sdk/python/src"))
 sys.path.insert(0, str(ROOT / "src"))
 
 from bench.common import machine  # noqa: E402
-from causeflow.models import sample_data  # noqa: E402
+from causeflow_sdk.models import sample_data  # noqa: E402
 from tests.support.keys import pg_key_env, pg_key_settings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import service_env  # noqa: E402

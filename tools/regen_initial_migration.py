@@ -8,7 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "sdk/python/src"))
+sys.path.insert(0, str(ROOT / "src"))
 
 from alembic import command  # noqa: E402
 

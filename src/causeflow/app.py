@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from causeflow import __version__
 from causeflow import schema as _schema  # noqa: F401  # every feature's tables, registered
+from causeflow.api.docs import install_docs
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
 from causeflow.api.idempotency import IdempotencyMiddleware, IdempotentReplay, replay_response
@@ -136,8 +137,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         version=__version__,
         description="Alerts in, incidents and their events out: SSE stream and signed webhooks.",
         lifespan=lifespan,
+        docs_url=None,  # the API reference pages are served offline by `install_docs`
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

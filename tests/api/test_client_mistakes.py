@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from causeflow.errors import ValidationFailed
-from causeflow.models import sample_data
-from causeflow.webhook.rules import check_filter
+from causeflow.webhook.filters import check_filter
+from causeflow_sdk.models import sample_data
 from tests.support.dashboard import sign_in
 from tests.support.inbound import count_rows
 from tests.support.inproc import Service, Tenant, make_settings, running_service

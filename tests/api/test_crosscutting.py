@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from causeflow.event.tables import events as events_table
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.webhook import SUBS, create_sub
 

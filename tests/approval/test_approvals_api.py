@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import (

@@ -13,7 +13,7 @@ from causeflow.approval.expiry import ApprovalSweeper
 from causeflow.approval.respond import respond_approval
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.steps import (

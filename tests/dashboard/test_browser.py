@@ -171,7 +171,14 @@ async def test_subscription_test_delivery_reaches_the_receiver(stack: Stack, bro
 
         await wait_until(succeeded)
         assert await page.locator("svg.chart").is_visible()
+        assert "1 attempts succeeded" in (await page.locator("figcaption").text_content() or "")
+        assert await page.locator("#backlog").is_visible()
         await shoot(page, "deliveries")
+        # the search across subscriptions finds the same delivery
+        await page.get_by_role("link", name="Deliveries", exact=True).click()
+        await page.wait_for_url("**/ui/deliveries")
+        assert await page.locator("#deliveries .badge-succeeded").count() == 1
+        await page.go_back()
         await page.locator("#deliveries a").first.click()
         await page.wait_for_url("**/ui/deliveries/msg_*")
         assert await page.get_by_text("200", exact=True).first.is_visible()

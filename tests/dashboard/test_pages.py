@@ -40,7 +40,13 @@ def assert_secure_headers(response: httpx.Response) -> None:
 async def test_every_page_carries_the_security_headers(
     client: httpx.AsyncClient, acme: Tenant
 ) -> None:
-    for path in ("/ui/incidents", "/ui/approvals", "/ui/events", "/ui/subscriptions"):
+    for path in (
+        "/ui/incidents",
+        "/ui/approvals",
+        "/ui/events",
+        "/ui/subscriptions",
+        "/ui/deliveries",
+    ):
         response = await client.get(path)
         assert response.status_code == 200, (path, response.text[:500])
         assert_secure_headers(response)
@@ -199,6 +205,9 @@ async def test_deliveries_page_and_missing_delivery(
     detail = await client.get(f"/ui/deliveries/{msg.group(1)}")
     assert detail.status_code == 200 and "Retry now" in detail.text
 
+    health = await client.get(f"/ui/subscriptions/{sub['id']}/deliveries")
+    assert 'id="health"' in health.text and 'id="backlog"' in health.text
+
     missing = await client.get("/ui/deliveries/msg_01JD0000000000000000000000")
     assert missing.status_code == 404
     assert "not_found" in missing.text
@@ -316,3 +325,49 @@ async def test_pending_approvals_are_answered_from_the_pages(
     assert refused.status_code == 403
     after = (await client.get("/v1/notifications/approvals/pending", headers=api)).json()
     assert [a["title"] for a in after["items"]] == ["drop table " + XSS]
+
+
+async def test_delivery_search_page_finds_where_an_event_went(
+    client: httpx.AsyncClient, acme: Tenant, sqlite_service: Service
+) -> None:
+    from causeflow_sdk.models import sample_data
+
+    subs = []
+    for url in ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b"):
+        created = await client.post(
+            "/v1/webhook-subscriptions",
+            json={"url": url, "events": ["incident.created"]},
+            headers=acme.key_headers,
+        )
+        subs.append(created.json()["id"])
+    incident_id = new_id("inc")
+    event = (
+        await client.post(
+            "/v1/events",
+            json={
+                "event": "incident.created",
+                "data": sample_data("incident.created", incidentId=incident_id),
+            },
+            headers=acme.key_headers,
+        )
+    ).json()
+    from tests.support.webhook import dispatch_pending
+
+    await dispatch_pending(sqlite_service.ctx)
+
+    event_page = await client.get(f"/ui/events/{event['id']}")
+    assert f'href="/ui/deliveries?eventId={event["id"]}"' in event_page.text
+    found = await client.get("/ui/deliveries", params={"eventId": event["id"]})
+    assert found.status_code == 200
+    for sub_id in subs:
+        assert f'href="/ui/subscriptions/{sub_id}"' in found.text
+    assert found.text.count('href="/ui/deliveries/msg_') == 2
+    by_incident = await client.get("/ui/deliveries", params={"incidentId": incident_id})
+    assert by_incident.text.count('href="/ui/deliveries/msg_') == 2
+    nothing = await client.get("/ui/deliveries", params={"incidentId": new_id("inc")})
+    assert 'id="no-deliveries"' in nothing.text
+    # what a stranger typed comes back escaped, never as markup
+    hostile = await client.get("/ui/deliveries", params={"eventId": XSS})
+    assert XSS not in hostile.text
+    bad_time = await client.get("/ui/deliveries", params={"since": "not a time"})
+    assert bad_time.status_code == 422

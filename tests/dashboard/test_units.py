@@ -8,7 +8,7 @@ import pytest
 
 from causeflow.clock import ms_to_rfc3339, parse_rfc3339
 from causeflow.dashboard.api import ApiClient, ApiError, call_asgi
-from causeflow.dashboard.chart import HOUR_MS, bucket_deliveries, delivery_chart
+from causeflow.dashboard.chart import HOUR_MS, buckets_from_series, delivery_chart
 from causeflow.dashboard.forms import (
     FormError,
     format_headers,
@@ -120,39 +120,34 @@ def test_next_statuses_follow_the_lifecycle() -> None:
     assert next_statuses("closed") == []
 
 
-def delivery(status: str, hours_ago: float) -> dict[str, Any]:
-    at = ms_to_rfc3339(int(NOW - hours_ago * HOUR_MS))
-    return {"status": status, "createdAt": at, "updatedAt": at}
-
-
-def test_buckets_count_per_hour() -> None:
-    buckets = bucket_deliveries(
-        [
-            delivery("succeeded", 0.1),
-            delivery("succeeded", 0.2),
-            delivery("failed", 0.5),
-            delivery("failed", 23.5),
-            delivery("pending", 0.1),  # not finished: not counted
-            delivery("succeeded", 25),  # older than the window
-            {"status": "failed", "createdAt": "garbage", "updatedAt": "garbage"},
+def series(*bars: tuple[int, int]) -> dict[str, Any]:
+    return {
+        "bucketSeconds": 3600,
+        "buckets": [
+            {"start": ms_to_rfc3339(NOW - (len(bars) - i) * HOUR_MS), "succeeded": s, "failed": f}
+            for i, (s, f) in enumerate(bars)
         ],
-        NOW,
-    )
-    assert buckets.succeeded[-1] == 2
-    assert buckets.failed[-1] == 1
-    assert buckets.failed[0] == 1
-    assert (buckets.total_succeeded, buckets.total_failed) == (2, 2)
+    }
+
+
+def test_buckets_come_from_the_statistics_series() -> None:
+    buckets = buckets_from_series(series((1, 0), (0, 0), (2, 3)))
+    assert buckets.succeeded == [1, 0, 2] and buckets.failed == [0, 0, 3]
+    assert buckets.start_ms == NOW - 3 * HOUR_MS
+    assert (buckets.total_succeeded, buckets.total_failed) == (3, 3)
+    assert buckets_from_series({}).succeeded == []
 
 
 def test_chart_is_an_accessible_svg_with_one_bar_per_hour_that_has_any() -> None:
-    svg = str(delivery_chart(bucket_deliveries([delivery("succeeded", 1.5)] * 3, NOW)))
+    svg = str(delivery_chart(buckets_from_series(series(*([(0, 0)] * 22), (3, 0), (0, 0)))))
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert 'role="img"' in svg and "<title" in svg and "3 succeeded and 0 failed" in svg
     assert svg.count('class="chart-ok"') == 1
     assert svg.count('class="chart-failed"') == 0
     assert "style=" not in svg  # the CSP admits no inline styles
-    empty = str(delivery_chart(bucket_deliveries([], NOW)))
+    empty = str(delivery_chart(buckets_from_series(series(*([(0, 0)] * 24)))))
     assert "<rect" not in empty
+    assert "<svg" in str(delivery_chart(buckets_from_series({})))
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

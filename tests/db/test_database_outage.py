@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.pg import require_pg
 from tests.support.pgcluster import PrivateCluster
 from tests.support.processes import Deployment

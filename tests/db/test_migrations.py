@@ -37,7 +37,14 @@ async def test_migrated_schema_matches_the_declared_tables(tmp_path: Path, datab
     finally:
         await engine.dispose()
     assert diff == []
-    assert names == {"ix_deliveries_pending", "ix_deliveries_subscription_created"}
+    # every index on deliveries costs each delivery's writes: these and no more
+    assert names == {
+        "ix_deliveries_pending",  # the workers' claims
+        "ix_deliveries_subscription_created",  # a subscription's deliveries, newest first
+        "ix_deliveries_pending_subscription",  # a subscription's backlog
+        "ix_deliveries_tenant_created",  # the search across subscriptions, newest first
+        "ix_deliveries_tenant_event",  # where an event (or an incident's events) went
+    }
 
 
 async def test_claims_use_the_pending_index_on_sqlite(tmp_path: Path):

@@ -19,8 +19,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from causeflow.devtools.secret import load_or_create_secret
-from causeflow.models import sample_data
-from causeflow.sdk import AsyncClient
+from causeflow_sdk import AsyncClient
+from causeflow_sdk.models import sample_data
 from tests.devtools.test_trigger import run_cli
 from tests.support.processes import service_env
 from tests.support.receiver import Receiver

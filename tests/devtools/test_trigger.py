@@ -11,7 +11,7 @@ from causeflow.cli import main
 from causeflow.devtools import ToolError
 from causeflow.devtools.listen import local_msg_id
 from causeflow.devtools.trigger import check_types, close_names, sample_for
-from causeflow.models import CATALOG_TYPES, validate_data
+from causeflow_sdk.models import CATALOG_TYPES, validate_data
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ from causeflow.incident.lifecycle import (
     can_move,
     check_move,
 )
-from causeflow.models.common import INCIDENT_STATUSES
+from causeflow_sdk.models.common import INCIDENT_STATUSES
 from tests.support.reference import section, table_rows
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from causeflow.integration.service import open_config
 from causeflow.integration.tables import integrations
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import api_key, error_code, events_after, last_event_id
 

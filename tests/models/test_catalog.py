@@ -13,7 +13,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from causeflow.models import (
+from causeflow_sdk.models import (
     CATALOG,
     CATALOG_TYPES,
     INCIDENT_STATUSES,
@@ -442,11 +442,11 @@ def test_import_pulls_in_nothing_of_the_server() -> None:
     probe = textwrap.dedent(
         """
         import sys
-        import causeflow.models
+        import causeflow_sdk.models
         bad = sorted(
             m for m in sys.modules
             if m.split(".")[0] in ("fastapi", "sqlalchemy", "starlette")
-            or (m.startswith("causeflow.") and not m.startswith("causeflow.models"))
+            or (m.startswith("causeflow.") and not m.startswith("causeflow_sdk.models"))
         )
         print(",".join(bad))
         """

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from causeflow.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
+from causeflow_sdk.models import CATALOG, CATALOG_TYPES, sample_data, validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import (
     api_key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 
 pytestmark = pytest.mark.integration

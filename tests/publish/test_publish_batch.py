@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from causeflow.event.tables import events
-from causeflow.models import sample_data
 from causeflow.publish.service import prepare, publisher
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 
 pytestmark = pytest.mark.integration

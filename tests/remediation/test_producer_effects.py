@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import api_key, error_code, events_after, incident, last_event_id
 

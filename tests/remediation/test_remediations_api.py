@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from causeflow.clock import ms_to_rfc3339
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import (
     api_key,

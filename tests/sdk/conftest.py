@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from causeflow.sdk import AsyncClient
+from causeflow_sdk import AsyncClient
 from tests.support.serve import Live, live_service
 
 

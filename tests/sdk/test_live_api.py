@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from causeflow.models import Envelope, sample_data
-from causeflow.sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
+from causeflow_sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
+from causeflow_sdk.models import Envelope, sample_data
 from tests.support.receiver import Fail, Receiver
 from tests.support.serve import Live
 

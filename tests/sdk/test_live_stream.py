@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from causeflow.models import Envelope, sample_data
-from causeflow.sdk import AsyncClient, StreamReset
+from causeflow_sdk import AsyncClient, StreamReset
+from causeflow_sdk.models import Envelope, sample_data
 from tests.support.serve import Live
 
 pytestmark = pytest.mark.process

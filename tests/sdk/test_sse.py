@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from causeflow.sdk.sse import SseFrame, SseParser, reconnect_delay
+from causeflow_sdk.sse import SseFrame, SseParser, reconnect_delay
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from causeflow.models import Envelope
-from causeflow.sdk import AsyncClient, CauseFlowAPIError, Client, RawEvent, StreamReset
+from causeflow_sdk import AsyncClient, CauseFlowAPIError, Client, RawEvent, StreamReset
+from causeflow_sdk.models import Envelope
 from tests.sdk.sse_standin import StandIn, ThreadedStandIn
 
 pytestmark = pytest.mark.integration

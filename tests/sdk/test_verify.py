@@ -1,4 +1,4 @@
-"""`causeflow.sdk.webhooks.verify`: both schemes, rotation, and every way a request is refused."""
+"""`causeflow_sdk.webhooks.verify`: both schemes, rotation, and every way a request is refused."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from causeflow.models import Envelope
-from causeflow.sdk import WebhookVerificationError, verify, verify_signature
-from causeflow.sdk.signatures import causeflow_signature, standard_signature
 from causeflow.webhook.signing import delivery_headers, generate_secret
+from causeflow_sdk import WebhookVerificationError, verify, verify_signature
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.signatures import causeflow_signature, standard_signature
 
 pytestmark = pytest.mark.unit
 

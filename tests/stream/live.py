@@ -21,10 +21,10 @@ from causeflow.clock import Clock
 from causeflow.context import AppContext
 from causeflow.db.migrate import migrate
 from causeflow.event.log import StoredEvent, append_event, read_after
-from causeflow.models import sample_data
 from causeflow.settings import Settings
 from causeflow.stream.hub import StreamHub, begin_shutdown
 from causeflow.tenant.service import provision
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Tenant
 from tests.support.ports import free_port
 from tests.support.sse import SseEvent, SseStream

@@ -19,10 +19,10 @@ from causeflow.app import create_app
 from causeflow.context import AppContext
 from causeflow.db.migrate import migrate
 from causeflow.event.log import StoredEvent, append_event
-from causeflow.models import sample_data
 from causeflow.stream.connection import QueueSink
 from causeflow.stream.hub import StreamHub
 from causeflow.tenant.service import provision
+from causeflow_sdk.models import sample_data
 from tests.stream.live import FAST, STREAM
 from tests.support.inproc import Tenant, make_settings
 from tests.support.sse import SseEvent, SseParser

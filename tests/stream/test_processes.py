@@ -12,9 +12,9 @@ import pytest
 from causeflow.app import build_context
 from causeflow.db.migrate import migrate
 from causeflow.event.log import append_event
-from causeflow.models import sample_data
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
+from causeflow_sdk.models import sample_data
 from tests.stream.live import STREAM, next_event, next_events, opened, until_ended
 from tests.support.browser import chromium, new_page, require_browser, screenshot
 from tests.support.keys import pg_key_settings

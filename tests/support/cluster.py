@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg
 from tests.support.ports import free_port
 from tests.support.processes import Deployment, ServiceProcess

@@ -25,6 +25,8 @@ from .ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC_DIR = REPO_ROOT / "src"
+# The client library and the event models: a distribution of their own, built from this tree.
+SDK_SRC_DIR = REPO_ROOT / "sdk/python/src"
 
 # A worker has no HTTP endpoint; without another readiness signal we only make sure it survives
 # its first moments (import errors, refused configuration) before handing it to the test.
@@ -45,13 +47,13 @@ def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a service process: ours, minus any CAUSEFLOW_* settings, plus `extra`.
 
     Settings from the developer's shell are dropped so that every test states its own. The
-    checkout's `src` goes first on PYTHONPATH so the processes run this tree's code even when the
-    virtualenv's editable install points at another clone.
+    checkout's `src` and `sdk/python/src` go first on PYTHONPATH so the processes run this tree's
+    code even when the virtualenv's editable installs point at another clone.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAUSEFLOW_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(SRC_DIR), os.environ.get("PYTHONPATH", "")) if p
+        p for p in (str(SRC_DIR), str(SDK_SRC_DIR), os.environ.get("PYTHONPATH", "")) if p
     )
     env.update(extra or {})
     return env

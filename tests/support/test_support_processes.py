@@ -13,7 +13,14 @@ import pytest
 
 from tests.support.pg import fresh_database, require_pg
 from tests.support.ports import free_port, port_open
-from tests.support.processes import Deployment, ServiceProcess, parse_json_output, service_env
+from tests.support.processes import (
+    SDK_SRC_DIR,
+    SRC_DIR,
+    Deployment,
+    ServiceProcess,
+    parse_json_output,
+    service_env,
+)
 
 
 def stand_in(tmp_path: Path, **kwargs: object) -> ServiceProcess:
@@ -170,7 +177,8 @@ def test_service_env_drops_outer_settings(monkeypatch: pytest.MonkeyPatch) -> No
     env = service_env({"CAUSEFLOW_X": "1"})
     assert "CAUSEFLOW_DATABASE_URL" not in env
     assert env["CAUSEFLOW_X"] == "1"
-    assert env["PYTHONPATH"].split(":")[0].endswith("/src")
+    # This tree's server and client library, whatever the virtualenv's installs point at.
+    assert env["PYTHONPATH"].split(":")[:2] == [str(SRC_DIR), str(SDK_SRC_DIR)]
 
 
 @pytest.mark.process

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.sse import SseHttpError, SseStream
 
 from .cluster import EVENT, TIMEOUT

@@ -9,11 +9,11 @@ from sqlalchemy import select, update
 
 from causeflow.context import AppContext
 from causeflow.event.log import StoredEvent, append_event
-from causeflow.models import sample_data
 from causeflow.webhook import repository as repo
 from causeflow.webhook.dispatcher import _CursorMoved, _write_batch, dispatch_batch
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import deliveries
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 
 SUBS = "/v1/webhook-subscriptions"

@@ -123,6 +123,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,
+    ("GET", "/docs/assets/{name}"): OPEN,  # Swagger UI's and ReDoc's files
     ("GET", "/redoc"): OPEN,
     # inbound alerts: a key of the tenant in the path with the alerts:ingest scope
     ("POST", "/v1/webhooks/{tenant_id}/{provider}"): INGESTERS,
@@ -144,6 +145,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", SUB + "/test"): ADMINS,
     ("GET", SUB + "/deliveries"): READERS,
     ("GET", "/v1/deliveries/{delivery_id}"): READERS,
+    ("GET", "/v1/deliveries"): READERS,
+    ("GET", SUB + "/stats"): READERS,
     ("POST", "/v1/deliveries/{delivery_id}/retry"): ADMINS,
     ("POST", SUB + "/recover"): ADMINS,
     ("POST", SUB + "/replay"): ADMINS,
@@ -207,6 +210,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", UI_SUB + "/recover"): PAGE,
     ("POST", UI_SUB + "/replay"): PAGE,
     ("GET", "/ui/deliveries/{delivery_id}"): PAGE,
+    ("GET", "/ui/deliveries"): PAGE,
     ("POST", "/ui/deliveries/{delivery_id}/retry"): PAGE,
     ("GET", "/ui/incidents"): PAGE,
     ("POST", "/ui/incidents"): PAGE,

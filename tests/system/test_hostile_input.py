@@ -25,8 +25,8 @@ from sqlalchemy import select
 
 from causeflow.clock import ms_to_rfc3339
 from causeflow.ingest.providers.registry import PROVIDERS
-from causeflow.models import sample_data
 from causeflow.schema import metadata
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.system.test_isolation import FACTORIES
 

@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 import pytest
 
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.processes import Deployment
 from tests.support.receiver import Receiver
 from tests.support.sse import SseEvent, SseStream

@@ -15,7 +15,17 @@ from tests.support.reference import reference_text, section, section_numbers
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-CITED_IN = ("src", "tests", "bench", "examples", "tools", "docs", "README.md", "ARCHITECTURE.md")
+CITED_IN = (
+    "src",
+    "sdk",
+    "tests",
+    "bench",
+    "examples",
+    "tools",
+    "docs",
+    "README.md",
+    "ARCHITECTURE.md",
+)
 CITATION = re.compile(r"docs/reference\.md §(\d+(?:\.\d+)?)")
 
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from causeflow.incident.tables import incidents
-from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import error_code, events_after, last_event_id
 

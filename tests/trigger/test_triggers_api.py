@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from causeflow.models import validate_data
 from causeflow.trigger.tables import trigger_events, triggers
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.steps import api_key, error_code, events_after, last_event_id
 

@@ -23,9 +23,9 @@ from causeflow.db.migrate import migrate
 from causeflow.event.log import StoredEvent, append_event
 from causeflow.event.tables import events
 from causeflow.jsonutil import dumps_str
-from causeflow.models import sample_data
 from causeflow.webhook.tables import attempts, deliveries, subscriptions
 from causeflow.webhook.worker import DeliveryEngine
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import make_settings
 from tests.support.receiver import ReceivedRequest
 

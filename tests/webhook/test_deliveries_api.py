@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from causeflow import ids
-from causeflow.models import validate_data
 from causeflow.webhook.tables import attempts
+from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
 from tests.support.webhook import (
     SUBS,

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.receiver import Receiver, Status
 from tests.support.webhook import delivery_rows

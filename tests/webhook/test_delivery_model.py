@@ -57,12 +57,12 @@ from causeflow.context import AppContext
 from causeflow.db.engine import Database
 from causeflow.db.migrate import migrate
 from causeflow.event.tables import event_heads
-from causeflow.models import sample_data
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
 from causeflow.webhook.dispatcher import Dispatcher, start_dispatcher
 from causeflow.webhook.tables import deliveries, dispatch_cursors
 from causeflow.webhook.worker import start_delivery
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, make_settings, running_service
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment, ServiceProcess

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from causeflow.event.log import append_event
-from causeflow.models import sample_data
 from causeflow.webhook.dispatcher import Dispatcher, dispatch_batch
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.webhook import (
     SUBS,

@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from causeflow.event.log import append_event, page_after
 from causeflow.jsonutil import loads
-from causeflow.models import sample_data
 from causeflow.webhook import queue
 from causeflow.webhook.dispatcher import Dispatcher, plan_deliveries, start_dispatcher
 from causeflow.webhook.repository import read_cursor
@@ -28,6 +27,7 @@ from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import deliveries, subscriptions
 from causeflow.webhook.worker import start_delivery
+from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
 from tests.support.webhook import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment
 from tests.support.receiver import ThreadedReceiver

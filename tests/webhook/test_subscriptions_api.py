@@ -101,7 +101,7 @@ REFUSALS: list[tuple[dict[str, Any], list[str]]] = [
     ({"headers": {"webhook-signature": "v1,x", "X-Ok": "1"}}, ["headers.webhook-signature"]),
     ({"headers": {"Bad Name": "1"}}, ["headers.Bad Name"]),
     ({"headers": {"X-Inject": "a\r\nHost: evil"}}, ["headers.X-Inject"]),
-    ({"filter": {"severity": {"$ne": 1}}}, ["filter.severity"]),
+    ({"filter": {"severity": {"$ne": 1}}}, ["filter.severity.$ne"]),  # not an operator
     ({"filter": {"severity": []}}, ["filter.severity"]),
     ({"rateLimitPerSecond": 0}, ["rateLimitPerSecond"]),
     ({"secret": "short"}, ["secret"]),

@@ -15,7 +15,7 @@ import trustme
 from aiohttp import web
 
 from causeflow.context import AppContext
-from causeflow.models import validate_data
+from causeflow_sdk.models import validate_data
 from tests.support.clock import FrozenClock
 from tests.support.receiver import Fail, Hang, Receiver, Sequence, Status, TooMany
 

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from causeflow.models import sample_data
+from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg, run_sync
 from tests.support.processes import Deployment
 from tests.support.receiver import Hang, Ok, Slow, ThreadedReceiver

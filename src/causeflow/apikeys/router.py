@@ -57,7 +57,7 @@ def _view(record: apikeys.KeyRecord) -> dict[str, Any]:
 
 @router.post("/v1/api-keys", status_code=201, response_model=ApiKeyCreated)
 async def create_api_key(body: ApiKeyCreate, ctx: Ctx, principal: Admin) -> dict[str, Any]:
-    from causeflow.sdk.signatures import generate_secret
+    from causeflow_sdk.signatures import generate_secret
 
     secret = generate_secret() if "alerts:ingest" in body.scopes else None
     async with ctx.db.transaction() as tx:

@@ -1,8 +1,8 @@
-"""Successes and failures of deliveries per hour, as a small inline SVG (pure, no I/O).
+"""Successful and failed delivery attempts per hour, as a small inline SVG (pure, no I/O).
 
-Built server-side from the deliveries list: hourly buckets ending at `now_ms`, a stacked bar per
-hour (succeeded below, failed above). Colours come from the stylesheet through class names, and
-the SVG carries a title and description so it reads as text too.
+Built server-side from the subscription's statistics (`GET …/stats`): one stacked bar per
+hour of the last day (succeeded below, failed above). Colours come from the stylesheet through
+class names, and the SVG carries a title and description so it reads as text too.
 """
 
 from __future__ import annotations
@@ -35,35 +35,27 @@ class Buckets:
         return sum(self.failed)
 
 
-def bucket_deliveries(deliveries: list[dict[str, Any]], now_ms: int, hours: int = 24) -> Buckets:
-    """Count succeeded and failed deliveries per hour over the `hours` before `now_ms`."""
-    start = now_ms - hours * HOUR_MS
-    succeeded = [0] * hours
-    failed = [0] * hours
-    for delivery in deliveries:
-        status = delivery.get("status")
-        if status not in ("succeeded", "failed"):
-            continue
-        try:
-            at = parse_rfc3339(str(delivery.get("updatedAt") or delivery.get("createdAt")))
-        except ValueError:
-            continue
-        if not start <= at < now_ms:
-            continue
-        index = min(hours - 1, (at - start) // HOUR_MS)
-        (succeeded if status == "succeeded" else failed)[index] += 1
+def buckets_from_series(series: dict[str, Any]) -> Buckets:
+    """The bars of the API's statistics series (`GET …/stats`, `series.buckets`)."""
+    bars = series.get("buckets") or []
+    try:
+        start = parse_rfc3339(str(bars[0]["start"])) if bars else 0
+    except ValueError:
+        start = 0
+    succeeded = [int(b.get("succeeded") or 0) for b in bars]
+    failed = [int(b.get("failed") or 0) for b in bars]
     return Buckets(start, succeeded, failed)
 
 
 def delivery_chart(buckets: Buckets) -> Markup:
     hours = len(buckets.succeeded)
     peak = max([s + f for s, f in zip(buckets.succeeded, buckets.failed, strict=True)] + [1])
-    slot = WIDTH / hours
+    slot = WIDTH / max(hours, 1)
     bar = max(1.0, slot - 2)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         'aria-labelledby="chart-title chart-desc" preserveAspectRatio="none">',
-        '<title id="chart-title">Deliveries per hour, last ' + str(hours) + " hours</title>",
+        '<title id="chart-title">Delivery attempts per hour, last ' + str(hours) + " hours</title>",
         f'<desc id="chart-desc">{buckets.total_succeeded} succeeded and '
         f"{buckets.total_failed} failed; one bar per hour, oldest on the left.</desc>",
         f'<line class="chart-axis" x1="0" y1="{BASELINE}" x2="{WIDTH}" y2="{BASELINE}"/>',

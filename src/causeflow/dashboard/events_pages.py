@@ -16,7 +16,7 @@ from causeflow.clock import ms_to_rfc3339, parse_rfc3339
 from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.forms import id_time_ms
 from causeflow.dashboard.page import DashboardRoute, SignedIn
-from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
+from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 router = APIRouter(route_class=DashboardRoute)
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.page import DashboardRoute, Page, SignedIn, safe_next
 from causeflow.incident.lifecycle import STATUSES, TRANSITIONS
-from causeflow.models.common import SEVERITIES
+from causeflow_sdk.models.common import SEVERITIES
 
 router = APIRouter(route_class=DashboardRoute)
 

@@ -33,6 +33,7 @@ NAV = (
     ("approvals", "/ui/approvals", "Approvals"),
     ("events", "/ui/events", "Live events"),
     ("subscriptions", "/ui/subscriptions", "Subscriptions"),
+    ("deliveries", "/ui/deliveries", "Deliveries"),
 )
 
 

@@ -2,7 +2,8 @@
 
 List and create (the secret is shown once, on the page the POST answers), edit, enable or
 disable, rotate the secret, send a test event, delete; per subscription its deliveries with
-status filters and a 24-hour chart, recover and replay windows; one delivery's attempts.
+status filters, its health (`…/stats`: rates, latencies, backlog) and a 24-hour chart, recover
+and replay windows; one delivery's attempts; the search across subscriptions (`/v1/deliveries`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from fastapi import APIRouter
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from causeflow.clock import ms_to_rfc3339
 from causeflow.dashboard.api import ApiError
-from causeflow.dashboard.chart import HOUR_MS, bucket_deliveries, delivery_chart
+from causeflow.dashboard.chart import HOUR_MS, buckets_from_series, delivery_chart
 from causeflow.dashboard.events_pages import ALL_TYPES
 from causeflow.dashboard.forms import (
     FormError,
@@ -33,7 +33,6 @@ router = APIRouter(route_class=DashboardRoute)
 
 SUBS = "/v1/webhook-subscriptions"
 STATUSES = ("pending", "succeeded", "failed", "cancelled")
-CHART_PAGES = 5  # up to 500 deliveries feed the 24-hour chart
 
 
 def _text(form: FormData, name: str) -> str:
@@ -191,20 +190,6 @@ async def delete_subscription(sub_id: str, page: SignedIn) -> Response:
     return page.redirect("/ui/subscriptions", "deleted")
 
 
-async def _recent_deliveries(page: Page, sub_id: str, since_ms: int) -> list[dict[str, Any]]:
-    """Deliveries of the last day for the chart (newest first, stops once older than that)."""
-    out: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(CHART_PAGES):
-        found = await page.api.get(f"{SUBS}/{sub_id}/deliveries", limit=100, cursor=cursor)
-        out += found["items"]
-        cursor = found.get("cursor")
-        oldest = found["items"][-1]["createdAt"] if found["items"] else None
-        if not cursor or (oldest and oldest < ms_to_rfc3339(since_ms)):
-            break
-    return out
-
-
 @router.get("/subscriptions/{sub_id}/deliveries")
 async def deliveries(sub_id: str, page: SignedIn) -> Response:
     query = page.request.query_params
@@ -219,9 +204,8 @@ async def deliveries(sub_id: str, page: SignedIn) -> Response:
         cursor=query.get("cursor"),
     )
     now_ms = page.ctx.clock.now_ms()
-    buckets = bucket_deliveries(
-        await _recent_deliveries(page, sub_id, now_ms - 24 * HOUR_MS), now_ms
-    )
+    stats = await page.api.get(f"{SUBS}/{sub_id}/stats")
+    buckets = buckets_from_series(stats["series"])
     return page.render(
         "deliveries.html",
         active="subscriptions",
@@ -233,6 +217,7 @@ async def deliveries(sub_id: str, page: SignedIn) -> Response:
         types=ALL_TYPES,
         chart=delivery_chart(buckets),
         buckets=buckets,
+        stats=stats,
         window_since=ms_to_local(now_ms - 24 * HOUR_MS),
         window_until=ms_to_local(now_ms + 60_000),
     )
@@ -262,6 +247,41 @@ async def _window(page: Page, sub_id: str, action: str) -> Response:
     notice = "recovered" if action == "recover" else "replayed"
     return page.redirect(
         f"/ui/subscriptions/{sub_id}/deliveries", notice, n=int(result.get("scheduled", 0))
+    )
+
+
+SEARCH_FIELDS = ("eventId", "incidentId", "subscriptionId")
+
+
+@router.get("/deliveries")
+async def search(page: SignedIn) -> Response:
+    """Where did an event go: deliveries across subscriptions, by event, incident, status, time."""
+    query = page.request.query_params
+    fields = {name: (query.get(name) or "").strip()[:64] for name in SEARCH_FIELDS}
+    status = query.get("status") if query.get("status") in STATUSES else None
+    try:
+        since = local_to_rfc3339(query["since"]) if query.get("since") else None
+        until = local_to_rfc3339(query["until"]) if query.get("until") else None
+    except FormError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from exc
+    listing = await page.api.get(
+        "/v1/deliveries",
+        limit=50,
+        status=status,
+        since=since,
+        until=until,
+        cursor=query.get("cursor"),
+        **{k: v for k, v in fields.items() if v},
+    )
+    return page.render(
+        "delivery_search.html",
+        active="deliveries",
+        deliveries=listing,
+        fields=fields,
+        status_filter=status,
+        statuses=STATUSES,
+        since=query.get("since") or "",
+        until=query.get("until") or "",
     )
 
 

@@ -1,6 +1,6 @@
 """Developer tools behind `causeflow listen` and `causeflow trigger`.
 
-They talk to a running service through the client library (`causeflow.sdk`), as any
+They talk to a running service through the client library (`causeflow_sdk`), as any
 integration would; `ToolError` is a failure the command reports as one line.
 """
 

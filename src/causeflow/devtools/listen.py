@@ -25,8 +25,8 @@ import orjson
 
 from causeflow import __version__
 from causeflow.devtools import ToolError
-from causeflow.sdk import AsyncClient, CauseFlowAPIError, RawEvent, StreamReset
 from causeflow.webhook.signing import delivery_headers
+from causeflow_sdk import AsyncClient, CauseFlowAPIError, RawEvent, StreamReset
 
 # The timeouts and response cap of real deliveries (docs/reference.md §5.2).
 CONNECT_TIMEOUT = 5.0

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from causeflow.devtools import ToolError
-from causeflow.sdk import AsyncClient, CauseFlowAPIError, CauseFlowConnectionError
+from causeflow_sdk import AsyncClient, CauseFlowAPIError, CauseFlowConnectionError
 
 Report = Callable[[str], None]
 

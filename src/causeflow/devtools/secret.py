@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from causeflow.devtools import ToolError
-from causeflow.sdk.signatures import generate_secret, standard_key
+from causeflow_sdk.signatures import generate_secret, standard_key
 
 FILE_NAME = "listen-secret"
 

@@ -1,6 +1,6 @@
 """`causeflow trigger <event-type>`: publish a schema-valid sample event marked `"test": true`.
 
-The data is the catalog's example for that type (`causeflow.models.sample_data`), with
+The data is the catalog's example for that type (`causeflow_sdk.models.sample_data`), with
 `incidentId` replaced by `--incident`. It goes through `POST /v1/events` like any producer's
 event, so streams, `listen` and matching subscriptions see it; it needs an `admin` key, the
 scope allowed to publish every catalog type.
@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from causeflow.devtools import ToolError
-from causeflow.models import CATALOG, CATALOG_TYPES, DataValidationError, Envelope, sample_data
-from causeflow.sdk import AsyncClient, CauseFlowAPIError, CauseFlowConnectionError
+from causeflow_sdk import AsyncClient, CauseFlowAPIError, CauseFlowConnectionError
+from causeflow_sdk.models import CATALOG, CATALOG_TYPES, DataValidationError, Envelope, sample_data
 
 
 def close_names(name: str, known: tuple[str, ...] = CATALOG_TYPES) -> list[str]:

@@ -9,11 +9,11 @@ transaction, and readers are woken once that transaction has committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, and_, bindparam, delete, func, select
+from sqlalchemy import Column, Select, and_, bindparam, delete, func, select
 from sqlalchemy.sql import FromClause
 
 from causeflow import ids
@@ -273,10 +273,18 @@ async def page_after(
 
 
 async def page_in_window(
-    conn: Conn, tenant_id: str, since_ms: int, until_ms: int, after_position: int, limit: int
+    conn: Conn,
+    tenant_id: str,
+    since_ms: int,
+    until_ms: int,
+    after_position: int,
+    limit: int,
+    *,
+    types: Collection[str] | None = None,
+    incident_id: str | None = None,
 ) -> list[AnyRow]:
     """At most `limit` events of the tenant created in [since_ms, until_ms], after a position,
-    ascending."""
+    ascending; only of `types` and of one incident when given."""
     stmt = (
         select(events.c.id, events.c.position, events.c.type, events.c.envelope)
         .where(
@@ -288,7 +296,18 @@ async def page_in_window(
         .order_by(events.c.position)
         .limit(limit)
     )
+    if types is not None:
+        stmt = stmt.where(events.c.type.in_(sorted(types)))
+    if incident_id is not None:
+        stmt = stmt.where(events.c.incident_id == incident_id)
     return list((await conn.execute(stmt)).all())
+
+
+def ids_of_incident(tenant_id: str, incident_id: str) -> Select[Any]:
+    """The ids of one incident's events, as a subquery for the tables that name events."""
+    return select(events.c.id).where(
+        events.c.tenant_id == tenant_id, events.c.incident_id == incident_id
+    )
 
 
 async def tenants_ahead_of(

@@ -21,7 +21,7 @@ from causeflow.incident.schemas import (
     IncidentUpdate,
     SortOrder,
 )
-from causeflow.models.common import SEVERITIES
+from causeflow_sdk.models.common import SEVERITIES
 
 router = APIRouter(tags=["incidents"], route_class=JsonRoute)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from causeflow.models.common import IncidentStatus, Severity
+from causeflow_sdk.models.common import IncidentStatus, Severity
 
 SortOrder = Literal["-createdAt", "createdAt"]
 

@@ -13,8 +13,8 @@ from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
-from causeflow.models import CATALOG
 from causeflow.publish.service import prepare, publish
+from causeflow_sdk.models import CATALOG
 
 router = APIRouter(tags=["events"], route_class=JsonRoute)
 

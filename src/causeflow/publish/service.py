@@ -22,7 +22,7 @@ from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
 from causeflow.errors import Forbidden, ValidationFailed
 from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
-from causeflow.models import CATALOG_TYPES, DataValidationError, validate_data
+from causeflow_sdk.models import CATALOG_TYPES, DataValidationError, validate_data
 
 PRODUCER_TYPES = frozenset(
     {

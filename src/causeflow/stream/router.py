@@ -20,10 +20,10 @@ from causeflow.auth import standing
 from causeflow.auth.principal import Action, Principal, allows
 from causeflow.clock import ms_to_rfc3339
 from causeflow.errors import Forbidden, Unauthorized, ValidationFailed
-from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
 from causeflow.stream.framing import parse_types
 from causeflow.stream.hub import running_hub
 from causeflow.stream.session import EventStream
+from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 router = APIRouter(tags=["stream"], route_class=JsonRoute)
 

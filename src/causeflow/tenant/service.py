@@ -84,7 +84,7 @@ class Provisioned:
 
 async def provision(ctx: AppContext, *, name: str, plan: str | None = None) -> Provisioned:
     """A tenant with an all-scopes key, an ingest key with its signing secret, an admin JWT."""
-    from causeflow.sdk.signatures import generate_secret
+    from causeflow_sdk.signatures import generate_secret
 
     now = ctx.clock.now_ms()
     webhook_secret = generate_secret()

@@ -79,7 +79,7 @@ def plan_deliveries(
         data: dict[str, Any] | None = None
         for sub in subs:
             if ev.position > sub.from_position:
-                if "*" not in sub.events and ev.type not in sub.events:
+                if not sub.wants_type(ev.type):
                     continue
                 event_set, filter_, enabled = sub._event_set, sub.filter, sub.enabled
             else:

@@ -283,6 +283,7 @@ async def record(
                 "id": ids.new_id("att", o.now_ms),
                 "delivery_id": o.delivery_id,
                 "tenant_id": o.tenant_id,
+                "subscription_id": o.subscription_id,
                 "created_at": o.now_ms,
                 "status_code": o.status_code,
                 "latency_ms": o.latency_ms,

@@ -7,14 +7,22 @@ caller's `Tx`; readers take any connection. No rules here: those are in `webhook
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.event import log
-from causeflow.webhook.tables import attempts, deliveries, dispatch_cursors, subscriptions
+from causeflow.webhook.rules import Selection
+from causeflow.webhook.tables import (
+    PENDING,
+    attempts,
+    deliveries,
+    dispatch_cursors,
+    subscriptions,
+)
 
 # --- subscriptions -------------------------------------------------------------------------
 
@@ -105,36 +113,48 @@ async def get_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> AnyRow |
     return (await conn.execute(stmt)).first()
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    """Which deliveries a listing wants; every field narrows (None: any)."""
+
+    subscription_id: str | None = None
+    event_id: str | None = None
+    incident_id: str | None = None
+    status: str | None = None
+    event_types: frozenset[str] | None = None
+    since_ms: int | None = None  # created at or after
+    until_ms: int | None = None  # created at or before
+
+
 async def list_deliveries(
     conn: Conn,
     tenant_id: str,
-    subscription_id: str,
+    query: DeliveryQuery,
     *,
-    status: str | None,
-    event_types: frozenset[str] | None,
     before: tuple[int, str] | None,
     limit: int,
 ) -> list[AnyRow]:
     """Newest first, keyset on (created_at, id)."""
-    cond = [deliveries.c.subscription_id == subscription_id, deliveries.c.tenant_id == tenant_id]
-    if status is not None:
-        cond.append(deliveries.c.status == status)
-    if event_types:
-        cond.append(deliveries.c.event_type.in_(sorted(event_types)))
+    d = deliveries.c
+    cond = [d.tenant_id == tenant_id]
+    if query.subscription_id is not None:
+        cond.append(d.subscription_id == query.subscription_id)
+    if query.event_id is not None:
+        cond.append(d.event_id == query.event_id)
+    if query.incident_id is not None:
+        cond.append(d.event_id.in_(log.ids_of_incident(tenant_id, query.incident_id)))
+    if query.status is not None:
+        cond.append(d.status == query.status)
+    if query.event_types:
+        cond.append(d.event_type.in_(sorted(query.event_types)))
+    if query.since_ms is not None:
+        cond.append(d.created_at >= query.since_ms)
+    if query.until_ms is not None:
+        cond.append(d.created_at <= query.until_ms)
     if before is not None:
         created, last_id = before
-        cond.append(
-            or_(
-                deliveries.c.created_at < created,
-                and_(deliveries.c.created_at == created, deliveries.c.id < last_id),
-            )
-        )
-    stmt = (
-        select(deliveries)
-        .where(*cond)
-        .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
-        .limit(limit)
-    )
+        cond.append(or_(d.created_at < created, and_(d.created_at == created, d.id < last_id)))
+    stmt = select(deliveries).where(*cond).order_by(d.created_at.desc(), d.id.desc()).limit(limit)
     return list((await conn.execute(stmt)).all())
 
 
@@ -175,19 +195,27 @@ async def schedule_retry(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) 
 
 
 async def recover_failed(
-    tx: Tx, tenant_id: str, subscription_id: str, since_ms: int, until_ms: int, now_ms: int
+    tx: Tx, tenant_id: str, subscription_id: str, selection: Selection, now_ms: int
 ) -> int:
+    """The subscription's `failed` deliveries created in the selection's window, of its types
+    and incident when given, become due now."""
     stmt = (
         update(deliveries)
         .where(
             deliveries.c.subscription_id == subscription_id,
             deliveries.c.tenant_id == tenant_id,
             deliveries.c.status == "failed",
-            deliveries.c.created_at >= since_ms,
-            deliveries.c.created_at <= until_ms,
+            deliveries.c.created_at >= selection.since_ms,
+            deliveries.c.created_at <= selection.until_ms,
         )
         .values(status="pending", next_attempt_at=now_ms, manual=False, updated_at=now_ms)
     )
+    if selection.types is not None:
+        stmt = stmt.where(deliveries.c.event_type.in_(sorted(selection.types)))
+    if selection.incident_id is not None:
+        stmt = stmt.where(
+            deliveries.c.event_id.in_(log.ids_of_incident(tenant_id, selection.incident_id))
+        )
     return int((await tx.execute(stmt)).rowcount)
 
 
@@ -257,3 +285,88 @@ async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
     """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
     c = dispatch_cursors.c
     return await log.tenants_ahead_of(conn, dispatch_cursors, c.tenant_id, c.position, limit)
+
+
+# --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------
+
+_A = attempts.c
+_OK = and_(_A.status_code >= 200, _A.status_code < 300)
+_OK_FLAG = case((_OK, 1), else_=0)
+
+
+def _attempts_of(tenant_id: str, subscription_id: str) -> list[Any]:
+    return [_A.subscription_id == subscription_id, _A.tenant_id == tenant_id]
+
+
+async def attempt_tallies(
+    conn: Conn, tenant_id: str, subscription_id: str, since_ms: int, recent_ms: int
+) -> tuple[list[tuple[bool, int | None, int]], list[tuple[bool, int | None, int]]]:
+    """(ok, latency_ms, count) of the attempts since `since_ms`, and of those since `recent_ms`
+    (a later time), read in one pass over the subscription's index range."""
+    recent = case((_A.created_at >= recent_ms, 1), else_=0).label("recent")
+    ok = _OK_FLAG.label("ok")
+    stmt = (
+        select(recent, ok, _A.latency_ms, func.count())
+        .where(*_attempts_of(tenant_id, subscription_id), _A.created_at >= since_ms)
+        .group_by(recent, ok, _A.latency_ms)
+    )
+    every: list[tuple[bool, int | None, int]] = []
+    later: list[tuple[bool, int | None, int]] = []
+    for is_recent, is_ok, latency, count in (await conn.execute(stmt)).all():
+        row = (bool(is_ok), latency, int(count))
+        every.append(row)
+        if is_recent:
+            later.append(row)
+    return every, later
+
+
+async def attempt_series(
+    conn: Conn, tenant_id: str, subscription_id: str, start_ms: int, bucket_ms: int
+) -> list[tuple[int, bool, int]]:
+    """(bucket index, ok, count) of the attempts since `start_ms`, `bucket_ms` a bucket."""
+    index = ((_A.created_at - start_ms) // bucket_ms).label("bucket")
+    ok = _OK_FLAG.label("ok")
+    stmt = (
+        select(index, ok, func.count())
+        .where(*_attempts_of(tenant_id, subscription_id), _A.created_at >= start_ms)
+        .group_by(index, ok)
+    )
+    return [(int(i), bool(k), int(n)) for i, k, n in (await conn.execute(stmt)).all()]
+
+
+async def last_failed_attempt(conn: Conn, tenant_id: str, subscription_id: str) -> AnyRow | None:
+    """The newest attempt that did not succeed (its index range read backwards)."""
+    stmt = (
+        select(_A.created_at, _A.status_code, _A.error)
+        .where(*_attempts_of(tenant_id, subscription_id), ~_OK | _A.status_code.is_(None))
+        .order_by(_A.created_at.desc())
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def failures_since_success(conn: Conn, tenant_id: str, subscription_id: str) -> int:
+    """Failed attempts after the newest successful one (all of them if none succeeded)."""
+    newest_ok = (
+        select(_A.created_at)
+        .where(*_attempts_of(tenant_id, subscription_id), _OK)
+        .order_by(_A.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = select(func.count()).where(
+        *_attempts_of(tenant_id, subscription_id),
+        _A.created_at > func.coalesce(newest_ok, -1),
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def backlog(conn: Conn, tenant_id: str, subscription_id: str) -> tuple[int, int | None]:
+    """How many of its deliveries are pending, and when the oldest of them was created."""
+    stmt = select(func.count(), func.min(deliveries.c.created_at)).where(
+        deliveries.c.subscription_id == subscription_id,
+        deliveries.c.tenant_id == tenant_id,
+        PENDING,
+    )
+    count, oldest = (await conn.execute(stmt)).one()
+    return int(count), oldest

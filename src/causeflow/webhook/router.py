@@ -17,8 +17,10 @@ from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.context import AppContext
 from causeflow.db.engine import Tx
+from causeflow.errors import ValidationFailed
 from causeflow.webhook import rules, service
 from causeflow.webhook.dispatcher import wake_deliveries
+from causeflow.webhook.repository import DeliveryQuery
 from causeflow.webhook.schemas import (
     DeliveryDetail,
     DeliveryPage,
@@ -32,6 +34,7 @@ from causeflow.webhook.schemas import (
     SubscriptionCreated,
     SubscriptionPage,
     SubscriptionRead,
+    SubscriptionStats,
     SubscriptionUpdate,
     TestDeliveryRequest,
 )
@@ -169,6 +172,27 @@ async def send_test(
     return view
 
 
+def _query_time(name: str, value: str | None) -> int | None:
+    try:
+        return parse_rfc3339(value) if value else None
+    except ValueError as exc:
+        raise ValidationFailed.at(f"query.{name}", "not an RFC 3339 time") from exc
+
+
+def _types(event: str | None) -> frozenset[str] | None:
+    return frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
+
+
+async def _delivery_page(
+    ctx: AppContext, tenant_id: str, query: DeliveryQuery, params: PageParams
+) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        items = await service.list_deliveries(
+            conn, tenant_id, query, before=_delivery_cursor(params), limit=params.limit + 1
+        )
+    return page(items, params.limit, lambda d: [parse_rfc3339(d["createdAt"]), d["id"]])
+
+
 @router.get(SUBS + "/{subscription_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     subscription_id: str,
@@ -178,19 +202,47 @@ async def list_deliveries(
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
 ) -> dict[str, Any]:
-    before = _delivery_cursor(params)
-    types = frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
+    query = DeliveryQuery(subscription_id=subscription_id, status=status, event_types=_types(event))
+    return await _delivery_page(ctx, tenant_of(principal), query, params)
+
+
+@router.get(SUBS + "/{subscription_id}/stats", response_model=SubscriptionStats)
+async def subscription_stats(subscription_id: str, ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    """The endpoint's health: the last hour and day, the backlog, the failure state."""
     async with ctx.db.read() as conn:
-        items = await service.list_deliveries(
+        return await service.subscription_stats(
             conn,
             tenant_of(principal),
             subscription_id,
-            status=status,
-            event_types=types,
-            before=before,
-            limit=params.limit + 1,
+            now_ms=ctx.clock.now_ms(),
+            disable_after_ms=ctx.settings.webhook_disable_after_seconds * 1000,
         )
-    return page(items, params.limit, lambda d: [parse_rfc3339(d["createdAt"]), d["id"]])
+
+
+@router.get("/v1/deliveries", response_model=DeliveryPage)
+async def search_deliveries(
+    ctx: Ctx,
+    principal: Reader,
+    params: PageParams = Depends(page_params),
+    eventId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    incidentId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    subscriptionId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    event: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
+    since: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
+) -> dict[str, Any]:
+    """Where did an event go: the tenant's deliveries across subscriptions, newest first."""
+    query = DeliveryQuery(
+        subscription_id=subscriptionId,
+        event_id=eventId,
+        incident_id=incidentId,
+        status=status,
+        event_types=_types(event),
+        since_ms=_query_time("since", since),
+        until_ms=_query_time("until", until),
+    )
+    return await _delivery_page(ctx, tenant_of(principal), query, params)
 
 
 @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail)
@@ -209,16 +261,25 @@ async def retry_delivery(delivery_id: str, ctx: Ctx, principal: Admin) -> dict[s
     return view
 
 
+def _selection(ctx: AppContext, body: DeliveryWindow, now: int) -> rules.Selection:
+    return rules.parse_selection(
+        body.since,
+        body.until,
+        body.eventTypes,
+        body.incidentId,
+        now,
+        max_ms=ctx.settings.webhook_recover_window_seconds * 1000,
+    )
+
+
 @router.post(SUBS + "/{subscription_id}/recover", status_code=202, response_model=ScheduledCount)
 async def recover(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(
-        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
-    )
+    selection = _selection(ctx, body, now)
     async with ctx.db.transaction() as tx:
-        count = await service.recover(tx, tenant_of(principal), subscription_id, since, until, now)
+        count = await service.recover(tx, tenant_of(principal), subscription_id, selection, now)
         _wake_workers(ctx, tx)
     return {"scheduled": count}
 
@@ -228,12 +289,10 @@ async def replay(
     subscription_id: str, body: DeliveryWindow, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     now = ctx.clock.now_ms()
-    since, until = rules.parse_window(
-        body.since, body.until, now, max_ms=ctx.settings.webhook_recover_window_seconds * 1000
-    )
+    selection = _selection(ctx, body, now)
     async with ctx.db.transaction() as tx:
         count = await service.replay(
-            tx, tenant_of(principal), subscription_id, since, until, box=ctx.keys.box, now_ms=now
+            tx, tenant_of(principal), subscription_id, selection, box=ctx.keys.box, now_ms=now
         )
         _wake_workers(ctx, tx)
     return {"scheduled": count}

@@ -8,81 +8,76 @@ of a field at once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
-from causeflow.jsonutil import INT_MAX, INT_MIN
-from causeflow.models import CATALOG_TYPES, OPERATIONAL_TYPES
 from causeflow.webhook.schemas import REDACTED
 from causeflow.webhook.signing import RESERVED_HEADERS, check_secret, is_header_allowed
 from causeflow.webhook.ssrf import IPNetwork, SsrfBlocked, check_url
+from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 KNOWN_TYPES: frozenset[str] = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
-MAX_FILTER_KEYS = 20
-MAX_FILTER_VALUES = 100
 MAX_HEADERS = 20
 MAX_HEADER_VALUE = 4096
-
-_Scalar = str | int | float | bool | None
-
-
-_INT_RANGE = "integers must be within the signed 64-bit range (-2^63 to 2^63-1)"
-
-
-def _storable(value: object) -> bool:
-    """Whether a filter value can be stored and compared as JSON: integers beyond 64 bits (which
-    an in-process caller can pass; request bodies refuse them already) cannot."""
-    return not isinstance(value, int) or INT_MIN <= value <= INT_MAX
 
 
 def _fail(errors: list[dict[str, str]]) -> ValidationFailed:
     return ValidationFailed(errors[0]["message"], details={"errors": errors})
 
 
-def check_events(events: Sequence[str]) -> list[str]:
-    """Catalog or operational names, or exactly `["*"]`; duplicates dropped, order kept."""
+def _pattern_types(pattern: str) -> frozenset[str]:
+    """The known types a `family.*` pattern stands for (its prefix, dot included)."""
+    prefix = pattern[:-1]
+    return frozenset(t for t in KNOWN_TYPES if t.startswith(prefix))
+
+
+def is_pattern(name: str) -> bool:
+    return name.endswith(".*") and len(name) > 2
+
+
+def expand_events(events: Sequence[str]) -> frozenset[str]:
+    """The exact types a checked `events` list matches; `{"*"}` for every type.
+
+    The set of types is closed (the catalog and the operational types), so a pattern is
+    expanded once, when the subscription is loaded, and matching stays one set lookup.
+    """
+    if "*" in events:
+        return frozenset({"*"})
+    out: set[str] = set()
+    for name in events:
+        if is_pattern(name):
+            out |= _pattern_types(name)
+        else:
+            out.add(name)
+    return frozenset(out)
+
+
+def _event_error(name: str) -> str | None:
+    if is_pattern(name):
+        if "*" in name[:-2] or not _pattern_types(name):
+            return f"the pattern {name!r} matches no event type"
+        return None
+    if name not in KNOWN_TYPES:
+        return f"unknown event type {name!r}"
+    return None
+
+
+def check_events(events: Sequence[str], field: str = "events") -> list[str]:
+    """Catalog or operational names, `family.*` patterns that match some type, or exactly
+    `["*"]`; duplicates dropped, order kept. `field` names the list in error paths."""
     if "*" in events:
         if len(events) != 1:
-            raise ValidationFailed.at("events", '"*" stands alone: it already means every type')
+            raise ValidationFailed.at(field, '"*" stands alone: it already means every type')
         return ["*"]
     errors = [
-        {"path": f"events.{i}", "message": f"unknown event type {name!r}"}
+        {"path": f"{field}.{i}", "message": message}
         for i, name in enumerate(events)
-        if name not in KNOWN_TYPES
+        if (message := _event_error(name)) is not None
     ]
     if errors:
         raise _fail(errors)
     return list(dict.fromkeys(events))
-
-
-def check_filter(filter_: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """`{data field: value or non-empty list of values}`; values are JSON scalars."""
-    if not filter_:
-        return None
-    if len(filter_) > MAX_FILTER_KEYS:
-        raise ValidationFailed.at("filter", f"at most {MAX_FILTER_KEYS} fields")
-    errors: list[dict[str, str]] = []
-    for key, wanted in filter_.items():
-        path = f"filter.{key}"
-        if not key or len(key) > 100:
-            errors.append({"path": path, "message": "a field name of 1 to 100 characters"})
-        elif isinstance(wanted, list):
-            if not wanted or len(wanted) > MAX_FILTER_VALUES:
-                errors.append(
-                    {"path": path, "message": f"a list of 1 to {MAX_FILTER_VALUES} values"}
-                )
-            elif not all(isinstance(v, _Scalar) for v in wanted):
-                errors.append({"path": path, "message": "list values must be JSON scalars"})
-            elif not all(map(_storable, wanted)):
-                errors.append({"path": path, "message": _INT_RANGE})
-        elif not isinstance(wanted, _Scalar):
-            errors.append({"path": path, "message": "a JSON scalar or a list of them"})
-        elif not _storable(wanted):
-            errors.append({"path": path, "message": _INT_RANGE})
-    if errors:
-        raise _fail(errors)
-    return dict(filter_)
 
 
 def check_headers(
@@ -149,6 +144,35 @@ def _duration(seconds: float) -> str:
             count = int(seconds // size)
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a recover or replay reaches: a window of creation times (inclusive epoch ms),
+    optionally only some event types (exact, never `*`) and one incident's events."""
+
+    since_ms: int
+    until_ms: int
+    types: frozenset[str] | None = None
+    incident_id: str | None = None
+
+
+def parse_selection(
+    since: str,
+    until: str | None,
+    event_types: Sequence[str] | None,
+    incident_id: str | None,
+    now_ms: int,
+    *,
+    max_ms: int,
+) -> Selection:
+    """The body of a recover or replay: the window, then `eventTypes` (names or patterns)."""
+    start, end = parse_window(since, until, now_ms, max_ms=max_ms)
+    types = None
+    if event_types is not None:
+        expanded = expand_events(check_events(event_types, "eventTypes"))
+        types = None if "*" in expanded else expanded
+    return Selection(start, end, types, incident_id)
 
 
 def parse_window(since: str, until: str | None, now_ms: int, *, max_ms: int) -> tuple[int, int]:

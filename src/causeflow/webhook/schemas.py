@@ -57,6 +57,15 @@ class TestDeliveryRequest(_Strict):
 class DeliveryWindow(_Strict):
     since: str = Field(min_length=1, max_length=64, description="RFC 3339 time")
     until: str | None = Field(default=None, min_length=1, max_length=64)
+    eventTypes: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="only these event types (names or `family.*` patterns)",
+    )
+    incidentId: str | None = Field(
+        default=None, min_length=1, max_length=64, description="only this incident's events"
+    )
 
 
 class SubscriptionRead(BaseModel):
@@ -126,3 +135,54 @@ class DeliveryPage(BaseModel):
 
 class ScheduledCount(BaseModel):
     scheduled: int = Field(description="how many deliveries were scheduled")
+
+
+class LatencyRead(BaseModel):
+    p50: int | None = Field(description="median latency of the attempts, ms")
+    p95: int | None
+
+
+class AttemptErrorRead(BaseModel):
+    at: str
+    statusCode: int | None
+    error: str | None
+
+
+class WindowStats(BaseModel):
+    attempts: int
+    succeeded: int = Field(description="attempts answered with a 2xx")
+    failed: int = Field(description="every other attempt: another status, a timeout, a refusal")
+    successRate: float | None = Field(description="succeeded / attempts; null without attempts")
+    latencyMs: LatencyRead
+    lastError: AttemptErrorRead | None = Field(description="the newest failed attempt in it")
+
+
+class BacklogRead(BaseModel):
+    pending: int = Field(description="deliveries still to be made")
+    oldestAgeSeconds: float | None = Field(description="age of the oldest pending delivery")
+
+
+class SeriesBucket(BaseModel):
+    start: str
+    succeeded: int
+    failed: int
+
+
+class SeriesRead(BaseModel):
+    bucketSeconds: int
+    buckets: list[SeriesBucket] = Field(description="the last day, oldest first")
+
+
+class SubscriptionStats(BaseModel):
+    subscriptionId: str
+    generatedAt: str
+    lastHour: WindowStats
+    lastDay: WindowStats
+    backlog: BacklogRead
+    consecutiveFailures: int = Field(description="failed attempts since the last success")
+    enabled: bool
+    failingSince: str | None = Field(description="when its failure window opened (firstFailureAt)")
+    autoDisableAfter: str | None = Field(
+        description="from this time the next delivery that uses up its retries disables it"
+    )
+    series: SeriesRead

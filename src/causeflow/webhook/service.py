@@ -23,13 +23,13 @@ from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
 from causeflow.event.log import build_envelope, next_positions, page_in_window
 from causeflow.jsonutil import dumps_str, loads
-from causeflow.models import sample_data
+from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
-from causeflow.webhook import rules
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
 from causeflow.webhook.ssrf import IPNetwork
 from causeflow.webhook.subscriptions import Subscription, end_rules, from_row
+from causeflow_sdk.models import sample_data
 
 MANUAL_DISABLE = "disabled_by_user"
 ENDPOINT_DISABLED = "endpoint_disabled"
@@ -161,7 +161,7 @@ async def create_subscription(
         body.url, allow_http=destination.allow_http, allow=destination.allow
     )
     events = rules.check_events(body.events)
-    filter_ = rules.check_filter(body.filter)
+    filter_ = filters.check_filter(body.filter)
     headers = rules.check_headers(body.headers)
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
     # Locks the tenant's log head until commit: appends wait for us, so every event after
@@ -245,7 +245,7 @@ async def update_subscription(
         rules_changed |= events != row.events
         values["events"] = events
     if "filter" in changes:
-        filter_ = rules.check_filter(changes["filter"])
+        filter_ = filters.check_filter(changes["filter"])
         encoded = dumps_str(filter_) if filter_ else None
         rules_changed |= encoded != row.filter
         values["filter"] = encoded
@@ -357,23 +357,16 @@ async def send_test(
 async def list_deliveries(
     conn: Conn,
     tenant_id: str,
-    subscription_id: str,
+    query: repo.DeliveryQuery,
     *,
-    status: str | None,
-    event_types: frozenset[str] | None,
     before: tuple[int, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    await _require(conn, tenant_id, subscription_id)
-    rows = await repo.list_deliveries(
-        conn,
-        tenant_id,
-        subscription_id,
-        status=status,
-        event_types=event_types,
-        before=before,
-        limit=limit,
-    )
+    """A page of the tenant's deliveries; of one subscription (404 if it is not the tenant's)
+    when the query names one."""
+    if query.subscription_id is not None:
+        await _require(conn, tenant_id, query.subscription_id)
+    rows = await repo.list_deliveries(conn, tenant_id, query, before=before, limit=limit)
     return [delivery_view(r) for r in rows]
 
 
@@ -403,31 +396,39 @@ async def retry_delivery(tx: Tx, tenant_id: str, delivery_id: str, now_ms: int) 
 
 
 async def recover(
-    tx: Tx, tenant_id: str, subscription_id: str, since_ms: int, until_ms: int, now_ms: int
+    tx: Tx, tenant_id: str, subscription_id: str, selection: rules.Selection, now_ms: int
 ) -> int:
-    """Every `failed` delivery created in the window is due again (attempts kept)."""
+    """Every `failed` delivery of the selection is due again (attempts kept)."""
     _require_enabled(await _require(tx.conn, tenant_id, subscription_id))
-    return await repo.recover_failed(tx, tenant_id, subscription_id, since_ms, until_ms, now_ms)
+    return await repo.recover_failed(tx, tenant_id, subscription_id, selection, now_ms)
 
 
 async def replay(
     tx: Tx,
     tenant_id: str,
     subscription_id: str,
-    since_ms: int,
-    until_ms: int,
+    selection: rules.Selection,
     *,
     box: SecretBox,
     now_ms: int,
 ) -> int:
-    """New deliveries (new msg ids, same event ids) for every event of the log in the window
-    that the subscription's current rules match, whatever its `from_position`."""
+    """New deliveries (new msg ids, same event ids) for every event of the log in the
+    selection that the subscription's current rules match, whatever its `from_position`."""
     row = await _require(tx.conn, tenant_id, subscription_id)
     _require_enabled(row)
     sub = from_row(row, box)
     after, total = 0, 0
     while True:
-        chunk = await page_in_window(tx.conn, tenant_id, since_ms, until_ms, after, _REPLAY_CHUNK)
+        chunk = await page_in_window(
+            tx.conn,
+            tenant_id,
+            selection.since_ms,
+            selection.until_ms,
+            after,
+            _REPLAY_CHUNK,
+            types=selection.types,
+            incident_id=selection.incident_id,
+        )
         if not chunk:
             return total
         after = chunk[-1].position
@@ -453,6 +454,38 @@ async def replay(
 
 def wants(sub: Subscription, event_type: str, envelope: str) -> bool:
     """`matches` on a stored envelope, decoding it only when the type is subscribed."""
-    if "*" not in sub.events and event_type not in sub.events:
+    if not sub.wants_type(event_type):
         return False
     return sub.matches(event_type, loads(envelope).get("data") or {})
+
+
+async def subscription_stats(
+    conn: Conn, tenant_id: str, subscription_id: str, *, now_ms: int, disable_after_ms: int
+) -> dict[str, Any]:
+    """The endpoint's health over the last hour and day, its backlog and failure state."""
+    row = await _require(conn, tenant_id, subscription_id)
+    day_start = now_ms - stats.DAY_MS
+    day, hour = await repo.attempt_tallies(
+        conn, tenant_id, subscription_id, day_start, now_ms - stats.HOUR_MS
+    )
+    failed = await repo.last_failed_attempt(conn, tenant_id, subscription_id)
+    pending, oldest = await repo.backlog(conn, tenant_id, subscription_id)
+    series_start = now_ms - stats.SERIES_BUCKETS * stats.HOUR_MS
+    return stats.stats_view(
+        subscription=row,
+        now_ms=now_ms,
+        hour=stats.Tally(hour),
+        day=stats.Tally(day),
+        last_error=(
+            stats.LastError(failed.created_at, failed.status_code, failed.error)
+            if failed is not None
+            else None
+        ),
+        consecutive_failures=await repo.failures_since_success(conn, tenant_id, subscription_id),
+        pending=pending,
+        oldest_pending_ms=oldest,
+        series=await repo.attempt_series(
+            conn, tenant_id, subscription_id, series_start, stats.HOUR_MS
+        ),
+        disable_after_ms=disable_after_ms,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 # The HMAC primitives and the secret format live with the client library so sender and
 # verifier share one implementation; they are re-exported here for the server's callers.
-from causeflow.sdk.signatures import (
+from causeflow_sdk.signatures import (
     SECRET_PREFIX,
     causeflow_signature,
     generate_secret,

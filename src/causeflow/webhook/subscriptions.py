@@ -24,6 +24,8 @@ from causeflow.auth.crypto import SecretBox
 from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database, Tx
 from causeflow.jsonutil import dumps_str, loads
+from causeflow.webhook.filters import filter_matches
+from causeflow.webhook.rules import expand_events
 from causeflow.webhook.tables import subscriptions
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def rules_of(item: dict[str, Any]) -> Rules:
         events=events,
         filter=item.get("filter") or None,
         enabled=bool(item["enabled"]),
-        _event_set=frozenset(events),
+        _event_set=expand_events(events),
     )
 
 
@@ -100,6 +102,10 @@ class Subscription:
                 return rules
         return None
 
+    def wants_type(self, event_type: str) -> bool:
+        """Whether its current rules name this type (exactly, by a pattern, or by "*")."""
+        return "*" in self._event_set or event_type in self._event_set
+
     def all_types(self) -> frozenset[str]:
         """Every type some version of its rules wants ("*" included as such)."""
         if not self.history:
@@ -137,17 +143,7 @@ def rules_match(
         return False
     if event_type.startswith(OPERATIONAL_PREFIX) and data.get("subscriptionId") == sub_id:
         return False
-    if filter_:
-        for key, wanted in filter_.items():
-            if key not in data:
-                return False
-            value = data[key]
-            if isinstance(wanted, list):
-                if value not in wanted:
-                    return False
-            elif value != wanted:
-                return False
-    return True
+    return filter_matches(filter_, data)
 
 
 def from_row(row: AnyRow, box: SecretBox) -> Subscription:
@@ -170,7 +166,7 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         created_at=row.created_at,
         updated_at=row.updated_at,
         from_position=row.from_position,
-        _event_set=frozenset(events),
+        _event_set=expand_events(events),
         history=history_of(row.rules_history),
     )
 

@@ -91,6 +91,17 @@ deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     Index("ix_deliveries_subscription_created", "subscription_id", "created_at"),
+    # the delivery search across subscriptions (GET /v1/deliveries): newest first, by event
+    Index("ix_deliveries_tenant_created", "tenant_id", "created_at"),
+    Index("ix_deliveries_tenant_event", "tenant_id", "event_id"),
+    # one subscription's pending deliveries (its backlog), oldest first
+    Index(
+        "ix_deliveries_pending_subscription",
+        "subscription_id",
+        "created_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 # The per-host in-flight cap shared by several worker processes (PostgreSQL): `cap` numbered
@@ -137,6 +148,8 @@ attempts = Table(
     Column("id", Text, primary_key=True),
     Column("delivery_id", Text, nullable=False),
     Column("tenant_id", Text, nullable=False),
+    # the delivery's subscription, so an endpoint's statistics read one index range
+    Column("subscription_id", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("latency_ms", Integer, nullable=True),
@@ -144,4 +157,5 @@ attempts = Table(
     Column("response_body", Text, nullable=True),  # first 4 KiB
     Index("ix_attempts_delivery", "delivery_id", "created_at"),
     Index("ix_attempts_created", "created_at"),
+    Index("ix_attempts_subscription_created", "subscription_id", "created_at"),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from causeflow.models.common import (
+from causeflow_sdk.models.common import (
     ApprovalId,
     Changes,
     Confidence,

@@ -22,10 +22,10 @@ from types import TracebackType
 import aiohttp
 import orjson
 
-from causeflow.models import Envelope
-from causeflow.sdk.errors import CauseFlowAPIError, CauseFlowConnectionError, CauseFlowError
-from causeflow.sdk.http import Transport, api_error
-from causeflow.sdk.sse import SseParser, reconnect_delay
+from causeflow_sdk.errors import CauseFlowAPIError, CauseFlowConnectionError, CauseFlowError
+from causeflow_sdk.http import Transport, api_error
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.sse import SseParser, reconnect_delay
 
 STREAM_PATH = "/v1/notifications/stream"
 # The service pings every 30 s by default; silence for longer than this means a dead link.

@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from causeflow.sdk.http import Transport
-from causeflow.sdk.resources import Deliveries, Events, Incidents, Subscriptions
-from causeflow.sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream
+from causeflow_sdk.http import Transport
+from causeflow_sdk.resources import Deliveries, Events, Incidents, Subscriptions
+from causeflow_sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream
 
 
 class AsyncClient:
@@ -70,7 +70,7 @@ class AsyncClient:
     ) -> EventStream:
         """The notification stream: `async for item in cf.stream(...)`.
 
-        Items are `causeflow.models.Envelope`, or `StreamReset` when the service could not
+        Items are `causeflow_sdk.models.Envelope`, or `StreamReset` when the service could not
         resume from the last event (refetch state then). Without `last_event_id` it starts
         with the events committed from now on; with it, it first replays those after it.
         Drops are resumed transparently; see `EventStream` for the hooks.

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from causeflow.models import Envelope
-from causeflow.sdk.http import Params, Transport
-from causeflow.sdk.types import (
+from causeflow_sdk.http import Params, Transport
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.types import (
     Delivery,
     DeliveryDetail,
     DeliveryStatus,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from causeflow.models.common import EventId, TenantId, Text, Timestamp
+from causeflow_sdk.models.common import EventId, TenantId, Text, Timestamp
 
 
 class Envelope(BaseModel):

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from causeflow.models import events as ev
-from causeflow.models.examples import EXAMPLES
+from causeflow_sdk.models import events as ev
+from causeflow_sdk.models.examples import EXAMPLES
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DOMAINS: tuple[str, ...] = (

@@ -2,7 +2,7 @@
 
 Field names are the wire's (camelCase), so a model reads like the JSON the docs show. Fields
 the service adds later are kept (`extra="allow"`) rather than refused: schemas grow additively.
-Events are `causeflow.models.Envelope`, the model the server itself uses.
+Events are `causeflow_sdk.models.Envelope`, the model the server itself uses.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from causeflow.models import Envelope
+from causeflow_sdk.models import Envelope
 
 T = TypeVar("T")
 

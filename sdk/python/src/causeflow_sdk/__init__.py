@@ -1,23 +1,24 @@
 """CauseFlow client library: the API, the event stream, and webhook verification.
 
-    from causeflow.sdk import AsyncClient, Client, StreamReset, verify
+    from causeflow_sdk import AsyncClient, Client, StreamReset, verify
 
-Imports nothing of the server: only `causeflow.models` (the shared event models), the
-standard library, aiohttp, orjson and pydantic.
+Its own distribution (`pip install causeflow-sdk`), built from `sdk/python` of the server's
+repository: the standard library, aiohttp, orjson and pydantic, and nothing of the server. The
+event catalog (`causeflow_sdk.models`) lives here too; the server imports it from this package.
 """
 
-from causeflow.models import Envelope
-from causeflow.sdk.client import AsyncClient
-from causeflow.sdk.errors import (
+from causeflow_sdk.client import AsyncClient
+from causeflow_sdk.errors import (
     CauseFlowAPIError,
     CauseFlowConnectionError,
     CauseFlowError,
     WebhookVerificationError,
 )
-from causeflow.sdk.resources import UNSET
-from causeflow.sdk.stream import EventStream, RawEvent, StreamReset
-from causeflow.sdk.sync import Client, SyncEventStream
-from causeflow.sdk.types import (
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.resources import UNSET
+from causeflow_sdk.stream import EventStream, RawEvent, StreamReset
+from causeflow_sdk.sync import Client, SyncEventStream
+from causeflow_sdk.types import (
     Attempt,
     Delivery,
     DeliveryDetail,
@@ -28,9 +29,12 @@ from causeflow.sdk.types import (
     Subscription,
     SubscriptionWithSecret,
 )
-from causeflow.sdk.webhooks import verify, verify_signature
+from causeflow_sdk.webhooks import verify, verify_signature
+
+__version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "UNSET",
     "AsyncClient",
     "Attempt",

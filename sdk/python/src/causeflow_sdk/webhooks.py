@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
 
-from causeflow.models import Envelope
-from causeflow.sdk.errors import WebhookVerificationError
-from causeflow.sdk.signatures import (
+from causeflow_sdk.errors import WebhookVerificationError
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.signatures import (
     SECRET_PREFIX,
     standard_key,
     verify_causeflow,

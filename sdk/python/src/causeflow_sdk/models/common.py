@@ -1,7 +1,7 @@
 """Shared vocabulary of the event models: enums, prefixed-id and timestamp types, the base model.
 
 Everything here is pure data description (pydantic types that also render to JSON Schema); it
-imports nothing of the server so that a client library can reuse it unchanged.
+imports nothing of the server, which imports it from the client library's distribution.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from causeflow.sdk.errors import CauseFlowAPIError, CauseFlowConnectionError
+from causeflow_sdk.errors import CauseFlowAPIError, CauseFlowConnectionError
 
 USER_AGENT = "causeflow-python"
 

@@ -4,7 +4,7 @@ The catalog of event types (``CATALOG``), their ``data`` models, validation and 
 envelope every event travels in. Imports only the standard library, pydantic and orjson.
 """
 
-from causeflow.models.catalog import (
+from causeflow_sdk.models.catalog import (
     CATALOG,
     CATALOG_TYPES,
     DOMAINS,
@@ -15,7 +15,7 @@ from causeflow.models.catalog import (
     sample_data,
     validate_data,
 )
-from causeflow.models.common import (
+from causeflow_sdk.models.common import (
     DECISIONS,
     INCIDENT_STATUSES,
     OUTCOMES,
@@ -29,7 +29,7 @@ from causeflow.models.common import (
     Severity,
     id_pattern,
 )
-from causeflow.models.envelope import Envelope
+from causeflow_sdk.models.envelope import Envelope
 
 __all__ = [
     "CATALOG",

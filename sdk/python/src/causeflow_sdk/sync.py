@@ -3,7 +3,9 @@
 Each `Client` runs one private event loop in a daemon thread and hands it the async client's
 coroutines, so the two never diverge (every method here is the async one, awaited for you).
 It works from any thread, including one that already runs a loop of its own. Stream hooks
-(`on_connect`, `on_disconnect`) are called on that private thread.
+(`on_connect`, `on_disconnect`) are called on that private thread. `with` or `close()` ends
+the session and the thread; a client that is simply dropped (or still open at exit) is closed
+the same way, without "Unclosed client session" warnings.
 """
 
 from __future__ import annotations
@@ -13,32 +15,90 @@ import concurrent.futures
 import contextlib
 import functools
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from causeflow.models import Envelope
-from causeflow.sdk import resources as aio
-from causeflow.sdk.client import AsyncClient
-from causeflow.sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream, RawEvent, StreamReset
+from causeflow_sdk import resources as aio
+from causeflow_sdk.client import AsyncClient
+from causeflow_sdk.models import Envelope
+from causeflow_sdk.stream import DEFAULT_IDLE_TIMEOUT, EventStream, RawEvent, StreamReset
 
 P = ParamSpec("P")
 R = TypeVar("R")
 G = TypeVar("G")
 
+# Seconds `close()` waits for the session to close and for the loop's thread to end.
+CLOSE_TIMEOUT = 10.0
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop thread's body: run until stopped, then cancel what is left and close the loop."""
+    try:
+        loop.run_forever()
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _shut_down(
+    loop: asyncio.AbstractEventLoop,
+    thread: threading.Thread,
+    on_close: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    """Run `on_close` on the loop, then stop it; wait for the thread unless called on it."""
+    if not thread.is_alive():
+        return
+
+    async def finish() -> None:
+        try:
+            await on_close()
+        finally:
+            loop.stop()
+
+    if threading.current_thread() is thread:
+        # Dropped by code running on the loop itself: it cannot wait for the loop here.
+        loop.create_task(finish())
+        return
+    future = asyncio.run_coroutine_threadsafe(finish(), loop)
+    try:
+        future.result(timeout=CLOSE_TIMEOUT)
+    except Exception:  # closing is best effort: the loop stops regardless
+        loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=CLOSE_TIMEOUT)
+
 
 class _Runner:
-    """An event loop in a daemon thread; `run` blocks the caller until a coroutine is done."""
+    """An event loop in a daemon thread; `run` blocks the caller until a coroutine is done.
 
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    `close()` runs `on_close` (the async client's close, which closes its aiohttp session) on
+    the loop, then stops the loop and its thread. The same happens without `close()`: when the
+    last object using the runner (the client, one of its groups, a stream, an iterator) is
+    dropped, or at interpreter exit, through a `weakref.finalize` that holds no reference to
+    the runner itself.
+    """
+
+    def __init__(self, on_close: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
         self._thread = threading.Thread(
-            target=self._loop.run_forever, name="causeflow-client", daemon=True
+            target=_serve, args=(loop,), name="causeflow-client", daemon=True
         )
         self._thread.start()
+        self._finalizer = weakref.finalize(self, _shut_down, loop, self._thread, on_close)
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive or not self._thread.is_alive()
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
-        if not self._thread.is_alive():
+        if self.closed:
             coro.close()
             raise RuntimeError("this client is closed")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -61,16 +121,12 @@ class _Runner:
                     return
         finally:
             aclose = getattr(source, "aclose", None)
-            if aclose is not None and self._thread.is_alive():
+            if aclose is not None and not self.closed:
                 with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
                     self.run(aclose())
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._finalizer()
 
 
 class _SyncGroup(Generic[G]):
@@ -179,7 +235,7 @@ class Client:
         self._async = AsyncClient(
             base_url, api_key=api_key, token=token, timeout=timeout, user_agent=user_agent
         )
-        self._runner = _Runner()
+        self._runner = _Runner(self._async.close)
         self.subscriptions = Subscriptions(self._async.subscriptions, self._runner)
         self.deliveries = Deliveries(self._async.deliveries, self._runner)
         self.incidents = Incidents(self._async.incidents, self._runner)
@@ -220,8 +276,7 @@ class Client:
         return self._runner.run(self._async.create_stream_ticket())
 
     def close(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self._runner.run(self._async.close())
+        """Close the session and stop the private loop (also done when the client is dropped)."""
         self._runner.close()
 
     def __enter__(self) -> Client:

@@ -1,0 +1,3 @@
+module causeflow.example/receiver
+
+go 1.19

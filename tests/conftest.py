@@ -1,4 +1,4 @@
-"""Shared fixtures: both storage backends, the in-process service, tenants."""
+"""Shared fixtures: both storage backends, the in-process service, tenants; the tier check."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.inproc import Service, Tenant, make_settings, running_service  # noqa: E402
 from tests.support.pg import fresh_database_async, require_pg  # noqa: E402
+from tests.support.tiers import PROBLEMS, tier_problems  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before `-m` deselects anything: the collected tests whose tier markers are not one."""
+    config.stash[PROBLEMS] = tier_problems(items)
 
 
 @pytest.fixture(params=["sqlite", "pg"])

@@ -7,7 +7,7 @@
   `<!-- generated:end -->`: the same vectors as a reader sees them.
 
 Run `make reference` (or `python tools/gen_receiver_vectors.py`) after changing the signing code;
-`--check` only reports files that differ and exits 1. `tests/docs/test_receiver_vectors.py`
+`--check` only reports files that differ and exits 1. `tests/system/test_receiver_vectors.py`
 fails while the committed files differ from the output, and checks every verdict against the
 client library's verifier.
 """

@@ -9,7 +9,7 @@
 
 Run `make reference` (or `python tools/gen_reference.py`) after changing routes, their
 permissions or the event models; `--check` only reports files that differ and exits 1.
-`tests/docs/test_reference_drift.py` fails while the committed files differ from the output.
+`tests/system/test_reference_drift.py` fails while the committed files differ from the output.
 The output depends on the code alone (not on the environment), so every run gives the same bytes.
 """
 

@@ -10,7 +10,7 @@ function defined inside another is measured on its own. Functions are reported l
     python tools/long_functions.py --max 60 --max-nesting 4 src/causeflow   # a check: exit 1
 
 With `--max` (or `--max-nesting`) only the functions over a limit are printed, and the exit
-status is 1 if there is any. `tests/test_function_size.py` runs the same check over the
+status is 1 if there is any. `tests/system/test_function_size.py` runs the same check over the
 service's hot paths.
 """
 

@@ -18,22 +18,6 @@ class Clock:
         return time.time()
 
 
-class FrozenClock(Clock):
-    """A clock tests move by hand."""
-
-    def __init__(self, start_ms: int | None = None) -> None:
-        self._ms = int(time.time() * 1000) if start_ms is None else start_ms
-
-    def now_ms(self) -> int:
-        return self._ms
-
-    def now(self) -> float:
-        return self._ms / 1000
-
-    def advance(self, seconds: float) -> None:
-        self._ms += int(seconds * 1000)
-
-
 def ms_to_rfc3339(ms: int) -> str:
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

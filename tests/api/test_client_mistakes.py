@@ -17,9 +17,11 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from causeflow.errors import ValidationFailed
 from causeflow.webhook.filters import check_filter
 from causeflow_sdk.models import sample_data
-from tests.dashboard.helpers import sign_in
-from tests.ingest.support import count_rows
+from tests.support.dashboard import sign_in
+from tests.support.inbound import count_rows
 from tests.support.inproc import Service, Tenant, make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 def deep(depth: int) -> bytes:

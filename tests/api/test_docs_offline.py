@@ -74,6 +74,7 @@ def csp_directives(header: str) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", PAGES)
 async def test_pages_reference_only_their_own_origin(sqlite_service: Service, path: str) -> None:
     page = await sqlite_service.client.get(path)
@@ -93,6 +94,7 @@ async def test_pages_reference_only_their_own_origin(sqlite_service: Service, pa
         assert len(asset.content) > 0
 
 
+@pytest.mark.integration
 async def test_swagger_ui_loads_its_stylesheet_and_bundle(sqlite_service: Service) -> None:
     refs = parse((await sqlite_service.client.get("/docs")).text)
     assert ("stylesheet", "/docs/assets/swagger-ui.css") in refs.urls
@@ -102,6 +104,7 @@ async def test_swagger_ui_loads_its_stylesheet_and_bundle(sqlite_service: Servic
     ).urls
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", PAGES)
 async def test_csp_admits_this_origin_and_the_inline_start_up_only(
     sqlite_service: Service, path: str
@@ -119,6 +122,7 @@ async def test_csp_admits_this_origin_and_the_inline_start_up_only(
     assert page.headers["x-content-type-options"] == "nosniff"
 
 
+@pytest.mark.integration
 async def test_unknown_assets_are_404_in_the_error_shape(sqlite_service: Service) -> None:
     for name in ("nope.js", "..%2Fcore.py", "__init__.py", "swagger-ui-bundle.js.map"):
         resp = await sqlite_service.client.get(f"/docs/assets/{name}")
@@ -126,6 +130,7 @@ async def test_unknown_assets_are_404_in_the_error_shape(sqlite_service: Service
         assert resp.json()["error"] == "not_found"
 
 
+@pytest.mark.unit
 def test_every_asset_ships_with_the_installed_package() -> None:
     for name in ASSET_TYPES:
         assert (asset_dir() / name).is_file(), name
@@ -173,12 +178,14 @@ async def _render(server: ServiceProcess, path: str, selector: str) -> tuple[int
         return count, elsewhere
 
 
+@pytest.mark.browser
 async def test_swagger_ui_renders_the_operations_offline(server: ServiceProcess) -> None:
     count, elsewhere = await _render(server, "/docs", ".opblock")
     assert count > 50  # every route of the API document
     assert not elsewhere
 
 
+@pytest.mark.browser
 async def test_redoc_renders_the_operations_offline(server: ServiceProcess) -> None:
     count, elsewhere = await _render(server, "/redoc", "[data-section-id^='operation/']")
     assert count > 50

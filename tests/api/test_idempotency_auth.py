@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import select
 
 from causeflow.api.tables import idempotency_keys
 from tests.support.inproc import Service, Tenant, make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 def _platform(service: Service) -> dict[str, str]:

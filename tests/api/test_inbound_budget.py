@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
+pytestmark = pytest.mark.integration
+
 TENANT_LIMIT = 5
 REFUSED_LIMIT = 4
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 
 import orjson
+import pytest
 
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 STREAM = "/v1/notifications/stream"
 

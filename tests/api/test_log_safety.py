@@ -65,6 +65,7 @@ def _check_log(text: str, secrets: list[str]) -> None:
         assert redacted in text, redacted
 
 
+@pytest.mark.integration
 async def test_log_lines_escape_bound_and_redact_client_text(
     service: Service, tenant: Tenant, other_tenant: Tenant, caplog: pytest.LogCaptureFixture
 ):
@@ -86,6 +87,7 @@ async def test_log_lines_escape_bound_and_redact_client_text(
     _check_log(text, [tenant.ingest_key, other_tenant.ingest_key, "eyJhbGciOiJI.eyJzdWIi.sig"])
 
 
+@pytest.mark.process
 def test_a_real_process_writes_one_line_per_record(tmp_path: Path) -> None:
     with Deployment(tmp_path) as deployment:
         # migrates, and creates a first tenant whose credentials go to a file (not a terminal)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from causeflow.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, make_settings, running_service
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from causeflow.clock import FrozenClock
+import pytest
+
 from causeflow_sdk.models import validate_data
-from tests.remediation.steps import (
+from tests.support.clock import FrozenClock
+from tests.support.inproc import Service, Tenant
+from tests.support.steps import (
     api_key,
     error_code,
     events_after,
@@ -16,7 +19,8 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 PENDING = "/v1/notifications/approvals/pending"
 

@@ -7,13 +7,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from causeflow.approval.expiry import ApprovalSweeper
 from causeflow.approval.respond import respond_approval
-from causeflow.clock import FrozenClock
 from causeflow.db.engine import Database
 from causeflow.errors import Conflict
 from causeflow_sdk.models import validate_data
-from tests.remediation.steps import (
+from tests.support.clock import FrozenClock
+from tests.support.inproc import Service, Tenant, make_settings, running_service
+from tests.support.steps import (
     error_code,
     events,
     events_after,
@@ -22,7 +25,8 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant, make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 async def proposals(service: Service, tenant: Tenant, count: int) -> list[dict[str, Any]]:

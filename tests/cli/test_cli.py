@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.processes import Deployment
 
+pytestmark = pytest.mark.process
+
 
 @pytest.fixture
 def dep(tmp_path: Path):

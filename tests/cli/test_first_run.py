@@ -26,6 +26,8 @@ from tests.support.pg import fresh_database, require_pg
 from tests.support.ports import free_port
 from tests.support.processes import Deployment, service_env
 
+pytestmark = pytest.mark.process
+
 VALUE = r"\s+(\S+)$"
 
 

@@ -23,6 +23,8 @@ from tests.support.keys import pg_key_env
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment, parse_json_output
 
+pytestmark = pytest.mark.process
+
 # The commands that talk to a running service over HTTP and never open the store.
 API_CLIENT_COMMANDS = {"listen", "trigger", "recover", "replay"}
 

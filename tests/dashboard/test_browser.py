@@ -24,7 +24,7 @@ from tests.support.browser import ARTIFACTS, chromium, new_page, require_browser
 from tests.support.processes import Deployment, ServiceProcess
 from tests.support.receiver import ThreadedReceiver
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 XSS = "<script>alert(1)</script>"
 SHOTS = ARTIFACTS / "screenshots"

@@ -9,8 +9,10 @@ import pytest
 
 from causeflow.dashboard.render import SECURITY_HEADERS
 from causeflow.ids import new_id
-from tests.dashboard.helpers import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, sign_in
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -387,7 +389,7 @@ async def test_delivery_search_page_finds_where_an_event_went(
             headers=acme.key_headers,
         )
     ).json()
-    from causeflow.webhook.dispatcher import dispatch_pending
+    from tests.support.webhook import dispatch_pending
 
     await dispatch_pending(sqlite_service.ctx)
 

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from causeflow.auth.tables import sessions
-from causeflow.clock import FrozenClock
 from causeflow.dashboard.sessions import COOKIE
 from causeflow.jsonutil import loads
-from tests.dashboard.helpers import csrf_token, set_cookie_header, sign_in
+from tests.support.clock import FrozenClock
+from tests.support.dashboard import csrf_token, set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from causeflow.dashboard.incident_pages import next_statuses
 from causeflow.dashboard.page import safe_next
 from causeflow.ids import _encode
 
+pytestmark = pytest.mark.unit
+
 
 def id_at(prefix: str, ms: int) -> str:
     """An id carrying exactly `ms` (ids.new_id never goes back in time within a process)."""

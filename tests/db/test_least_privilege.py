@@ -31,6 +31,8 @@ from tests.support.processes import Deployment
 from tests.support.receiver import ThreadedReceiver
 from tests.webhook.test_worker_processes import ENV
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_STEP = "0004"  # an older head: the rest is migrated later, as an upgrade would
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -13,6 +14,8 @@ from causeflow.db.engine import async_url, null_pool_engine
 from causeflow.db.migrate import migrate
 from causeflow.schema import metadata
 from tests.support.inproc import make_settings
+
+pytestmark = pytest.mark.integration
 
 
 def _index_names(conn: Any, table: str) -> set[str]:

@@ -14,6 +14,8 @@ from causeflow.db.migrate import SchemaError, migrate
 from causeflow.settings import Settings
 from tests.support.processes import service_env
 
+pytestmark = pytest.mark.process
+
 
 async def test_a_schema_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)

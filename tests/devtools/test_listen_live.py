@@ -22,9 +22,11 @@ from causeflow.devtools.secret import load_or_create_secret
 from causeflow_sdk import AsyncClient
 from causeflow_sdk.models import sample_data
 from tests.devtools.test_trigger import run_cli
-from tests.sdk.live import Live, live_service
 from tests.support.processes import service_env
 from tests.support.receiver import Receiver
+from tests.support.serve import Live, live_service
+
+pytestmark = pytest.mark.process
 
 INCIDENT = "inc_01M8E9Y4JZD9C5KVS531FKX582"
 

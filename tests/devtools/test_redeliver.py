@@ -8,9 +8,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from causeflow.clock import ms_to_rfc3339
 from tests.support.processes import Deployment
 from tests.support.receiver import Fail, Ok, ThreadedReceiver
+
+pytestmark = pytest.mark.process
 
 
 def _post(url: str, key: str, body: dict) -> dict:

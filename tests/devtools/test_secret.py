@@ -11,6 +11,8 @@ from causeflow.devtools import ToolError
 from causeflow.devtools.secret import load_or_create_secret, secret_path
 from causeflow.webhook.signing import standard_key
 
+pytestmark = pytest.mark.unit
+
 
 def test_location_follows_xdg(tmp_path: Path) -> None:
     assert secret_path({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "causeflow/listen-secret"

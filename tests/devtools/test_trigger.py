@@ -13,6 +13,8 @@ from causeflow.devtools.listen import local_msg_id
 from causeflow.devtools.trigger import check_types, close_names, sample_for
 from causeflow_sdk.models import CATALOG_TYPES, validate_data
 
+pytestmark = pytest.mark.unit
+
 INCIDENT = "inc_01M8E9Y4JZD9C5KVS531FKX582"
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections import deque
 
 import httpx
+import pytest
 
 from causeflow.incident import service as incidents
 from causeflow.incident.lifecycle import STATUSES, TRANSITIONS
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 
 async def create(svc: Service, tenant: Tenant, **over: object) -> dict:

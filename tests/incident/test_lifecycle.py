@@ -18,6 +18,8 @@ from causeflow.incident.lifecycle import (
 from causeflow_sdk.models.common import INCIDENT_STATUSES
 from tests.support.reference import section, table_rows
 
+pytestmark = pytest.mark.unit
+
 # The transition table as docs/reference.md §7.2 writes it, so the document and the code are
 # checked against each other: one row per status, its allowed targets in backquotes.
 REFERENCE_TEXT = section("7.2")

@@ -4,11 +4,14 @@ opened for it meanwhile), and every move to resolved or closed by hand releases 
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from causeflow.incident.tables import open_fingerprints
-from tests.ingest.support import actions, alert, post
+from tests.support.inbound import actions, alert, post
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 
 async def move(service: Service, tenant: Tenant, incident_id: str, status: str) -> None:

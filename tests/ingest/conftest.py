@@ -21,8 +21,8 @@ import trustme
 from aiohttp import web
 
 from causeflow.clock import ms_to_rfc3339
+from tests.ingest.test_sns import SigningIdentity
 from tests.support.inproc import Service, make_settings, running_service
-from tests.unit.test_sns import SigningIdentity
 
 SNS_HOST = "127.0.0.1"
 SNS_HOST_PATTERN = r"^127\.0\.0\.1$"

@@ -14,8 +14,10 @@ from causeflow.event.tables import events
 from causeflow.ingest.batch import Delivery
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.runtime import inbound_runtime
-from tests.ingest.support import alert, count_rows
+from tests.support.inbound import alert, count_rows
 from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 
 def delivery(

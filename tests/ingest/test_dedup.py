@@ -9,6 +9,8 @@ import pytest
 from causeflow.ingest.auth import key_from_request, redact_query
 from causeflow.ingest.dedup import accepted_body, decide, delivery_is_fresh
 
+pytestmark = pytest.mark.unit
+
 KEY = "cflo_" + "a" * 64
 
 

@@ -15,11 +15,13 @@ import orjson
 import pytest
 
 from tests.ingest.conftest import FakeSns
-from tests.ingest.support import alert, count_rows, post, sign
+from tests.ingest.test_sns import SigningIdentity
+from tests.support.inbound import alert, count_rows, post, sign
 from tests.support.inproc import Service, Tenant
-from tests.unit.test_sns import SigningIdentity
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:causeflow-alarms"
 
 

@@ -7,15 +7,18 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 from prometheus_client import REGISTRY
 
 from causeflow.ingest.providers.registry import PROVIDERS
 from causeflow.ingest.runtime import purge_deliveries
 from causeflow.ingest.service import store_alerts
-from tests.ingest.support import actions, alert, count_rows, post
+from tests.support.inbound import actions, alert, count_rows, post
 from tests.support.inproc import Service, Tenant
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 
 
 async def incident(service: Service, tenant: Tenant, incident_id: str) -> dict:

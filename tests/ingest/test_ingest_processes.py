@@ -9,9 +9,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment
+
+pytestmark = pytest.mark.process
 
 ROUNDS = 4
 COPIES = 16

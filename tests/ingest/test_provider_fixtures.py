@@ -1,7 +1,7 @@
 """Every provider fixture end to end through the HTTP endpoint.
 
-Each case of `tests/fixtures/providers/<provider>/expected.json` is posted, as a monitoring tool
-would, to a fresh tenant of one running service (SQLite; SNS envelopes re-signed for the local
+Each case of `tests/support/fixtures/providers/<provider>/expected.json` is posted, as a monitoring
+tool would, to a fresh tenant of one running service (SQLite; SNS envelopes re-signed for the local
 stand-in of AWS). The answer must name the expected fingerprints in order with the actions the
 dedup rules give, each opened incident must carry the alert's title, severity and provider, and
 a re-delivery with the same delivery id must get the same bytes back.
@@ -23,11 +23,11 @@ from tests.ingest.conftest import (
     inbound_settings_overrides,
     serving_fake_sns,
 )
-from tests.ingest.support import post
+from tests.ingest.test_sns import SigningIdentity
+from tests.support.inbound import post
 from tests.support.inproc import Service, make_settings, running_service
-from tests.unit.test_sns import SigningIdentity
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parent.parent / "support" / "fixtures" / "providers"
 
 
 def cases() -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -72,12 +72,14 @@ async def shared_sns(sns_tls: TlsFiles, sns_identity: SigningIdentity) -> AsyncI
         yield state
 
 
+@pytest.mark.unit
 def test_there_are_fixtures_for_every_provider() -> None:
     from causeflow.ingest.providers.registry import PROVIDERS
 
     assert {provider for provider, _, _ in CASES} == set(PROVIDERS)
 
 
+@pytest.mark.integration
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("provider", "name", "case"), CASES, ids=[f"{p}/{n}" for p, n, _ in CASES])
 async def test_fixture_end_to_end(

@@ -10,11 +10,13 @@ import orjson
 import pytest
 
 from tests.ingest.conftest import TlsFiles, inbound_settings_overrides, serving_fake_sns
-from tests.ingest.support import count_rows, post
+from tests.ingest.test_sns import SigningIdentity
+from tests.support.inbound import count_rows, post
 from tests.support.inproc import Service, make_settings, running_service
-from tests.unit.test_sns import SigningIdentity
 
-ALARM = Path(__file__).resolve().parent.parent / "fixtures/providers/cloudwatch/alarm.txt"
+pytestmark = pytest.mark.integration
+
+ALARM = Path(__file__).resolve().parent.parent / "support/fixtures/providers/cloudwatch/alarm.txt"
 
 
 @pytest.fixture

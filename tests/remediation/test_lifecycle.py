@@ -7,6 +7,8 @@ import pytest
 from causeflow.errors import InvalidTransition
 from causeflow.remediation.lifecycle import STATUSES, can_move, check_move
 
+pytestmark = pytest.mark.unit
+
 ALLOWED = {
     ("proposed", "approved"),
     ("proposed", "rejected"),

@@ -3,9 +3,13 @@ through `POST /v1/events` moves the incident to investigating, in the same trans
 
 from __future__ import annotations
 
+import pytest
+
 from causeflow_sdk.models import sample_data
-from tests.remediation.steps import api_key, error_code, events_after, incident, last_event_id
 from tests.support.inproc import Service, Tenant
+from tests.support.steps import api_key, error_code, events_after, incident, last_event_id
+
+pytestmark = pytest.mark.integration
 
 
 async def test_first_progress_moves_the_incident_to_investigating(service: Service, tenant: Tenant):

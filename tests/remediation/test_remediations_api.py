@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from causeflow.clock import ms_to_rfc3339
 from causeflow_sdk.models import validate_data
-from tests.remediation.steps import (
+from tests.support.inproc import Service, Tenant
+from tests.support.steps import (
     api_key,
     error_code,
     events_after,
@@ -16,7 +19,8 @@ from tests.remediation.steps import (
     last_event_id,
     propose,
 )
-from tests.support.inproc import Service, Tenant
+
+pytestmark = pytest.mark.integration
 
 
 def kinds(found: list[dict[str, Any]]) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from causeflow_sdk import AsyncClient
-from tests.sdk.live import Live, live_service
+from tests.support.serve import Live, live_service
 
 
 @pytest.fixture(scope="package")

@@ -59,6 +59,7 @@ def _third_party_imports() -> set[str]:
     return found - set(sys.stdlib_module_names) - {"causeflow_sdk"}
 
 
+@pytest.mark.unit
 def test_the_sdk_metadata_matches_its_imports_and_the_server() -> None:
     sdk, server = _project(SDK_DIR / "pyproject.toml"), _project(ROOT / "pyproject.toml")
     requires, pins = _requirements(sdk), _requirements(server)
@@ -112,6 +113,7 @@ def wheel_only(tmp_path_factory: pytest.TempPathFactory) -> WheelOnly:
     return WheelOnly(wheel, python)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_wheel_holds_the_sdk_and_the_models_and_installs_no_server(
@@ -148,6 +150,7 @@ async def _log_shows(process: ServiceProcess, line: str, timeout: float = 10) ->
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_a_wheel_only_receiver_verifies_a_real_delivery(

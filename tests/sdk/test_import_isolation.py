@@ -6,8 +6,11 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 
 from tests.support.processes import service_env
+
+pytestmark = pytest.mark.process
 
 PROBE = """
 import importlib, pkgutil, sys, orjson

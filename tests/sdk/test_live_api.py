@@ -11,8 +11,10 @@ import pytest
 
 from causeflow_sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
 from causeflow_sdk.models import Envelope, sample_data
-from tests.sdk.live import Live
 from tests.support.receiver import Fail, Receiver
+from tests.support.serve import Live
+
+pytestmark = pytest.mark.process
 
 
 @pytest.fixture

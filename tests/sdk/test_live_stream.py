@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from causeflow_sdk import AsyncClient, StreamReset
 from causeflow_sdk.models import Envelope, sample_data
-from tests.sdk.live import Live
+from tests.support.serve import Live
+
+pytestmark = pytest.mark.process
 
 FAST = {"backoff_base": 0.1, "backoff_max": 0.5}
 

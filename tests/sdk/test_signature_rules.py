@@ -2,12 +2,12 @@
 
 # Equivalent mutants (Python's codec names ignore case; token_bytes(None) draws its default of
 # 32 bytes):
-# equivalent: causeflow.sdk.signatures.x_causeflow_signature__mutmut_10 -- "UTF-8" is "utf-8".
-# equivalent: causeflow.sdk.signatures.x_generate_secret__mutmut_4 -- token_bytes(None) is 32.
-# equivalent: causeflow.sdk.signatures.x_generate_secret__mutmut_7 -- "ASCII" is "ascii".
-# equivalent: causeflow.sdk.signatures.x_standard_signature__mutmut_16 -- "ASCII" is "ascii".
-# equivalent: causeflow.sdk.signatures.x_verify_causeflow__mutmut_8, 15 -- codec name case.
-# equivalent: causeflow.sdk.signatures.x_verify_standard__mutmut_19, 25 -- codec name case.
+# equivalent: causeflow_sdk.signatures.x_causeflow_signature__mutmut_10 -- "UTF-8" is "utf-8".
+# equivalent: causeflow_sdk.signatures.x_generate_secret__mutmut_4 -- token_bytes(None) is 32.
+# equivalent: causeflow_sdk.signatures.x_generate_secret__mutmut_7 -- "ASCII" is "ascii".
+# equivalent: causeflow_sdk.signatures.x_standard_signature__mutmut_16 -- "ASCII" is "ascii".
+# equivalent: causeflow_sdk.signatures.x_verify_causeflow__mutmut_8, 15 -- codec name case.
+# equivalent: causeflow_sdk.signatures.x_verify_standard__mutmut_19, 25 -- codec name case.
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import base64
 
 import pytest
 
-from causeflow.sdk.signatures import (
+from causeflow_sdk.signatures import (
     SECRET_PREFIX,
     generate_secret,
     standard_signature,

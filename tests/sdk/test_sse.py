@@ -6,6 +6,8 @@ import pytest
 
 from causeflow_sdk.sse import SseFrame, SseParser, reconnect_delay
 
+pytestmark = pytest.mark.unit
+
 
 def feed_all(chunks: list[str]) -> tuple[list[SseFrame], SseParser]:
     parser = SseParser()

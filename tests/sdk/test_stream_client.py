@@ -12,6 +12,8 @@ from causeflow_sdk import AsyncClient, CauseFlowAPIError, Client, RawEvent, Stre
 from causeflow_sdk.models import Envelope
 from tests.sdk.sse_standin import StandIn, ThreadedStandIn
 
+pytestmark = pytest.mark.integration
+
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
 
 

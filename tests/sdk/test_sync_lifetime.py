@@ -17,8 +17,10 @@ import warnings
 import pytest
 
 from causeflow_sdk import Client
-from tests.sdk.live import Live
 from tests.support.processes import service_env
+from tests.support.serve import Live
+
+pytestmark = pytest.mark.process
 
 UNCLOSED = ("Unclosed", "unclosed")
 

@@ -12,6 +12,8 @@ from causeflow_sdk import WebhookVerificationError, verify, verify_signature
 from causeflow_sdk.models import Envelope
 from causeflow_sdk.signatures import causeflow_signature, standard_signature
 
+pytestmark = pytest.mark.unit
+
 BODY = (
     b'{"id":"evt_01M86BJ2JKYYK596NGYA1DQ91K","event":"incident.created",'
     b'"timestamp":"2026-11-27T08:42:53.123Z","tenantId":"ten_01M86BHRT3M9S346Q3D25VT4F5",'

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sdk.live import Live, live_service
 from tests.sdk_typescript import npm
+from tests.support.serve import Live, live_service
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.sdk.live import Live
 from tests.sdk_typescript import npm
+from tests.support.serve import Live
+
+pytestmark = pytest.mark.process
 
 SCRIPTS = npm.PACKAGE / "build-test" / "test" / "integration"
 TIMEOUT = 60.0

@@ -11,7 +11,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tests.sdk_typescript import npm
+
+pytestmark = pytest.mark.process
 
 GENERATED = npm.PACKAGE / "src" / "generated"
 

@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 
 from causeflow.app import build_context
-from causeflow.clock import FrozenClock
 from causeflow.db.migrate import migrate
 from causeflow.settings import Settings
 from causeflow.tenant.service import provision
-from tests.dashboard.helpers import csrf_token
 from tests.stream.live import FAST, STREAM, LiveService, live_service, next_event, until_ended
+from tests.support.clock import FrozenClock
+from tests.support.dashboard import csrf_token
 from tests.support.inproc import make_settings, running_service
 from tests.support.keys import pg_key_settings
 from tests.support.pg import fresh_database, require_pg
@@ -51,6 +51,7 @@ async def _refused(
     return caught.value
 
 
+@pytest.mark.integration
 async def test_a_revoked_key_ends_its_streams_and_its_tickets_open_nothing(
     live: LiveService,
 ) -> None:
@@ -116,6 +117,7 @@ async def _sign_out(svc: LiveService, cookie: dict[str, str]) -> None:
         assert response.status == 303
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signed_in_with", ["jwt", "api_key"])
 async def test_signing_out_ends_the_sessions_streams_and_tickets(
     live: LiveService, signed_in_with: str
@@ -154,6 +156,7 @@ async def frozen(tmp_path: Path) -> AsyncIterator[tuple[LiveService, FrozenClock
         yield svc, clock
 
 
+@pytest.mark.integration
 async def test_a_ticket_minted_with_a_jwt_ends_when_the_jwt_does(
     frozen: tuple[LiveService, FrozenClock],
 ) -> None:
@@ -177,6 +180,7 @@ async def test_a_ticket_minted_with_a_jwt_ends_when_the_jwt_does(
     assert '"error":"token_expired"' in refused.body
 
 
+@pytest.mark.process
 async def test_a_revocation_in_one_process_ends_streams_in_another(tmp_path: Path) -> None:
     require_pg()
     ping = {"CAUSEFLOW_SSE_PING_SECONDS": "0.2"}

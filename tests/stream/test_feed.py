@@ -13,6 +13,8 @@ from causeflow.stream.connection import Connection
 from causeflow.stream.framing import Frame, event_frame
 from causeflow.stream.hub import TenantFeed
 
+pytestmark = pytest.mark.unit
+
 
 @dataclass
 class Recorder:

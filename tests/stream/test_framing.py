@@ -19,6 +19,8 @@ from causeflow.stream.framing import (
 )
 from tests.support.sse import SseParser, parse_sse
 
+pytestmark = pytest.mark.unit
+
 ENVELOPE = '{"id":"evt_1","event":"incident.created","data":{"title":"disk \\u2028 full\\n"}}'
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from causeflow.clock import FrozenClock
 from tests.stream.live import (
     FAST,
     STREAM,
@@ -18,8 +17,11 @@ from tests.stream.live import (
     next_events,
     until_ended,
 )
+from tests.support.clock import FrozenClock
 from tests.support.inproc import make_settings
 from tests.support.sse import SseHttpError
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

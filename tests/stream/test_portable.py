@@ -27,6 +27,8 @@ from tests.stream.live import FAST, STREAM
 from tests.support.inproc import Tenant, make_settings
 from tests.support.sse import SseEvent, SseParser
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass
 class AsgiStream:

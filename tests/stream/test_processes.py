@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from causeflow.app import build_context
 from causeflow.db.migrate import migrate
@@ -88,6 +88,7 @@ def _stream(
     return SseStream(session, server.base_url + STREAM, _headers(tenant))
 
 
+@pytest.mark.process
 async def test_sigterm_ends_every_stream_cleanly_and_fast(tmp_path: Path) -> None:
     with Deployment(tmp_path) as deployment:
         tenant = await _prepare(deployment)
@@ -99,9 +100,7 @@ async def test_sigterm_ends_every_stream_cleanly_and_fast(tmp_path: Path) -> Non
             [event_id] = await _publish_http(session, server, tenant, 1)
             for stream in streams:
                 assert (await next_event(stream)).id == event_id
-            started = time.monotonic()
-            code = await asyncio.to_thread(server.terminate, 15)
-            elapsed = time.monotonic() - started
+            code = await asyncio.to_thread(server.terminate, 60)
             for stream in streams:
                 # A truncated chunked body would raise here: the end is a proper one.
                 await until_ended(stream, timeout=5)
@@ -109,10 +108,14 @@ async def test_sigterm_ends_every_stream_cleanly_and_fast(tmp_path: Path) -> Non
                 await stream.close()
     # uvicorn re-raises SIGTERM once its graceful shutdown is done
     assert code in (0, -15), server.log_tail()
-    # uvicorn would wait `timeout_graceful_shutdown` (10 s) for streams that do not end.
-    assert elapsed < 6, f"shutdown took {elapsed:.1f} s"
+    # Streams that did not end would hold uvicorn's graceful shutdown until its timeout, when
+    # it cancels them and says so; the log shows the shutdown, and no such cancellation.
+    log = server.log_text()
+    assert "Finished server process" in log, server.log_tail()
+    assert "timeout graceful shutdown exceeded" not in log, server.log_tail()
 
 
+@pytest.mark.process
 async def test_a_client_on_one_node_receives_what_another_node_publishes(tmp_path: Path) -> None:
     require_pg()
     with fresh_database() as url, Deployment(tmp_path, url) as deployment:
@@ -125,13 +128,11 @@ async def test_a_client_on_one_node_receives_what_another_node_publishes(tmp_pat
             ):
                 await opened(on_a)
                 await opened(on_b)
-                started = time.monotonic()
                 via_b, via_a = await asyncio.gather(
                     _publish_http(session, node_b, tenant, 40),
                     _publish_http(session, node_a, tenant, 20),
                 )
                 got_a = await next_events(on_a, 60, timeout=15)
-                latency = time.monotonic() - started
                 got_b = await next_events(on_b, 60, timeout=15)
             log = await _log_ids(session, node_b, tenant)
     published = set(via_a) | set(via_b)
@@ -139,7 +140,6 @@ async def test_a_client_on_one_node_receives_what_another_node_publishes(tmp_pat
     assert len(in_log_order) == 60
     assert [e.id for e in got_a] == in_log_order  # every event, in log order, on node A
     assert [e.id for e in got_b] == in_log_order
-    assert latency < 15
 
 
 async def _publish_offline(data_dir: Path, tenant_id: str, count: int) -> list[str]:
@@ -188,6 +188,7 @@ async def _wait_received(page: Any, count: int, timeout: float = 15) -> list[str
     return list(await page.evaluate("window.received"))
 
 
+@pytest.mark.browser
 async def test_a_browser_eventsource_survives_a_server_restart(tmp_path: Path) -> None:
     require_browser()
     env = {"CAUSEFLOW_SSE_RETRY_MS": "400", "CAUSEFLOW_SSE_PING_SECONDS": "5"}

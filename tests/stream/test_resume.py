@@ -14,6 +14,8 @@ from causeflow.event.tables import events
 from tests.stream.live import FAST, LiveService, live_service, next_event, next_events
 from tests.support.inproc import make_settings
 
+pytestmark = pytest.mark.integration
+
 
 async def _publisher(live: LiveService, tenant: object, total: int, seed: int) -> None:
     rng = random.Random(seed)

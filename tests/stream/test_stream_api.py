@@ -13,6 +13,8 @@ from tests.stream.live import FAST, LiveService, live_service, next_event, next_
 from tests.support.inproc import make_settings
 from tests.support.sse import SseHttpError
 
+pytestmark = pytest.mark.integration
+
 
 async def test_head_preamble_and_live_events(live_sqlite: LiveService) -> None:
     live = live_sqlite

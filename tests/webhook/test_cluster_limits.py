@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from causeflow.webhook import cluster
 
 from .delivery_support import bare_context
+
+pytestmark = pytest.mark.integration
 
 ORIGIN = "https://hooks.example.com:443"
 LEASE = 60_000

@@ -6,20 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from causeflow import ids
-from causeflow.webhook.dispatcher import dispatch_pending
 from causeflow.webhook.tables import attempts
 from causeflow_sdk.models import validate_data
 from tests.support.inproc import Service, Tenant
-from tests.webhook.helpers import (
+from tests.support.webhook import (
     SUBS,
     append,
     create_sub,
     delivery_rows,
+    dispatch_pending,
     error_paths,
     set_delivery,
 )
+
+pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 DELIVERY_FIELDS = {

@@ -746,6 +746,7 @@ def run_model(
     )
 
 
+@pytest.mark.integration
 def test_delivery_follows_the_model_in_process(backend: str, tmp_path: Path) -> None:
     with ExitStack() as stack:
         url = stack.enter_context(fresh_database()) if backend == "pg" else ""
@@ -761,6 +762,7 @@ def test_delivery_follows_the_model_in_process(backend: str, tmp_path: Path) -> 
         run_model(InProcessModel, system, receiver, examples=6, steps=25)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_delivery_follows_the_model_with_worker_processes(tmp_path: Path) -> None:
     require_pg()

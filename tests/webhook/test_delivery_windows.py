@@ -11,9 +11,11 @@ import pytest
 
 from causeflow.clock import ms_to_rfc3339
 from causeflow.webhook.engine import build_sender
-from tests.integration.test_sender import Answers, ConnectionCounter, Receiver, closing, receiver
 from tests.support.inproc import Service, make_settings, running_service
-from tests.webhook.helpers import SUBS, append, create_sub, error_paths
+from tests.support.webhook import SUBS, append, create_sub, error_paths
+from tests.webhook.test_sender import Answers, ConnectionCounter, Receiver, closing, receiver
+
+pytestmark = pytest.mark.integration
 
 HOUR_MS = 3_600_000
 

@@ -8,21 +8,26 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from causeflow.event.log import append_event
-from causeflow.webhook.dispatcher import (
-    Dispatcher,
-    commit_batch,
-    dispatch_batch,
-    dispatch_pending,
-)
+from causeflow.webhook.dispatcher import Dispatcher, dispatch_batch
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import dispatch_cursors
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import (
+    SUBS,
+    append,
+    commit_batch,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+)
+
+pytestmark = pytest.mark.integration
 
 
 async def _cursor(service: Service, tenant: Tenant) -> int | None:

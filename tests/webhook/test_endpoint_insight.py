@@ -49,11 +49,13 @@ PERCENTILES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("pairs", "q", "expected"), PERCENTILES)
 def test_nearest_rank_percentile(pairs: list[tuple[int, int]], q: float, expected: int | None):
     assert percentile(pairs, q) == expected
 
 
+@pytest.mark.unit
 def test_window_view_counts_rates_and_the_errors_inside_it() -> None:
     from causeflow.webhook.stats import LastError
 
@@ -69,6 +71,7 @@ def test_window_view_counts_rates_and_the_errors_inside_it() -> None:
     assert empty["successRate"] is None and empty["latencyMs"] == {"p50": None, "p95": None}
 
 
+@pytest.mark.unit
 def test_series_has_every_bucket_and_ignores_strays() -> None:
     bars = series_view(
         [(0, True, 2), (0, False, 1), (2, True, 5), (3, True, 9), (-1, True, 4)],
@@ -80,6 +83,7 @@ def test_series_has_every_bucket_and_ignores_strays() -> None:
     assert [b["start"] for b in bars] == [ms_to_rfc3339(i * 1000) for i in range(3)]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("enabled", "first_failure_at", "expected"),
     [(True, None, None), (False, 1000, None), (True, 1000, 1000 + 500)],
@@ -139,6 +143,7 @@ async def _settle(svc: Service, tenant: Tenant, sub_id: str, count: int) -> None
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.integration
 async def test_stats_match_what_the_receiver_counted(live: Service) -> None:
     tenant = await live.tenant("acme")
     flaky = Flaky(share=0.3)
@@ -172,6 +177,7 @@ async def test_stats_match_what_the_receiver_counted(live: Service) -> None:
     assert stats["enabled"] is True
 
 
+@pytest.mark.integration
 async def test_a_failing_endpoint_shows_its_backlog_and_failure_state(live: Service) -> None:
     tenant = await live.tenant("acme")
     async with Receiver() as receiver:
@@ -196,6 +202,7 @@ async def test_a_failing_endpoint_shows_its_backlog_and_failure_state(live: Serv
     )
 
 
+@pytest.mark.integration
 async def test_stats_of_a_quiet_or_foreign_subscription(
     service: Service, tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -223,10 +230,11 @@ async def _subscribe(svc: Service, tenant: Tenant, **body: Any) -> dict[str, Any
     return resp.json()  # type: ignore[no-any-return]
 
 
+@pytest.mark.integration
 async def test_delivery_search_across_subscriptions(
     service: Service, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    from causeflow.webhook.dispatcher import dispatch_pending
+    from tests.support.webhook import dispatch_pending
 
     one = await _subscribe(service, tenant)
     two = await _subscribe(service, tenant, events=["incident.created"])

@@ -13,6 +13,8 @@ from causeflow.errors import ValidationFailed
 from causeflow.webhook.filters import MAX_KEY_DEPTH, MAX_KEY_LENGTH, check_filter, filter_matches
 from causeflow.webhook.rules import check_events, expand_events, parse_selection
 
+pytestmark = pytest.mark.unit
+
 DATA = {
     "severity": "critical",
     "source": "grafana",

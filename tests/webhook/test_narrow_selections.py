@@ -3,18 +3,22 @@ dispatcher on both backends: a subscription gets exactly what its rules say."""
 
 from __future__ import annotations
 
+import pytest
+
 from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
-from causeflow.webhook.dispatcher import dispatch_pending
 from tests.support.inproc import Service, Tenant
-from tests.webhook.helpers import (
+from tests.support.webhook import (
     SUBS,
     append,
     create_sub,
     delivery_rows,
+    dispatch_pending,
     error_paths,
     set_delivery,
 )
+
+pytestmark = pytest.mark.integration
 
 DAY_MS = 86_400_000
 INC_A, INC_B = ids.new_id("inc"), ids.new_id("inc")

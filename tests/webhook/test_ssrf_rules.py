@@ -1,6 +1,6 @@
 """The SSRF rules stated as rules: ranges, spellings, parser limits, messages, the resolver.
 
-tests/unit/test_ssrf.py lists known-bad and known-good hosts; this file states what must hold
+tests/webhook/test_ssrf.py lists known-bad and known-good hosts; this file states what must hold
 for every address of every refused range, in every spelling the host parser accepts, and pins
 the parser's limits and the reason each refusal gives (a 422 shows it to the client).
 """

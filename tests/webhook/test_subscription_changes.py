@@ -15,18 +15,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from causeflow.event.log import append_event, page_after
 from causeflow.jsonutil import loads
 from causeflow.webhook import queue
-from causeflow.webhook.dispatcher import (
-    Dispatcher,
-    commit_batch,
-    dispatch_pending,
-    plan_deliveries,
-    start_dispatcher,
-)
+from causeflow.webhook.dispatcher import Dispatcher, plan_deliveries, start_dispatcher
 from causeflow.webhook.engine import start_delivery
 from causeflow.webhook.repository import read_cursor
 from causeflow.webhook.service import delivery_row
@@ -35,7 +30,16 @@ from causeflow.webhook.tables import deliveries, subscriptions
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
-from tests.webhook.helpers import SUBS, append, create_sub, delivery_rows
+from tests.support.webhook import (
+    SUBS,
+    append,
+    commit_batch,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+)
+
+pytestmark = pytest.mark.integration
 
 
 async def patch(service: Service, tenant: Tenant, sub_id: str, **body: Any) -> dict[str, Any]:
@@ -90,7 +94,10 @@ async def test_a_new_url_receives_every_event_published_before_the_change(
         )
         async with delivering(service):
             got = await receiver.wait_for(6, path="/new")
-            await asyncio.sleep(0.1)  # nothing else is on its way
+            # every delivery has ended (each after its request): nothing else is on its way
+            async with asyncio.timeout(30):
+                while {s for _, s in await delivered(service, tenant, sub["id"])} != {"succeeded"}:
+                    await asyncio.sleep(0.02)
     assert sorted(r.json()["id"] for r in got) == sorted(published)
     assert {r.headers["X-Team"] for r in got} == {"blue"}
     assert receiver.requests_for("/old") == []

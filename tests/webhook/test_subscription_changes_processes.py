@@ -9,12 +9,15 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg
 from tests.support.processes import Deployment
 from tests.support.receiver import ThreadedReceiver
 from tests.webhook.test_worker_processes import ENV, api, statuses
+
+pytestmark = pytest.mark.process
 
 SUBS = "/v1/webhook-subscriptions"
 

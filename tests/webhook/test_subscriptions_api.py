@@ -5,15 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from causeflow.clock import FrozenClock, ms_to_rfc3339
-from causeflow.webhook.dispatcher import dispatch_pending
+from causeflow.clock import ms_to_rfc3339
 from causeflow.webhook.signing import check_secret
 from causeflow.webhook.subscriptions import subscription_cache
 from causeflow.webhook.tables import subscriptions
+from tests.support.clock import FrozenClock
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.webhook.helpers import HOOK_URL, SUBS, append, create_sub, delivery_rows, error_paths
+from tests.support.webhook import (
+    HOOK_URL,
+    SUBS,
+    append,
+    create_sub,
+    delivery_rows,
+    dispatch_pending,
+    error_paths,
+)
+
+pytestmark = pytest.mark.integration
 
 READ_FIELDS = {
     "id",
@@ -218,7 +229,7 @@ async def test_delete_cancels_pending_deliveries(service: Service, tenant: Tenan
     await dispatch_pending(service.ctx)
     rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
     assert len(rows) == 3
-    from tests.webhook.helpers import set_delivery
+    from tests.support.webhook import set_delivery
 
     await set_delivery(service, rows[0].id, status="succeeded", next_attempt_at=None)
 

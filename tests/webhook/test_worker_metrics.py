@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY, generate_latest
 
 from causeflow import ids
-from causeflow.clock import FrozenClock
 from causeflow.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE
 from causeflow.webhook.tables import deliveries
+from tests.support.clock import FrozenClock
 
 from .delivery_support import TENANT, add_event, add_subscription, bare_context, running_engine
 
@@ -23,6 +24,7 @@ def gauge(name: str) -> float | None:
     return REGISTRY.get_sample_value(name)
 
 
+@pytest.mark.integration
 async def test_the_oldest_pending_gauge_is_the_age_of_the_oldest_delivery(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -67,6 +69,7 @@ async def test_the_oldest_pending_gauge_is_the_age_of_the_oldest_delivery(
         assert gauge("causeflow_delivery_queue_depth") == 2
 
 
+@pytest.mark.unit
 def test_the_gauge_says_what_it_measures() -> None:
     text = generate_latest(REGISTRY).decode()
     [help_line] = [

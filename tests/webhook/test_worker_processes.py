@@ -11,11 +11,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from causeflow_sdk.models import sample_data
 from tests.support.pg import fresh_database, require_pg, run_sync
 from tests.support.processes import Deployment
 from tests.support.receiver import Hang, Ok, Slow, ThreadedReceiver
+
+pytestmark = pytest.mark.process
 
 ENV = {
     "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",

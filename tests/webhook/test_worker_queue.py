@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from causeflow.webhook import queue
 from causeflow.webhook.queue import EXHAUSTED, Outcome
 
@@ -18,6 +20,8 @@ from .delivery_support import (
     log_events,
     subscription,
 )
+
+pytestmark = pytest.mark.integration
 
 
 def outcome(msg: str, sub: str, status: str, **kw: object) -> Outcome:

@@ -21,6 +21,8 @@ from causeflow.webhook.limits import (
 from causeflow.webhook.queue import CLEAR_FAILURE, EXHAUSTED, GONE, Claimed
 from causeflow.webhook.sender import SendResult
 
+pytestmark = pytest.mark.unit
+
 SCHEDULE = (1.0, 10.0, 100.0)  # 4 attempts in all
 NOW = 1_800_000_000_000
 

@@ -267,26 +267,6 @@ def _handoff(
     ]
 
 
-async def commit_batch(
-    ctx: AppContext,
-    tenant_id: str,
-    new: bool,
-    cursor: int,
-    new_cursor: int,
-    rows: list[dict[str, Any]],
-    generation: int = 0,
-) -> bool:
-    """Advance the cursor and insert planned deliveries in a transaction of their own."""
-    try:
-        async with ctx.db.transaction() as tx:
-            await _write_batch(tx, tenant_id, new, cursor, new_cursor, rows, generation)
-            if any(r["status"] == "pending" for r in rows):
-                tx.after_commit(lambda: wake_deliveries(ctx))
-    except _CursorMoved:
-        return False
-    return True
-
-
 async def _write_batch(
     tx: Tx,
     tenant_id: str,
@@ -310,23 +290,6 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
     # there rolled back and the next dispatch redoes the batch, so it is only noted.
     if not task.cancelled() and task.exception() is not None:
         log.debug("a dispatch batch failed: %s", task.exception())
-
-
-async def dispatch_pending(ctx: AppContext) -> int:
-    """Dispatch until every tenant's cursor has reached its log head; returns deliveries made."""
-    cache = subscription_cache(ctx)
-    total = 0
-    while True:
-        async with ctx.db.read() as conn:
-            behind = await repo.tenants_behind(conn)
-        if not behind:
-            return total
-        for tenant_id in behind:
-            while True:
-                result = await dispatch_batch(ctx, cache, tenant_id)
-                total += result.deliveries
-                if not result.more:
-                    break
 
 
 class Dispatcher:

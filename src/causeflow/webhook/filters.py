@@ -54,7 +54,7 @@ def _is_number(value: object) -> bool:
 
 def _check_scalar(path: str, value: object) -> None:
     if not isinstance(value, _Scalar):
-        raise _Bad(path, "a JSON scalar")
+        raise _Bad(path, "a JSON scalar, a list of them or an operator object")
     if not _storable(value):
         raise _Bad(path, _INT_RANGE)
 

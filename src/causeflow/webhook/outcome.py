@@ -12,7 +12,7 @@ Two halves, because they are known at different moments:
   window (`firstFailureAt`) when none is open, and disables the subscription once the window
   is at least `disable_after` old.
 
-`decide` joins both for one attempt; the repository only executes what they return.
+The worker and the repository only execute what they return.
 """
 
 from __future__ import annotations
@@ -39,14 +39,6 @@ EVENT_EXHAUSTED = "webhook.delivery_exhausted"
 EVENT_DISABLED = "webhook.subscription_disabled"
 
 _RETRY_AFTER_CODES = (429, 503)
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """The settings the rules depend on."""
-
-    schedule: tuple[float, ...]  # delays between attempts, seconds
-    disable_after_ms: int  # how old a failure window must be to disable the subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +74,6 @@ class SubscriptionStep:
 
 
 NOTHING = SubscriptionStep()
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Everything one attempt leads to, for the delivery and for its subscription."""
-
-    status: str
-    next_attempt_at: int | None
-    effect: str | None
-    clear_first_failure: bool
-    set_first_failure_at: int | None
-    disable_reason: str | None
-    events: tuple[str, ...]
 
 
 def delivery_step(
@@ -162,41 +141,3 @@ def subscription_step(
             )
         return SubscriptionStep(events=(EVENT_EXHAUSTED,))
     return NOTHING
-
-
-def decide(
-    attempt: Attempt,
-    *,
-    attempts: int,
-    manual: bool,
-    test: bool = False,
-    subscription: SubscriptionState | None,
-    now_ms: int,
-    policy: Policy,
-    rng: random.Random,
-) -> Decision:
-    """Both halves for one attempt, as if recorded at the moment it was made."""
-    delivery = delivery_step(
-        attempt,
-        attempts=attempts,
-        manual=manual,
-        test=test,
-        now_ms=now_ms,
-        schedule=policy.schedule,
-        rng=rng,
-    )
-    sub = subscription_step(
-        delivery.effect,
-        subscription,
-        now_ms=now_ms,
-        disable_after_ms=policy.disable_after_ms,
-    )
-    return Decision(
-        status=delivery.status,
-        next_attempt_at=delivery.next_attempt_at,
-        effect=delivery.effect,
-        clear_first_failure=sub.clear_first_failure,
-        set_first_failure_at=sub.set_first_failure_at,
-        disable_reason=sub.disable_reason,
-        events=sub.events,
-    )

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER_FRACTION = 0.2
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -73,11 +72,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def jitter(seconds: float, rng: random.Random, fraction: float = JITTER_FRACTION) -> float:
-    """`seconds` moved uniformly within ±`fraction` of itself."""
-    if not 0 <= fraction < 1:
-        raise ValueError("jitter fraction must be in [0, 1)")
-    return seconds * (1.0 + rng.uniform(-fraction, fraction))
+def jitter(seconds: float, rng: random.Random) -> float:
+    """`seconds` moved uniformly within ±`JITTER_FRACTION` of itself."""
+    return seconds * (1.0 + rng.uniform(-JITTER_FRACTION, JITTER_FRACTION))
 
 
 def next_delay(

@@ -1,0 +1,83 @@
+"""`logtext`: client text made fit for a log line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import parse_qs
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from causeflow.ingest.auth import QUERY_KEY, key_from_request
+from causeflow.logtext import LogFormatter, clean, clean_query, redact_query
+
+pytestmark = pytest.mark.unit
+
+KEY = "cflo_" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("query", "redacted"),
+    [
+        (f"api%4Bey={KEY}", "api%4Bey=***"),
+        (f"%61piKey={KEY}&b=2", "%61piKey=***&b=2"),
+        (f"%61%70%69%4b%65%79={KEY}", "%61%70%69%4b%65%79=***"),
+        (f"ApiKey={KEY}", "ApiKey=***"),
+        (f"+apiKey+={KEY}", "+apiKey+=***"),
+        ("%74oken=abc;x=1", "%74oken=***;x=1"),
+        (
+            "access_token=t&ticket=u&password=p&secret=s",
+            "access_token=***&ticket=***&password=***&secret=***",
+        ),
+        # values that are credentials whatever their name, even with no name at all
+        (f"k={KEY}", "k=***"),
+        (f"q=x%20{KEY[:10]}", "q=***"),
+        (f"{KEY}", "***"),
+        ("jwt=eyJhbGciOi.e30.sig", "jwt=***"),
+        ("plain=1&next=%2Fui", "plain=1&next=%2Fui"),
+        ("", ""),
+    ],
+)
+def test_redact_query_by_decoded_name_and_by_value(query: str, redacted: str):
+    assert redact_query(query) == redacted
+
+
+@given(
+    st.sampled_from(["apiKey", "api%4Bey", "%61piKey", "%61%70%69%4B%65%79", "api%4bey"]),
+    st.lists(st.sampled_from(["a=1", "b=", "c", "x=%26", "&"]), max_size=3),
+)
+@settings(max_examples=60, deadline=None)
+def test_every_spelling_that_authenticates_is_redacted(name: str, others: list[str]):
+    query = "&".join([*others, f"{name}={KEY}"])
+    assert parse_qs(query)[QUERY_KEY] == [KEY]  # it is a credential ...
+    assert key_from_request({}, query) == KEY
+    assert KEY not in redact_query(query)  # ... and never written
+
+
+def test_clean_escapes_and_bounds():
+    assert clean("a\nb\r\tc\x00\x7f\x85\u2028\u202e\\") == (
+        "a\\nb\\r\\tc\\x00\\x7f\\x85\\u2028\\u202e\\\\"
+    )
+    assert clean("é☕ ok") == "é☕ ok"
+    long = clean("x" * 1000, 50)
+    assert long.startswith("x" * 50) and long.endswith("...(+950 chars)") and len(long) < 70
+    assert clean(ValueError("bad\nline")) == "bad\\nline"
+    assert clean_query("") == "-"
+    assert clean_query(f"apiKey={KEY}&n=%0A\n") == "apiKey=***&n=%0A\\n"
+
+
+def test_the_formatter_writes_one_line_per_record_and_indents_tracebacks():
+    formatter = LogFormatter("%(levelname)s %(name)s: %(message)s")
+    try:
+        raise ValueError("boom\nINFO causeflow.forged: owned")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "causeflow.x", logging.ERROR, __file__, 1, "got %s", ("a\nINFO causeflow.y: z",), exc_info
+    )
+    lines = formatter.format(record).split("\n")
+    assert lines[0] == "ERROR causeflow.x: got a\\nINFO causeflow.y: z"
+    assert len(lines) > 2 and all(line.startswith("  | ") for line in lines[1:])
+    assert any("INFO causeflow.forged: owned" in line for line in lines[1:])

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools/long_functions.py"
 PACKAGES = ("webhook", "ingest", "api", "stream", "publish", "event")
 MAX_LINES = 60

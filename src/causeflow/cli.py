@@ -426,12 +426,13 @@ def backup(
     cannot be opened.
     """
     from causeflow.db.backup import BackupError, backup_store
-    from causeflow.db.files import key_file_path
+    from causeflow.db.files import LOCK_NAME, key_file_path
 
     settings = load(data_dir, database_url)
     source = sqlite_store(settings, "backup", "back it up", "pg_dump")
+    keep = [p for p in (key_file_path(settings), settings.data_dir / LOCK_NAME) if p]
     try:
-        done = backup_store(source, file, force=force)
+        done = backup_store(source, file, force=force, keep=keep)
     except BackupError as exc:
         raise CliError(str(exc)) from exc
     typer.echo(

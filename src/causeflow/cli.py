@@ -518,7 +518,10 @@ def tenant_create(
     --create is given.
     """
     from causeflow.settings import PLAN_LIMITS
+    from causeflow.tenant.schemas import NAME_MAX_LENGTH
 
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        raise CliError(f"--name takes 1 to {NAME_MAX_LENGTH} characters")
     if plan is not None and plan not in PLAN_LIMITS:
         raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLAN_LIMITS)}")
     settings = load(data_dir, database_url)

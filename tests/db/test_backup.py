@@ -401,3 +401,19 @@ def test_backup_refuses_to_overwrite_the_store_or_its_files(stores: Deployment, 
     assert others() == before
     assert (stores.data_dir / "causeflow.db").stat().st_ino == inode
     assert not list(stores.data_dir.glob(".*.tmp")) and not list(stores.tmp_path.glob(".*.tmp"))
+
+
+def test_a_fifo_is_neither_a_backup_nor_a_place_for_one(stores: Deployment) -> None:
+    """A named pipe (like a device) is no file: restore would wait on it for ever, and backup
+    --force would replace it with a file."""
+    import os
+    import stat
+
+    pipe = stores.tmp_path / "pipe"
+    os.mkfifo(pipe)
+    before = digest(stores.data_dir)
+    refused = stores.run_cli("restore", str(pipe), "--force", check=False, timeout=20)
+    one_line_refusal(refused, "not a regular file")
+    assert digest(stores.data_dir) == before
+    one_line_refusal(stores.run_cli("backup", str(pipe), "--force", check=False), "regular file")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)

@@ -75,6 +75,8 @@ def check_sqlite_file(path: Path, what: str) -> None:
         )
     if path.is_dir():
         raise BackupError(f"{what} {path} is a directory, not a SQLite database file")
+    if path.exists() and not path.is_file():  # a pipe or a device: reading it may never end
+        raise BackupError(f"{what} {path} is not a regular file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
@@ -192,6 +194,8 @@ def backup_store(
     _refuse_own_file(source, target, keep)
     if target.is_dir():
         raise BackupError(f"{target} is a directory: give the backup's file name")
+    if target.exists() and not target.is_file():
+        raise BackupError(f"{target} is not a regular file: give the backup's file name")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; add --force to replace it")
     if not target.parent.is_dir():

@@ -149,7 +149,8 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _bootstrap(settings: Settings) -> dict[str, str] | None:
-    """On first start with an empty store: a tenant "default" and its first credentials."""
+    """On first start with an empty store: a tenant "default" and its first credentials,
+    made only once the place they are handed over to is known to take them."""
     from causeflow.app import build_context
     from causeflow.tenant.service import list_tenants, provision
 
@@ -159,23 +160,47 @@ async def _bootstrap(settings: Settings) -> dict[str, str] | None:
             some = await list_tenants(conn, after_id=None, limit=1)
         if some:
             return None
+        path = first_run_file(settings)
+        if path is not None:
+            save_first_run(path, "")  # a file that cannot be written refuses before the tenant
         return (await provision(ctx, name="default")).as_json()
     finally:
         await ctx.db.dispose()
+
+
+def first_run_file(settings: Settings) -> Path | None:
+    """Where the first tenant's credentials go: None for the interactive terminal (SQLite)."""
+    from causeflow.tenant.firstrun import credentials_path
+
+    if not settings.is_postgres and sys.stdout.isatty():
+        return None
+    return credentials_path(settings)
+
+
+def save_first_run(path: Path, text: str) -> None:
+    from causeflow.tenant.firstrun import write_credentials
+
+    try:
+        write_credentials(path, text)
+    except OSError as exc:
+        raise CliError(
+            f"cannot write the first-run credentials to {path}: {exc.strerror or exc}; "
+            "set CAUSEFLOW_FIRST_RUN_FILE to a file the service may write"
+        ) from exc
 
 
 def hand_over_first_run(settings: Settings, first: dict[str, str], base_url: str) -> None:
     """Show the first tenant's credentials on an interactive terminal (SQLite); anywhere
     else write them to a 0600 file and log only its path, so no log keeps them."""
     from causeflow.clock import Clock
-    from causeflow.tenant.firstrun import credentials_path, credentials_text, write_credentials
+    from causeflow.tenant.firstrun import credentials_text
 
     text = credentials_text(first, base_url, settings.admin_token_ttl_seconds, Clock().now_ms())
-    if not settings.is_postgres and sys.stdout.isatty():
+    path = first_run_file(settings)
+    if path is None:
         typer.echo("\n" + text)
         return
-    path = credentials_path(settings)
-    write_credentials(path, text)
+    save_first_run(path, text)
     logging.getLogger("causeflow.cli").warning(
         "created tenant 'default'; its credentials (API key for the dashboard sign-in, admin "
         "token, ingest key and signing secret) are in %s (mode 0600): read them, then delete "
@@ -426,12 +451,13 @@ def backup(
     cannot be opened.
     """
     from causeflow.db.backup import BackupError, backup_store
-    from causeflow.db.files import key_file_path
+    from causeflow.db.files import LOCK_NAME, key_file_path
 
     settings = load(data_dir, database_url)
     source = sqlite_store(settings, "backup", "back it up", "pg_dump")
+    keep = [p for p in (key_file_path(settings), settings.data_dir / LOCK_NAME) if p]
     try:
-        done = backup_store(source, file, force=force)
+        done = backup_store(source, file, force=force, keep=keep)
     except BackupError as exc:
         raise CliError(str(exc)) from exc
     typer.echo(
@@ -517,7 +543,10 @@ def tenant_create(
     --create is given.
     """
     from causeflow.settings import PLAN_LIMITS
+    from causeflow.tenant.schemas import NAME_MAX_LENGTH
 
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        raise CliError(f"--name takes 1 to {NAME_MAX_LENGTH} characters")
     if plan is not None and plan not in PLAN_LIMITS:
         raise CliError(f"unknown plan {plan!r}; expected one of {', '.join(PLAN_LIMITS)}")
     settings = load(data_dir, database_url)

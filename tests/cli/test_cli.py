@@ -81,6 +81,17 @@ def test_errors_are_one_line_and_nonzero(dep: Deployment, args: list[str], needl
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("name", ["", "x" * 201])
+def test_tenant_create_refuses_a_name_the_api_refuses(dep: Deployment, name: str):
+    """The API takes names of 1 to 200 characters; the command makes no other tenants."""
+    dep.migrate()
+    result = dep.run_cli("tenant", "create", "--name", name, check=False)
+    assert result.returncode != 0
+    assert "--name" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert dep.run_cli("tenant", "list", "--json").stdout.strip() == ""
+
+
 def test_second_serve_on_one_sqlite_file_is_refused(dep: Deployment):
     dep.add_server()
     result = dep.run_cli("serve", "--port", "1", check=False, timeout=30)

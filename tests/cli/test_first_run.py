@@ -186,3 +186,29 @@ def test_postgresql_never_shows_them_and_uses_the_setting_path(tmp_path: Path, t
         got = check_explained(target.read_text(), base)
         assert str(target) in log
         assert got["API key"] not in log and "whsec_" not in log
+
+
+def test_an_unwritable_credentials_file_creates_no_tenant(tmp_path: Path):
+    """The credentials are the only way in: when they cannot be written, `serve` stops before
+    making the tenant, so the next start (with a writable file) still makes and hands them over."""
+    data, blocked = tmp_path / "data", tmp_path / "a-directory"
+    blocked.mkdir()
+    env = service_env({"CAUSEFLOW_DATA_DIR": str(data), "CAUSEFLOW_FIRST_RUN_FILE": str(blocked)})
+    result = subprocess.run(
+        [sys.executable, "-m", "causeflow", "serve", "--port", str(free_port())],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(blocked) in last, result.stderr
+    assert "Traceback" not in result.stderr
+    with Deployment(tmp_path) as dep:
+        assert dep.run_cli("tenant", "list", "--json").stdout.strip() == ""
+        server = dep.add_server()
+        path = dep.data_dir / "first-run-credentials.txt"
+        got = check_explained(path.read_text(), server.base_url)
+        assert events_status(server.base_url, got["API key"])[0] == 200

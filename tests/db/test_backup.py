@@ -382,3 +382,38 @@ def test_backup_refusals(stores: Deployment, args, env, needle) -> None:
     paths = [a if a.startswith("-") else str(base / a) for a in args]
     one_line_refusal(stores.run_cli("backup", *paths, check=False, env=env), needle)
     assert not (base / "b.db").exists()
+
+
+@pytest.mark.parametrize("name", ["causeflow.db", "link.db", "keys.json", "serve.lock"])
+def test_backup_refuses_to_overwrite_the_store_or_its_files(stores: Deployment, name: str) -> None:
+    """`--force` replaces an older backup, never the live store (directly or through a link:
+    a running service would go on writing into the replaced file), its key file or its lock."""
+    (stores.tmp_path / "link.db").symlink_to(stores.data_dir / "causeflow.db")
+    target = stores.tmp_path / name if name == "link.db" else stores.data_dir / name
+    stores.add_server()
+
+    def others() -> dict[str, str]:  # the serving store's own files change by themselves
+        return {k: v for k, v in digest(stores.data_dir).items() if "causeflow.db" not in k}
+
+    before = others()
+    inode = (stores.data_dir / "causeflow.db").stat().st_ino
+    one_line_refusal(stores.run_cli("backup", str(target), "--force", check=False), "refused")
+    assert others() == before
+    assert (stores.data_dir / "causeflow.db").stat().st_ino == inode
+    assert not list(stores.data_dir.glob(".*.tmp")) and not list(stores.tmp_path.glob(".*.tmp"))
+
+
+def test_a_fifo_is_neither_a_backup_nor_a_place_for_one(stores: Deployment) -> None:
+    """A named pipe (like a device) is no file: restore would wait on it for ever, and backup
+    --force would replace it with a file."""
+    import os
+    import stat
+
+    pipe = stores.tmp_path / "pipe"
+    os.mkfifo(pipe)
+    before = digest(stores.data_dir)
+    refused = stores.run_cli("restore", str(pipe), "--force", check=False, timeout=20)
+    one_line_refusal(refused, "not a regular file")
+    assert digest(stores.data_dir) == before
+    one_line_refusal(stores.run_cli("backup", str(pipe), "--force", check=False), "regular file")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)

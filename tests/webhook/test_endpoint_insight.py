@@ -283,3 +283,23 @@ async def test_delivery_search_across_subscriptions(
     foreign = await search(other_tenant.admin_headers, eventId=ev_a["id"])
     assert foreign.json()["items"] == []
     assert (await search(other_tenant.admin_headers, subscriptionId=one["id"])).status_code == 404
+
+
+@pytest.mark.integration
+async def test_delivery_search_refuses_until_before_since(service: Service, tenant: Tenant) -> None:
+    """An inverted window could match nothing: it is the client's mistake, as for recover."""
+    now = service.ctx.clock.now_ms()
+    resp = await service.client.get(
+        "/v1/deliveries",
+        headers=tenant.admin_headers,
+        params={"since": ms_to_rfc3339(now), "until": ms_to_rfc3339(now - 1)},
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "validation_error"
+    assert resp.json()["details"]["errors"][0]["path"] == "query.until"
+    same = await service.client.get(
+        "/v1/deliveries",
+        headers=tenant.admin_headers,
+        params={"since": ms_to_rfc3339(now), "until": ms_to_rfc3339(now)},
+    )
+    assert same.status_code == 200, same.text

@@ -310,6 +310,7 @@ def test_until_defaults_to_now() -> None:
         (SINCE, "2023-10-31T23:59:59.999Z", "until", "until is before since"),
         (SINCE, "2023-11-15T00:00:00.001Z", "until", "the window is at most 14 days"),
         ("2023-10-30T00:00:00Z", None, "since", "the window is at most 14 days"),
+        ("2030-01-01T00:00:00Z", None, "since", "since is in the future (until defaults to now)"),
     ],
 )
 def test_each_bad_window_says_which_end_is_wrong(

@@ -13,7 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from causeflow.errors import ValidationFailed
-from causeflow.jsonutil import dumps, loads
+from causeflow.jsonutil import INT_MAX, INT_MIN, dumps, loads
 
 T = TypeVar("T")
 
@@ -40,6 +40,16 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
     return value
 
 
+def _holds(value: Any, kind: type) -> bool:
+    """A cursor value of the wanted type; an integer also fits a 64-bit column (a forged cursor
+    may hold any number, and the databases refuse larger ones with an error, not a miss)."""
+    if kind is int:
+        return (
+            isinstance(value, int) and not isinstance(value, bool) and INT_MIN <= value <= INT_MAX
+        )
+    return isinstance(value, kind)
+
+
 class PageParams:
     def __init__(
         self,
@@ -55,8 +65,7 @@ class PageParams:
         if self.after is None:
             return None
         if len(self.after) != len(types) or not all(
-            isinstance(v, t) and not (t is int and isinstance(v, bool))
-            for v, t in zip(self.after, types, strict=True)
+            _holds(v, t) for v, t in zip(self.after, types, strict=True)
         ):
             raise ValidationFailed.at("cursor", "invalid cursor")
         return self.after

@@ -20,7 +20,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -75,6 +75,8 @@ def check_sqlite_file(path: Path, what: str) -> None:
         )
     if path.is_dir():
         raise BackupError(f"{what} {path} is a directory, not a SQLite database file")
+    if path.exists() and not path.is_file():  # a pipe or a device: reading it may never end
+        raise BackupError(f"{what} {path} is not a regular file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
@@ -170,13 +172,30 @@ def _discard(path: Path) -> None:
             Path(f"{path}{suffix}").unlink()
 
 
-def backup_store(source: Path, target: Path, *, force: bool = False) -> Copied:
-    """Copy the live store `source` into the file `target`."""
+def _refuse_own_file(source: Path, target: Path, keep: Iterable[Path]) -> None:
+    """`target` (through any link) is not the store, one of its side files, or a file of
+    `keep` (the key file, the serving lock): `--force` replaces old backups, not those."""
+    own = [Path(f"{source}{suffix}") for suffix in SQLITE_SUFFIXES] + list(keep)
+    where = target.resolve()
+    if any(where == path.resolve() for path in own):
+        raise BackupError(
+            f"refused: {target} is the store or one of its files; write the backup elsewhere"
+        )
+
+
+def backup_store(
+    source: Path, target: Path, *, force: bool = False, keep: Iterable[Path] = ()
+) -> Copied:
+    """Copy the live store `source` into the file `target` (never one of the store's own
+    files, nor one of `keep`)."""
     if not has_store(source):
         raise BackupError(f"there is no store at {source} to back up")
     revision = store_revision(source, "the store")
+    _refuse_own_file(source, target, keep)
     if target.is_dir():
         raise BackupError(f"{target} is a directory: give the backup's file name")
+    if target.exists() and not target.is_file():
+        raise BackupError(f"{target} is not a regular file: give the backup's file name")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; add --force to replace it")
     if not target.parent.is_dir():

@@ -9,12 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 Plan = Literal["starter", "pro", "business", "enterprise"]
 
 
+NAME_MAX_LENGTH = 200  # a tenant's name: 1 to this many characters, by the API and the CLI
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class TenantCreate(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     plan: Plan | None = None
 
 
@@ -31,12 +34,12 @@ class InboundUpdate(_Strict):
 
 
 class TenantUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
     inbound: InboundUpdate | None = None
 
 
 class TenantPlanUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
     plan: Plan | None = None
 
 

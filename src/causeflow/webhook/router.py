@@ -233,14 +233,17 @@ async def search_deliveries(
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
 ) -> dict[str, Any]:
     """Where did an event go: the tenant's deliveries across subscriptions, newest first."""
+    since_ms, until_ms = _query_time("since", since), _query_time("until", until)
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        raise ValidationFailed.at("query.until", "until is before since")
     query = DeliveryQuery(
         subscription_id=subscriptionId,
         event_id=eventId,
         incident_id=incidentId,
         status=status,
         event_types=_types(event),
-        since_ms=_query_time("since", since),
-        until_ms=_query_time("until", until),
+        since_ms=since_ms,
+        until_ms=until_ms,
     )
     return await _delivery_page(ctx, tenant_of(principal), query, params)
 

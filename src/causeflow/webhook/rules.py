@@ -186,6 +186,8 @@ def parse_window(since: str, until: str | None, now_ms: int, *, max_ms: int) -> 
         end = parse_rfc3339(until) if until is not None else now_ms
     except ValueError as exc:
         raise ValidationFailed.at("until", "not an RFC 3339 time") from exc
+    if end < start and until is None:
+        raise ValidationFailed.at("since", "since is in the future (until defaults to now)")
     if end < start:
         raise ValidationFailed.at("until", "until is before since")
     if end - start > max_ms:

@@ -5,8 +5,8 @@ forbidden ranges, reserved header names, lifecycle transition tables, the defaul
 schedule, size limits) it never touches. For every entry of such a table this tool removes it,
 and for every number it moves it one step either way, in a temporary copy of the source roots
 (`source_paths`: the server's src/ and the SDK's sdk/python/src/, merged into one directory),
-then runs the module's fast tests against that copy. A mutant that every test survives is reported, and
-the exit status is 1 when any survives.
+then runs the module's fast tests against that copy. A mutant that every test survives is
+reported, and the exit status is 1 when any survives.
 
 The modules are [tool.mutmut] `only_mutate` of pyproject.toml; a module's tests are the files
 of `pytest_add_cli_args_test_selection` that import it. A constant is a module-level

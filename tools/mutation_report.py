@@ -2,8 +2,9 @@
 
 mutmut prints one running total; the rule of `make mutation` is per module (at least
 `--min` per cent of each listed module's mutants killed), so this reads the result files mutmut
-leaves in the stage (tools/mutation_stage.py) and prints one row per module. A mutant with no test that reaches it counts
-as a survivor. Exits 1 when a module is under the threshold or has no result at all.
+leaves in the stage (tools/mutation_stage.py) and prints one row per module. A mutant with no
+test that reaches it counts as a survivor. Exits 1 when a module is under the threshold or has
+no result at all.
 
 A mutant no test can tell from the original (an equivalent mutant) is left out of the count
 only when a comment in a test file names it and says why, in this form (further numbers of the

@@ -26,6 +26,7 @@ from .delivery_support import FAST
 
 SUBS = "/v1/webhook-subscriptions"
 
+
 @dataclass
 class Flaky:
     """Fails a seeded random share of requests with 500 and counts what it answered."""

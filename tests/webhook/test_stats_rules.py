@@ -126,7 +126,9 @@ def test_stats_view_is_the_whole_answer() -> None:
         for i in range(24)
     ]
     bars[0]["succeeded"], bars[23]["failed"] = 1, 2
-    assert _view() == {
+    view = _view()
+    assert type(view["series"]["bucketSeconds"]) is int  # 3600, not 3600.0 on the wire
+    assert view == {
         "subscriptionId": "whs_1",
         "generatedAt": ms_to_rfc3339(NOW),
         "lastHour": {
@@ -173,7 +175,7 @@ def test_the_last_error_shows_in_the_windows_it_falls_in(
 
 
 def test_backlog_age_and_a_subscription_that_is_not_failing() -> None:
-    # equivalent: causeflow.webhook.stats.x_stats_view__mutmut_10 -- round(ms / 1000, 4) equals
+    # equivalent: causeflow.webhook.stats.x_stats_view__mutmut_27 -- round(ms / 1000, 4) equals
     # round(ms / 1000, 3): whole milliseconds have three decimal places as seconds.
     assert _view(oldest_pending_ms=None)["backlog"] == {"pending": 6, "oldestAgeSeconds": None}
     assert _view(oldest_pending_ms=NOW + 5)["backlog"]["oldestAgeSeconds"] == 0

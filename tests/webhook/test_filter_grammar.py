@@ -256,3 +256,32 @@ def test_a_selection_expands_its_types_and_names_its_field() -> None:
     with pytest.raises(ValidationFailed) as info:
         parse_selection("1970-01-10T00:00:00Z", None, ["x.*"], None, now, max_ms=86_400_000)
     assert info.value.details["errors"][0]["path"] == "eventTypes.0"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (".*", "unknown event type '.*'"),  # no family before the dot: not a pattern
+        ("a.*", "the pattern 'a.*' matches no event type"),  # the shortest pattern
+        ("incident*.*", "the pattern 'incident*.*' matches no event type"),
+    ],
+)
+def test_what_counts_as_a_pattern(name: str, message: str) -> None:
+    # equivalent: causeflow.webhook.rules.x__event_error__mutmut_3, 5, 6 -- no event type has a
+    # "*" in its name, so a pattern with a "*" before its last ".*" matches no type even when
+    # the explicit check for one is gone or looks at a different slice.
+    # equivalent: causeflow.webhook.rules.x_expand_events__mutmut_1 -- "*" is not a pattern, so
+    # without the shortcut the loop keeps it as itself: the result is {"*"} either way.
+    with pytest.raises(ValidationFailed) as info:
+        check_events([name])
+    assert info.value.details["errors"] == [{"path": "events.0", "message": message}]
+    assert expand_events(["*"]) == {"*"}
+
+
+def test_a_selection_keeps_its_window_and_no_types_when_none_are_named() -> None:
+    now = 10 * 86_400_000
+    sel = parse_selection(
+        "1970-01-10T00:00:00Z", "1970-01-10T01:00:00Z", None, None, now, max_ms=86_400_000
+    )
+    assert (sel.since_ms, sel.until_ms) == (9 * 86_400_000, 9 * 86_400_000 + 3_600_000)
+    assert sel.types is None and sel.incident_id is None

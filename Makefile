@@ -47,15 +47,15 @@ reference: $(STAMP)
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)
 	@$(BIN)/python tools/mutate_tables.py --check
-	@rm -rf mutants && mkdir mutants
+	@$(BIN)/python tools/mutation_stage.py >/dev/null
 	@start=$$(date +%s); status=0; \
-	echo "mutmut run (log: mutants/mutmut.log)"; \
-	$(BIN)/mutmut run --max-children $(MUTATION_JOBS) >mutants/mutmut.log 2>&1 \
-		|| { tail -n 40 mutants/mutmut.log; status=1; }; \
+	echo "mutmut run in .mutation/ (log: .mutation/mutmut.log)"; \
+	( cd .mutation && $(abspath $(BIN))/mutmut run --max-children $(MUTATION_JOBS) ) \
+		>.mutation/mutmut.log 2>&1 || { tail -n 40 .mutation/mutmut.log; status=1; }; \
 	$(BIN)/python tools/mutation_report.py --survivors || status=1; \
 	$(BIN)/python tools/mutate_tables.py || status=1; \
 	echo "make mutation: $$(( $$(date +%s) - start )) s"; \
 	exit $$status
 
 clean:
-	rm -rf $(VENV) .causeflow .pytest_cache mutants
+	rm -rf $(VENV) .causeflow .pytest_cache mutants .mutation

@@ -3,9 +3,10 @@
 mutmut mutates code inside functions; the rules that live in module-level constants (SSRF
 forbidden ranges, reserved header names, lifecycle transition tables, the default retry
 schedule, size limits) it never touches. For every entry of such a table this tool removes it,
-and for every number it moves it one step either way, in a temporary copy of src/, then runs
-the module's fast tests against that copy. A mutant that every test survives is reported, and
-the exit status is 1 when any survives.
+and for every number it moves it one step either way, in a temporary copy of the source roots
+(`source_paths`: the server's src/ and the SDK's sdk/python/src/, merged into one directory),
+then runs the module's fast tests against that copy. A mutant that every test survives is
+reported, and the exit status is 1 when any survives.
 
 The modules are [tool.mutmut] `only_mutate` of pyproject.toml; a module's tests are the files
 of `pytest_add_cli_args_test_selection` that import it. A constant is a module-level
@@ -36,8 +37,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutation_stage import source_roots, split
+
 ROOT = Path(__file__).resolve().parent.parent
-SRC = ROOT / "src"
+ROOTS = source_roots(ROOT)
 CONSTANT_NAME = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 # The warm-up imports pytest plugins (hypothesis, anyio) before pytest can mark them for
 # assertion rewriting; its warning about that is no verdict.
@@ -67,7 +70,7 @@ class Edit:
 
 @dataclass(frozen=True)
 class Mutant:
-    module: str  # path relative to the repository, e.g. src/causeflow/webhook/ssrf.py
+    module: str  # path relative to the repository, e.g. sdk/python/src/causeflow_sdk/signatures.py
     index: int  # position among the module's edits
     table: str
     line: int
@@ -157,12 +160,17 @@ def mutants_of(module: str) -> list[Mutant]:
     return [Mutant(module, i, e.table, e.line, e.what) for i, e in enumerate(table_edits(tree))]
 
 
+def inner(module: str) -> str:
+    """The module's path inside its source root, e.g. causeflow_sdk/signatures.py."""
+    return split(module, ROOTS)[1]
+
+
 def dotted(module: str) -> str:
-    return module.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    return inner(module).removesuffix(".py").replace("/", ".")
 
 
 def imports_of(test_file: Path) -> set[str]:
-    """The causeflow modules a test file imports (`from causeflow.x import y` names both)."""
+    """The modules a test file imports (`from causeflow.x import y` names both)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(test_file.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -186,18 +194,21 @@ def tests_of(module: str, selection: list[str]) -> list[str]:
 
 
 def _child(mutant: Mutant | None, module: str, tests: list[str], work: Path, timeout: int) -> int:
-    """In a forked child: copy src/ into `work`, apply the mutant, run the tests there.
+    """In a forked child: copy the source roots into `work`, apply the mutant, run the tests.
 
     The exit status is the verdict; pytest's output goes to `work`/pytest.log.
     """
     signal.alarm(timeout)
     copy = work / "src"
-    shutil.copytree(SRC, copy)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for source in ROOTS:
+        shutil.copytree(ROOT / source, copy, ignore=ignore, dirs_exist_ok=True)
     if mutant is not None:
-        (copy / module.removeprefix("src/")).write_text(
+        (copy / inner(module)).write_text(
             mutated_source(ROOT / module, mutant.index), encoding="utf-8"
         )
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != SRC]
+    originals = {(ROOT / source).resolve() for source in ROOTS}
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() not in originals]
     sys.path.insert(0, str(copy))
     importlib.invalidate_caches()
     log = os.open(work / "pytest.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -291,7 +302,7 @@ def report(verdicts: list[Verdict], modules: list[str], root: Path) -> bool:
     for module in modules:
         mine = [v for v in verdicts if v.mutant.module == module]
         alive = sum(v.survived or v.broken for v in mine)
-        name = module.removeprefix("src/causeflow/")
+        name = inner(module).removeprefix("causeflow/")
         print(f"{name:<38} {len(mine):>7} {len(mine) - alive:>6} {alive:>8}")
     bad = [v for v in verdicts if v.survived or v.broken]
     for v in bad:

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = {"tools/mutate_tables.py", "tools/mutation_report.py", "tools/mutation_needed.py"}
+TOOLS = {
+    "tools/mutate_tables.py",
+    "tools/mutation_report.py",
+    "tools/mutation_needed.py",
+    "tools/mutation_stage.py",
+}
 
 
 def git(*args: str) -> str | None:

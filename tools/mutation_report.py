@@ -1,9 +1,10 @@
-"""Per-module kill table of the last `mutmut run` (read from mutants/**/*.py.meta).
+"""Per-module kill table of the last `mutmut run` (read from .mutation/mutants/**/*.py.meta).
 
 mutmut prints one running total; the rule of `make mutation` is per module (at least
 `--min` per cent of each listed module's mutants killed), so this reads the result files mutmut
-leaves in mutants/ and prints one row per module. A mutant with no test that reaches it counts
-as a survivor. Exits 1 when a module is under the threshold or has no result at all.
+leaves in the stage (tools/mutation_stage.py) and prints one row per module. A mutant with no
+test that reaches it counts as a survivor. Exits 1 when a module is under the threshold or has
+no result at all.
 
 A mutant no test can tell from the original (an equivalent mutant) is left out of the count
 only when a comment in a test file names it and says why, in this form (further numbers of the
@@ -21,6 +22,8 @@ import sys
 import tomllib
 from collections import Counter
 from pathlib import Path
+
+from mutation_stage import STAGE, source_roots, split, staged
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +59,15 @@ def listed_modules(root: Path = ROOT) -> list[str]:
     return list(config["tool"]["mutmut"]["only_mutate"])
 
 
+def label(module: str) -> str:
+    """A module's short name in the table: its path inside its root, without `causeflow/`."""
+    return split(module, source_roots())[1].removeprefix("causeflow/")
+
+
+def meta_of(stage: Path, module: str) -> Path:
+    return stage / "mutants" / (staged(module) + ".meta")
+
+
 def classify(code: int | None) -> str:
     if code in KILLED:
         return "killed"
@@ -81,7 +93,7 @@ def statuses(meta: Path, equivalent: set[str]) -> dict[str, str]:
 
 
 def table(
-    root: Path, modules: list[str], minimum: float, equivalent: set[str]
+    stage: Path, modules: list[str], minimum: float, equivalent: set[str]
 ) -> tuple[list[str], bool]:
     """The table's lines and whether every module reached `minimum` per cent."""
     header = (
@@ -92,14 +104,14 @@ def table(
     ok = True
     total: Counter[str] = Counter()
     for module in modules:
-        meta = root / "mutants" / (module + ".meta")
+        meta = meta_of(stage, module)
         if not meta.exists():
-            lines.append(f"{module:<34} no result (run `make mutation`)")
+            lines.append(f"{label(module):<34} no result (run `make mutation`)")
             ok = False
             continue
         counts = Counter(statuses(meta, equivalent).values())
         total += counts
-        row_ok, line = _row(module.removeprefix("src/causeflow/"), counts, minimum)
+        row_ok, line = _row(label(module), counts, minimum)
         ok = ok and row_ok
         lines.append(line)
     lines.append("-" * len(header))
@@ -124,10 +136,10 @@ def _row(name: str, counts: Counter[str], minimum: float) -> tuple[bool, str]:
     return ok, line
 
 
-def survivors(root: Path, modules: list[str], equivalent: set[str]) -> list[str]:
+def survivors(stage: Path, modules: list[str], equivalent: set[str]) -> list[str]:
     names = []
     for module in modules:
-        meta = root / "mutants" / (module + ".meta")
+        meta = meta_of(stage, module)
         if meta.exists():
             found = statuses(meta, equivalent).items()
             names += [k for k, v in found if v not in ("killed", "timeout", "equivalent")]
@@ -141,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modules = listed_modules()
     equivalent = declared_equivalent(ROOT / "tests")
-    lines, ok = table(ROOT, modules, args.min, equivalent)
+    lines, ok = table(STAGE, modules, args.min, equivalent)
     print("\n".join(lines))
-    alive = survivors(ROOT, modules, equivalent)
+    alive = survivors(STAGE, modules, equivalent)
     if args.survivors and alive:
-        print("\n".join(["", "surviving mutants (`mutmut show NAME`):", *alive]))
+        print("\n".join(["", "surviving mutants (`cd .mutation && mutmut show NAME`):", *alive]))
     if not ok:
         print(f"\nmutation: a module is under {args.min:g} % killed", file=sys.stderr)
     return 0 if ok else 1

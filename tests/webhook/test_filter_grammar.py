@@ -40,6 +40,9 @@ MATCHES: list[tuple[str, dict[str, Any], bool]] = [
     ("path through a scalar", {"severity.x": "critical"}, False),
     ("path through a list", {"tags.0": "a"}, False),
     ("eq operator", {"count": {"eq": 7}}, True),
+    ("eq operator, another number", {"count": {"eq": 8}}, False),
+    ("eq operator, a smaller number", {"count": {"eq": 6}}, False),
+    ("eq operator on a string", {"severity": {"eq": "critical"}}, True),
     ("in operator", {"source": {"in": ["datadog", "grafana"]}}, True),
     ("in operator lacks", {"source": {"in": ["datadog"]}}, False),
     ("exists true, present", {"labels.team": {"exists": True}}, True),
@@ -113,6 +116,50 @@ def test_filter_refused(case: str, filter_: dict[str, Any], paths: list[str]) ->
     with pytest.raises(ValidationFailed) as info:
         check_filter(filter_)
     assert [e["path"] for e in info.value.details["errors"]] == paths
+
+
+OPERATOR_MESSAGES: list[tuple[dict[str, Any], str, str]] = [
+    ({"n": {"exists": 1}}, "filter.n.exists", "exists takes true or false"),
+    ({"n": {"exists": None}}, "filter.n.exists", "exists takes true or false"),
+    ({"n": {"prefix": 7}}, "filter.n.prefix", "prefix takes a string of 1 to 1000 characters"),
+    ({"n": {"prefix": ""}}, "filter.n.prefix", "prefix takes a string of 1 to 1000 characters"),
+    (
+        {"n": {"prefix": "p" * 1001}},
+        "filter.n.prefix",
+        "prefix takes a string of 1 to 1000 characters",
+    ),
+    ({"n": {"gt": "7"}}, "filter.n.gt", "gt takes a number"),
+    ({"n": {"gte": None}}, "filter.n.gte", "gte takes a number"),
+    ({"n": {"lt": [1]}}, "filter.n.lt", "lt takes a number"),
+    ({"n": {"lte": True}}, "filter.n.lte", "lte takes a number"),
+    ({"n": {"gt": 2**63}}, "filter.n.gt", "gt takes a number"),
+    (
+        {"n": {"between": 1}},
+        "filter.n.between",
+        "unknown operator; one of eq, in, exists, prefix, gt, gte, lt, lte",
+    ),
+    ({"a.b.c.d.e.f": 1}, "filter.a.b.c.d.e.f", "dot-separated names, at most 5 deep, none empty"),
+    ({"a..b": 1}, "filter.a..b", "dot-separated names, at most 5 deep, none empty"),
+]
+
+
+@pytest.mark.parametrize(("filter_", "path", "message"), OPERATOR_MESSAGES)
+def test_each_refusal_says_what_the_operator_or_key_takes(
+    filter_: dict[str, Any], path: str, message: str
+) -> None:
+    # equivalent: causeflow.webhook.filters.xǁ_Badǁ__init____mutmut_1 -- the exception's own
+    # args are never read: check_filter reports `bad.path` and `bad.message` only.
+    with pytest.raises(ValidationFailed) as info:
+        check_filter(filter_)
+    assert info.value.details["errors"] == [{"path": path, "message": message}]
+    assert str(info.value) == message
+
+
+def test_the_longest_prefix_and_the_deepest_key_are_accepted() -> None:
+    kept = {"n": {"prefix": "p" * 1000}, "a.b.c.d.e": {"exists": True}}
+    assert check_filter(kept) == kept
+    assert filter_matches({"n": {"prefix": "p" * 1000}}, {"n": "p" * 1001})
+    assert filter_matches({"a.b.c.d.e": 1}, {"a": {"b": {"c": {"d": {"e": 1}}}}})
 
 
 def test_filter_bounds_are_inclusive() -> None:
@@ -209,3 +256,32 @@ def test_a_selection_expands_its_types_and_names_its_field() -> None:
     with pytest.raises(ValidationFailed) as info:
         parse_selection("1970-01-10T00:00:00Z", None, ["x.*"], None, now, max_ms=86_400_000)
     assert info.value.details["errors"][0]["path"] == "eventTypes.0"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (".*", "unknown event type '.*'"),  # no family before the dot: not a pattern
+        ("a.*", "the pattern 'a.*' matches no event type"),  # the shortest pattern
+        ("incident*.*", "the pattern 'incident*.*' matches no event type"),
+    ],
+)
+def test_what_counts_as_a_pattern(name: str, message: str) -> None:
+    # equivalent: causeflow.webhook.rules.x__event_error__mutmut_3, 5, 6 -- no event type has a
+    # "*" in its name, so a pattern with a "*" before its last ".*" matches no type even when
+    # the explicit check for one is gone or looks at a different slice.
+    # equivalent: causeflow.webhook.rules.x_expand_events__mutmut_1 -- "*" is not a pattern, so
+    # without the shortcut the loop keeps it as itself: the result is {"*"} either way.
+    with pytest.raises(ValidationFailed) as info:
+        check_events([name])
+    assert info.value.details["errors"] == [{"path": "events.0", "message": message}]
+    assert expand_events(["*"]) == {"*"}
+
+
+def test_a_selection_keeps_its_window_and_no_types_when_none_are_named() -> None:
+    now = 10 * 86_400_000
+    sel = parse_selection(
+        "1970-01-10T00:00:00Z", "1970-01-10T01:00:00Z", None, None, now, max_ms=86_400_000
+    )
+    assert (sel.since_ms, sel.until_ms) == (9 * 86_400_000, 9 * 86_400_000 + 3_600_000)
+    assert sel.types is None and sel.incident_id is None

@@ -259,6 +259,7 @@ def _handoff(
                 False,
                 None,
                 r["next_attempt_at"],
+                r["sequence"],
             ),
             by_id[r["subscription_id"]],
             bodies[r["event_id"]],
@@ -302,7 +303,22 @@ async def _write_batch(
         await repo.ensure_cursor(tx, tenant_id)
     if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor, generation):
         raise _CursorMoved
+    await number_deliveries(tx, tenant_id, rows)
     await repo.insert_deliveries(tx, rows)
+
+
+async def number_deliveries(tx: Tx, tenant_id: str, rows: list[dict[str, Any]]) -> None:
+    """Give each row its subscription's next sequence number, in the rows' (log) order.
+
+    Runs after the cursor's compare-and-set: see `repo.take_sequences`."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["subscription_id"]] = counts.get(row["subscription_id"], 0) + 1
+    first = await repo.take_sequences(tx, tenant_id, counts)
+    for row in rows:
+        sub_id = row["subscription_id"]
+        row["sequence"] = first[sub_id]
+        first[sub_id] += 1
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

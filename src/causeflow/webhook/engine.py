@@ -315,6 +315,8 @@ class DeliveryEngine:
                 secrets=sub.signing_secrets(now_ms),
                 version=__version__,
                 extra=sub.headers,
+                subscription_id=claimed.subscription_id,
+                sequence=claimed.sequence,
             )
             result = await self.sender.send(sub.url, job.body, headers)
         except asyncio.CancelledError:

@@ -48,6 +48,7 @@ class Claimed:
     manual: bool
     payload: str | None  # the envelope of a test delivery (not in the log); None otherwise
     next_attempt_at: int
+    sequence: int | None = None  # the k-th match of its subscription; None: test, replay
 
 
 @dataclass(slots=True)
@@ -103,6 +104,7 @@ _CLAIM_RETURNING = (
     _D.manual,
     _D.payload,
     _D.next_attempt_at,
+    _D.sequence,
 )
 
 
@@ -152,6 +154,7 @@ async def claim_due(
             bool(r.manual),
             r.payload,
             int(r.next_attempt_at or 0),
+            None if r.sequence is None else int(r.sequence),
         )
         for r in rows
     ]

@@ -110,6 +110,10 @@ class DeliveryRead(BaseModel):
     lastStatusCode: int | None
     lastError: str | None
     test: bool = Field(description="a test delivery (POST …/test), not an event of the log")
+    sequence: int | None = Field(
+        description="the k-th event matched by its subscription (1-based, no gaps); null for "
+        "test deliveries and replays"
+    )
     createdAt: str
     updatedAt: str
 

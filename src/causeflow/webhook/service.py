@@ -80,6 +80,7 @@ def delivery_view(row: AnyRow) -> dict[str, Any]:
         "lastStatusCode": row.last_status_code,
         "lastError": row.last_error,
         "test": row.payload is not None,
+        "sequence": row.sequence,
         "createdAt": ms_to_rfc3339(row.created_at),
         "updatedAt": ms_to_rfc3339(row.updated_at),
     }
@@ -124,6 +125,10 @@ def delivery_row(
         "payload": payload,
         "created_at": now_ms,
         "updated_at": now_ms,
+        # in the table's column order (`Tx.insert_many` binds them positionally)
+        "sequence": None,
+        "ordered": False,
+        "ordering_key": None,
     }
 
 
@@ -286,6 +291,7 @@ async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_
     cancelled = await repo.cancel_pending(tx, tenant_id, subscription_id, now_ms)
     if await repo.delete_subscription(tx, tenant_id, subscription_id) == 0:
         raise NotFound("no such webhook subscription", code="subscription_not_found")
+    await repo.delete_sequence(tx, subscription_id)
     return cancelled
 
 

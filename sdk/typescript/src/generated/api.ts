@@ -987,6 +987,11 @@ export interface components {
              * @description a test delivery (POST …/test), not an event of the log
              */
             test: boolean;
+            /**
+             * Sequence
+             * @description the k-th event matched by its subscription (1-based, no gaps); null for test deliveries and replays
+             */
+            sequence: number | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1037,6 +1042,11 @@ export interface components {
              * @description a test delivery (POST …/test), not an event of the log
              */
             test: boolean;
+            /**
+             * Sequence
+             * @description the k-th event matched by its subscription (1-based, no gaps); null for test deliveries and replays
+             */
+            sequence: number | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */

@@ -160,6 +160,25 @@ async def list_deliveries(
     return list((await conn.execute(stmt)).all())
 
 
+async def messages_after(
+    conn: Conn, tenant_id: str, subscription_id: str, after: int, limit: int
+) -> list[AnyRow]:
+    """The subscription's numbered deliveries after sequence `after`, in sequence order (read
+    from the unique (subscription_id, sequence) index)."""
+    d = deliveries.c
+    stmt = (
+        select(deliveries)
+        .where(
+            d.subscription_id == subscription_id,
+            d.tenant_id == tenant_id,
+            d.sequence > after,
+        )
+        .order_by(d.sequence)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
 async def list_attempts(conn: Conn, tenant_id: str, delivery_id: str, limit: int) -> list[AnyRow]:
     stmt = (
         select(attempts)

@@ -137,6 +137,27 @@ class DeliveryPage(BaseModel):
     count: int
 
 
+class MessageRead(BaseModel):
+    sequence: int = Field(description="the k-th event the subscription matched")
+    deliveryId: str
+    eventId: str
+    eventType: str
+    status: DeliveryStatus
+    attempts: int
+    lastStatusCode: int | None
+    lastError: str | None
+    createdAt: str
+    event: dict[str, Any] | None = Field(
+        description="the envelope as delivered; null once the event left the log (retention)"
+    )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageRead]
+    cursor: str | None
+    count: int
+
+
 class ScheduledCount(BaseModel):
     scheduled: int = Field(description="how many deliveries were scheduled")
 

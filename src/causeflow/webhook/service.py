@@ -21,7 +21,12 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
-from causeflow.event.log import build_envelope, next_positions, page_in_window
+from causeflow.event.log import (
+    build_envelope,
+    next_positions,
+    page_in_window,
+    tenant_envelopes,
+)
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
@@ -374,6 +379,31 @@ async def list_deliveries(
         await _require(conn, tenant_id, query.subscription_id)
     rows = await repo.list_deliveries(conn, tenant_id, query, before=before, limit=limit)
     return [delivery_view(r) for r in rows]
+
+
+async def messages(
+    conn: Conn, tenant_id: str, subscription_id: str, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """The events the subscription matched after sequence `after`, in sequence order, each
+    with its delivery's state and its envelope (what a receiver that missed some fetches)."""
+    await _require(conn, tenant_id, subscription_id)
+    rows = await repo.messages_after(conn, tenant_id, subscription_id, after, limit)
+    envelopes = await tenant_envelopes(conn, tenant_id, sorted({r.event_id for r in rows}))
+    return [
+        {
+            "sequence": int(r.sequence),
+            "deliveryId": r.id,
+            "eventId": r.event_id,
+            "eventType": r.event_type,
+            "status": r.status,
+            "attempts": r.attempts,
+            "lastStatusCode": r.last_status_code,
+            "lastError": r.last_error,
+            "createdAt": ms_to_rfc3339(r.created_at),
+            "event": loads(envelopes[r.event_id]) if r.event_id in envelopes else None,
+        }
+        for r in rows
+    ]
 
 
 async def _require_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> AnyRow:

@@ -253,6 +253,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-subscriptions/{subscription_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Messages
+         * @description The events the subscription matched, in sequence order, with their delivery state: what
+         *     a receiver that saw a gap in X-CauseFlow-Sequence fetches. `cursor` continues a page.
+         */
+        get: operations["list_messages_v1_webhook_subscriptions__subscription_id__messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook-subscriptions/{subscription_id}/stats": {
         parameters: {
             query?: never;
@@ -1294,6 +1315,49 @@ export interface components {
             p50: number | null;
             /** P95 */
             p95: number | null;
+        };
+        /** MessagePage */
+        MessagePage: {
+            /** Items */
+            items: components["schemas"]["MessageRead"][];
+            /** Cursor */
+            cursor: string | null;
+            /** Count */
+            count: number;
+        };
+        /** MessageRead */
+        MessageRead: {
+            /**
+             * Sequence
+             * @description the k-th event the subscription matched
+             */
+            sequence: number;
+            /** Deliveryid */
+            deliveryId: string;
+            /** Eventid */
+            eventId: string;
+            /** Eventtype */
+            eventType: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed" | "cancelled";
+            /** Attempts */
+            attempts: number;
+            /** Laststatuscode */
+            lastStatusCode: number | null;
+            /** Lasterror */
+            lastError: string | null;
+            /** Createdat */
+            createdAt: string;
+            /**
+             * Event
+             * @description the envelope as delivered; null once the event left the log (retention)
+             */
+            event: {
+                [key: string]: unknown;
+            } | null;
         };
         /** RemediationCreate */
         RemediationCreate: {
@@ -2365,6 +2429,44 @@ export interface operations {
                 status?: ("pending" | "succeeded" | "failed" | "cancelled") | null;
                 /** @description comma-separated */
                 event?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description opaque cursor */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                subscription_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_messages_v1_webhook_subscriptions__subscription_id__messages_get: {
+        parameters: {
+            query?: {
+                /** @description only the matches after this sequence number */
+                afterSequence?: number;
                 /** @description page size */
                 limit?: number;
                 /** @description opaque cursor */

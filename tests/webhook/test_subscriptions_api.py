@@ -26,6 +26,8 @@ READ_FIELDS = {
     "disabledReason",
     "firstFailureAt",
     "rateLimitPerSecond",
+    "ordering",
+    "orderingKey",
     "createdAt",
     "updatedAt",
 }

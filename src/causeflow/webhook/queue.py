@@ -13,7 +13,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from causeflow import ids
 from causeflow.db.dialect import Dialect
@@ -86,10 +100,30 @@ class Recorded:
 # the request timeout, so a live holder never loses it). Built once, as every statement the
 # engine runs over and over: building and hashing one costs more than SQLite running it.
 _NOW = bindparam("b_now", type_=BigInteger)
+# An ordered delivery is its lane's head: no delivery of the same subscription (and the same
+# ordering key value) with a lower sequence is pending, leased or waiting for its retry. A
+# manual retry of a finished one is a deliberate re-send: it neither waits nor blocks.
+_E = deliveries.alias("earlier")
+_EARLIER_PENDING = (
+    select(_E.c.id)
+    .where(
+        _E.c.subscription_id == _D.subscription_id,
+        _E.c.status == literal_column("'pending'"),  # ix_deliveries_pending_subscription
+        _E.c.sequence < _D.sequence,
+        _E.c.manual == false(),
+        or_(
+            _E.c.ordering_key == _D.ordering_key,
+            and_(_E.c.ordering_key.is_(None), _D.ordering_key.is_(None)),
+        ),
+    )
+    .correlate(deliveries)
+)
+_HEAD = or_(_D.ordered == false(), _D.manual == true(), ~exists(_EARLIER_PENDING))
 _DUE = and_(
     PENDING,  # a literal: ix_deliveries_pending serves this
     _D.next_attempt_at <= _NOW,
     or_(_D.lease_until.is_(None), _D.lease_until <= _NOW),
+    _HEAD,
 )
 _ANY_DUE = select(_D.id).where(_DUE).limit(1)
 # ix_deliveries_pending (next_attempt_at) yields the candidates in this order, no sort

@@ -68,6 +68,8 @@ def subscription_view(row: AnyRow, box: SecretBox) -> dict[str, Any]:
         "disabledReason": row.disabled_reason,
         "firstFailureAt": _opt_time(row.first_failure_at),
         "rateLimitPerSecond": row.rate_limit_per_second,
+        "ordering": row.ordering,
+        "orderingKey": row.ordering_key,
         "createdAt": ms_to_rfc3339(row.created_at),
         "updatedAt": ms_to_rfc3339(row.updated_at),
     }
@@ -174,6 +176,7 @@ async def create_subscription(
     filter_ = filters.check_filter(body.filter)
     headers = rules.check_headers(body.headers)
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
+    ordering_key = filters.check_key("orderingKey", body.orderingKey)
     # Locks the tenant's log head until commit: appends wait for us, so every event after
     # this position commits after the subscription does; it also serializes the cap check.
     from_position = await next_positions(tx, tenant_id, 0)
@@ -203,6 +206,8 @@ async def create_subscription(
             "created_at": now_ms,
             "updated_at": now_ms,
             "from_position": from_position,
+            "ordering": body.ordering,
+            "ordering_key": ordering_key,
         },
     )
     row = await _require(tx.conn, tenant_id, sub_id)
@@ -243,7 +248,7 @@ async def update_subscription(
     row = await _require(tx.conn, tenant_id, subscription_id, for_update=True)
     values: dict[str, Any] = {}
     rules_changed = False
-    for name in ("url", "events", "enabled"):
+    for name in ("url", "events", "enabled", "ordering"):
         if name in changes and changes[name] is None:
             raise ValidationFailed.at(name, "may not be null")
     if "url" in changes:
@@ -267,6 +272,11 @@ async def update_subscription(
         values["description"] = changes["description"]
     if "rateLimitPerSecond" in changes:
         values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
+    # like the URL: applies to the deliveries the dispatcher creates from now on
+    if "ordering" in changes:
+        values["ordering"] = changes["ordering"]
+    if "orderingKey" in changes:
+        values["ordering_key"] = filters.check_key("orderingKey", changes["orderingKey"])
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
         rules_changed = True

@@ -1462,6 +1462,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1528,6 +1535,18 @@ export interface components {
             } | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond?: number | null;
+            /**
+             * Ordering
+             * @description ordered: a delivery is sent only once every earlier one (by sequence) of its lane has succeeded or failed for good; applies to the events matched after the change
+             * @default unordered
+             * @enum {string}
+             */
+            ordering?: "ordered" | "unordered";
+            /**
+             * Orderingkey
+             * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
+             */
+            orderingKey?: string | null;
         };
         /** SubscriptionCreated */
         SubscriptionCreated: {
@@ -1558,6 +1577,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1606,6 +1632,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1665,6 +1698,16 @@ export interface components {
             } | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond?: number | null;
+            /**
+             * Ordering
+             * @description ordered: a delivery is sent only once every earlier one (by sequence) of its lane has succeeded or failed for good; applies to the events matched after the change
+             */
+            ordering?: ("ordered" | "unordered") | null;
+            /**
+             * Orderingkey
+             * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
+             */
+            orderingKey?: string | null;
         };
         /** TenantCreate */
         TenantCreate: {

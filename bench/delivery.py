@@ -553,7 +553,12 @@ async def measure_ordered(
         for _ in range(args.runs):
             for key, event_type, subs, events in (
                 ("1 ordered subscription, 1 ms receiver", TYPE_ONE, 1, args.events_one),
-                ("100 ordered subscriptions, 5 ms, cap 1", TYPE_ORDERED, 100, args.events_ten // 10),
+                (
+                    "100 ordered subscriptions, 5 ms, cap 1",
+                    TYPE_ORDERED,
+                    100,
+                    args.events_ten // 10,
+                ),
                 ("100 unordered subscriptions, 5 ms, cap 1", TYPE_TEN, 100, args.events_ten // 10),
             ):
                 value, _per = await bench.throughput(event_type, subs, events, "bulk")

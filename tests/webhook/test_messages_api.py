@@ -77,9 +77,7 @@ async def test_pages_follow_the_sequence(service: Service, tenant: Tenant):
 async def test_bad_requests_and_other_tenants(service: Service, tenant: Tenant, other_tenant):
     sub = await create_sub(service, tenant)
     url = f"{SUBS}/{sub['id']}/messages"
-    resp = await service.client.get(
-        url, params={"afterSequence": -1}, headers=tenant.admin_headers
-    )
+    resp = await service.client.get(url, params={"afterSequence": -1}, headers=tenant.admin_headers)
     assert resp.status_code == 422
     resp = await service.client.get(url, params={"cursor": "nope"}, headers=tenant.admin_headers)
     assert error_paths(resp) == ["cursor"]

@@ -113,7 +113,10 @@ async def test_the_record_and_the_headers_carry_the_sequence(
         finally:
             await stop()
     numbered = {
-        r.json()["id"]: (r.headers.get("X-CauseFlow-Subscription"), r.headers.get("X-CauseFlow-Sequence"))
+        r.json()["id"]: (
+            r.headers.get("X-CauseFlow-Subscription"),
+            r.headers.get("X-CauseFlow-Sequence"),
+        )
         for r in requests
     }
     assert [numbered[i] for i in ids] == [(sub["id"], str(k)) for k in (1, 2, 3)]
@@ -125,9 +128,7 @@ async def test_the_record_and_the_headers_carry_the_sequence(
     assert sorted(d["sequence"] or 0 for d in resp.json()["items"]) == [0, 1, 2, 3]
 
 
-async def test_replay_makes_deliveries_without_a_sequence(
-    service: Service, tenant: Tenant
-) -> None:
+async def test_replay_makes_deliveries_without_a_sequence(service: Service, tenant: Tenant) -> None:
     sub = await create_sub(service, tenant, events=["incident.created"])
     await publish(service, tenant, "incident.created")
     await dispatch_pending(service.ctx)

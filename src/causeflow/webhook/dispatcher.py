@@ -104,7 +104,9 @@ def plan_deliveries(
                 )
                 if sub.ordered:
                     row["ordered"] = True
-                    row["ordering_key"] = lane_of(data, sub.ordering_key) if sub.ordering_key else None
+                    row["ordering_key"] = (
+                        lane_of(data, sub.ordering_key) if sub.ordering_key else None
+                    )
                 rows.append(row)
     return rows
 

@@ -268,15 +268,7 @@ async def update_subscription(
         stored = loads(box.open(row.headers_enc)) if row.headers_enc else {}
         headers = rules.check_headers(changes["headers"], keep_from=stored)
         values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
-    if "description" in changes:
-        values["description"] = changes["description"]
-    if "rateLimitPerSecond" in changes:
-        values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
-    # like the URL: applies to the deliveries the dispatcher creates from now on
-    if "ordering" in changes:
-        values["ordering"] = changes["ordering"]
-    if "orderingKey" in changes:
-        values["ordering_key"] = filters.check_key("orderingKey", changes["orderingKey"])
+    values.update(_plain_changes(changes))
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
         rules_changed = True
@@ -291,6 +283,21 @@ async def update_subscription(
     values["updated_at"] = now_ms
     await repo.update_subscription(tx, tenant_id, subscription_id, values)
     return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
+
+
+def _plain_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the PATCH fields that need neither the row nor a new rules version.
+    Like the URL, the ordering applies to the deliveries the dispatcher creates from now on."""
+    values: dict[str, Any] = {}
+    if "description" in changes:
+        values["description"] = changes["description"]
+    if "rateLimitPerSecond" in changes:
+        values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
+    if "ordering" in changes:
+        values["ordering"] = changes["ordering"]
+    if "orderingKey" in changes:
+        values["ordering_key"] = filters.check_key("orderingKey", changes["orderingKey"])
+    return values
 
 
 async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:

@@ -114,5 +114,7 @@ class GapTracker:
     def missing_numbers(self, subscription_id: str) -> list[int]:
         """Every missing sequence of one subscription below the highest seen."""
         return [
-            n for gap in self.missing(subscription_id) for n in range(gap.after_sequence + 1, gap.through + 1)
+            n
+            for gap in self.missing(subscription_id)
+            for n in range(gap.after_sequence + 1, gap.through + 1)
         ]

@@ -17,6 +17,12 @@ spreads the ten over 127.0.0.1-10, as ten customers' endpoints would be. Prints,
     .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers
     .venv/bin/python bench/delivery.py --backend pg --workers 4   # ... + four workers
     .venv/bin/python bench/delivery.py --modes bulk --hosts 10    # ten receiving hosts
+    .venv/bin/python bench/delivery.py --ordered       # ordered subscriptions instead
+
+`--ordered` measures ordered subscriptions: one ordered subscription and a receiver that takes
+1 ms (deliveries/s), then 100 ordered against 100 unordered subscriptions, each on its own
+loopback address with an in-flight cap of 1 per host (so 1 per subscription either way) and a
+receiver that takes 5 ms, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ ENV = {
 # at N of them, as ten customers' endpoints would be N hosts (the per-host in-flight cap of 16
 # applies to each).
 RECEIVER_HOSTS = [f"127.0.0.{i}" for i in range(1, 11)]
+# --ordered gives each of its hundred subscriptions an address of its own
+ORDERED_HOSTS = [f"127.0.0.{i}" for i in range(1, 101)]
+TYPE_ORDERED = "remediation.proposed"  # the hundred ordered subscriptions want this type
 TYPE_TEN = "incident.created"  # ten subscriptions want this type
 TYPE_ONE = "investigation.progress"  # one subscription wants this one
 
@@ -90,6 +99,9 @@ def run_receiver(port: int) -> None:
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
+        delay = request.query.get("delay_ms")
+        if delay:  # a receiver that takes this long to answer
+            await asyncio.sleep(float(delay) / 1000)
         now = time.time()
         counter[0] += 1
         # the envelope starts {"id":"evt_<26>" (30 characters of id)
@@ -115,7 +127,7 @@ def run_receiver(port: int) -> None:
     app.router.add_post("/_reset", reset)
     app.router.add_post("/{tail:.*}", hook)
     uvloop.install()
-    web.run_app(app, host=RECEIVER_HOSTS, port=port, access_log=None, print=None, backlog=4096)
+    web.run_app(app, host=ORDERED_HOSTS, port=port, access_log=None, print=None, backlog=4096)
 
 
 @contextmanager
@@ -280,6 +292,20 @@ class Bench:
                 self.api + "/v1/webhook-subscriptions",
                 json={"url": f"{base}/{event_type}/{i}", "events": [event_type]},
             ) as resp:
+                assert resp.status == 201, await resp.text()
+
+    async def subscribe_ordered(
+        self, count: int, event_type: str, *, ordered: bool, delay_ms: int
+    ) -> None:
+        """`count` subscriptions to `event_type`, each on its own loopback address."""
+        for i in range(count):
+            base = self.receiver.replace("127.0.0.1", ORDERED_HOSTS[i], 1)
+            body = {
+                "url": f"{base}/{event_type}/{i}?delay_ms={delay_ms}",
+                "events": [event_type],
+                "ordering": "ordered" if ordered else "unordered",
+            }
+            async with self.http.post(self.api + "/v1/webhook-subscriptions", json=body) as resp:
                 assert resp.status == 201, await resp.text()
 
     async def publish_one(self, event_type: str) -> tuple[float, str]:
@@ -500,6 +526,58 @@ async def measure(
         )
 
 
+async def sequential_baseline(receiver: str, count: int, delay_ms: int) -> float:
+    """A bare aiohttp loop POSTing one request after another: the ceiling of any one ordered
+    lane against a receiver that takes `delay_ms`."""
+    url = f"{receiver}/baseline/0?delay_ms={delay_ms}"
+    body = orjson.dumps({"id": "evt_baseline"})
+    async with aiohttp.ClientSession() as http:
+        started = time.perf_counter()
+        for _ in range(count):
+            async with http.post(url, data=body) as resp:
+                await resp.read()
+        return count / (time.perf_counter() - started)
+
+
+async def measure_ordered(
+    args: argparse.Namespace, deployment: Deployment, api: str, receiver: str
+) -> None:
+    """One ordered subscription (1 ms receiver); 100 ordered vs 100 unordered (5 ms, cap 1)."""
+    creds = deployment.create_tenant("bench")
+    async with Bench(deployment, api, creds, receiver) as bench:
+        await bench.subscribe_ordered(1, TYPE_ONE, ordered=True, delay_ms=1)
+        await bench.subscribe_ordered(100, TYPE_ORDERED, ordered=True, delay_ms=5)
+        await bench.subscribe_ordered(100, TYPE_TEN, ordered=False, delay_ms=5)
+        await bench.throughput(TYPE_ONE, 1, 200, "bulk")  # warm-up
+        results: dict[str, list[float]] = {}
+        for _ in range(args.runs):
+            for key, event_type, subs, events in (
+                ("1 ordered subscription, 1 ms receiver", TYPE_ONE, 1, args.events_one),
+                (
+                    "100 ordered subscriptions, 5 ms, cap 1",
+                    TYPE_ORDERED,
+                    100,
+                    args.events_ten // 10,
+                ),
+                ("100 unordered subscriptions, 5 ms, cap 1", TYPE_TEN, 100, args.events_ten // 10),
+            ):
+                value, _per = await bench.throughput(event_type, subs, events, "bulk")
+                results.setdefault(key, []).append(value)
+                print(f"  run: {key}: {value:,.0f} deliveries/s", flush=True)
+            base = await sequential_baseline(receiver, 1000, 1)
+            results.setdefault("baseline: bare sequential POSTs, 1 ms", []).append(base)
+            print(f"  run: baseline {base:,.0f} sequential req/s", flush=True)
+    print()
+    print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
+    print(f"backend: {args.backend}; runs: {args.runs}; medians (deliveries/s):")
+    medians = {key: statistics.median(values) for key, values in results.items()}
+    for key, med in medians.items():
+        print(f"  {key:<44} {med:>9,.0f}")
+    one, ordered, unordered, base = medians.values()
+    print(f"  1 ordered subscription / bare sequential baseline: {one / base:.0%}")
+    print(f"  ratio 100 ordered / 100 unordered: {ordered / unordered:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
@@ -509,6 +587,7 @@ def main() -> None:
         "--workers", type=int, default=2, help="`causeflow worker` processes (pg backend)"
     )
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ordered", action="store_true", help="measure ordered subscriptions")
     parser.add_argument("--events-ten", type=int, default=2000, help="events, 10 subscriptions")
     parser.add_argument("--events-one", type=int, default=5000, help="events, 1 subscription")
     parser.add_argument("--modes", default="bulk,api", help="bulk and/or api")
@@ -543,9 +622,13 @@ def main() -> None:
 def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) -> None:
     if args.workers < 1:
         raise SystemExit("--workers must be at least 1")
+    if args.ordered:
+        # one attempt in flight per host: per subscription, each being on its own address
+        ENV["CAUSEFLOW_WEBHOOK_MAX_INFLIGHT_PER_HOST"] = "1"
+        ENV["CAUSEFLOW_MAX_SUBSCRIPTIONS_PER_TENANT"] = "250"
     deployment, api = start_deployment(tmp, args.backend, pg_url, args.workers)
     with deployment:
-        asyncio.run(measure(args, deployment, api, receiver))
+        asyncio.run((measure_ordered if args.ordered else measure)(args, deployment, api, receiver))
 
 
 if __name__ == "__main__":

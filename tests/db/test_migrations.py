@@ -41,7 +41,11 @@ async def test_migrated_schema_matches_the_declared_tables(tmp_path: Path, datab
     assert names == {
         "ix_deliveries_pending",  # the workers' claims
         "ix_deliveries_subscription_created",  # a subscription's deliveries, newest first
-        "ix_deliveries_pending_subscription",  # a subscription's backlog
+        # a subscription's pending ones by sequence: its backlog, and the ordered claim's
+        # "nothing earlier pending" test
+        "ix_deliveries_pending_subscription",
+        # no sequence number twice per subscription (the dispatcher's guarantee, enforced)
+        "ux_deliveries_subscription_sequence",
         "ix_deliveries_tenant_created",  # the search across subscriptions, newest first
         "ix_deliveries_tenant_event",  # where an event (or an incident's events) went
     }

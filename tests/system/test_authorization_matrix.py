@@ -147,6 +147,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/deliveries/{delivery_id}"): READERS,
     ("GET", "/v1/deliveries"): READERS,
     ("GET", SUB + "/stats"): READERS,
+    ("GET", SUB + "/messages"): READERS,
     ("POST", "/v1/deliveries/{delivery_id}/retry"): ADMINS,
     ("POST", SUB + "/recover"): ADMINS,
     ("POST", SUB + "/replay"): ADMINS,

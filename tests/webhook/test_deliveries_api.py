@@ -36,6 +36,7 @@ DELIVERY_FIELDS = {
     "lastStatusCode",
     "lastError",
     "test",
+    "sequence",
     "createdAt",
     "updatedAt",
 }
@@ -55,6 +56,7 @@ async def test_test_delivery_is_stored_on_the_row_not_in_the_log(service: Servic
     body = resp.json()
     assert set(body) == DELIVERY_FIELDS
     assert body["status"] == "pending" and body["test"] is True
+    assert body["sequence"] is None  # a test delivery is no match of the subscription
     assert body["eventType"] == "incident.created" and body["nextAttemptAt"] is not None
 
     (row,) = await delivery_rows(service, tenant, id=body["id"])

@@ -226,6 +226,12 @@ async def test_concurrent_publishers_and_two_dispatchers_deliver_each_event_once
     }
     expected |= {(subs[2]["id"], eid) for eid in critical}
     assert set(pairs) == expected
+    # each subscription's matches are numbered 1..n without gap, in log order
+    position = {ev.id: ev.position for ev in published}
+    for sub in subs:
+        mine = sorted((r for r in rows if r.subscription_id == sub["id"]), key=lambda r: r.sequence)
+        assert [r.sequence for r in mine] == list(range(1, len(mine) + 1))
+        assert [position[r.event_id] for r in mine] == sorted(position[r.event_id] for r in mine)
 
 
 async def test_restarting_the_dispatcher_midway_neither_skips_nor_repeats(

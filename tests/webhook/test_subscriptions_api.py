@@ -37,6 +37,8 @@ READ_FIELDS = {
     "disabledReason",
     "firstFailureAt",
     "rateLimitPerSecond",
+    "ordering",
+    "orderingKey",
     "createdAt",
     "updatedAt",
 }

@@ -372,3 +372,13 @@ async def envelopes_of(conn: Conn, event_ids: list[str]) -> dict[str, str]:
     """The stored envelope text of each of these events that still exists, by id."""
     stmt = select(events.c.id, events.c.envelope).where(events.c.id.in_(event_ids))
     return {r.id: r.envelope for r in (await conn.execute(stmt)).all()}
+
+
+async def tenant_envelopes(conn: Conn, tenant_id: str, event_ids: list[str]) -> dict[str, str]:
+    """The stored envelope text of each of these events of the tenant that still exists."""
+    if not event_ids:
+        return {}
+    stmt = select(events.c.id, events.c.envelope).where(
+        events.c.tenant_id == tenant_id, events.c.id.in_(event_ids)
+    )
+    return {r.id: r.envelope for r in (await conn.execute(stmt)).all()}

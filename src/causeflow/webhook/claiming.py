@@ -29,6 +29,7 @@ from causeflow.webhook.wakeups import Wakeups
 log = logging.getLogger("causeflow.webhook.worker")
 
 STATS_SECONDS = 5.0  # queue depth / age gauges refresh
+RUN = 128  # deliveries an ordered head brings along from its lane (see queue.claim_due)
 ENVELOPE_CACHE = 4096  # events' bodies kept (every subscription of an event sends the same bytes)
 
 
@@ -136,7 +137,12 @@ class Claimer:
             first = False
             claimed_at = asyncio.get_running_loop().time()
             rows = await queue.claim_due(
-                self.db, owner=self.owner, now_ms=now_ms, lease_ms=self.lease_ms, limit=limit
+                self.db,
+                owner=self.owner,
+                now_ms=now_ms,
+                lease_ms=self.lease_ms,
+                limit=limit,
+                run=RUN,
             )
             if rows:
                 await self._admit(rows, claimed_at)
@@ -147,17 +153,36 @@ class Claimer:
         subs: dict[str, Subscription | None] = {}
         for sid in {r.subscription_id for r in rows}:
             subs[sid] = await self.subs.get(sid)
-        await self._load_envelopes(rows)
+        await self._load_envelopes([r for row in rows for r in (row, *row.run)])
         now_ms = self.clock.now_ms()
         for row in rows:
-            job = self._job(row, subs.get(row.subscription_id), claimed_at, now_ms)
+            sub = subs.get(row.subscription_id)
+            job = self._job(row, sub, claimed_at, now_ms)
             if job is not None:
                 self.holding.hold()
+                self._follow(job, row.run, claimed_at, now_ms)
                 self.lanes.take(job)
+            elif row.run:
+                for follower in row.run:  # behind a head settled without an attempt
+                    self.recorder.release(follower.id, None)
         if self.lanes.cluster is not None:
             # Before claiming more: the slots these deliveries wait for, so that their lanes
             # start and the host's answer times are known (an unknown host gets one round).
             await self.lanes.cluster.settled()
+
+    def _follow(self, job: Job, run: tuple[Claimed, ...], claimed_at: float, now_ms: int) -> None:
+        """Attach an ordered head's run to its job; a rate-limited subscription's run goes
+        back (each of its deliveries waits for a start slot of its own)."""
+        for follower in run:
+            if job.sub.rate_limit_per_second is not None:
+                self.recorder.release(follower.id, None)
+                continue
+            body = self._envelopes.get(follower.event_id)
+            if body is None:  # purged: handed back, settled when it is claimed as a head
+                self.recorder.release(follower.id, None)
+                continue
+            self.holding.hold()
+            job.follow.append(Job(follower, job.sub, body, job.origin, claimed_at))
 
     async def _load_envelopes(self, rows: list[Claimed]) -> None:
         """The bodies of the rows' events not cached yet (test deliveries carry their own)."""

@@ -24,6 +24,7 @@ from causeflow.event.log import page_after
 from causeflow.jsonutil import loads
 from causeflow.runtime import Component, Stop
 from causeflow.webhook import repository as repo
+from causeflow.webhook.filters import lane_of
 from causeflow.webhook.queue import Claimed
 from causeflow.webhook.service import delivery_row
 from causeflow.webhook.subscriptions import (
@@ -93,16 +94,20 @@ def plan_deliveries(
             if data is None:
                 data = loads(ev.envelope).get("data") or {}
             if rules_match(sub.id, event_set, filter_, ev.type, data):
-                rows.append(
-                    delivery_row(
-                        tenant_id=tenant_id,
-                        subscription_id=sub.id,
-                        event_id=ev.id,
-                        event_type=ev.type,
-                        enabled=enabled,
-                        now_ms=now_ms,
-                    )
+                row = delivery_row(
+                    tenant_id=tenant_id,
+                    subscription_id=sub.id,
+                    event_id=ev.id,
+                    event_type=ev.type,
+                    enabled=enabled,
+                    now_ms=now_ms,
                 )
+                if sub.ordered:
+                    row["ordered"] = True
+                    row["ordering_key"] = (
+                        lane_of(data, sub.ordering_key) if sub.ordering_key else None
+                    )
+                rows.append(row)
     return rows
 
 
@@ -148,7 +153,9 @@ async def _dispatch(
             new_cursor = events[-1].position if full else head
             now_ms = ctx.clock.now_ms()
             rows = plan_deliveries(tenant_id, events, live, now_ms)
-            pending = [r for r in rows if r["status"] == "pending"]
+            # an ordered delivery is claimed when it is its lane's head, never handed over
+            pending = [r for r in rows if r["status"] == "pending" and not r["ordered"]]
+            waiting = any(r["status"] == "pending" and r["ordered"] for r in rows)
             if engine is not None and pending:
                 reserved, leased_at = _lease(engine, pending, now_ms)
             await _write_batch(tx, tenant_id, stored is None, cursor, new_cursor, rows, generation)
@@ -156,7 +163,7 @@ async def _dispatch(
                 assert engine is not None
                 handed = _handoff(pending[:reserved], events, live)
                 tx.after_commit(lambda: engine.accept(handed, leased_at))
-            if len(pending) > reserved:
+            if len(pending) > reserved or waiting:
                 tx.after_commit(lambda: wake_deliveries(ctx))
     except _CursorMoved:
         if engine is not None:
@@ -259,6 +266,7 @@ def _handoff(
                 False,
                 None,
                 r["next_attempt_at"],
+                r["sequence"],
             ),
             by_id[r["subscription_id"]],
             bodies[r["event_id"]],
@@ -282,7 +290,22 @@ async def _write_batch(
         await repo.ensure_cursor(tx, tenant_id)
     if not await repo.advance_cursor(tx, tenant_id, cursor, new_cursor, generation):
         raise _CursorMoved
+    await number_deliveries(tx, tenant_id, rows)
     await repo.insert_deliveries(tx, rows)
+
+
+async def number_deliveries(tx: Tx, tenant_id: str, rows: list[dict[str, Any]]) -> None:
+    """Give each row its subscription's next sequence number, in the rows' (log) order.
+
+    Runs after the cursor's compare-and-set: see `repo.take_sequences`."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["subscription_id"]] = counts.get(row["subscription_id"], 0) + 1
+    first = await repo.take_sequences(tx, tenant_id, counts)
+    for row in rows:
+        sub_id = row["subscription_id"]
+        row["sequence"] = first[sub_id]
+        first[sub_id] += 1
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -112,6 +112,7 @@ def decide(
         attempts=claimed.attempts + 1,
         effect=step.effect,
         url=url,
+        ordered=claimed.ordered,
     )
 
 
@@ -174,6 +175,7 @@ class DeliveryEngine:
             disable_after_ms=int(settings.webhook_disable_after_seconds * 1000),
             subs=self.subs,
             wake_in=self.wakeups.wake_in,
+            wake=self.wakeups.wake,
         )
         self.lanes = self._lanes(settings)
         self.cluster = self.lanes.cluster
@@ -315,6 +317,8 @@ class DeliveryEngine:
                 secrets=sub.signing_secrets(now_ms),
                 version=__version__,
                 extra=sub.headers,
+                subscription_id=claimed.subscription_id,
+                sequence=claimed.sequence,
             )
             result = await self.sender.send(sub.url, job.body, headers)
         except asyncio.CancelledError:
@@ -336,8 +340,25 @@ class DeliveryEngine:
             url=sub.url,
         )
         COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
-        self.recorder.push(outcome)
+        # the last of an ordered run: the lane's next delivery waits for this record
+        self.recorder.push(outcome, urgent=claimed.ordered and not job.follow)
         self.holding.done()
+        if job.follow:
+            await self._follow_run(job, outcome.status == "succeeded")
+
+    async def _follow_run(self, job: Job, succeeded: bool) -> None:
+        """Send the next of an ordered head's run in this slot, if the head succeeded and it
+        can still start inside its lease; otherwise the run goes back behind the head."""
+        follower, rest = job.follow[0], job.follow[1:]
+        if not succeeded or self.holding.stopping:
+            self.lanes.hand_back_run(job)
+            return
+        if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
+            self.lanes.hand_back_run(job)
+            return
+        job.follow = []
+        follower.follow = rest
+        await self._attempt(follower)
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from causeflow.errors import ValidationFailed
-from causeflow.jsonutil import INT_MAX, INT_MIN
+from causeflow.jsonutil import INT_MAX, INT_MIN, dumps_str
 
 MAX_FILTER_KEYS = 20
 MAX_FILTER_VALUES = 100
@@ -124,6 +124,23 @@ def check_filter(filter_: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if errors:
         raise ValidationFailed(errors[0]["message"], details={"errors": errors})
     return dict(filter_)
+
+
+def check_key(field: str, key: str | None) -> str | None:
+    """A dotted key as a filter's (an ordering key), or `ValidationFailed` at `field`."""
+    if key is None:
+        return None
+    try:
+        _check_key(field, key)
+    except _Bad as bad:
+        raise ValidationFailed.at(bad.path, bad.message) from None
+    return key
+
+
+def lane_of(data: Mapping[str, Any], key: str) -> str | None:
+    """The ordering lane of an event: the JSON text of its value at `key`; None when absent."""
+    value = lookup(data, key)
+    return None if value is _MISSING else dumps_str(value)
 
 
 def lookup(data: Mapping[str, Any], key: str) -> object:

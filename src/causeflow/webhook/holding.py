@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from causeflow.metrics import DELIVERIES
 from causeflow.webhook.queue import Claimed
@@ -47,6 +47,9 @@ class Job:
     origin: str
     claimed_at: float  # loop time of the claim: the lease runs from here
     rate_until: float = math.inf  # a rate-limited job must start by then (its slot + tolerance)
+    # an ordered head's run: the next deliveries of its lane, leased with it, sent one after
+    # another in this job's slot while each one before succeeds
+    follow: list[Job] = field(default_factory=list)
 
 
 class Holding:

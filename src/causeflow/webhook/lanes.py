@@ -295,3 +295,12 @@ class Lanes:
             self.wakeups.wake_in(delay_seconds)
         self.recorder.release(job.claimed.id, when)
         self.holding.done()
+        self.hand_back_run(job)
+
+    def hand_back_run(self, job: Job) -> None:
+        """Give up the leases of the run behind an ordered head: due again at once, still
+        behind the head (which stays pending) in their lane."""
+        for follower in job.follow:
+            self.recorder.release(follower.claimed.id, None)
+            self.holding.done()
+        job.follow = []

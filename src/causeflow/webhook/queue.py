@@ -9,11 +9,26 @@ taken over cannot overwrite the new owner's work. Times are epoch milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from causeflow import ids
 from causeflow.db.dialect import Dialect
@@ -48,6 +63,11 @@ class Claimed:
     manual: bool
     payload: str | None  # the envelope of a test delivery (not in the log); None otherwise
     next_attempt_at: int
+    sequence: int | None = None  # the k-th match of its subscription; None: test, replay
+    ordered: bool = False  # the next one of its lane waits for this one's outcome
+    ordering_key: str | None = None
+    # an ordered head's run: the following deliveries of its lane, leased with it, in order
+    run: tuple[Claimed, ...] = ()
 
 
 @dataclass(slots=True)
@@ -70,6 +90,7 @@ class Outcome:
     attempts: int = 0  # the delivery's attempt count after this outcome
     effect: str | None = None  # CLEAR_FAILURE | GONE | EXHAUSTED
     url: str = ""  # the subscription's url, for the operational events
+    ordered: bool = False  # recording it may make the next delivery of its lane claimable
 
 
 @dataclass(slots=True)
@@ -85,10 +106,30 @@ class Recorded:
 # the request timeout, so a live holder never loses it). Built once, as every statement the
 # engine runs over and over: building and hashing one costs more than SQLite running it.
 _NOW = bindparam("b_now", type_=BigInteger)
+# An ordered delivery is its lane's head: no delivery of the same subscription (and the same
+# ordering key value) with a lower sequence is pending, leased or waiting for its retry. A
+# manual retry of a finished one is a deliberate re-send: it neither waits nor blocks.
+_E = deliveries.alias("earlier")
+_EARLIER_PENDING = (
+    select(_E.c.id)
+    .where(
+        _E.c.subscription_id == _D.subscription_id,
+        _E.c.status == literal_column("'pending'"),  # ix_deliveries_pending_subscription
+        _E.c.sequence < _D.sequence,
+        _E.c.manual == false(),
+        or_(
+            _E.c.ordering_key == _D.ordering_key,
+            and_(_E.c.ordering_key.is_(None), _D.ordering_key.is_(None)),
+        ),
+    )
+    .correlate(deliveries)
+)
+_HEAD = or_(_D.ordered == false(), _D.manual == true(), ~exists(_EARLIER_PENDING))
 _DUE = and_(
     PENDING,  # a literal: ix_deliveries_pending serves this
     _D.next_attempt_at <= _NOW,
     or_(_D.lease_until.is_(None), _D.lease_until <= _NOW),
+    _HEAD,
 )
 _ANY_DUE = select(_D.id).where(_DUE).limit(1)
 # ix_deliveries_pending (next_attempt_at) yields the candidates in this order, no sort
@@ -103,6 +144,9 @@ _CLAIM_RETURNING = (
     _D.manual,
     _D.payload,
     _D.next_attempt_at,
+    _D.sequence,
+    _D.ordered,
+    _D.ordering_key,
 )
 
 
@@ -134,27 +178,79 @@ async def any_due(db: Database, now_ms: int) -> bool:
     return row is not None
 
 
+def _claimed(r: Any) -> Claimed:
+    return Claimed(
+        r.id,
+        r.tenant_id,
+        r.subscription_id,
+        r.event_id,
+        r.event_type,
+        int(r.attempts or 0),
+        bool(r.manual),
+        r.payload,
+        int(r.next_attempt_at or 0),
+        None if r.sequence is None else int(r.sequence),
+        bool(r.ordered),
+        r.ordering_key,
+    )
+
+
+# The deliveries after an ordered head in its lane, in sequence order (the pending index).
+_LANE_AFTER = (
+    select(*_CLAIM_RETURNING, _D.lease_until)
+    .where(
+        _D.subscription_id == bindparam("b_sub"),
+        PENDING,
+        _D.sequence > bindparam("b_seq", type_=BigInteger),
+        or_(
+            _D.ordering_key == bindparam("b_key"),
+            and_(_D.ordering_key.is_(None), bindparam("b_key").is_(None)),
+        ),
+    )
+    .order_by(_D.sequence)
+    .limit(bindparam("b_limit"))
+)
+_LEASE_RUN = (
+    update(deliveries)
+    .where(_D.id.in_(bindparam("b_ids", expanding=True)), PENDING)
+    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+)
+
+
+async def _with_run(tx: Tx, head: Claimed, params: dict[str, Any], run: int) -> Claimed:
+    """Lease the head's run too: the ordered deliveries that follow it in its lane, as long as
+    each is due and held by nobody. No other worker can take them meanwhile: the head, still
+    pending, blocks them (`_HEAD`); a manual retry neither blocks nor follows."""
+    lane = {"b_sub": head.subscription_id, "b_seq": head.sequence, "b_key": head.ordering_key}
+    rows = (await tx.execute(_LANE_AFTER, {**lane, "b_limit": run})).all()
+    now = params["b_now"]
+    taken: list[Claimed] = []
+    for r in rows:
+        if r.manual:
+            continue
+        if not r.ordered or r.next_attempt_at > now or (r.lease_until or 0) > now:
+            break
+        taken.append(_claimed(r))
+    if not taken:
+        return head
+    await tx.execute(_LEASE_RUN, {**params, "b_ids": [c.id for c in taken]})
+    return dataclasses.replace(head, run=tuple(taken))
+
+
 async def claim_due(
-    db: Database, *, owner: str, now_ms: int, lease_ms: int, limit: int
+    db: Database, *, owner: str, now_ms: int, lease_ms: int, limit: int, run: int = 0
 ) -> list[Claimed]:
-    """Lease up to `limit` due deliveries to `owner`; oldest due first."""
+    """Lease up to `limit` due deliveries to `owner`; oldest due first. With `run`, an ordered
+    head also brings up to `run` deliveries that follow it (`Claimed.run`)."""
     params = {"b_now": now_ms, "b_limit": limit, "b_owner": owner, "b_until": now_ms + lease_ms}
     async with db.transaction() as tx:
         rows = (await tx.execute(_claim_statement(db), params)).all()
-    claimed = [
-        Claimed(
-            r.id,
-            r.tenant_id,
-            r.subscription_id,
-            r.event_id,
-            r.event_type,
-            int(r.attempts or 0),
-            bool(r.manual),
-            r.payload,
-            int(r.next_attempt_at or 0),
-        )
-        for r in rows
-    ]
+        claimed = [_claimed(r) for r in rows]
+        if run > 0:
+            claimed = [
+                await _with_run(tx, c, params, run) if c.ordered and not c.manual else c
+                for c in claimed
+            ]
     # RETURNING has no order; send in due order, then id (creation) order: log order, best effort
     claimed.sort(key=lambda c: (c.next_attempt_at, c.id))
     return claimed

@@ -42,6 +42,7 @@ class Recorder:
         disable_after_ms: int,
         subs: SubscriptionCache,
         wake_in: Callable[[float], None],
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -49,10 +50,12 @@ class Recorder:
         self.disable_after_ms = disable_after_ms
         self.subs = subs
         self._wake_in = wake_in  # plans the claim of a retry when it is due
+        self._wake = wake  # a claim at once: an ordered lane's next delivery became due
         self._outcomes: list[Outcome] = []
         self._releases: list[tuple[str, int | None]] = []
         self._flush = asyncio.Event()
         self._closing = False
+        self._urgent = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -71,8 +74,11 @@ class Recorder:
         self._flush.set()
         await finish(self._task, seconds)
 
-    def push(self, outcome: Outcome) -> None:
+    def push(self, outcome: Outcome, *, urgent: bool = False) -> None:
+        """Record `outcome` soon; `urgent`: without waiting for company (the next delivery
+        of an ordered lane waits for it)."""
         self._outcomes.append(outcome)
+        self._urgent |= urgent
         self._flush.set()
 
     def release(self, delivery_id: str, due_ms: int | None) -> None:
@@ -85,9 +91,10 @@ class Recorder:
         failures = 0
         while True:
             await self._flush.wait()
-            if len(self._outcomes) < FLUSH_ENOUGH and not self._closing:
+            if len(self._outcomes) < FLUSH_ENOUGH and not (self._closing or self._urgent):
                 await asyncio.sleep(FLUSH_LINGER_SECONDS)
             self._flush.clear()
+            self._urgent = False
             while self._outcomes or self._releases:
                 if await self._write():
                     failures = 0
@@ -135,3 +142,5 @@ class Recorder:
         ]
         if retries:
             self._wake_in((min(retries) - self.clock.now_ms()) / 1000)
+        if self._wake is not None and any(o.ordered and o.status != "pending" for o in outcomes):
+            self._wake()  # the next delivery of an ordered lane is claimable now

@@ -22,6 +22,7 @@ from causeflow.webhook.tables import (
     attempts,
     deliveries,
     dispatch_cursors,
+    subscription_sequences,
     subscriptions,
 )
 
@@ -159,6 +160,25 @@ async def list_deliveries(
     return list((await conn.execute(stmt)).all())
 
 
+async def messages_after(
+    conn: Conn, tenant_id: str, subscription_id: str, after: int, limit: int
+) -> list[AnyRow]:
+    """The subscription's numbered deliveries after sequence `after`, in sequence order (read
+    from the unique (subscription_id, sequence) index)."""
+    d = deliveries.c
+    stmt = (
+        select(deliveries)
+        .where(
+            d.subscription_id == subscription_id,
+            d.tenant_id == tenant_id,
+            d.sequence > after,
+        )
+        .order_by(d.sequence)
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
 async def list_attempts(conn: Conn, tenant_id: str, delivery_id: str, limit: int) -> list[AnyRow]:
     stmt = (
         select(attempts)
@@ -286,6 +306,42 @@ async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
     """Tenants whose log head is beyond their dispatch cursor (or who have no cursor yet)."""
     c = dispatch_cursors.c
     return await log.tenants_ahead_of(conn, dispatch_cursors, c.tenant_id, c.position, limit)
+
+
+# --- sequence numbers (each subscription's count of matches) -------------------------------
+
+_SEQ = subscription_sequences.c
+_BUMP_SEQUENCE = (
+    update(subscription_sequences)
+    .where(_SEQ.subscription_id == bindparam("b_id"))
+    .values(last=_SEQ.last + bindparam("b_n"))
+    .returning(_SEQ.last)
+)
+
+
+async def take_sequences(tx: Tx, tenant_id: str, counts: dict[str, int]) -> dict[str, int]:
+    """Add `counts[sub]` to each subscription's counter; the first number each one took.
+
+    Only the dispatcher calls this, after its cursor's compare-and-set: the cursor's row lock
+    serializes every bump of the tenant, and a rolled-back batch takes its bump back with it.
+    """
+    if not counts:
+        return {}
+    ensure = tx.db.dialect.insert_ignore(subscription_sequences, ["subscription_id"])
+    await tx.execute(
+        ensure, [{"subscription_id": s, "tenant_id": tenant_id, "last": 0} for s in counts]
+    )
+    first: dict[str, int] = {}
+    for sub_id in sorted(counts):
+        n = counts[sub_id]
+        last = (await tx.execute(_BUMP_SEQUENCE, {"b_id": sub_id, "b_n": n})).scalar_one()
+        first[sub_id] = int(last) - n + 1
+    return first
+
+
+async def delete_sequence(tx: Tx, subscription_id: str) -> None:
+    stmt = delete(subscription_sequences).where(_SEQ.subscription_id == subscription_id)
+    await tx.execute(stmt)
 
 
 # --- retention -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from causeflow.webhook.schemas import (
     DeliveryRead,
     DeliveryStatus,
     DeliveryWindow,
+    MessagePage,
     ScheduledCount,
     SecretRotate,
     SecretRotated,
@@ -204,6 +205,27 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     query = DeliveryQuery(subscription_id=subscription_id, status=status, event_types=_types(event))
     return await _delivery_page(ctx, tenant_of(principal), query, params)
+
+
+@router.get(SUBS + "/{subscription_id}/messages", response_model=MessagePage)
+async def list_messages(
+    subscription_id: str,
+    ctx: Ctx,
+    principal: Reader,
+    params: PageParams = Depends(page_params),
+    afterSequence: Annotated[  # noqa: N803
+        int, Query(ge=0, le=2**62, description="only the matches after this sequence number")
+    ] = 0,
+) -> dict[str, Any]:
+    """The events the subscription matched, in sequence order, with their delivery state: what
+    a receiver that saw a gap in X-CauseFlow-Sequence fetches. `cursor` continues a page."""
+    key = params.after_key(int)
+    after = key[0] if key is not None else afterSequence
+    async with ctx.db.read() as conn:
+        items = await service.messages(
+            conn, tenant_of(principal), subscription_id, after=after, limit=params.limit + 1
+        )
+    return page(items, params.limit, lambda m: [m["sequence"]])
 
 
 @router.get(SUBS + "/{subscription_id}/stats", response_model=SubscriptionStats)

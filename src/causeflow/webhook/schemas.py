@@ -12,6 +12,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+Ordering = Literal["ordered", "unordered"]
+_ORDERING = (
+    "ordered: a delivery is sent only once every earlier one (by sequence) of its lane has "
+    "succeeded or failed for good; applies to the events matched after the change"
+)
+_ORDERING_KEY = (
+    "a dotted path into the event's data (as filter keys): one ordered lane per value; "
+    "events without it share one lane"
+)
 REDACTED = "<redacted>"
 
 
@@ -28,6 +37,8 @@ class SubscriptionCreate(_Strict):
     filter: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
+    ordering: Ordering = Field(default="unordered", description=_ORDERING)
+    orderingKey: str | None = Field(default=None, max_length=100, description=_ORDERING_KEY)
 
 
 class SubscriptionUpdate(_Strict):
@@ -44,6 +55,8 @@ class SubscriptionUpdate(_Strict):
     filter: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
+    ordering: Ordering | None = Field(default=None, description=_ORDERING)
+    orderingKey: str | None = Field(default=None, max_length=100, description=_ORDERING_KEY)
 
 
 class SecretRotate(_Strict):
@@ -79,6 +92,8 @@ class SubscriptionRead(BaseModel):
     disabledReason: str | None
     firstFailureAt: str | None
     rateLimitPerSecond: int | None
+    ordering: Ordering
+    orderingKey: str | None
     createdAt: str
     updatedAt: str
 
@@ -110,6 +125,10 @@ class DeliveryRead(BaseModel):
     lastStatusCode: int | None
     lastError: str | None
     test: bool = Field(description="a test delivery (POST …/test), not an event of the log")
+    sequence: int | None = Field(
+        description="the k-th event matched by its subscription (1-based, no gaps); null for "
+        "test deliveries and replays"
+    )
     createdAt: str
     updatedAt: str
 
@@ -129,6 +148,27 @@ class DeliveryDetail(DeliveryRead):
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryRead]
+    cursor: str | None
+    count: int
+
+
+class MessageRead(BaseModel):
+    sequence: int = Field(description="the k-th event the subscription matched")
+    deliveryId: str
+    eventId: str
+    eventType: str
+    status: DeliveryStatus
+    attempts: int
+    lastStatusCode: int | None
+    lastError: str | None
+    createdAt: str
+    event: dict[str, Any] | None = Field(
+        description="the envelope as delivered; null once the event left the log (retention)"
+    )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageRead]
     cursor: str | None
     count: int
 

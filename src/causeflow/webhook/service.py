@@ -21,7 +21,12 @@ from causeflow.clock import ms_to_rfc3339
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.errors import Conflict, NotFound, ValidationFailed
-from causeflow.event.log import build_envelope, next_positions, page_in_window
+from causeflow.event.log import (
+    build_envelope,
+    next_positions,
+    page_in_window,
+    tenant_envelopes,
+)
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
@@ -63,6 +68,8 @@ def subscription_view(row: AnyRow, box: SecretBox) -> dict[str, Any]:
         "disabledReason": row.disabled_reason,
         "firstFailureAt": _opt_time(row.first_failure_at),
         "rateLimitPerSecond": row.rate_limit_per_second,
+        "ordering": row.ordering,
+        "orderingKey": row.ordering_key,
         "createdAt": ms_to_rfc3339(row.created_at),
         "updatedAt": ms_to_rfc3339(row.updated_at),
     }
@@ -80,6 +87,7 @@ def delivery_view(row: AnyRow) -> dict[str, Any]:
         "lastStatusCode": row.last_status_code,
         "lastError": row.last_error,
         "test": row.payload is not None,
+        "sequence": row.sequence,
         "createdAt": ms_to_rfc3339(row.created_at),
         "updatedAt": ms_to_rfc3339(row.updated_at),
     }
@@ -124,6 +132,10 @@ def delivery_row(
         "payload": payload,
         "created_at": now_ms,
         "updated_at": now_ms,
+        # in the table's column order (`Tx.insert_many` binds them positionally)
+        "sequence": None,
+        "ordered": False,
+        "ordering_key": None,
     }
 
 
@@ -164,6 +176,7 @@ async def create_subscription(
     filter_ = filters.check_filter(body.filter)
     headers = rules.check_headers(body.headers)
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
+    ordering_key = filters.check_key("orderingKey", body.orderingKey)
     # Locks the tenant's log head until commit: appends wait for us, so every event after
     # this position commits after the subscription does; it also serializes the cap check.
     from_position = await next_positions(tx, tenant_id, 0)
@@ -193,6 +206,8 @@ async def create_subscription(
             "created_at": now_ms,
             "updated_at": now_ms,
             "from_position": from_position,
+            "ordering": body.ordering,
+            "ordering_key": ordering_key,
         },
     )
     row = await _require(tx.conn, tenant_id, sub_id)
@@ -233,7 +248,7 @@ async def update_subscription(
     row = await _require(tx.conn, tenant_id, subscription_id, for_update=True)
     values: dict[str, Any] = {}
     rules_changed = False
-    for name in ("url", "events", "enabled"):
+    for name in ("url", "events", "enabled", "ordering"):
         if name in changes and changes[name] is None:
             raise ValidationFailed.at(name, "may not be null")
     if "url" in changes:
@@ -253,10 +268,7 @@ async def update_subscription(
         stored = loads(box.open(row.headers_enc)) if row.headers_enc else {}
         headers = rules.check_headers(changes["headers"], keep_from=stored)
         values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
-    if "description" in changes:
-        values["description"] = changes["description"]
-    if "rateLimitPerSecond" in changes:
-        values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
+    values.update(_plain_changes(changes))
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
         rules_changed = True
@@ -273,6 +285,21 @@ async def update_subscription(
     return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
 
 
+def _plain_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the PATCH fields that need neither the row nor a new rules version.
+    Like the URL, the ordering applies to the deliveries the dispatcher creates from now on."""
+    values: dict[str, Any] = {}
+    if "description" in changes:
+        values["description"] = changes["description"]
+    if "rateLimitPerSecond" in changes:
+        values["rate_limit_per_second"] = changes["rateLimitPerSecond"]
+    if "ordering" in changes:
+        values["ordering"] = changes["ordering"]
+    if "orderingKey" in changes:
+        values["ordering_key"] = filters.check_key("orderingKey", changes["orderingKey"])
+    return values
+
+
 async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_ms: int) -> int:
     """Delete it and cancel its pending deliveries; returns how many were cancelled.
 
@@ -286,6 +313,7 @@ async def delete_subscription(tx: Tx, tenant_id: str, subscription_id: str, now_
     cancelled = await repo.cancel_pending(tx, tenant_id, subscription_id, now_ms)
     if await repo.delete_subscription(tx, tenant_id, subscription_id) == 0:
         raise NotFound("no such webhook subscription", code="subscription_not_found")
+    await repo.delete_sequence(tx, subscription_id)
     return cancelled
 
 
@@ -368,6 +396,31 @@ async def list_deliveries(
         await _require(conn, tenant_id, query.subscription_id)
     rows = await repo.list_deliveries(conn, tenant_id, query, before=before, limit=limit)
     return [delivery_view(r) for r in rows]
+
+
+async def messages(
+    conn: Conn, tenant_id: str, subscription_id: str, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """The events the subscription matched after sequence `after`, in sequence order, each
+    with its delivery's state and its envelope (what a receiver that missed some fetches)."""
+    await _require(conn, tenant_id, subscription_id)
+    rows = await repo.messages_after(conn, tenant_id, subscription_id, after, limit)
+    envelopes = await tenant_envelopes(conn, tenant_id, sorted({r.event_id for r in rows}))
+    return [
+        {
+            "sequence": int(r.sequence),
+            "deliveryId": r.id,
+            "eventId": r.event_id,
+            "eventType": r.event_type,
+            "status": r.status,
+            "attempts": r.attempts,
+            "lastStatusCode": r.last_status_code,
+            "lastError": r.last_error,
+            "createdAt": ms_to_rfc3339(r.created_at),
+            "event": loads(envelopes[r.event_id]) if r.event_id in envelopes else None,
+        }
+        for r in rows
+    ]
 
 
 async def _require_delivery(conn: Conn, tenant_id: str, delivery_id: str) -> AnyRow:

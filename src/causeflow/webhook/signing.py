@@ -48,6 +48,8 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
         "x-causeflow-event",
         "x-causeflow-delivery",
         "x-causeflow-signature",
+        "x-causeflow-sequence",
+        "x-causeflow-subscription",
         "webhook-id",
         "webhook-timestamp",
         "webhook-signature",
@@ -95,6 +97,8 @@ def delivery_headers(
     secrets: Sequence[str],
     version: str,
     extra: Mapping[str, str] | None = None,
+    subscription_id: str | None = None,
+    sequence: int | None = None,
 ) -> dict[str, str]:
     """Every header of one attempt.
 
@@ -102,7 +106,9 @@ def delivery_headers(
     verifier of docs/reference.md §5.5 compares one); `webhook-signature` has one `v1,` entry per
     secret so receivers on either side of a rotation verify. The subscription's `extra`
     headers go in first and are dropped when they name a reserved header (any case) or are
-    malformed; the create/patch API refuses those with a 422 before they get here.
+    malformed; the create/patch API refuses those with a 422 before they get here. A delivery
+    with a `sequence` (the k-th match of its subscription) names both, so a receiver can tell
+    a gap (`X-CauseFlow-Subscription`, `X-CauseFlow-Sequence`).
     """
     if not secrets:
         raise ValueError("at least one secret is required")
@@ -124,4 +130,7 @@ def delivery_headers(
             ),
         }
     )
+    if sequence is not None and subscription_id is not None:
+        headers["X-CauseFlow-Subscription"] = subscription_id
+        headers["X-CauseFlow-Sequence"] = str(sequence)
     return headers

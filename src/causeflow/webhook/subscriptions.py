@@ -86,6 +86,8 @@ class Subscription:
     created_at: int
     updated_at: int
     from_position: int
+    ordered: bool = False  # its new deliveries are sent in sequence order per lane
+    ordering_key: str | None = None  # the dotted key of the lanes (None: one lane)
     _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # earlier versions of the matching rules, oldest first (see the module's docstring)
     history: tuple[Rules, ...] = ()
@@ -166,6 +168,8 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         created_at=row.created_at,
         updated_at=row.updated_at,
         from_position=row.from_position,
+        ordered=row.ordering == "ordered",
+        ordering_key=row.ordering_key,
         _event_set=expand_events(events),
         history=history_of(row.rules_history),
     )

@@ -47,7 +47,23 @@ subscriptions = Table(
     # JSON [{"start", "events", "filter", "enabled"}], each for the events after its start up
     # to the next version's; NULL when there are none
     Column("rules_history", Text, nullable=True),
+    # "ordered": a delivery is sent only after every earlier one (by sequence) of the same
+    # lane has finished; the lane is the subscription, or one value of `ordering_key` (a
+    # dotted path into the event's data) when set. Applies to the deliveries created after.
+    Column("ordering", Text, nullable=False, server_default="unordered"),
+    Column("ordering_key", Text, nullable=True),
     Index("ix_subscriptions_tenant", "tenant_id", "id"),
+)
+
+# Each subscription's count of matched events: the last sequence number the dispatcher gave
+# one of its deliveries. Written only by the dispatcher, after its cursor's compare-and-set,
+# so the cursor's row lock serializes the tenant's assignments (no gaps, no duplicates).
+subscription_sequences = Table(
+    "subscription_sequences",
+    metadata,
+    Column("subscription_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("last", BigInteger, nullable=False),
 )
 
 dispatch_cursors = Table(
@@ -79,6 +95,14 @@ deliveries = Table(
     Column("payload", Text, nullable=True),  # only for test deliveries, which are not in the log
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # the k-th match of the subscription (1-based, gap-free); NULL for test deliveries and
+    # replays, which are re-sends rather than matches
+    Column("sequence", BigInteger, nullable=True),
+    # sent in sequence order within its lane (the subscription was ordered at dispatch)
+    Column("ordered", Boolean, nullable=False, server_default="0"),
+    # the lane of a keyed ordered delivery: the ordering key's value as JSON text; NULL when
+    # unkeyed or the event has no such key (one "no key" lane)
+    Column("ordering_key", Text, nullable=True),
     # Pending deliveries only, in due order: what the workers claim. A finished delivery
     # leaves it, so it stays as small as the queue. Queries name `status = 'pending'` as a
     # literal (PENDING below), or the planner cannot use it. `created_at` rides along so the
@@ -94,10 +118,14 @@ deliveries = Table(
     # the delivery search across subscriptions (GET /v1/deliveries): newest first, by event
     Index("ix_deliveries_tenant_created", "tenant_id", "created_at"),
     Index("ix_deliveries_tenant_event", "tenant_id", "event_id"),
-    # one subscription's pending deliveries (its backlog), oldest first
+    # no sequence number twice (NULLs, test deliveries and replays, are not compared)
+    Index("ux_deliveries_subscription_sequence", "subscription_id", "sequence", unique=True),
+    # one subscription's pending deliveries in sequence order: the ordered claim's test "no
+    # earlier one pending", and its backlog (count and oldest from the index alone)
     Index(
         "ix_deliveries_pending_subscription",
         "subscription_id",
+        "sequence",
         "created_at",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),

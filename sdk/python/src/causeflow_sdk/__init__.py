@@ -14,6 +14,7 @@ from causeflow_sdk.errors import (
     CauseFlowError,
     WebhookVerificationError,
 )
+from causeflow_sdk.gaps import Gap, GapTracker
 from causeflow_sdk.models import Envelope
 from causeflow_sdk.resources import UNSET
 from causeflow_sdk.stream import EventStream, RawEvent, StreamReset
@@ -24,6 +25,7 @@ from causeflow_sdk.types import (
     DeliveryDetail,
     Incident,
     IncidentDetail,
+    Message,
     Page,
     RotatedSecret,
     Subscription,
@@ -46,8 +48,11 @@ __all__ = [
     "DeliveryDetail",
     "Envelope",
     "EventStream",
+    "Gap",
+    "GapTracker",
     "Incident",
     "IncidentDetail",
+    "Message",
     "Page",
     "RawEvent",
     "RotatedSecret",

@@ -22,6 +22,7 @@ from causeflow_sdk.types import (
     DeliveryStatus,
     Incident,
     IncidentDetail,
+    Message,
     Page,
     RotatedSecret,
     Subscription,
@@ -101,6 +102,8 @@ class Subscriptions(_Group):
         filter: Mapping[str, Any] | None = None,  # noqa: A002 - the API's name
         headers: Mapping[str, str] | None = None,
         rate_limit_per_second: int | None = None,
+        ordering: str | None = None,
+        ordering_key: str | None = None,
         idempotency_key: str | None = None,
     ) -> SubscriptionWithSecret:
         """Create a subscription; the result carries the signing secret, shown only here."""
@@ -112,6 +115,8 @@ class Subscriptions(_Group):
             "filter": dict(filter) if filter is not None else None,
             "headers": dict(headers) if headers is not None else None,
             "rateLimitPerSecond": rate_limit_per_second,
+            "ordering": ordering,
+            "orderingKey": ordering_key,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return await self._one(
@@ -147,8 +152,12 @@ class Subscriptions(_Group):
         filter: Mapping[str, Any] | None = UNSET,  # noqa: A002 - the API's name
         headers: Mapping[str, str] | None = UNSET,
         rate_limit_per_second: int | None = UNSET,
+        ordering: str = UNSET,
+        ordering_key: str | None = UNSET,
     ) -> Subscription:
         body = _body(
+            ordering=ordering,
+            orderingKey=ordering_key,
             url=url,
             events=builtins.list(events) if events is not UNSET else UNSET,
             description=description,
@@ -195,6 +204,31 @@ class Subscriptions(_Group):
         params = {"status": status, "event": _joined(event), "limit": limit, "cursor": cursor}
         return await self._list(
             Delivery, f"/v1/webhook-subscriptions/{subscription_id}/deliveries", params
+        )
+
+    async def messages_page(
+        self,
+        subscription_id: str,
+        *,
+        after_sequence: int = 0,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[Message]:
+        """One page of the events it matched after `after_sequence`, in sequence order."""
+        params = {"afterSequence": after_sequence, "limit": limit, "cursor": cursor}
+        return await self._list(
+            Message, f"/v1/webhook-subscriptions/{subscription_id}/messages", params
+        )
+
+    def messages(
+        self, subscription_id: str, *, after_sequence: int = 0, limit: int | None = None
+    ) -> AsyncIterator[Message]:
+        """Every event it matched after `after_sequence`, in sequence order, with the
+        envelope as delivered: what a receiver missed (see `causeflow_sdk.gaps.GapTracker`)."""
+        return _walk(
+            lambda cursor: self.messages_page(
+                subscription_id, after_sequence=after_sequence, limit=limit, cursor=cursor
+            )
         )
 
     async def recover(

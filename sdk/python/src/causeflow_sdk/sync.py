@@ -165,6 +165,8 @@ class Subscriptions(_SyncGroup[aio.Subscriptions]):
     rotate_secret = _blocking(aio.Subscriptions.rotate_secret)
     test = _blocking(aio.Subscriptions.test)
     deliveries = _blocking(aio.Subscriptions.deliveries)
+    messages_page = _blocking(aio.Subscriptions.messages_page)
+    messages = _iterating(aio.Subscriptions.messages)
     recover = _blocking(aio.Subscriptions.recover)
     replay = _blocking(aio.Subscriptions.replay)
 

@@ -36,6 +36,8 @@ class Subscription(Resource):
     disabledReason: str | None = None
     firstFailureAt: str | None = None
     rateLimitPerSecond: int | None = None
+    ordering: str = "unordered"
+    orderingKey: str | None = None
     createdAt: str
     updatedAt: str
 
@@ -61,8 +63,24 @@ class Delivery(Resource):
     lastStatusCode: int | None = None
     lastError: str | None = None
     test: bool = False
+    sequence: int | None = None
     createdAt: str
     updatedAt: str
+
+
+class Message(Resource):
+    """One event a subscription matched, by its sequence, with its delivery's state."""
+
+    sequence: int
+    deliveryId: str
+    eventId: str
+    eventType: str
+    status: DeliveryStatus
+    attempts: int
+    lastStatusCode: int | None = None
+    lastError: str | None = None
+    createdAt: str
+    event: dict[str, Any] | None = None
 
 
 class Attempt(Resource):

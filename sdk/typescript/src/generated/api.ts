@@ -253,6 +253,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-subscriptions/{subscription_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Messages
+         * @description The events the subscription matched, in sequence order, with their delivery state: what
+         *     a receiver that saw a gap in X-CauseFlow-Sequence fetches. `cursor` continues a page.
+         */
+        get: operations["list_messages_v1_webhook_subscriptions__subscription_id__messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook-subscriptions/{subscription_id}/stats": {
         parameters: {
             query?: never;
@@ -987,6 +1008,11 @@ export interface components {
              * @description a test delivery (POST …/test), not an event of the log
              */
             test: boolean;
+            /**
+             * Sequence
+             * @description the k-th event matched by its subscription (1-based, no gaps); null for test deliveries and replays
+             */
+            sequence: number | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1037,6 +1063,11 @@ export interface components {
              * @description a test delivery (POST …/test), not an event of the log
              */
             test: boolean;
+            /**
+             * Sequence
+             * @description the k-th event matched by its subscription (1-based, no gaps); null for test deliveries and replays
+             */
+            sequence: number | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1285,6 +1316,49 @@ export interface components {
             /** P95 */
             p95: number | null;
         };
+        /** MessagePage */
+        MessagePage: {
+            /** Items */
+            items: components["schemas"]["MessageRead"][];
+            /** Cursor */
+            cursor: string | null;
+            /** Count */
+            count: number;
+        };
+        /** MessageRead */
+        MessageRead: {
+            /**
+             * Sequence
+             * @description the k-th event the subscription matched
+             */
+            sequence: number;
+            /** Deliveryid */
+            deliveryId: string;
+            /** Eventid */
+            eventId: string;
+            /** Eventtype */
+            eventType: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed" | "cancelled";
+            /** Attempts */
+            attempts: number;
+            /** Laststatuscode */
+            lastStatusCode: number | null;
+            /** Lasterror */
+            lastError: string | null;
+            /** Createdat */
+            createdAt: string;
+            /**
+             * Event
+             * @description the envelope as delivered; null once the event left the log (retention)
+             */
+            event: {
+                [key: string]: unknown;
+            } | null;
+        };
         /** RemediationCreate */
         RemediationCreate: {
             /** Title */
@@ -1388,6 +1462,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1454,6 +1535,18 @@ export interface components {
             } | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond?: number | null;
+            /**
+             * Ordering
+             * @description ordered: a delivery is sent only once every earlier one (by sequence) of its lane has succeeded or failed for good; applies to the events matched after the change
+             * @default unordered
+             * @enum {string}
+             */
+            ordering?: "ordered" | "unordered";
+            /**
+             * Orderingkey
+             * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
+             */
+            orderingKey?: string | null;
         };
         /** SubscriptionCreated */
         SubscriptionCreated: {
@@ -1484,6 +1577,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1532,6 +1632,13 @@ export interface components {
             firstFailureAt: string | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond: number | null;
+            /**
+             * Ordering
+             * @enum {string}
+             */
+            ordering: "ordered" | "unordered";
+            /** Orderingkey */
+            orderingKey: string | null;
             /** Createdat */
             createdAt: string;
             /** Updatedat */
@@ -1591,6 +1698,16 @@ export interface components {
             } | null;
             /** Ratelimitpersecond */
             rateLimitPerSecond?: number | null;
+            /**
+             * Ordering
+             * @description ordered: a delivery is sent only once every earlier one (by sequence) of its lane has succeeded or failed for good; applies to the events matched after the change
+             */
+            ordering?: ("ordered" | "unordered") | null;
+            /**
+             * Orderingkey
+             * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
+             */
+            orderingKey?: string | null;
         };
         /** TenantCreate */
         TenantCreate: {
@@ -2355,6 +2472,44 @@ export interface operations {
                 status?: ("pending" | "succeeded" | "failed" | "cancelled") | null;
                 /** @description comma-separated */
                 event?: string | null;
+                /** @description page size */
+                limit?: number;
+                /** @description opaque cursor */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                subscription_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_messages_v1_webhook_subscriptions__subscription_id__messages_get: {
+        parameters: {
+            query?: {
+                /** @description only the matches after this sequence number */
+                afterSequence?: number;
                 /** @description page size */
                 limit?: number;
                 /** @description opaque cursor */

@@ -156,7 +156,6 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
 
 @router.post(
     "/v1/events/batch",
-    summary="Publish several events at once",
     description="Up to 100 events, checked like `POST /v1/events` and stored in one "
     "transaction, in order: all of them, or none when one is refused.",
 )

@@ -141,7 +141,11 @@ async def test_a_refusal_in_the_transaction_rolls_back_the_whole_batch(
         data = sample_data("investigation.progress", incidentId=incident)
         return {"event": "investigation.progress", "data": data}
 
-    items = [progress(incident_id), progress(incident_id), progress("inc_01HZZZZZZZZZZZZZZZZZZZZZZZ")]
+    items = [
+        progress(incident_id),
+        progress(incident_id),
+        progress("inc_01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+    ]
     resp = await post_batch(service, engine, items)
     assert resp.status_code == 404, resp.text
     body = resp.json()
@@ -158,15 +162,16 @@ async def test_effects_run_for_each_event_in_order(service: Service, tenant: Ten
     first, second = await open_incident(service, tenant), await open_incident(service, tenant)
     engine = await producer_key(service, tenant)
     items = [
-        {"event": "investigation.progress", "data": sample_data("investigation.progress", incidentId=i)}
+        {
+            "event": "investigation.progress",
+            "data": sample_data("investigation.progress", incidentId=i),
+        }
         for i in (first, second)
     ]
     resp = await post_batch(service, engine, items)
     assert resp.status_code == 200, resp.text
     for incident_id in (first, second):
-        got = await service.client.get(
-            f"/v1/incidents/{incident_id}", headers=tenant.admin_headers
-        )
+        got = await service.client.get(f"/v1/incidents/{incident_id}", headers=tenant.admin_headers)
         assert got.json()["status"] == "investigating"
     listed = await service.client.get(
         "/v1/events",

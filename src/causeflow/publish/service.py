@@ -147,9 +147,7 @@ async def publish_all(ctx: Any, batch: list[Publish]) -> list[StoredEvent]:
         return await publish_batch(tx, batch, locate=True)
 
 
-async def publish_batch(
-    tx: Tx, batch: list[Publish], *, locate: bool = False
-) -> list[StoredEvent]:
+async def publish_batch(tx: Tx, batch: list[Publish], *, locate: bool = False) -> list[StoredEvent]:
     """Append a batch of publishes in the caller's transaction, as if one after another: events
     in order, each tenant's appended together until an effect is about to write (what it
     appends then follows its event). With `locate`, a refusal names its item (`at_item`)."""

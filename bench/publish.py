@@ -166,8 +166,8 @@ def orchestrate(args: argparse.Namespace) -> None:
                     print(
                         f"  run {run} {mode:<6} {got['events_per_s']:>9,.0f} events/s  "
                         f"{got['rps']:>7,.0f} req/s  p50 {got['p50_ms']:.1f} ms  "
-                        f"p99 {got['p99_ms']:.1f} ms  "
-                        f"server CPU {got['cpu_us_per_event']:.0f} µs/event  errors {got['errors']}",
+                        f"p99 {got['p99_ms']:.1f} ms  server CPU "
+                        f"{got['cpu_us_per_event']:.0f} µs/event  errors {got['errors']}",
                         flush=True,
                     )
         finally:

@@ -131,6 +131,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/event-types"): OPEN,
     ("GET", "/v1/event-types/{name}"): OPEN,
     ("POST", "/v1/events"): PUBLISHERS,
+    ("POST", "/v1/events/batch"): PUBLISHERS,
     ("GET", "/v1/events"): READERS,
     ("GET", "/v1/notifications"): READERS,
     ("POST", "/v1/notifications/stream-tickets"): READERS,
@@ -233,6 +234,18 @@ BODIES: dict[tuple[str, str], Any] = {
             "incidentId": "{incident_id}",
             "summary": "matrix",
         },
+    },
+    ("POST", "/v1/events/batch"): {
+        "events": [
+            {
+                "event": "knowledge.pattern_extracted",
+                "data": {
+                    "patternId": "ptn_01M86BHZMVE0ZBGJ09TQM83XSS",
+                    "incidentId": "{incident_id}",
+                    "summary": "matrix",
+                },
+            }
+        ]
     },
     ("POST", SUBS): {"url": "http://127.0.0.1:9/matrix", "events": ["incident.created"]},
     ("PATCH", SUB): {"description": "matrix"},

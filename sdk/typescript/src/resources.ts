@@ -13,6 +13,8 @@ import type { EventDataMap, EventName, Envelope } from "./generated/events.js";
 import type { PostOptions, QueryValue, RequestOptions, Transport } from "./http.js";
 import { type Page, Paginator } from "./pagination.js";
 import type {
+  BatchEvent,
+  BatchItem,
   Delivery,
   DeliveryDetail,
   DeliverySearchParams,
@@ -97,6 +99,22 @@ export class Events extends Group {
     const { test, ...rest } = options;
     const body = test ? { event, data, test: true } : { event, data };
     return this.t.request("POST", "/v1/events", { ...rest, body });
+  }
+
+  /**
+   * Publish 1 to 100 events in one transaction, in order, all or none: a refused event
+   * rejects with `CauseFlowAPIError` naming it (`events.<index>…`) and nothing is stored.
+   * Resolves to the stored envelopes in the order given.
+   */
+  async publishBatch(events: readonly BatchEvent[], options: PostOptions = {}): Promise<Envelope[]> {
+    const body = {
+      events: events.map(({ event, data, test }) => (test ? { event, data, test: true } : { event, data })),
+    };
+    const answer = await this.t.request<{ items: BatchItem[] }>("POST", "/v1/events/batch", {
+      ...options,
+      body,
+    });
+    return answer.items.map((item) => item.event);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 
 import type { components, paths } from "./generated/api.js";
-import type { Envelope } from "./generated/events.js";
+import type { Envelope, EventDataMap, EventName } from "./generated/events.js";
 
 type Schemas = components["schemas"];
 
@@ -36,6 +36,18 @@ export type IncidentListParams = Params<QueryOf<"/v1/incidents">, "status" | "se
 export type Alert = Schemas["AlertRead"];
 
 export type EventPublish = Schemas["EventPublish"];
+/** The body of `POST /v1/events/batch` as the OpenAPI document has it. */
+export type EventBatch = Schemas["EventBatch"];
+/** One event of `events.publishBatch`: a catalog type with its own data shape. */
+export type BatchEvent<K extends EventName = EventName> = K extends EventName
+  ? { event: K; data: EventDataMap[K]; test?: boolean }
+  : never;
+/** One result of `POST /v1/events/batch` (every status is 201: a batch is stored whole). */
+export interface BatchItem {
+  index: number;
+  status: number;
+  event: Envelope;
+}
 export type EventListParams = Params<QueryOf<"/v1/events">, "event", "since">;
 
 export type Subscription = Schemas["SubscriptionRead"];

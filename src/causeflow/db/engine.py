@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Executable, Table, event
@@ -98,7 +99,11 @@ class Tx:
         if sql is None:
             compiled = table.insert().compile(dialect=dialect, column_keys=list(keys))
             sql = _INSERT_SQL[cache_key] = str(compiled)
-        await self.conn.exec_driver_sql(sql, [tuple(row[k] for k in keys) for row in rows])
+        values = itemgetter(*keys)
+        if len(keys) == 1:  # itemgetter of one key answers the value, not a 1-tuple
+            await self.conn.exec_driver_sql(sql, [(values(row),) for row in rows])
+            return
+        await self.conn.exec_driver_sql(sql, [values(row) for row in rows])
 
 
 # (dialect, table, columns) -> the INSERT in the driver's parameter style

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from causeflow.db.dialect import NOTIFY_CHANNEL
@@ -42,8 +43,8 @@ class Broker:
 
     def committed(self, appended: list[tuple[str, int, str]]) -> None:
         """Database commit hook: wake readers of every tenant the transaction appended to."""
-        for _tenant, _position, event_type in appended:
-            EVENTS_APPENDED.labels(event_type).inc()
+        for event_type, count in Counter(event_type for _, _, event_type in appended).items():
+            EVENTS_APPENDED.labels(event_type).inc(count)
         for tenant_id in {t for t, _, _ in appended}:
             self.publish(tenant_id)
 

@@ -9,6 +9,7 @@ transaction, and readers are woken once that transaction has committed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,10 @@ class StoredEvent:
     test: bool = False
 
 
+# The events of one append share their time: its text is formatted once, not once per event.
+_timestamp = functools.lru_cache(maxsize=256)(ms_to_rfc3339)
+
+
 def build_envelope(
     *,
     event_id: str,
@@ -50,7 +55,7 @@ def build_envelope(
     envelope: dict[str, Any] = {
         "id": event_id,
         "event": event_type,
-        "timestamp": ms_to_rfc3339(now_ms),
+        "timestamp": _timestamp(now_ms),
         "tenantId": tenant_id,
         "data": data,
     }

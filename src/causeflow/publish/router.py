@@ -14,7 +14,7 @@ from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
 from causeflow.jsonutil import json_body
-from causeflow.publish.service import prepare, publish
+from causeflow.publish.service import MAX_BATCH_EVENTS, prepare, prepare_all, publish, publish_all
 from causeflow_sdk.models import CATALOG
 
 router = APIRouter(tags=["events"], route_class=JsonRoute)
@@ -25,6 +25,11 @@ class EventPublish(BaseModel):
     event: str = Field(min_length=1, max_length=100)
     data: dict[str, Any]
     test: bool = False
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventPublish] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
 class EventFilters:
@@ -147,6 +152,25 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
     )
     stored = await publish(ctx, item)
     return Response(json_body(stored.envelope), status_code=201, media_type="application/json")
+
+
+@router.post(
+    "/v1/events/batch",
+    description="Up to 100 events, checked like `POST /v1/events` and stored in one "
+    "transaction, in order: all of them, or none when one is refused.",
+)
+async def post_event_batch(body: EventBatch, ctx: Ctx, principal: Publisher) -> Response:
+    items = prepare_all(
+        principal,
+        ((e.event, e.data, e.test) for e in body.events),
+        now_ms=ctx.clock.now_ms(),
+    )
+    stored = await publish_all(ctx, items)
+    # The stored envelopes go out as they are, like the single publish's answer.
+    results = ",".join(
+        f'{{"index":{i},"status":201,"event":{event.envelope}}}' for i, event in enumerate(stored)
+    )
+    return Response(json_body('{"items":[' + results + "]}"), media_type="application/json")
 
 
 # One handler, two documented routes: `GET /v1/notifications` is the polling fallback for

@@ -8,18 +8,23 @@ Features register effects (e.g. the first investigation.progress moves its incid
 process share one transaction (`publisher`, a db/batcher.py `Batcher`): one BEGIN, NOTIFY and
 COMMIT, one position reservation and one insert per tenant for a burst; each still answers
 after the commit with its own event, and one that fails (an unknown incident) fails alone.
+
+`POST /v1/events/batch` runs the same checks on each of its events (`prepare_all`) and stores
+them in one transaction of their own (`publish_all`): all of them or none, refusals naming the
+event (`events.<index>`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import copy
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from causeflow.auth.principal import Principal
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
-from causeflow.errors import Forbidden, ValidationFailed
+from causeflow.errors import CauseFlowError, Forbidden, ValidationFailed
 from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
 from causeflow.incident.repository import require_incident
 from causeflow.trigger.service import require_trigger
@@ -92,10 +97,60 @@ def prepare(
     return Publish(principal.tenant_id, not principal.is_admin, event_type, clean, test, now_ms)
 
 
-async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
+MAX_BATCH_EVENTS = 100  # events of one `POST /v1/events/batch`
+
+
+def at_item(exc: CauseFlowError, index: int) -> CauseFlowError:
+    """`exc` as the refusal of the batch's event `index`: validation paths under
+    `events.<index>.`, other refusals with the index in their message and details."""
+    where = f"events.{index}"
+    located = copy.copy(exc)
+    errors = (exc.details or {}).get("errors")
+    if isinstance(exc, ValidationFailed) and isinstance(errors, list):
+        located.details = {
+            "errors": [{**e, "path": f"{where}.{e['path']}"} for e in errors],
+        }
+    else:
+        located.details = {**(exc.details or {}), "index": index}
+    located.message = f"{where}: {exc.message}"
+    return located
+
+
+def prepare_all(
+    principal: Principal, items: Iterable[tuple[str, Any, bool]], *, now_ms: int
+) -> list[Publish]:
+    """`prepare` for each (event type, data, test) of a batch. Every validation problem of every
+    event is reported together; any other refusal (403) of the first event refused at once."""
+    prepared: list[Publish] = []
+    problems: list[dict[str, Any]] = []
+    for index, (event_type, data, test) in enumerate(items):
+        try:
+            prepared.append(
+                prepare(principal, event_type=event_type, data=data, test=test, now_ms=now_ms)
+            )
+        except ValidationFailed as exc:
+            problems.extend(at_item(exc, index).details["errors"])  # type: ignore[index]
+        except CauseFlowError as exc:
+            raise at_item(exc, index) from exc
+    if problems:
+        raise ValidationFailed(
+            "events of the batch are not valid; none was published", details={"errors": problems}
+        )
+    return prepared
+
+
+async def publish_all(ctx: Any, batch: list[Publish]) -> list[StoredEvent]:
+    """Store a batch in one transaction of its own, all of it or nothing (never shared through
+    `publisher`, whose failed bursts are retried item by item); returns its events once
+    committed. A refusal met in the transaction (an unknown incident) names its event."""
+    async with ctx.db.transaction() as tx:
+        return await publish_batch(tx, batch, locate=True)
+
+
+async def publish_batch(tx: Tx, batch: list[Publish], *, locate: bool = False) -> list[StoredEvent]:
     """Append a batch of publishes in the caller's transaction, as if one after another: events
     in order, each tenant's appended together until an effect is about to write (what it
-    appends then follows its event)."""
+    appends then follows its event). With `locate`, a refusal names its item (`at_item`)."""
     await lock_log_heads(tx, (p.tenant_id for p in batch))  # before any other row lock
     stored: list[StoredEvent | None] = [None] * len(batch)
     pending: dict[str, list[int]] = {}  # tenant -> indexes waiting to be appended
@@ -113,12 +168,20 @@ async def publish_batch(tx: Tx, batch: list[Publish]) -> list[StoredEvent]:
                 stored[i] = event
         pending.clear()
 
-    for index, item in enumerate(batch):
+    async def stage(index: int, item: Publish) -> None:
         if item.check_references:
             await _check_references(tx, item.tenant_id, item.data)
         pending.setdefault(item.tenant_id, []).append(index)
         for effect in () if item.test else EFFECTS.get(item.event_type, ()):
             await effect(tx, item.tenant_id, item.data, item.now_ms, flush)
+
+    for index, item in enumerate(batch):
+        try:
+            await stage(index, item)
+        except CauseFlowError as exc:
+            if not locate:
+                raise
+            raise at_item(exc, index) from exc
     await flush()
     return [event for event in stored if event is not None]
 

@@ -21,6 +21,7 @@ from causeflow_sdk.stream import EventStream, RawEvent, StreamReset
 from causeflow_sdk.sync import Client, SyncEventStream
 from causeflow_sdk.types import (
     Attempt,
+    BatchEvent,
     Delivery,
     DeliveryDetail,
     Incident,
@@ -40,6 +41,7 @@ __all__ = [
     "UNSET",
     "AsyncClient",
     "Attempt",
+    "BatchEvent",
     "CauseFlowAPIError",
     "CauseFlowConnectionError",
     "CauseFlowError",

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from causeflow_sdk.http import Params, Transport
 from causeflow_sdk.models import Envelope
 from causeflow_sdk.types import (
+    BatchEvent,
     Delivery,
     DeliveryDetail,
     DeliveryStatus,
@@ -75,6 +76,13 @@ async def _walk(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncItera
         if page.cursor is None or not page.items:
             return
         cursor = page.cursor
+
+
+def _batch_item(event: BatchEvent) -> dict[str, Any]:
+    item: dict[str, Any] = {"event": event["event"], "data": dict(event["data"])}
+    if event.get("test"):
+        item["test"] = True
+    return item
 
 
 class _Group:
@@ -349,6 +357,18 @@ class Events(_Group):
             "POST", "/v1/events", json=body, idempotency_key=idempotency_key
         )
         return Envelope.model_validate(raw)
+
+    async def publish_batch(
+        self, events: Sequence[BatchEvent], *, idempotency_key: str | None = None
+    ) -> builtins.list[Envelope]:
+        """Publish 1 to 100 events in one transaction, in order, all or none (a refused event
+        raises `CauseFlowAPIError` naming it, `events.<index>…`, and nothing is stored);
+        return the stored envelopes in the order given."""
+        body = {"events": [_batch_item(e) for e in events]}
+        raw = await self._t.request(
+            "POST", "/v1/events/batch", json=body, idempotency_key=idempotency_key
+        )
+        return [Envelope.model_validate(item["event"]) for item in raw["items"]]
 
     async def list(
         self,

@@ -186,6 +186,7 @@ class Incidents(_SyncGroup[aio.Incidents]):
 
 class Events(_SyncGroup[aio.Events]):
     publish = _blocking(aio.Events.publish)
+    publish_batch = _blocking(aio.Events.publish_batch)
     list = _blocking(aio.Events.list)
     iterate = _iterating(aio.Events.iterate)
 

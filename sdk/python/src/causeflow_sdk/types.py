@@ -8,7 +8,7 @@ Events are `causeflow_sdk.models.Envelope`, the model the server itself uses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,6 +17,14 @@ from causeflow_sdk.models import Envelope
 T = TypeVar("T")
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
+
+
+class BatchEvent(TypedDict):
+    """One event of `events.publish_batch`: the fields of a single publish."""
+
+    event: str
+    data: dict[str, Any]
+    test: NotRequired[bool]
 
 
 class Resource(BaseModel):

@@ -16,6 +16,18 @@ ATTEMPT_LATENCY = Histogram(
     "Latency of webhook delivery attempts",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
 )
+# Only with CAUSEFLOW_METRICS_PER_SUBSCRIPTION=true: one series per subscription and outcome.
+SUBSCRIPTION_ATTEMPTS = Counter(
+    "causeflow_subscription_attempts_total",
+    "Delivery attempts per subscription; outcome succeeded (a 2xx) or failed",
+    ["subscription_id", "outcome"],
+)
+SUBSCRIPTION_ATTEMPT_LATENCY = Histogram(
+    "causeflow_subscription_attempt_seconds",
+    "Latency of delivery attempts per subscription",
+    ["subscription_id"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15),
+)
 QUEUE_DEPTH = Gauge("causeflow_delivery_queue_depth", "Pending deliveries")
 QUEUE_OLDEST_AGE = Gauge(
     "causeflow_delivery_queue_oldest_age_seconds",

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     run_workers: bool | None = None  # None: inside `serve` on SQLite only
     worker_metrics_port: int = 0  # `causeflow worker` serves /metrics here; 0 = off
     metrics_token: str = ""  # when set, /metrics wants `Authorization: Bearer <token>`
+    # per-subscription delivery series on /metrics (one label value per subscription: opt in)
+    metrics_per_subscription: bool = False
 
     # inbound
     sns_cert_host_pattern: str = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"

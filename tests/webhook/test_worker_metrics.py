@@ -78,3 +78,35 @@ def test_the_gauge_says_what_it_measures() -> None:
         if line.startswith("# HELP causeflow_delivery_queue_oldest_age_seconds ")
     ]
     assert "created" in help_line and "due" not in help_line
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("per_subscription", [False, True])
+async def test_per_subscription_series_only_when_asked(
+    tmp_path: Path, database_url: str, per_subscription: bool
+) -> None:
+    """Attempts by subscription and outcome, and their latency, appear on /metrics only with
+    CAUSEFLOW_METRICS_PER_SUBSCRIPTION (one label value per subscription)."""
+    from tests.support.receiver import Fail, Receiver
+
+    from .delivery_support import add_deliveries, wait_until_settled
+
+    async with (
+        Receiver() as receiver,
+        bare_context(tmp_path, database_url, metrics_per_subscription=per_subscription) as ctx,
+    ):
+        receiver.set_behavior("/hook", Fail(500, times=1))
+        sub = await add_subscription(ctx, receiver.url_for("/hook"))
+        event = await add_event(ctx)
+        ids_ = await add_deliveries(ctx, sub, event)
+        async with running_engine(ctx):
+            [row] = await wait_until_settled(ctx, ids_)
+        assert row.status == "succeeded" and row.attempts == 2
+    text = generate_latest(REGISTRY).decode()
+    ok = f'causeflow_subscription_attempts_total{{outcome="succeeded",subscription_id="{sub}"}}'
+    failed = f'causeflow_subscription_attempts_total{{outcome="failed",subscription_id="{sub}"}}'
+    latency = f'causeflow_subscription_attempt_seconds_count{{subscription_id="{sub}"}}'
+    if per_subscription:
+        assert f"{ok} 1.0" in text and f"{failed} 1.0" in text and f"{latency} 2.0" in text
+    else:
+        assert sub not in text

@@ -33,7 +33,11 @@ from typing import Any
 
 from causeflow import __version__
 from causeflow.context import AppContext
-from causeflow.metrics import ATTEMPT_LATENCY
+from causeflow.metrics import (
+    ATTEMPT_LATENCY,
+    SUBSCRIPTION_ATTEMPT_LATENCY,
+    SUBSCRIPTION_ATTEMPTS,
+)
 from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.webhook import queue
@@ -134,6 +138,13 @@ def build_sender(settings: Settings) -> Sender:
     )
 
 
+def observe_subscription(subscription_id: str, result: SendResult) -> None:
+    """The per-subscription series (CAUSEFLOW_METRICS_PER_SUBSCRIPTION)."""
+    ok = result.status is not None and 200 <= result.status < 300
+    SUBSCRIPTION_ATTEMPTS.labels(subscription_id, "succeeded" if ok else "failed").inc()
+    SUBSCRIPTION_ATTEMPT_LATENCY.labels(subscription_id).observe(result.latency_ms / 1000)
+
+
 class DeliveryEngine:
     """One process's delivery engine, composed of its parts: the claimer (intake), the lanes
     (admission and sending), the recorder (outcomes), the wake-ups and what it holds."""
@@ -153,6 +164,7 @@ class DeliveryEngine:
         self.db = ctx.db
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{_secrets.token_hex(4)}"
         self.schedule = parse_schedule(settings.webhook_retry_schedule)
+        self.per_subscription = settings.metrics_per_subscription
         # No attempt outlives the request timeout, so waiting longer than it is pointless.
         self.grace_seconds = min(grace_seconds, settings.webhook_timeout_seconds + 0.1)
         # One cache per process, shared with the dispatcher and the API (which invalidates it).
@@ -331,6 +343,8 @@ class DeliveryEngine:
         self.lanes.waits.observe(job.origin, result.latency_ms / 1000)
         self.attempted += 1
         ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
+        if self.per_subscription:
+            observe_subscription(claimed.subscription_id, result)
         outcome = decide(
             claimed,
             result,

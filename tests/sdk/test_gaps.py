@@ -6,6 +6,8 @@ import pytest
 
 from causeflow_sdk import Gap, GapTracker
 
+pytestmark = pytest.mark.unit
+
 SUB = "sub_01M86BHTRK6CQ643DZVMXXQKFB"
 OTHER = "sub_01M86BHTRK6CQ643DZVMXXQKFC"
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from causeflow_sdk import AsyncClient, Client, GapTracker
 from causeflow_sdk.models import sample_data
-from tests.sdk.live import Live
 from tests.support.receiver import Receiver
+from tests.support.serve import Live
+
+pytestmark = pytest.mark.process
 
 
 async def test_gaps_are_fetched_through_messages(client: AsyncClient, live: Live) -> None:

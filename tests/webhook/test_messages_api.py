@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from causeflow.webhook.dispatcher import dispatch_pending
+import pytest
+
 from causeflow.webhook.engine import start_delivery
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
-from tests.webhook.helpers import SUBS, create_sub, error_paths
+from tests.support.webhook import SUBS, create_sub, dispatch_pending, error_paths
 from tests.webhook.test_subscription_changes import publish
+
+pytestmark = pytest.mark.integration
 
 
 async def _messages(service: Service, tenant: Tenant, sub_id: str, **params: Any) -> Any:

@@ -18,8 +18,10 @@ from causeflow.webhook.dispatcher import start_dispatcher
 from causeflow.webhook.engine import start_delivery
 from tests.support.inproc import Service, make_settings, running_service
 from tests.support.receiver import Fail, ReceivedRequest, Receiver
-from tests.webhook.helpers import SUBS, create_sub, delivery_rows, error_paths
+from tests.support.webhook import SUBS, create_sub, delivery_rows, error_paths
 from tests.webhook.test_subscription_changes import patch, publish
+
+pytestmark = pytest.mark.integration
 
 STUCK = "inc_" + "0" * 26
 FREE = "inc_" + "1" * 26

@@ -22,6 +22,8 @@ from tests.support.processes import Deployment
 from tests.support.receiver import ThreadedReceiver
 from tests.webhook.test_worker_processes import ENV, api, wait_statuses
 
+pytestmark = pytest.mark.process
+
 LANES = ["inc_" + c * 26 for c in "ABC"]
 PER_LANE = 12
 

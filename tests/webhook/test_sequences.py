@@ -10,18 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from causeflow.clock import ms_to_rfc3339
-from causeflow.webhook.dispatcher import dispatch_pending
 from causeflow.webhook.engine import start_delivery
 from causeflow.webhook.tables import subscription_sequences
 from tests.support.inproc import Service, Tenant
 from tests.support.receiver import Receiver
-from tests.webhook.helpers import SUBS, create_sub, delivery_rows
+from tests.support.webhook import SUBS, create_sub, delivery_rows, dispatch_pending
 from tests.webhook.test_subscription_changes import patch, publish
+
+pytestmark = pytest.mark.integration
 
 EVENT_SETS = [["*"], ["incident.created"], ["remediation.proposed"]]
 FILTERS: list[dict[str, Any] | None] = [None, {"severity": "critical"}, {"severity": "low"}]

@@ -10,7 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from causeflow.errors import ValidationFailed
-from causeflow.webhook.filters import MAX_KEY_DEPTH, MAX_KEY_LENGTH, check_filter, filter_matches
+from causeflow.webhook.filters import (
+    MAX_KEY_DEPTH,
+    MAX_KEY_LENGTH,
+    check_filter,
+    check_key,
+    filter_matches,
+    lane_of,
+)
 from causeflow.webhook.rules import check_events, expand_events, parse_selection
 
 pytestmark = pytest.mark.unit
@@ -285,3 +292,30 @@ def test_a_selection_keeps_its_window_and_no_types_when_none_are_named() -> None
     )
     assert (sel.since_ms, sel.until_ms) == (9 * 86_400_000, 9 * 86_400_000 + 3_600_000)
     assert sel.types is None and sel.incident_id is None
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "lane"),
+    [
+        ({"incidentId": "inc_1"}, "incidentId", '"inc_1"'),
+        ({"labels": {"team": "a"}}, "labels.team", '"a"'),
+        ({"n": 3}, "n", "3"),
+        ({"n": None}, "n", "null"),  # present, null: a lane of its own
+        ({"labels": {"team": "a"}}, "labels", '{"team":"a"}'),
+        ({}, "incidentId", None),  # absent: the shared lane of events without the key
+        ({"labels": "flat"}, "labels.team", None),
+    ],
+)
+def test_the_ordering_lane_is_the_json_of_the_value_at_the_key(
+    data: dict[str, Any], key: str, lane: str | None
+) -> None:
+    assert lane_of(data, key) == lane
+
+
+def test_an_ordering_key_follows_the_filter_key_rules() -> None:
+    assert check_key("orderingKey", None) is None
+    assert check_key("orderingKey", "labels.team") == "labels.team"
+    for bad in ("", "a..b", "a." * 5 + "a", "k" * (MAX_KEY_LENGTH + 1)):
+        with pytest.raises(ValidationFailed) as info:
+            check_key("orderingKey", bad)
+        assert info.value.details["errors"][0]["path"] == "orderingKey"

@@ -25,6 +25,8 @@ SERVICE_HEADERS = [
     "X-CauseFlow-Event",
     "X-CauseFlow-Delivery",
     "X-CauseFlow-Signature",
+    "X-CauseFlow-Sequence",
+    "X-CauseFlow-Subscription",
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
@@ -87,3 +89,37 @@ def test_a_delivery_without_a_secret_is_refused_saying_so() -> None:
     with pytest.raises(ValueError) as info:
         delivery_headers(event_type="t", msg_id="m", timestamp=0, body=b"", secrets=[], version="1")
     assert str(info.value) == "at least one secret is required"
+
+
+def _headers(**extra: object) -> dict[str, str]:
+    return delivery_headers(
+        event_type="incident.created",
+        msg_id="msg_1",
+        timestamp=1_700_000_000,
+        body=b"{}",
+        secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        version="1.0",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"subscription_id": "sub_1", "sequence": 7}, {"sub_1", "7"}),
+        ({"subscription_id": "sub_1", "sequence": 0}, {"sub_1", "0"}),
+        ({"subscription_id": "sub_1"}, None),  # a test delivery or a replay: no sequence
+        ({"sequence": 7}, None),
+        ({}, None),
+    ],
+)
+def test_a_sequenced_delivery_names_its_subscription_and_sequence(
+    extra: dict[str, object], expected: set[str] | None
+) -> None:
+    headers = _headers(**extra)
+    named = {headers.get("X-CauseFlow-Subscription"), headers.get("X-CauseFlow-Sequence")}
+    if expected is None:
+        assert "X-CauseFlow-Subscription" not in headers
+        assert "X-CauseFlow-Sequence" not in headers
+    else:
+        assert named == expected

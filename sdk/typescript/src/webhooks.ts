@@ -103,13 +103,22 @@ function standardMessage(id: string, timestamp: number, body: Uint8Array): Uint8
 
 function nowSeconds(now: number | Date | undefined): number {
   if (now === undefined) return Date.now() / 1000;
-  return now instanceof Date ? now.getTime() / 1000 : now;
+  const seconds = now instanceof Date ? now.getTime() / 1000 : now;
+  // NaN compares false with everything: it would let any timestamp through.
+  if (!Number.isFinite(seconds)) throw new TypeError("now must be a valid Date or finite number");
+  return seconds;
+}
+
+function toleranceOf(options: VerifyOptions): number {
+  const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
+  if (!(tolerance >= 0)) throw new TypeError("toleranceSeconds must be a number >= 0");
+  return tolerance;
 }
 
 /**
  * Check the signature only; resolve to the scheme that matched. Rejects with
  * `WebhookVerificationError` when the request does not verify, and with a TypeError for
- * unusable secrets or a body that is not raw.
+ * unusable secrets or options (a NaN clock or tolerance), or a body that is not raw.
  */
 export async function verifyWebhookSignature(
   rawBody: RawBody,
@@ -119,6 +128,8 @@ export async function verifyWebhookSignature(
 ): Promise<SignatureScheme> {
   const body = bodyBytes(rawBody);
   const keys = secretList(secrets);
+  toleranceOf(options); // unusable options are configuration errors, whatever the headers
+  nowSeconds(options.now);
   const found = lowered(headers);
   const signature = found.get("webhook-signature");
   if (signature !== undefined) {
@@ -153,7 +164,7 @@ async function checkStandard(
     throw new WebhookVerificationError("invalid_timestamp", "webhook-timestamp is not an integer");
   }
   const timestamp = Number(stamp);
-  const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
+  const tolerance = toleranceOf(options);
   const distance = nowSeconds(options.now) - timestamp;
   if (Math.abs(distance) > tolerance) {
     throw new WebhookVerificationError(

@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import {
   CauseFlowAPIError,
   CauseFlowClient,
+  CauseFlowConnectionError,
   WebhookVerificationError,
   signWebhook,
   verifyWebhookSignature,
@@ -225,6 +226,36 @@ describe("SseParser corner cases", () => {
 });
 
 describe("pagination and errors against a misbehaving server", () => {
+  it("a server that answers the same cursor again does not loop forever", async () => {
+    let calls = 0;
+    const { fetch } = fakeFetch(() => {
+      calls += 1;
+      if (calls > 50) throw new Error("looping");
+      return json(200, { items: [{ id: "inc_1" }], cursor: "same", count: 1 });
+    });
+    const client = new CauseFlowClient({ baseUrl: "http://x.test", apiKey: "k", fetch });
+    await assert.rejects(client.incidents.list().toArray(), (e: Error) => e instanceof CauseFlowConnectionError && /again/.test(e.message));
+    assert.ok(calls <= 3, `calls: ${calls}`);
+  });
+
+  it("a cycle of cursors (a, b, a) ends too, after yielding each page once", async () => {
+    const next: Record<string, string> = { start: "a", a: "b", b: "a" };
+    let calls = 0;
+    const { fetch } = fakeFetch(({ url }) => {
+      calls += 1;
+      if (calls > 50) throw new Error("looping");
+      const at = url.searchParams.get("cursor") ?? "start";
+      return json(200, { items: [{ id: at }], cursor: next[at], count: 1 });
+    });
+    const client = new CauseFlowClient({ baseUrl: "http://x.test", apiKey: "k", fetch });
+    const seen: string[] = [];
+    const walk = async () => {
+      for await (const item of client.incidents.list()) seen.push(item.id);
+    };
+    await assert.rejects(walk(), CauseFlowConnectionError);
+    assert.deepEqual(seen, ["start", "a", "b"]);
+  });
+
   it("a non-JSON error answer keeps its status and text", async () => {
     const { fetch } = fakeFetch(() => new Response("<html>Bad Gateway</html>", { status: 502, headers: { "Retry-After": "7" } }));
     const client = new CauseFlowClient({ baseUrl: "http://x.test", apiKey: "k", fetch });

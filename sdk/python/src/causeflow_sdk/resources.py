@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from causeflow_sdk.errors import CauseFlowConnectionError
 from causeflow_sdk.http import Params, Transport
 from causeflow_sdk.models import Envelope
 from causeflow_sdk.types import (
@@ -68,13 +69,19 @@ def _page(raw: Mapping[str, Any], parse: Callable[[Any], T]) -> Page[T]:
 
 
 async def _walk(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """Every item, page after page. A cursor only moves forward: one the server sent before
+    means a broken server, and is an error rather than an endless walk."""
     cursor: str | None = None
+    seen: set[str] = set()
     while True:
         page = await fetch(cursor)
         for item in page.items:
             yield item
         if page.cursor is None or not page.items:
             return
+        if page.cursor in seen:
+            raise CauseFlowConnectionError("the server sent a page cursor it had sent before")
+        seen.add(page.cursor)
         cursor = page.cursor
 
 

@@ -8,6 +8,7 @@ cannot tell a replay from a delivery). Several secrets may be given, for a rotat
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -55,6 +56,11 @@ def verify_signature(
     """
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError("pass the raw request body as bytes, before any JSON parsing")
+    # NaN compares false with everything: a NaN tolerance or clock would accept any timestamp
+    if math.isnan(tolerance) or tolerance < 0:
+        raise ValueError("tolerance must be a number of seconds, 0 or more (inf: no check)")
+    if now is not None and not math.isfinite(now):
+        raise ValueError("now must be a finite time in seconds")
     raw = bytes(body)
     keys = _secret_list(secrets)
     found = _lowered(headers)

@@ -41,6 +41,11 @@ _WINDOW = {"since": ms_to_rfc3339(int(time.time() * 1000) - 86_400_000)}
 
 # A valid body for every route, in which the hostile values are planted.
 BASES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/v1/events/batch"): {
+        "events": [
+            {"event": "incident.created", "data": sample_data("incident.created", title="hostile")}
+        ]
+    },
     ("POST", "/v1/events"): {
         "event": "incident.created",
         "data": sample_data("incident.created", title="hostile"),

@@ -66,7 +66,8 @@ async def test_kill9_worker_with_deliveries_in_flight(tmp_path: Path) -> None:
             found = await wait_all_succeeded(
                 session, cluster.bases[1], hdr, subs, EVENTS, timeout=60
             )
-        received = msg_ids(receiver.requests)
+        requests = receiver.requests
+        received = msg_ids(requests)
 
     delivery_ids = {d["id"] for items in found.values() for d in items}
     assert len(delivery_ids) == SUBSCRIPTIONS * EVENTS
@@ -77,7 +78,7 @@ async def test_kill9_worker_with_deliveries_in_flight(tmp_path: Path) -> None:
     # Sent again only if sent before the crash (on the wire by then), never one recorded
     # before it.
     first_seen: dict[str, float] = {}
-    for r in receiver.requests:
+    for r in requests:
         m = r.headers["webhook-id"]
         first_seen[m] = min(first_seen.get(m, r.received_at), r.received_at)
     on_the_wire = {m for m, at in first_seen.items() if at <= killed_at + WIRE_GRACE_SECONDS}

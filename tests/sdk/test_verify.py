@@ -44,8 +44,9 @@ def only(headers: dict[str, str], *names: str) -> dict[str, str]:
 STANDARD = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-@pytest.mark.parametrize("secret", [generate_secret(), "your-signing-secret"])
+@pytest.mark.parametrize("secret", ["generated", "your-signing-secret"])
 def test_standard_scheme_returns_the_typed_event(secret: str) -> None:
+    secret = generate_secret() if secret == "generated" else secret
     headers = only(sign([secret]), *STANDARD)
     event = verify(BODY, headers, secret, now=NOW + 10)
     assert isinstance(event, Envelope)
@@ -54,8 +55,9 @@ def test_standard_scheme_returns_the_typed_event(secret: str) -> None:
     assert verify_signature(BODY, headers, secret, now=NOW) == "standard"
 
 
-@pytest.mark.parametrize("secret", [generate_secret(), "your-signing-secret"])
+@pytest.mark.parametrize("secret", ["generated", "your-signing-secret"])
 def test_causeflow_scheme_alone(secret: str) -> None:
+    secret = generate_secret() if secret == "generated" else secret
     headers = only(sign([secret]), "X-CauseFlow-Signature")
     assert verify(BODY, headers, secret).event == "incident.created"
     assert verify_signature(BODY, headers, secret) == "causeflow"

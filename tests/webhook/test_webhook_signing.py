@@ -113,8 +113,9 @@ def test_all_headers_for_one_attempt() -> None:
     }
 
 
-@pytest.mark.parametrize("secret", [generate_secret(), "your-signing-secret", "pässwörd-ünïcode-1"])
+@pytest.mark.parametrize("secret", ["generated", "your-signing-secret", "pässwörd-ünïcode-1"])
 def test_live_delivery_verifies_with_the_library(secret: str) -> None:
+    secret = generate_secret() if secret == "generated" else secret
     body = orjson.dumps({"id": "evt_1", "event": "incident.created", "data": {"title": "disk"}})
     now = int(time.time())
     headers = delivery_headers(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from causeflow.api.deps import Ctx, Operator, Reader, async_dependency, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.query import comma_list
 from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.errors import ValidationFailed
@@ -27,15 +28,15 @@ router = APIRouter(tags=["incidents"], route_class=JsonRoute)
 
 
 def _choices(value: str | None, allowed: tuple[str, ...], name: str) -> frozenset[str] | None:
-    if not value:
+    chosen = comma_list(value)
+    if chosen is None:
         return None
-    chosen = frozenset(v.strip() for v in value.split(",") if v.strip())
     unknown = sorted(chosen - set(allowed))
     if unknown:
         raise ValidationFailed.at(
             f"query.{name}", f"unknown {name} {', '.join(unknown)}; one of {', '.join(allowed)}"
         )
-    return chosen or None
+    return chosen
 
 
 class IncidentFilters:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
+from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
-from causeflow.clock import parse_rfc3339
 from causeflow.errors import CursorExpired, ValidationFailed
 from causeflow.event import log
 from causeflow.jsonutil import json_body
@@ -46,12 +46,9 @@ class EventFilters:
             Query(description="log order, oldest first (the default), or newest first"),
         ] = "oldest",
     ) -> None:
-        self.types = frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
+        self.types = comma_list(event)
         self.incident_id = incidentId
-        try:
-            self.since_ms = parse_rfc3339(since) if since else None
-        except ValueError as exc:
-            raise ValidationFailed.at("query.since", "not an RFC 3339 time") from exc
+        self.since_ms = query_time("since", since)
         self.after = after
         self.newest = order == "newest"
 

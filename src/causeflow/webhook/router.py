@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from causeflow.api.deps import Admin, Ctx, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
+from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
 from causeflow.clock import parse_rfc3339
 from causeflow.context import AppContext
@@ -173,17 +174,6 @@ async def send_test(
     return view
 
 
-def _query_time(name: str, value: str | None) -> int | None:
-    try:
-        return parse_rfc3339(value) if value else None
-    except ValueError as exc:
-        raise ValidationFailed.at(f"query.{name}", "not an RFC 3339 time") from exc
-
-
-def _types(event: str | None) -> frozenset[str] | None:
-    return frozenset(t.strip() for t in event.split(",") if t.strip()) if event else None
-
-
 async def _delivery_page(
     ctx: AppContext, tenant_id: str, query: DeliveryQuery, params: PageParams
 ) -> dict[str, Any]:
@@ -203,7 +193,9 @@ async def list_deliveries(
     status: Annotated[DeliveryStatus | None, Query()] = None,
     event: Annotated[str | None, Query(max_length=2000, description="comma-separated")] = None,
 ) -> dict[str, Any]:
-    query = DeliveryQuery(subscription_id=subscription_id, status=status, event_types=_types(event))
+    query = DeliveryQuery(
+        subscription_id=subscription_id, status=status, event_types=comma_list(event)
+    )
     return await _delivery_page(ctx, tenant_of(principal), query, params)
 
 
@@ -255,7 +247,7 @@ async def search_deliveries(
     until: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
 ) -> dict[str, Any]:
     """Where did an event go: the tenant's deliveries across subscriptions, newest first."""
-    since_ms, until_ms = _query_time("since", since), _query_time("until", until)
+    since_ms, until_ms = query_time("since", since), query_time("until", until)
     if since_ms is not None and until_ms is not None and until_ms < since_ms:
         raise ValidationFailed.at("query.until", "until is before since")
     query = DeliveryQuery(
@@ -263,7 +255,7 @@ async def search_deliveries(
         event_id=eventId,
         incident_id=incidentId,
         status=status,
-        event_types=_types(event),
+        event_types=comma_list(event),
         since_ms=since_ms,
         until_ms=until_ms,
     )

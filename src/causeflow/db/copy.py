@@ -72,7 +72,8 @@ class TableCheck:
 def shown(settings: Settings) -> str:
     """The store's URL for messages, without its password."""
     try:
-        return make_url(async_url(settings)).render_as_string(hide_password=True)
+        url = make_url(settings.database_url or async_url(settings))
+        return url.render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as given (it is refused later anyway)
         return settings.database_url
 

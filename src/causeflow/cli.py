@@ -540,13 +540,24 @@ def migrate_store(
             "--from",
             metavar="URL",
             help="the SQLite store to copy (sqlite:///path/causeflow.db)",
-            show_default="the configured store ($CAUSEFLOW_DATABASE_URL / data directory)",
+            show_default="--database-url",
         ),
     ] = None,
     data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help="the store to copy, as everywhere: a sqlite:/// URL (the same as --from)",
+            show_default="$CAUSEFLOW_DATABASE_URL, else SQLite in the data directory",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="check both stores and count the rows; write nothing"),
+        typer.Option(
+            "--dry-run", metavar="", help="check both stores and count the rows; write nothing"
+        ),
     ] = False,
 ) -> None:
     """Copy the SQLite store into an empty PostgreSQL database, then verify the copy.
@@ -556,6 +567,9 @@ def migrate_store(
     sealed: keep using the same key file) and compared, table by table, by row count and
     checksum. Refuses a target that holds any row. Exit code 1 when the comparison differs.
     """
+    if source_url and database_url and source_url != database_url:
+        raise CliError("--from and --database-url name two different stores: give one")
+    source_url = source_url or database_url
     settings = load(data_dir, source_url)
     source = sqlite_store(settings, "migrate-store", "copy it", "pg_dump")
     if not source.is_file():

@@ -588,6 +588,17 @@ def migrate_store(
         lock.close()
 
 
+def show_checks(checks: list[Any]) -> None:
+    """The comparison of `migrate-store`: one line a table, both sides where they differ."""
+    typer.echo(f"{'table':<24} {'rows':>10}  {'checksum (sha256)':<16}  ok")
+    for c in checks:
+        count = str(c.source_rows)
+        if c.source_rows != c.target_rows:
+            count = f"{c.source_rows}!={c.target_rows}"
+        total = c.source_sum[:16] if c.ok else f"{c.source_sum[:16]}!={c.target_sum[:16]}"
+        typer.echo(f"{c.table:<24} {count:>10}  {total:<16}  {'ok' if c.ok else 'MISMATCH'}")
+
+
 async def _migrate_store(source: Settings, target: Settings, dry_run: bool) -> None:
     from causeflow.db.copy import (
         CopyError,
@@ -615,15 +626,7 @@ async def _migrate_store(source: Settings, target: Settings, dry_run: bool) -> N
         checks = await verify_copy(source, target, metadata)
     except CopyError as exc:
         raise CliError(str(exc)) from exc
-    typer.echo(f"{'table':<24} {'rows':>10}  {'checksum (sha256)':<16}  ok")
-    for c in checks:
-        rows = (
-            f"{c.source_rows}"
-            if c.source_rows == c.target_rows
-            else f"{c.source_rows}!={c.target_rows}"
-        )
-        total = c.source_sum[:16] if c.ok else f"{c.source_sum[:16]}!={c.target_sum[:16]}"
-        typer.echo(f"{c.table:<24} {rows:>10}  {total:<16}  {'ok' if c.ok else 'MISMATCH'}")
+    show_checks(checks)
     bad = [c.table for c in checks if not c.ok]
     if bad:
         typer.echo(f"error: the copy differs from the source in: {', '.join(bad)}", err=True)

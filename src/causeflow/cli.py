@@ -590,13 +590,13 @@ def migrate_store(
 
 def show_checks(checks: list[Any]) -> None:
     """The comparison of `migrate-store`: one line a table, both sides where they differ."""
-    typer.echo(f"{'table':<24} {'rows':>10}  {'checksum (sha256)':<16}  ok")
+    typer.echo(f"{'table':<24} {'rows':>10}  {'checksum (sha256)':<17}  ok")
     for c in checks:
         count = str(c.source_rows)
         if c.source_rows != c.target_rows:
             count = f"{c.source_rows}!={c.target_rows}"
         total = c.source_sum[:16] if c.ok else f"{c.source_sum[:16]}!={c.target_sum[:16]}"
-        typer.echo(f"{c.table:<24} {count:>10}  {total:<16}  {'ok' if c.ok else 'MISMATCH'}")
+        typer.echo(f"{c.table:<24} {count:>10}  {total:<17}  {'ok' if c.ok else 'MISMATCH'}")
 
 
 async def _migrate_store(source: Settings, target: Settings, dry_run: bool) -> None:

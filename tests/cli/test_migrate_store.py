@@ -133,3 +133,44 @@ def test_a_copy_that_differs_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 1, result.output
     assert re.search(r"^tenants\s+1\s+[0-9a-f]{16}!=[0-9a-f]{16}\s+MISMATCH$", result.stdout, re.M)
     assert "differs from the source in: tenants" in result.output
+
+
+@pytest.mark.process
+@pytest.mark.slow
+def test_the_documented_switch_with_the_documented_roles(tmp_path: Path):
+    """docs/deploying.md's way: copy as the schema owner, then serve as the application role
+    with the SQLite store's key file; the old credentials work and new events are written."""
+    from tests.db.test_least_privilege import documented_roles
+
+    require_pg()
+    with Deployment(tmp_path / "sqlite") as old:
+        creds = old.create_tenant("acme")
+        keys = old.data_dir / "keys.json"
+        with documented_roles() as urls:
+            old.run_cli("migrate-store", "--to", urls["migrator"], timeout=120)
+            new = Deployment(tmp_path / "pg", urls["app"])
+            new.env = new.env_with(
+                {"CAUSEFLOW_SECRET_KEY": None, "CAUSEFLOW_JWT_SECRET": None}
+                | {"CAUSEFLOW_KEY_FILE": str(keys)}
+            )
+            with new:
+                server = new.add_server()
+                _serves_the_copy(server.base_url, creds)
+
+
+def _serves_the_copy(base_url: str, creds: dict[str, str]) -> None:
+    import httpx
+
+    from causeflow_sdk.models import sample_data
+
+    key = {"X-API-Key": creds["apiKey"]}
+    admin = {"Authorization": f"Bearer {creds['adminToken']}"}
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        before = client.get("/v1/events", headers=key)
+        assert before.status_code == 200, before.text
+        assert [e["event"] for e in before.json()["items"]] == ["tenant.created"]
+        body = {"event": "incident.created", "data": sample_data("incident.created")}
+        published = client.post("/v1/events", headers=key, json=body)
+        assert published.status_code == 201, published.text
+        after = client.get("/v1/events", headers=admin).json()["items"]
+        assert [e["id"] for e in after] == [before.json()["items"][0]["id"], published.json()["id"]]

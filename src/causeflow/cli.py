@@ -1,5 +1,5 @@
-"""The `causeflow` command: serve, worker, migrate, backup, restore, tenant, token, keys, listen,
-trigger.
+"""The `causeflow` command: serve, worker, migrate, backup, restore, migrate-store, tenant, token,
+keys, listen, trigger.
 
 Every command honours `CAUSEFLOW_DATA_DIR` and `CAUSEFLOW_DATABASE_URL`. Errors are one line on
 stderr and a non-zero exit code, never a traceback.
@@ -519,6 +519,120 @@ async def _restored_keys_problem(settings: Settings) -> str | None:
         return await restored_keys_problem(db)
     finally:
         await db.dispose()
+
+
+MIGRATE_STORE_DONE = (
+    "copied and verified. Start the service on PostgreSQL with CAUSEFLOW_DATABASE_URL={url} "
+    "and the same keys: CAUSEFLOW_KEY_FILE={keys} (the store's sealed secrets open only with "
+    "them); keep the SQLite store as it is until the new one has served"
+)
+
+
+@app.command("migrate-store")
+def migrate_store(
+    to: Annotated[
+        str,
+        typer.Option("--to", metavar="URL", help="postgresql://user@host:port/db, empty"),
+    ],
+    source_url: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="URL",
+            help="the SQLite store to copy (sqlite:///path/causeflow.db)",
+            show_default="--database-url",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            metavar="URL",
+            help="the store to copy, as everywhere: a sqlite:/// URL (the same as --from)",
+            show_default="$CAUSEFLOW_DATABASE_URL, else SQLite in the data directory",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", metavar="", help="check both stores and count the rows; write nothing"
+        ),
+    ] = False,
+) -> None:
+    """Copy the SQLite store into an empty PostgreSQL database, then verify the copy.
+
+    Stop the service first: the command refuses while `causeflow serve` holds the data
+    directory. The target is migrated, then every table is copied as it is (secrets stay
+    sealed: keep using the same key file) and compared, table by table, by row count and
+    checksum. Refuses a target that holds any row. Exit code 1 when the comparison differs.
+    """
+    if source_url and database_url and source_url != database_url:
+        raise CliError("--from and --database-url name two different stores: give one")
+    source_url = source_url or database_url
+    settings = load(data_dir, source_url)
+    source = sqlite_store(settings, "migrate-store", "copy it", "pg_dump")
+    if not source.is_file():
+        raise CliError(f"there is no store at {source} to copy")
+    if source_url and data_dir is None:  # its serving lock and key file are beside it
+        settings = settings.model_copy(update={"data_dir": source.parent})
+    target = settings.model_copy(update={"database_url": to})
+    lock = hold_sqlite_lock(
+        settings,
+        busy="`causeflow serve` (process {holder}) is running on this data directory: stop "
+        "it before copying the store (writes made during the copy would be lost)",
+    )
+    try:
+        asyncio.run(_migrate_store(settings, target, dry_run))
+    finally:
+        lock.close()
+
+
+def show_checks(checks: list[Any]) -> None:
+    """The comparison of `migrate-store`: one line a table, both sides where they differ."""
+    typer.echo(f"{'table':<24} {'rows':>10}  {'checksum (sha256)':<17}  ok")
+    for c in checks:
+        count = str(c.source_rows)
+        if c.source_rows != c.target_rows:
+            count = f"{c.source_rows}!={c.target_rows}"
+        total = c.source_sum[:16] if c.ok else f"{c.source_sum[:16]}!={c.target_sum[:16]}"
+        typer.echo(f"{c.table:<24} {count:>10}  {total:<17}  {'ok' if c.ok else 'MISMATCH'}")
+
+
+async def _migrate_store(source: Settings, target: Settings, dry_run: bool) -> None:
+    from causeflow.db.copy import (
+        CopyError,
+        check_source,
+        check_target,
+        copy_store,
+        shown,
+        source_counts,
+        verify_copy,
+    )
+    from causeflow.db.files import key_file_path
+    from causeflow.schema import metadata
+
+    try:
+        if dry_run:
+            await check_source(source)
+            await check_target(target, metadata)
+            for name, rows in (await source_counts(source, metadata)).items():
+                typer.echo(f"{name:<24} {rows:>10}")
+            typer.echo(f"dry run: {shown(target)} can take the copy; nothing written", err=True)
+            return
+        await copy_store(
+            source, target, metadata, progress=lambda t, n: typer.echo(f"copied {t}: {n}", err=True)
+        )
+        checks = await verify_copy(source, target, metadata)
+    except CopyError as exc:
+        raise CliError(str(exc)) from exc
+    show_checks(checks)
+    bad = [c.table for c in checks if not c.ok]
+    if bad:
+        typer.echo(f"error: the copy differs from the source in: {', '.join(bad)}", err=True)
+        raise typer.Exit(1)
+    keys = key_file_path(source) or "(the key file or key settings the SQLite service used)"
+    typer.echo(MIGRATE_STORE_DONE.format(url=shown(target), keys=keys), err=True)
 
 
 @tenant_app.command("create")

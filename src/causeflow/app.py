@@ -40,7 +40,7 @@ from causeflow.publish.service import register_effect
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
 from causeflow.settings import Settings
-from causeflow.tenant.plans import load_plan
+from causeflow.tenant.plans import load_limits, load_plan
 
 
 def build_routers(app: FastAPI) -> None:
@@ -110,6 +110,7 @@ async def build_context(settings: Settings, clock: Clock | None = None) -> AppCo
         broker=broker,
         limiter=RateLimiter(db, settings.rate_limit_sync_seconds),
         load_plan=load_plan,
+        load_limits=load_limits,
     )
 
 

@@ -25,10 +25,13 @@ from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Database
 from causeflow.event.broker import Broker
 from causeflow.ratelimit.limiter import RateLimiter
+from causeflow.ratelimit.limits import Stored, TenantLimits, effective
 from causeflow.settings import Settings
 
 # A tenant's plan, "" when there is no such tenant (the tenant feature's `load_plan`).
 PlanLoader = Callable[[Database, str], Awaitable[str]]
+# A tenant's plan and limit overrides, None when there is no such tenant (`load_limits`).
+LimitsLoader = Callable[[Database, str], Awaitable[Stored | None]]
 # The principal of a dashboard session id, or None (the dashboard's, for the gateway).
 SessionLookup = Callable[[str], Awaitable[Principal | None]]
 
@@ -104,7 +107,12 @@ class AppContext:
     # every delivery engine's wake-up, and the one call that wakes them all (None without)
     delivery_wakers: list[Callable[[], None]] = field(default_factory=list)
     delivery_wakeup: Callable[[], object] | None = None
+    load_limits: LimitsLoader | None = None
     _plans: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0, 50_000))
+    _limits: TtlCache[str, Stored | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._limits = TtlCache(self.settings.tenant_limits_cache_seconds, 50_000)
 
     async def tenant_plan(self, tenant_id: str) -> str | None:
         """The tenant's plan (cached 10 s, one load per miss); None if there is no such tenant."""
@@ -115,4 +123,26 @@ class AppContext:
         return await self._plans.get(tenant_id, load) or None
 
     def forget_plan(self, tenant_id: str) -> None:
+        self._plans.drop(tenant_id)
+        self._limits.drop(tenant_id)
+
+    async def stored_limits(self, tenant_id: str) -> Stored | None:
+        """The tenant's plan and limit overrides (cached `CAUSEFLOW_TENANT_LIMITS_CACHE_SECONDS`,
+        one load per miss); None if there is no such tenant."""
+        loader = self.load_limits
+        if loader is None:
+            return Stored(await self.tenant_plan(tenant_id) or self.settings.default_plan)
+
+        async def load() -> Stored | None:
+            return await loader(self.db, tenant_id)
+
+        return await self._limits.get(tenant_id, load)
+
+    async def tenant_limits(self, tenant_id: str) -> TenantLimits:
+        """The tenant's effective limits (the defaults for an unknown tenant)."""
+        return effective(self.settings, await self.stored_limits(tenant_id))
+
+    def forget_limits(self, tenant_id: str) -> None:
+        """Drop this process's copy of the tenant's limits (after a change)."""
+        self._limits.drop(tenant_id)
         self._plans.drop(tenant_id)

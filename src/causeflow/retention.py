@@ -1,6 +1,8 @@
 """Retention: a periodic purge of what is older than its keeping time, in small batches.
 
-Events, deliveries and attempts older than `CAUSEFLOW_RETENTION_DAYS`; idempotency records and
+Events, deliveries and attempts older than their tenant's retention (`eventRetentionDays`,
+`deliveryRetentionDays`, set per tenant by a platform admin; `CAUSEFLOW_RETENTION_DAYS` for
+every tenant without one); idempotency records and
 provider delivery ids older than their TTLs; stale rate-limit windows. Each batch is its own
 short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), yielding between batches, so
 the purge never holds the writer for long. A purged event id is an expired cursor: the stream
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from causeflow.api.idempotency import purge_records
 from causeflow.context import AppContext
@@ -21,6 +24,7 @@ from causeflow.event import log as event_log
 from causeflow.ingest import repository as ingest_store
 from causeflow.ratelimit.limiter import purge_windows
 from causeflow.runtime import Component, Stop
+from causeflow.tenant import plans as tenant_plans
 from causeflow.webhook import repository as webhook_store
 
 log = logging.getLogger("causeflow.retention")
@@ -41,25 +45,57 @@ async def _in_batches(ctx: AppContext, purge_batch: Callable[[Tx, int], Awaitabl
         await asyncio.sleep(0)  # let the hot path have the writer between batches
 
 
+async def _purge_deliveries(
+    ctx: AppContext, cutoff: int, *, tenant_id: str | None = None, exclude: Collection[str] = ()
+) -> tuple[int, int]:
+    """Attempts, then finished deliveries, older than `cutoff`: (attempts, deliveries) gone."""
+    scope: dict[str, Any] = {"tenant_id": tenant_id, "exclude": exclude}
+    attempts = await _in_batches(
+        ctx, lambda tx, batch: webhook_store.purge_attempts(tx, cutoff, batch, **scope)
+    )
+    deliveries = await _in_batches(
+        ctx, lambda tx, batch: webhook_store.purge_finished_deliveries(tx, cutoff, batch, **scope)
+    )
+    return attempts, deliveries
+
+
+async def _purge_events(
+    ctx: AppContext, cutoff: int, *, tenant_id: str | None = None, exclude: Collection[str] = ()
+) -> int:
+    return await _in_batches(
+        ctx,
+        lambda tx, batch: event_log.purge_older(
+            tx, cutoff, batch, tenant_id=tenant_id, exclude=exclude
+        ),
+    )
+
+
+async def purge_tenant_data(ctx: AppContext, now: int) -> dict[str, int]:
+    """Events, deliveries and attempts past their tenant's retention: the tenants with a
+    retention of their own one by one, every other tenant at the setting's in one sweep."""
+    async with ctx.db.read() as conn:
+        own = await tenant_plans.retention_overrides(conn)
+    own_events = {t: days for t, (days, _) in own.items() if days is not None}
+    own_deliveries = {t: days for t, (_, days) in own.items() if days is not None}
+    cutoff = now - int(ctx.settings.retention_days * DAY_MS)
+    attempts, deliveries = await _purge_deliveries(ctx, cutoff, exclude=list(own_deliveries))
+    for tenant_id, days in own_deliveries.items():
+        more = await _purge_deliveries(ctx, now - days * DAY_MS, tenant_id=tenant_id)
+        attempts, deliveries = attempts + more[0], deliveries + more[1]
+    events = await _purge_events(ctx, cutoff, exclude=list(own_events))
+    for tenant_id, days in own_events.items():
+        events += await _purge_events(ctx, now - days * DAY_MS, tenant_id=tenant_id)
+    return {"attempts": attempts, "deliveries": deliveries, "events": events}
+
+
 async def purge_once(ctx: AppContext) -> dict[str, int]:
     now = ctx.clock.now_ms()
     settings = ctx.settings
-    cutoff = now - int(settings.retention_days * DAY_MS)
     ids_cut = now - settings.delivery_id_ttl_seconds * 1000
-    done = {
-        "attempts": await _in_batches(
-            ctx, lambda tx, batch: webhook_store.purge_attempts(tx, cutoff, batch)
-        ),
-        "deliveries": await _in_batches(
-            ctx, lambda tx, batch: webhook_store.purge_finished_deliveries(tx, cutoff, batch)
-        ),
-        "events": await _in_batches(
-            ctx, lambda tx, batch: event_log.purge_older(tx, cutoff, batch)
-        ),
-        "inbound_deliveries": await _in_batches(
-            ctx, lambda tx, batch: ingest_store.purge_delivery_ids(tx, ids_cut, batch)
-        ),
-    }
+    done = await purge_tenant_data(ctx, now)
+    done["inbound_deliveries"] = await _in_batches(
+        ctx, lambda tx, batch: ingest_store.purge_delivery_ids(tx, ids_cut, batch)
+    )
     async with ctx.db.transaction() as tx:
         done["idempotency_keys"] = await purge_records(
             tx, now - settings.idempotency_ttl_seconds * 1000

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     default_plan: str = "business"
     rate_limit_per_minute: int | None = None
     ingest_rate_limit_per_minute: int = 6000
+    # events per minute a tenant may publish (POST /v1/events and /v1/events/batch); 0 = none
+    publish_rate_limit_per_minute: int = 0
+    # how long a process keeps a tenant's limits before reading them again
+    tenant_limits_cache_seconds: float = 10.0
     ingest_refused_rate_limit_per_minute: int = 120
     rate_limit_sync_seconds: float = 0.5
     max_api_keys_per_tenant: int = 100

@@ -4,6 +4,7 @@ batches; purged ids are expired cursors; pending deliveries are kept."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from causeflow.event.log import append_event
 from causeflow.event.tables import events
 from causeflow.retention import DAY_MS, purge_once
+from causeflow.tenant import plans
 from causeflow.webhook.tables import deliveries
 from tests.support.clock import FrozenClock
 from tests.support.inproc import make_settings, running_service
@@ -72,4 +74,68 @@ async def test_purge_old_rows_in_batches(tmp_path: Path, database_url: str):
         )
         assert resp.status_code == 410 and resp.json()["error"] == "cursor_expired"
         # nothing more to do the second time
+        assert not any((await purge_once(svc.ctx)).values())
+
+
+async def test_each_tenant_keeps_its_rows_as_long_as_its_retention(
+    tmp_path: Path, database_url: str
+):
+    """A tenant's own retention (set by a platform admin) decides how long its events and
+    finished deliveries stay; a tenant without one follows CAUSEFLOW_RETENTION_DAYS."""
+    clock = FrozenClock()
+    settings = make_settings(tmp_path, database_url, retention_days=30)
+    async with running_service(settings, clock) as svc:
+        short, long_, plain = (
+            await svc.tenant("short"),
+            await svc.tenant("long"),
+            await svc.tenant(),
+        )
+        now = clock.now_ms()
+        async with svc.ctx.db.transaction() as tx:
+            await plans.write_limits(
+                tx,
+                svc.ctx.db.dialect,
+                short.id,
+                {"event_retention_days": 1, "delivery_retention_days": 2},
+                now,
+            )
+            await plans.write_limits(
+                tx, svc.ctx.db.dialect, long_.id, {"event_retention_days": 60}, now
+            )
+            for tenant in (short, long_, plain):
+                for age in (3, 40):  # days
+                    at = now - age * DAY_MS
+                    event = await append_event(
+                        tx, tenant_id=tenant.id, event_type="incident.created", data={}, now_ms=at
+                    )
+                    await tx.execute(
+                        deliveries.insert().values(
+                            id=f"msg_{tenant.id}_{age}",
+                            tenant_id=tenant.id,
+                            subscription_id="sub_x",
+                            event_id=event.id,
+                            event_type="incident.created",
+                            status="succeeded",
+                            attempts=1,
+                            created_at=at,
+                            updated_at=at,
+                        )
+                    )
+        purged = await purge_once(svc.ctx)
+        async with svc.ctx.db.read() as conn:
+
+            async def ages(table: Any, tenant: Any) -> list[int]:
+                stmt = select(table.c.created_at).where(
+                    table.c.tenant_id == tenant.id,
+                    table.c.created_at < now,  # not today's
+                )
+                rows = (await conn.execute(stmt)).scalars().all()
+                return sorted(round((now - at) / DAY_MS) for at in rows)
+
+            # short: 1 day of events, 2 of deliveries; long: 60 days of events, the setting's
+            # 30 of deliveries; plain: 30 of both
+            assert await ages(events, short) == [] and await ages(deliveries, short) == []
+            assert await ages(events, long_) == [3, 40] and await ages(deliveries, long_) == [3]
+            assert await ages(events, plain) == [3] and await ages(deliveries, plain) == [3]
+        assert purged["events"] == 3 and purged["deliveries"] == 4
         assert not any((await purge_once(svc.ctx)).values())

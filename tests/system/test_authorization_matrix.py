@@ -180,7 +180,10 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/tenants"): TENANT_MANAGERS,
     ("GET", "/v1/tenants"): TENANT_MANAGERS,
     ("PATCH", "/v1/tenants/{tenant_id}"): TENANT_MANAGERS,
+    ("GET", "/v1/tenants/{tenant_id}/limits"): TENANT_MANAGERS,
+    ("PUT", "/v1/tenants/{tenant_id}/limits"): TENANT_MANAGERS,
     ("GET", "/v1/tenant"): READERS,
+    ("GET", "/v1/tenant/limits"): READERS,
     ("PATCH", "/v1/tenant"): ADMINS,
     # users and API keys: admins only, reads included
     ("POST", "/v1/users"): ADMINS,
@@ -271,6 +274,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/triggers/{trigger_id}/events"): {"any": "event"},
     ("POST", "/v1/tenants"): {"name": "matrix"},
     ("PATCH", "/v1/tenants/{tenant_id}"): {"name": "acme"},
+    ("PUT", "/v1/tenants/{tenant_id}/limits"): {"maxStreams": 50},
     ("PATCH", "/v1/tenant"): {"name": "acme"},
     ("POST", "/v1/users"): {"email": "matrix@example.com", "role": "member"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},

@@ -87,6 +87,7 @@ BASES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/triggers/{trigger_id}/events"): {"any": "event", "nested": {"n": [1, 2]}},
     ("POST", "/v1/tenants"): {"name": "hostile"},
     ("PATCH", "/v1/tenants/{tenant_id}"): {"plan": "pro"},
+    ("PUT", "/v1/tenants/{tenant_id}/limits"): {"maxStreams": 50, "eventRetentionDays": None},
     ("PATCH", "/v1/tenant"): {"name": "renamed", "inbound": {"requireSignature": False}},
     ("POST", "/v1/users"): {"email": "hostile@b.example"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},

@@ -132,10 +132,10 @@ class Gateway:
             await send_error(send, answer, decision.headers())
             return None
         scope["state"]["principal"] = principal
-        plan = None
+        limit = None
         if principal is not None and principal.tenant_id is not None:
-            plan = await ctx.tenant_plan(principal.tenant_id)
-        return self._budget(principal, scope, now_ms, plan)
+            limit = (await ctx.tenant_limits(principal.tenant_id)).requests_per_minute
+        return self._budget(principal, scope, now_ms, limit)
 
     async def _within_budget(
         self, scope: Scope, receive: Receive, send: Send, decision: Decision | None, now_ms: int
@@ -154,11 +154,12 @@ class Gateway:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _budget(self, principal: Any, scope: Scope, now_ms: int, plan: str | None) -> Decision:
+    def _budget(self, principal: Any, scope: Scope, now_ms: int, limit: int | None) -> Decision:
+        """Spend the tenant's budget (`limit`, its effective `requestsPerMinute`), or the
+        client address's."""
         settings = self.ctx.settings
-        if principal is not None and principal.tenant_id is not None:
+        if principal is not None and principal.tenant_id is not None and limit is not None:
             bucket = f"tenant:{principal.tenant_id}"
-            limit = settings.plan_limit(plan or settings.default_plan)
         else:
             client = scope.get("client") or ("anonymous", 0)
             bucket = f"ip:{client[0]}"
@@ -167,8 +168,7 @@ class Gateway:
 
 
 def _exceeded(decision: Decision, now_ms: int, message: str) -> RateLimited:
-    retry = max(1, decision.reset - now_ms // 1000)
-    return RateLimited(message, headers={"Retry-After": str(retry)})
+    return RateLimited(message, headers={"Retry-After": str(decision.retry_after(now_ms))})
 
 
 class InboundBudget:
@@ -193,10 +193,12 @@ class InboundBudget:
         self.decision: Decision | None = None
         self.settled = False  # charged to one budget or the other
 
-    def charge_tenant(self, tenant_id: str) -> None:
-        """The key is one of `tenant_id`'s: spend its budget, or raise RateLimited."""
+    def charge_tenant(self, tenant_id: str, limit: int | None = None) -> None:
+        """The key is one of `tenant_id`'s: spend its budget (`limit`, the tenant's effective
+        `ingestPerMinute`; the setting's when None), or raise RateLimited."""
         self.settled = True
-        limit = self._ctx.settings.ingest_rate_limit_per_minute
+        if limit is None:
+            limit = self._ctx.settings.ingest_rate_limit_per_minute
         self.decision = self._ctx.limiter.hit(f"ingest:{tenant_id}", limit, self._now_ms)
         if not self.decision.allowed:
             raise _exceeded(

@@ -365,11 +365,22 @@ async def tenants_ahead_of(
     return [r[0] for r in (await conn.execute(stmt)).all()]
 
 
-async def purge_older(tx: Tx, cutoff_ms: int, limit: int) -> int:
-    """Delete at most `limit` events created before `cutoff_ms`; how many went."""
-    doomed = (
-        select(events.c.id).where(events.c.created_at < cutoff_ms).limit(limit).scalar_subquery()
-    )
+async def purge_older(
+    tx: Tx,
+    cutoff_ms: int,
+    limit: int,
+    *,
+    tenant_id: str | None = None,
+    exclude: Collection[str] = (),
+) -> int:
+    """Delete at most `limit` events created before `cutoff_ms` (of `tenant_id` only, when
+    given; none of the tenants in `exclude`); how many went."""
+    where = [events.c.created_at < cutoff_ms]
+    if tenant_id is not None:
+        where.append(events.c.tenant_id == tenant_id)
+    if exclude:
+        where.append(events.c.tenant_id.not_in(list(exclude)))
+    doomed = select(events.c.id).where(*where).limit(limit).scalar_subquery()
     return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
 
 

@@ -96,7 +96,8 @@ async def _admit(
         ctx.key_cache, request.tenant_id, request.headers, request.query_string
     )
     if budget is not None:
-        budget.charge_tenant(key.tenant_id)
+        limits = await ctx.tenant_limits(key.tenant_id)
+        budget.charge_tenant(key.tenant_id, limits.ingest_per_minute)
     inbound = await runtime.settings_cache.get(request.tenant_id) or InboundSettings()
     secrets = ProviderSecrets(
         webhook_secret=runtime.webhook_secret(key.webhook_secret_enc),

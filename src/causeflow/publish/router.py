@@ -11,7 +11,8 @@ from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
-from causeflow.errors import CursorExpired, ValidationFailed
+from causeflow.context import AppContext
+from causeflow.errors import CursorExpired, RateLimited, ValidationFailed
 from causeflow.event import log
 from causeflow.jsonutil import json_body
 from causeflow.publish.service import MAX_BATCH_EVENTS, prepare, prepare_all, publish, publish_all
@@ -142,11 +143,31 @@ async def get_event_type(name: str) -> dict[str, Any]:
     return CATALOG[name].describe()
 
 
-@router.post("/v1/events", status_code=201)
+async def spend_publish_budget(ctx: AppContext, tenant_id: str, count: int) -> None:
+    """Spend `count` events of the tenant's publish budget (its effective `publishPerMinute`,
+    fixed one-minute windows, 0 = none), all or none; RateLimited when they do not fit."""
+    limit = (await ctx.tenant_limits(tenant_id)).publish_per_minute
+    now_ms = ctx.clock.now_ms()
+    decision = ctx.limiter.hit(f"publish:{tenant_id}", limit, now_ms, count)
+    if decision.allowed:
+        return
+    raise RateLimited(
+        f"the publish rate limit of {limit} events per minute is exceeded",
+        details={"limit": limit, "remaining": decision.remaining, "requested": count},
+        headers={"Retry-After": str(decision.retry_after(now_ms))},
+    )
+
+
+@router.post(
+    "/v1/events",
+    status_code=201,
+    responses={429: {"description": "over the request budget or the tenant's publish rate"}},
+)
 async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Response:
     item = prepare(
         principal, event_type=body.event, data=body.data, test=body.test, now_ms=ctx.clock.now_ms()
     )
+    await spend_publish_budget(ctx, tenant_of(principal), 1)
     stored = await publish(ctx, item)
     return Response(json_body(stored.envelope), status_code=201, media_type="application/json")
 
@@ -154,7 +175,9 @@ async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Resp
 @router.post(
     "/v1/events/batch",
     description="Up to 100 events, checked like `POST /v1/events` and stored in one "
-    "transaction, in order: all of them, or none when one is refused.",
+    "transaction, in order: all of them, or none when one is refused. Each event counts "
+    "against the tenant's publish rate.",
+    responses={429: {"description": "over the request budget or the tenant's publish rate"}},
 )
 async def post_event_batch(body: EventBatch, ctx: Ctx, principal: Publisher) -> Response:
     items = prepare_all(
@@ -162,6 +185,7 @@ async def post_event_batch(body: EventBatch, ctx: Ctx, principal: Publisher) -> 
         ((e.event, e.data, e.test) for e in body.events),
         now_ms=ctx.clock.now_ms(),
     )
+    await spend_publish_budget(ctx, tenant_of(principal), len(items))
     stored = await publish_all(ctx, items)
     # The stored envelopes go out as they are, like the single publish's answer.
     results = ",".join(

@@ -29,6 +29,10 @@ class Decision:
     remaining: int
     reset: int  # unix seconds when the window ends
 
+    def retry_after(self, now_ms: int) -> int:
+        """Seconds until the window ends (at least 1)."""
+        return max(1, self.reset - now_ms // 1000)
+
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
             (b"x-ratelimit-limit", str(self.limit).encode()),
@@ -50,7 +54,8 @@ class RateLimiter:
         self._windows: dict[tuple[str, int], _Window] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def hit(self, bucket: str, limit: int, now_ms: int) -> Decision:
+    def hit(self, bucket: str, limit: int, now_ms: int, cost: int = 1) -> Decision:
+        """Spend `cost` units of `bucket`'s budget of `limit` per window, all or none."""
         start = now_ms - now_ms % WINDOW_MS
         reset = (start + WINDOW_MS) // 1000
         if limit <= 0:
@@ -61,10 +66,10 @@ class RateLimiter:
             window = self._windows[key] = _Window()
             self._forget_before(start)
         used = window.shared + window.unsynced
-        if used >= limit:
-            return Decision(False, limit, 0, reset)
-        window.unsynced += 1
-        return Decision(True, limit, max(0, limit - used - 1), reset)
+        if used + cost > limit:
+            return Decision(False, limit, max(0, limit - used), reset)
+        window.unsynced += cost
+        return Decision(True, limit, max(0, limit - used - cost), reset)
 
     def _forget_before(self, start: int) -> None:
         if len(self._windows) > 1:

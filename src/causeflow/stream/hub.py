@@ -207,12 +207,19 @@ class StreamHub:
         return [c for feed in self.feeds.values() for c in feed.members]
 
     def open(
-        self, principal: Principal, types: frozenset[str] | None, incident_id: str | None
+        self,
+        principal: Principal,
+        types: frozenset[str] | None,
+        incident_id: str | None,
+        cap: int | None = None,
     ) -> Connection:
-        """Register a stream (not yet live) so nothing committed from now on can be missed."""
+        """Register a stream (not yet live) so nothing committed from now on can be missed;
+        TooManyStreams when the tenant already has `cap` open in this process (the tenant's
+        effective `maxStreams`; the setting's when None)."""
         conn = Connection(principal, types, incident_id)
         existing = self.feeds.get(conn.tenant_id)
-        cap = self.ctx.settings.sse_max_streams_per_tenant
+        if cap is None:
+            cap = self.ctx.settings.sse_max_streams_per_tenant
         if existing is not None and len(existing.members) >= cap:
             raise TooManyStreams(
                 f"this tenant already has {cap} open streams",

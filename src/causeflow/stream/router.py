@@ -108,5 +108,8 @@ async def open_stream(
         if name not in KNOWN_TYPES:
             raise ValidationFailed.at("query.events", f"unknown event type {name!r}")
     hub = running_hub(ctx)
-    conn = hub.open(principal, types, incidentId or None)
+    cap = None
+    if principal.tenant_id is not None:
+        cap = (await ctx.tenant_limits(principal.tenant_id)).max_streams
+    conn = hub.open(principal, types, incidentId or None, cap)
     return EventStream(hub, conn, (last_event_id or lastEventId or "").strip() or None)

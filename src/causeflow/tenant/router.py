@@ -1,4 +1,5 @@
-"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own)."""
+"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own), with
+each tenant's limits (`/v1/tenants/{tenant_id}/limits`, `/v1/tenant/limits`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
-from causeflow.tenant import service
+from causeflow.errors import NotFound
+from causeflow.ratelimit.limits import BY_WIRE, Stored
+from causeflow.ratelimit.limits import view as limits_view
+from causeflow.tenant import plans, service
 from causeflow.tenant.schemas import (
+    LimitsUpdate,
     TenantCreate,
     TenantCreated,
+    TenantLimitsRead,
     TenantPage,
     TenantPlanUpdate,
     TenantRead,
@@ -88,3 +94,43 @@ async def update_own_tenant(body: TenantUpdate, ctx: Ctx, principal: Admin) -> d
             name=body.name,
             inbound=inbound,
         )
+
+
+async def _stored_limits(conn: Any, tenant_id: str) -> Stored:
+    stored = await plans.read_limits(conn, tenant_id)
+    if stored is None:
+        raise NotFound("no such tenant")
+    return stored
+
+
+@router.get("/v1/tenants/{tenant_id}/limits", response_model=TenantLimitsRead)
+async def get_tenant_limits(tenant_id: str, ctx: Ctx, _p: PlatformAdmin) -> dict[str, Any]:
+    async with ctx.db.read() as conn:
+        stored = await _stored_limits(conn, tenant_id)
+    return limits_view(ctx.settings, tenant_id, stored)
+
+
+@router.put(
+    "/v1/tenants/{tenant_id}/limits",
+    response_model=TenantLimitsRead,
+    description="Set some of a tenant's limits: a field left out stays, null resets it to the "
+    "default (the plan's figure or the setting's).",
+)
+async def put_tenant_limits(
+    tenant_id: str, body: LimitsUpdate, ctx: Ctx, _p: PlatformAdmin
+) -> dict[str, Any]:
+    changes = {BY_WIRE[k].name: v for k, v in body.model_dump(exclude_unset=True).items()}
+    async with ctx.db.transaction() as tx:
+        await _stored_limits(tx, tenant_id)
+        await plans.write_limits(tx, ctx.db.dialect, tenant_id, changes, ctx.clock.now_ms())
+        stored = await _stored_limits(tx, tenant_id)
+    ctx.forget_limits(tenant_id)
+    return limits_view(ctx.settings, tenant_id, stored)
+
+
+@router.get("/v1/tenant/limits", response_model=TenantLimitsRead)
+async def get_own_limits(ctx: Ctx, principal: Reader) -> dict[str, Any]:
+    tenant_id = tenant_of(principal)
+    async with ctx.db.read() as conn:
+        stored = await _stored_limits(conn, tenant_id)
+    return limits_view(ctx.settings, tenant_id, stored)

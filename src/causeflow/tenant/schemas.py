@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from causeflow.ratelimit.limits import BY_WIRE
 
 Plan = Literal["starter", "pro", "business", "enterprise"]
 
@@ -66,3 +68,48 @@ class TenantPage(BaseModel):
     items: list[TenantRead]
     cursor: str | None
     count: int
+
+
+def _override(wire: str) -> Any:
+    spec = BY_WIRE[wire]
+    return Field(default=None, ge=1, le=spec.maximum, strict=True, description=spec.unit)
+
+
+class LimitsUpdate(_Strict):
+    """Overrides to set, integers from 1 to each field's maximum: a field left out stays as it
+    is, null resets it to the default."""
+
+    requestsPerMinute: int | None = _override("requestsPerMinute")
+    publishPerMinute: int | None = _override("publishPerMinute")
+    ingestPerMinute: int | None = _override("ingestPerMinute")
+    maxSubscriptions: int | None = _override("maxSubscriptions")
+    maxStreams: int | None = _override("maxStreams")
+    eventRetentionDays: int | None = _override("eventRetentionDays")
+    deliveryRetentionDays: int | None = _override("deliveryRetentionDays")
+
+
+class LimitFigures(BaseModel):
+    requestsPerMinute: int
+    publishPerMinute: int
+    ingestPerMinute: int
+    maxSubscriptions: int
+    maxStreams: int
+    eventRetentionDays: int | float
+    deliveryRetentionDays: int | float
+
+
+class LimitOverrides(BaseModel):
+    requestsPerMinute: int | None
+    publishPerMinute: int | None
+    ingestPerMinute: int | None
+    maxSubscriptions: int | None
+    maxStreams: int | None
+    eventRetentionDays: int | None
+    deliveryRetentionDays: int | None
+
+
+class TenantLimitsRead(BaseModel):
+    tenantId: str
+    plan: str
+    overrides: LimitOverrides = Field(description="what a platform admin set; null: the default")
+    effective: LimitFigures = Field(description="the figures in force (0 for a rate: no limit)")

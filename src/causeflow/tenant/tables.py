@@ -17,3 +17,19 @@ tenants = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# A tenant's limit overrides set by a platform admin (ratelimit/limits.py); a missing row or a
+# null column means the default.
+tenant_limits = Table(
+    "tenant_limits",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("requests_per_minute", BigInteger, nullable=True),
+    Column("publish_per_minute", BigInteger, nullable=True),
+    Column("ingest_per_minute", BigInteger, nullable=True),
+    Column("max_subscriptions", BigInteger, nullable=True),
+    Column("max_streams", BigInteger, nullable=True),
+    Column("event_retention_days", BigInteger, nullable=True),
+    Column("delivery_retention_days", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)

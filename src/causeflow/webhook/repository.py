@@ -6,7 +6,7 @@ caller's `Tx`; readers take any connection. No rules here: those are in `webhook
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,15 +347,47 @@ async def delete_sequence(tx: Tx, subscription_id: str) -> None:
 # --- retention -----------------------------------------------------------------------------
 
 
-async def purge_attempts(tx: Tx, cutoff_ms: int, limit: int) -> int:
-    """Up to `limit` attempts made before `cutoff_ms`; how many went."""
+def _tenants(table: Any, tenant_id: str | None, exclude: Collection[str]) -> list[Any]:
+    """The conditions that keep a purge to `tenant_id` (when given) and off `exclude`."""
+    where = []
+    if tenant_id is not None:
+        where.append(table.c.tenant_id == tenant_id)
+    if exclude:
+        where.append(table.c.tenant_id.not_in(list(exclude)))
+    return where
+
+
+async def purge_attempts(
+    tx: Tx,
+    cutoff_ms: int,
+    limit: int,
+    *,
+    tenant_id: str | None = None,
+    exclude: Collection[str] = (),
+) -> int:
+    """Up to `limit` attempts made before `cutoff_ms` (of `tenant_id` only, when given; none
+    of the tenants in `exclude`); how many went."""
     return await delete_older(
-        tx, attempts, key="id", time_col="created_at", cutoff=cutoff_ms, limit=limit
+        tx,
+        attempts,
+        key="id",
+        time_col="created_at",
+        cutoff=cutoff_ms,
+        limit=limit,
+        where=tuple(_tenants(attempts, tenant_id, exclude)),
     )
 
 
-async def purge_finished_deliveries(tx: Tx, cutoff_ms: int, limit: int) -> int:
-    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending."""
+async def purge_finished_deliveries(
+    tx: Tx,
+    cutoff_ms: int,
+    limit: int,
+    *,
+    tenant_id: str | None = None,
+    exclude: Collection[str] = (),
+) -> int:
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of
+    `tenant_id` only, when given; none of the tenants in `exclude`)."""
     return await delete_older(
         tx,
         deliveries,
@@ -363,7 +395,7 @@ async def purge_finished_deliveries(tx: Tx, cutoff_ms: int, limit: int) -> int:
         time_col="created_at",
         cutoff=cutoff_ms,
         limit=limit,
-        where=(deliveries.c.status != "pending",),
+        where=(deliveries.c.status != "pending", *_tenants(deliveries, tenant_id, exclude)),
     )
 
 

@@ -73,6 +73,7 @@ async def create_subscription(
     body: SubscriptionCreate, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     tenant_id = tenant_of(principal)
+    limits = await ctx.tenant_limits(tenant_id)
     async with ctx.db.transaction() as tx:
         view, secret = await service.create_subscription(
             tx,
@@ -80,7 +81,7 @@ async def create_subscription(
             body,
             box=ctx.keys.box,
             destination=_destination(ctx),
-            max_per_tenant=ctx.settings.max_subscriptions_per_tenant,
+            max_per_tenant=limits.max_subscriptions,
             now_ms=ctx.clock.now_ms(),
         )
         _changed(ctx, tx, tenant_id, view["id"])

@@ -112,7 +112,9 @@ def test_options_need_a_plain_topic_and_a_confirmable_qos() -> None:
 async def test_each_message_arrives_once_signed_with_every_header(qos: int) -> None:
     base = unique("t")
     async with subscriber(f"{base}/incident.created") as inbox:
-        publisher = await mqtt.open_publisher(mqtt_target(f"{base}/{{type}}", qos=qos), timeout=TIMEOUT)
+        publisher = await mqtt.open_publisher(
+            mqtt_target(f"{base}/{{type}}", qos=qos), timeout=TIMEOUT
+        )
         sent = [signed_message("incident.created") for _ in range(3)]
         try:
             for body, headers in sent:

@@ -110,9 +110,7 @@ async def test_each_message_arrives_once_signed_persistent_with_every_header(
 ) -> None:
     exchange = unique("ex")
     queue = await bound_queue(channel, exchange, "cf.incident.created")
-    publisher = await rabbitmq.open_publisher(
-        amqp_target(exchange, "cf.{type}"), timeout=TIMEOUT
-    )
+    publisher = await rabbitmq.open_publisher(amqp_target(exchange, "cf.{type}"), timeout=TIMEOUT)
     try:
         sent = [signed_message("incident.created") for _ in range(3)]
         for body, headers in sent:
@@ -167,9 +165,7 @@ async def test_an_unroutable_message_is_refused_and_the_publisher_goes_on(
 ) -> None:
     exchange = unique("ex")
     queue = await bound_queue(channel, exchange, "cf.incident.created")
-    publisher = await rabbitmq.open_publisher(
-        amqp_target(exchange, "cf.{type}"), timeout=TIMEOUT
-    )
+    publisher = await rabbitmq.open_publisher(amqp_target(exchange, "cf.{type}"), timeout=TIMEOUT)
     try:
         with pytest.raises(BrokerError) as refused:
             await publisher.publish(*signed_message("incident.status_changed"))

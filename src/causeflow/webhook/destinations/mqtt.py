@@ -124,7 +124,7 @@ class _ConfirmingClient(aiomqtt.Client):
 
         def handle_pubrec() -> paho.MQTTErrorCode:
             with contextlib.suppress(Exception):
-                packet: bytes = client._in_packet["packet"]
+                packet = bytes(client._in_packet["packet"])
                 (mid,) = struct.unpack("!H", packet[:2])
                 if len(packet) > 2 and packet[2] >= _FAILURE:
                     self._refused_at_pubrec[mid] = packet[2]
@@ -170,9 +170,7 @@ class _ConfirmingClient(aiomqtt.Client):
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._outcomes[info.mid] = future
         try:
-            await asyncio.wait(
-                (future, self._disconnected), return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait((future, self._disconnected), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._outcomes.pop(info.mid, None)
         if not future.done():

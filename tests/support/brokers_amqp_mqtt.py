@@ -1,7 +1,7 @@
 """Broker processes the destination tests own: a private Mosquitto they may kill and restart.
 
 `Mosquitto(tmp_path)` writes a configuration (one loopback listener on a free port, anonymous
-clients allowed, an optional ACL) and runs `mosquitto -c` on it; `start()` waits until the port
+clients allowed, an optional ACL, optionally TLS with a certificate from `tls_files`) and runs `mosquitto -c` on it; `start()` waits until the port
 accepts, `kill()` SIGKILLs it and waits until the port is closed, `start()` again brings it back
 on the same port. The shared brokers of the machine are never stopped by a test.
 """
@@ -12,12 +12,37 @@ import getpass
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+import trustme
 
 from tests.support.ports import free_port, port_open, wait_port_closed
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A test CA (`ca`, PEM) and a server certificate it issued, with its key, in files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def tls_files(directory: Path, *names: str) -> TlsFiles:
+    """A fresh CA and a certificate for `names`, written under `directory`."""
+    ca = trustme.CA()
+    server = ca.issue_cert(*names)
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    ca.cert_pem.write_to_path(str(files.ca))
+    server.private_key_pem.write_to_path(str(files.key))
+    with files.cert.open("wb") as out:
+        for blob in server.cert_chain_pems:
+            out.write(blob.bytes())
+    return files
 
 
 def mosquitto_available() -> bool:
@@ -25,7 +50,9 @@ def mosquitto_available() -> bool:
 
 
 class Mosquitto:
-    def __init__(self, directory: Path, *, acl: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, acl: str | None = None, tls: TlsFiles | None = None
+    ) -> None:
         self.port = free_port()
         self.directory = directory
         self.config = directory / "mosquitto.conf"
@@ -39,6 +66,8 @@ class Mosquitto:
             # private directory; as anyone else the option is ignored.
             f"user {getpass.getuser()}",
         ]
+        if tls is not None:
+            lines += [f"cafile {tls.ca}", f"certfile {tls.cert}", f"keyfile {tls.key}"]
         if acl is not None:
             acl_path = directory / "mosquitto.acl"
             acl_path.write_text(acl)

@@ -1,7 +1,8 @@
 """A TCP proxy on loopback that a test can cut and restore: a broker outage without stopping the
 shared broker.
 
-`TcpProxy(upstream_port)` listens on a free port and forwards each connection to the upstream;
+`TcpProxy(upstream_port)` listens on a free port and forwards each connection to the upstream
+(with `tls=`, it terminates TLS, standing for a TLS listener of a plain upstream);
 `cut()` closes every open connection and refuses new ones (the listening socket is closed, so a
 connect gets "connection refused"); `restore()` listens on the same port again.
 """
@@ -10,13 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 from tests.support.ports import free_port
 
 
 class TcpProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        upstream_host: str = "127.0.0.1",
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls  # a server context: the proxy terminates TLS in front of a plain upstream
         self.port = free_port()
         self.connections = 0  # accepted so far, over the proxy's life
         self._server: asyncio.Server | None = None
@@ -31,7 +40,7 @@ class TcpProxy:
         """Accept connections again (on the same port)."""
         if self._server is None:
             self._server = await asyncio.start_server(
-                self._serve, "127.0.0.1", self.port, reuse_address=True
+                self._serve, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
             )
 
     async def cut(self) -> None:

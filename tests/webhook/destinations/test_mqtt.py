@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from causeflow.webhook.destinations import mqtt
 from causeflow.webhook.destinations.base import BrokerError, Target
-from tests.support.brokers_amqp_mqtt import Mosquitto, mosquitto_available
+from tests.support.brokers_amqp_mqtt import Mosquitto, mosquitto_available, tls_files
 from tests.support.ports import free_port
 from tests.webhook.destinations.signed import assert_received, signed_message, target, unique
 
@@ -236,3 +236,24 @@ async def test_a_broker_restart_is_reported_and_a_new_publisher_works_after(
 def test_the_target_keeps_the_url_it_was_given() -> None:
     given = mqtt_target("t", port=1999)
     assert given.url == yarl.URL("mqtt://broker.invalid:1999") and given.address == "127.0.0.1"
+
+
+@pytest.mark.process
+@needs_mosquitto
+async def test_mqtts_checks_the_certificate_for_the_url_host_while_dialling_the_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = tls_files(tmp_path, "broker.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))
+    with Mosquitto(tmp_path, tls=files) as broker:
+        options = {"topic": "tls/x"}
+        named = target(f"mqtts://broker.test:{broker.port}", options)
+        publisher = await mqtt.open_publisher(named, timeout=TIMEOUT)
+        await publisher.publish(*signed_message())
+        await publisher.close()
+        misnamed = target(f"mqtts://other.test:{broker.port}", options)
+        with pytest.raises(BrokerError, match="(?i)certificate"):
+            await mqtt.open_publisher(misnamed, timeout=TIMEOUT)
+        plain = target(f"mqtt://broker.test:{broker.port}", options)
+        with pytest.raises(BrokerError):
+            await mqtt.open_publisher(plain, timeout=1.0)

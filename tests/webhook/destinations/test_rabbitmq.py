@@ -4,8 +4,10 @@ confirmed, persistent, signed messages; refusals; a broker that is down or goes 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -15,6 +17,7 @@ from pydantic import ValidationError
 
 from causeflow.webhook.destinations import rabbitmq
 from causeflow.webhook.destinations.base import BrokerError
+from tests.support.brokers_amqp_mqtt import tls_files
 from tests.support.ports import free_port
 from tests.support.tcp_proxy import TcpProxy
 from tests.webhook.destinations.signed import assert_received, signed_message, target, unique
@@ -257,3 +260,31 @@ async def test_a_lost_connection_is_reported_and_a_new_publisher_works_after(
         await proxy.close()
     received = await take(queue, 2)
     assert [m.body for m in received] == [before[0], after[0]]
+
+
+@pytest.mark.integration
+async def test_amqps_checks_the_certificate_for_the_url_host_while_dialling_the_address(
+    channel: AbstractChannel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TLS listener (the proxy, terminating TLS in front of the broker) with a certificate
+    for broker.test: the publisher dials 127.0.0.1 and accepts it only as broker.test."""
+    files = tls_files(tmp_path, "broker.test")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(files.cert, files.key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))
+    queue = await channel.declare_queue(unique("q"), exclusive=True)
+    options = {"routingKey": queue.name}
+    proxy = await TcpProxy(5672, tls=server).start()
+    try:
+        named = target(f"amqps://guest:guest@broker.test:{proxy.port}/", options)
+        publisher = await rabbitmq.open_publisher(named, timeout=TIMEOUT)
+        body, headers = signed_message()
+        await publisher.publish(body, headers)
+        await publisher.close()
+        misnamed = target(f"amqps://guest:guest@other.test:{proxy.port}/", options)
+        with pytest.raises(BrokerError, match="(?i)certificate"):
+            await rabbitmq.open_publisher(misnamed, timeout=TIMEOUT)
+    finally:
+        await proxy.close()
+    [message] = await take(queue, 1)
+    assert message.body == body

@@ -1,9 +1,10 @@
 """Broker processes the destination tests own: a private Mosquitto they may kill and restart.
 
 `Mosquitto(tmp_path)` writes a configuration (one loopback listener on a free port, anonymous
-clients allowed, an optional ACL, optionally TLS with a certificate from `tls_files`) and runs `mosquitto -c` on it; `start()` waits until the port
-accepts, `kill()` SIGKILLs it and waits until the port is closed, `start()` again brings it back
-on the same port. The shared brokers of the machine are never stopped by a test.
+clients allowed, an optional ACL, optionally TLS with a certificate from `tls_files`) and runs
+`mosquitto -c` on it; `start()` waits until the port accepts, `kill()` SIGKILLs it and waits
+until the port is closed, `start()` again brings it back on the same port. The shared brokers
+of the machine are never stopped by a test.
 """
 
 from __future__ import annotations

@@ -89,3 +89,32 @@ class TcpProxy:
         # One direction ended: end the other side's writing too, as a real peer would.
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
             writer.write_eof()
+
+
+class SilentServer:
+    """Accepts TCP connections on a free loopback port and never answers: a broker that hangs."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> SilentServer:
+        self._server = await asyncio.start_server(
+            self._hold, "127.0.0.1", self.port, reuse_address=True
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.append(writer)
+        with contextlib.suppress(ConnectionError, OSError):
+            while await reader.read(65536):
+                pass

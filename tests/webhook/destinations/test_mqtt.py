@@ -18,6 +18,7 @@ from causeflow.webhook.destinations import mqtt
 from causeflow.webhook.destinations.base import BrokerError, Target
 from tests.support.brokers_amqp_mqtt import Mosquitto, mosquitto_available, tls_files
 from tests.support.ports import free_port
+from tests.support.tcp_proxy import SilentServer
 from tests.webhook.destinations.signed import assert_received, signed_message, target, unique
 
 SHARED_PORT = 1883
@@ -257,3 +258,14 @@ async def test_mqtts_checks_the_certificate_for_the_url_host_while_dialling_the_
         plain = target(f"mqtt://broker.test:{broker.port}", options)
         with pytest.raises(BrokerError):
             await mqtt.open_publisher(plain, timeout=1.0)
+
+
+@pytest.mark.integration
+async def test_a_broker_that_never_answers_fails_within_the_timeout() -> None:
+    async with SilentServer() as silent:
+        started = time.monotonic()
+        with pytest.raises(BrokerError) as hung:
+            await mqtt.open_publisher(mqtt_target("t", port=silent.port), timeout=1.0)
+        assert hung.value.refused is False
+        assert time.monotonic() - started < 3
+        assert silent.accepted == 1

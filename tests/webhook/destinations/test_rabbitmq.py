@@ -19,7 +19,7 @@ from causeflow.webhook.destinations import rabbitmq
 from causeflow.webhook.destinations.base import BrokerError
 from tests.support.brokers_amqp_mqtt import tls_files
 from tests.support.ports import free_port
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import SilentServer, TcpProxy
 from tests.webhook.destinations.signed import assert_received, signed_message, target, unique
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -288,3 +288,14 @@ async def test_amqps_checks_the_certificate_for_the_url_host_while_dialling_the_
         await proxy.close()
     [message] = await take(queue, 1)
     assert message.body == body
+
+
+@pytest.mark.integration
+async def test_a_broker_that_never_answers_fails_within_the_timeout() -> None:
+    async with SilentServer() as silent:
+        started = time.monotonic()
+        with pytest.raises(BrokerError) as hung:
+            await rabbitmq.open_publisher(amqp_target("", "k", port=silent.port), timeout=1.0)
+        assert hung.value.refused is False
+        assert time.monotonic() - started < 3
+        assert silent.accepted == 1

@@ -150,6 +150,12 @@ class _ConfirmingClient(aiomqtt.Client):
     def lost(self) -> bool:
         return self._disconnected.done()
 
+    def abandon(self) -> None:
+        """Close the socket of a connect that failed or timed out (aiomqtt leaves it open
+        while it waits for a CONNACK that never came)."""
+        with contextlib.suppress(Exception):
+            self._client._sock_close()
+
     def forget_loss(self) -> None:
         """Read the loss's exception, so that asyncio does not report it as never retrieved."""
         if self._disconnected.done() and not self._disconnected.cancelled():
@@ -197,6 +203,7 @@ async def open_publisher(target: Target, *, timeout: float) -> Publisher:
     try:
         await asyncio.wait_for(client.__aenter__(), timeout)
     except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+        client.abandon()
         raise BrokerError(f"could not connect to the broker: {_describe(exc)}") from exc
     return MqttPublisher(client, options, timeout)
 

@@ -269,3 +269,30 @@ async def test_a_broker_that_never_answers_fails_within_the_timeout() -> None:
         assert hung.value.refused is False
         assert time.monotonic() - started < 3
         assert silent.accepted == 1
+
+
+@pytest.mark.process
+@needs_mosquitto
+async def test_concurrent_publishes_each_get_their_own_answer(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, acl="topic readwrite open/incident.created\n") as broker:
+        async with subscriber("open/#", port=broker.port) as inbox:
+            publisher = await mqtt.open_publisher(
+                mqtt_target("open/{type}", port=broker.port, qos=2), timeout=TIMEOUT
+            )
+            kinds = ["incident.created", "incident.status_changed"] * 10
+            sent = [signed_message(kind) for kind in kinds]
+            try:
+                outcomes = await asyncio.gather(
+                    *(publisher.publish(b, h) for b, h in sent), return_exceptions=True
+                )
+            finally:
+                await publisher.close()
+            received = await take(inbox, 10)
+    for kind, outcome in zip(kinds, outcomes, strict=True):
+        if kind == "incident.created":
+            assert outcome is None
+        else:
+            assert isinstance(outcome, BrokerError) and outcome.refused
+    assert sorted(m.payload for m in received) == sorted(  # type: ignore[type-var]
+        b for (b, _), kind in zip(sent, kinds, strict=True) if kind == "incident.created"
+    )

@@ -299,3 +299,27 @@ async def test_a_broker_that_never_answers_fails_within_the_timeout() -> None:
         assert hung.value.refused is False
         assert time.monotonic() - started < 3
         assert silent.accepted == 1
+
+
+@pytest.mark.integration
+async def test_concurrent_publishes_each_get_their_own_answer(channel: AbstractChannel) -> None:
+    """Twenty at once on one publisher, two of them sharing a delivery id (a re-send of a
+    message still in flight): the unroutable one is refused, every other one confirmed."""
+    exchange = unique("ex")
+    queue = await bound_queue(channel, exchange, "cf.incident.created")
+    publisher = await rabbitmq.open_publisher(amqp_target(exchange, "cf.{type}"), timeout=TIMEOUT)
+    routed = [signed_message("incident.created") for _ in range(19)]
+    body, headers = signed_message("incident.status_changed")
+    headers["webhook-id"] = routed[0][1]["webhook-id"]
+    try:
+        outcomes = await asyncio.gather(
+            publisher.publish(body, headers),
+            *(publisher.publish(b, h) for b, h in routed),
+            return_exceptions=True,
+        )
+    finally:
+        await publisher.close()
+    assert isinstance(outcomes[0], BrokerError) and outcomes[0].refused
+    assert outcomes[1:] == [None] * len(routed)
+    received = await take(queue, len(routed))
+    assert sorted(m.body for m in received) == sorted(b for b, _ in routed)

@@ -1,10 +1,10 @@
 """Broker processes the destination tests own: a private Mosquitto they may kill and restart.
 
 `Mosquitto(tmp_path)` writes a configuration (one loopback listener on a free port, anonymous
-clients allowed, an optional ACL, optionally TLS with a certificate from `tls_files`) and runs
-`mosquitto -c` on it; `start()` waits until the port accepts, `kill()` SIGKILLs it and waits
-until the port is closed, `start()` again brings it back on the same port. The shared brokers
-of the machine are never stopped by a test.
+clients allowed unless told otherwise, an optional ACL, optionally TLS with a certificate from
+`tls_files`) and runs `mosquitto -c` on it; `start()` waits until the port accepts, `kill()`
+SIGKILLs it and waits until the port is closed, `start()` again brings it back on the same
+port. The shared brokers of the machine are never stopped by a test.
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ def mosquitto_available() -> bool:
 
 class Mosquitto:
     def __init__(
-        self, directory: Path, *, acl: str | None = None, tls: TlsFiles | None = None
+        self,
+        directory: Path,
+        *,
+        acl: str | None = None,
+        tls: TlsFiles | None = None,
+        anonymous: bool = True,
     ) -> None:
         self.port = free_port()
         self.directory = directory
@@ -60,7 +65,7 @@ class Mosquitto:
         self.log_path = directory / "mosquitto.log"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if anonymous else 'false'}",
             "persistence false",
             "log_dest stderr",
             # Run as root, it would switch to the `mosquitto` user, who cannot read the test's

@@ -296,3 +296,13 @@ async def test_concurrent_publishes_each_get_their_own_answer(tmp_path: Path) ->
     assert sorted(m.payload for m in received) == sorted(  # type: ignore[type-var]
         b for (b, _), kind in zip(sent, kinds, strict=True) if kind == "incident.created"
     )
+
+
+@pytest.mark.process
+@needs_mosquitto
+async def test_a_broker_refusing_the_login_is_a_refusal(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, anonymous=False) as broker:
+        stranger = target(f"mqtt://nobody:wrong@broker.invalid:{broker.port}", {"topic": "t"})
+        with pytest.raises(BrokerError) as login:
+            await mqtt.open_publisher(stranger, timeout=TIMEOUT)
+    assert login.value.refused is True

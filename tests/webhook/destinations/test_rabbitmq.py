@@ -226,8 +226,9 @@ async def test_a_broker_that_is_down_fails_fast_and_bad_credentials_fail() -> No
     assert down.value.refused is False
     assert time.monotonic() - started < TIMEOUT
     stranger = target("amqp://nobody:wrong@broker.invalid:5672/", {"routingKey": "k"})
-    with pytest.raises(BrokerError):
+    with pytest.raises(BrokerError) as login:
         await rabbitmq.open_publisher(stranger, timeout=TIMEOUT)
+    assert login.value.refused is True and "login" in str(login.value)
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ topic name invalid...) in the PUBACK, or in the PUBREC of QoS 2, is a refusal:
 `BrokerError(refused=True)`, and the publisher stays usable. "No matching subscribers" (0x10) is
 a success code: MQTT routes nothing the publisher could be told about, a subscriber with a
 persistent session that is offline still gets the message, and brokers need not report it.
+A negative CONNACK (bad credentials, not authorized) makes `open_publisher` raise a refusal.
 
 aiomqtt 2.5.1 waits for the PUBACK/PUBCOMP but drops its reason code, and paho-mqtt ignores the
 PUBREC's, so both would report a refused message as published; it also keeps waiting after the
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 import aiomqtt
 import paho.mqtt.client as paho
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -202,6 +204,9 @@ async def open_publisher(target: Target, *, timeout: float) -> Publisher:
     client._client.connect_timeout = timeout
     try:
         await asyncio.wait_for(client.__aenter__(), timeout)
+    except MqttConnectError as exc:
+        client.abandon()
+        raise BrokerError(f"the broker refused the connection: {exc}", refused=True) from exc
     except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
         client.abandon()
         raise BrokerError(f"could not connect to the broker: {_describe(exc)}") from exc

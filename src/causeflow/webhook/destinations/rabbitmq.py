@@ -6,7 +6,8 @@ persistent, `application/json`, its AMQP `message_id` is the delivery's `webhook
 AMQP headers are every header of the attempt. It is published `mandatory`, so a message that no
 queue takes comes back (`basic.return`) and is a refusal, as is a `basic.nack` or a channel the
 broker closed (an exchange that does not exist): `BrokerError(refused=True)`, after which the
-publisher stays usable (a closed channel is reopened on the next publish).
+publisher stays usable (a closed channel is reopened on the next publish). A login the broker
+refuses (or a missing exchange) makes `open_publisher` raise a refusal too.
 
 Reconnect policy: none. A lost connection, a failed connect or a confirmation that does not come
 within `timeout` is `BrokerError(refused=False)`; the publisher then closes itself and every
@@ -28,7 +29,13 @@ from urllib.parse import unquote
 import aio_pika
 import yarl
 from aio_pika.abc import AbstractChannel, AbstractExchange
-from aio_pika.exceptions import ChannelClosed, DeliveryError, PublishError
+from aio_pika.exceptions import (
+    AuthenticationError,
+    ChannelClosed,
+    DeliveryError,
+    ProbableAuthenticationError,
+    PublishError,
+)
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -93,6 +100,9 @@ async def open_publisher(target: Target, *, timeout: float) -> Publisher:
     except ChannelClosed as exc:
         await _quietly_close(connection)
         raise BrokerError(f"the broker refused the channel: {exc}", refused=True) from exc
+    except (ProbableAuthenticationError, AuthenticationError) as exc:
+        await _quietly_close(connection)
+        raise BrokerError(f"the broker refused the login: {exc}", refused=True) from exc
     except Exception as exc:
         await _quietly_close(connection)
         raise BrokerError(f"could not connect to the broker: {_describe(exc)}") from exc

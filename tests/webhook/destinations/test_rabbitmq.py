@@ -324,3 +324,25 @@ async def test_concurrent_publishes_each_get_their_own_answer(channel: AbstractC
     assert outcomes[1:] == [None] * len(routed)
     received = await take(queue, len(routed))
     assert sorted(m.body for m in received) == sorted(b for b, _ in routed)
+
+
+@pytest.mark.integration
+async def test_an_exchange_deleted_later_is_a_refusal_and_the_channel_comes_back(
+    channel: AbstractChannel,
+) -> None:
+    exchange = unique("ex")
+    await bound_queue(channel, exchange, "k")
+    publisher = await rabbitmq.open_publisher(amqp_target(exchange, "k"), timeout=TIMEOUT)
+    try:
+        await publisher.publish(*signed_message())
+        await channel.exchange_delete(exchange)
+        with pytest.raises(BrokerError) as gone:
+            await publisher.publish(*signed_message())
+        assert gone.value.refused is True
+        queue = await bound_queue(channel, exchange, "k")
+        body, headers = signed_message()
+        await publisher.publish(body, headers)  # on a new channel of the same connection
+    finally:
+        await publisher.close()
+    [message] = await take(queue, 1)
+    assert message.body == body

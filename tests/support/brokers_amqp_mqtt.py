@@ -4,13 +4,15 @@
 clients allowed unless told otherwise, an optional ACL, optionally TLS with a certificate from
 `tls_files`) and runs `mosquitto -c` on it; `start()` waits until the port accepts, `kill()`
 SIGKILLs it and waits until the port is closed, `start()` again brings it back on the same
-port. The shared brokers of the machine are never stopped by a test.
+port; `pause()` stops it answering (SIGSTOP). The shared brokers of the machine are never
+stopped by a test.
 """
 
 from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -94,6 +96,11 @@ class Mosquitto:
                 raise TimeoutError(f"mosquitto not listening on {self.port}: {self.log()}")
             time.sleep(0.05)
         return self
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its connections open and answers nothing."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         process, self._process = self._process, None

@@ -4,7 +4,8 @@ shared broker.
 `TcpProxy(upstream_port)` listens on a free port and forwards each connection to the upstream
 (with `tls=`, it terminates TLS, standing for a TLS listener of a plain upstream);
 `cut()` closes every open connection and refuses new ones (the listening socket is closed, so a
-connect gets "connection refused"); `restore()` listens on the same port again.
+connect gets "connection refused"); `restore()` listens on the same port again; `freeze()` holds
+the traffic of the open connections without closing them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Hold every byte from now on, in both directions, keeping the connections open: a peer
+        that has stopped answering. `cut()` or `thaw()` ends it."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> TcpProxy:
         await self.restore()
@@ -80,10 +91,10 @@ class TcpProxy:
                 self._writers.discard(w)
                 w.transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         # One direction ended: end the other side's writing too, as a real peer would.

@@ -306,3 +306,28 @@ async def test_a_broker_refusing_the_login_is_a_refusal(tmp_path: Path) -> None:
         with pytest.raises(BrokerError) as login:
             await mqtt.open_publisher(stranger, timeout=TIMEOUT)
     assert login.value.refused is True
+
+
+@pytest.mark.process
+@needs_mosquitto
+async def test_a_connection_lost_while_awaiting_the_acknowledgement_fails_at_once(
+    tmp_path: Path,
+) -> None:
+    """The broker stops answering (SIGSTOP), then dies: the publish fails when the connection
+    drops, not when its timeout runs out (aiomqtt alone would wait for the timeout)."""
+    broker = Mosquitto(tmp_path).start()
+    try:
+        publisher = await mqtt.open_publisher(mqtt_target("t", port=broker.port), timeout=60)
+        broker.pause()
+        pending = asyncio.create_task(publisher.publish(*signed_message()))
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+        started = time.monotonic()
+        broker.kill()
+        with pytest.raises(BrokerError) as lost:
+            await pending
+        assert lost.value.refused is False
+        assert time.monotonic() - started < 10
+        await publisher.close()
+    finally:
+        broker.kill()

@@ -346,3 +346,30 @@ async def test_an_exchange_deleted_later_is_a_refusal_and_the_channel_comes_back
         await publisher.close()
     [message] = await take(queue, 1)
     assert message.body == body
+
+
+@pytest.mark.integration
+async def test_a_connection_lost_while_awaiting_the_confirm_fails_at_once(
+    channel: AbstractChannel,
+) -> None:
+    """The confirm is held (the proxy freezes), then the connection drops: the publish fails
+    when it drops, not when its timeout runs out."""
+    queue = await channel.declare_queue(unique("q"), exclusive=True)
+    proxy = await TcpProxy(5672).start()
+    try:
+        publisher = await rabbitmq.open_publisher(
+            amqp_target("", queue.name, port=proxy.port), timeout=60
+        )
+        proxy.freeze()
+        pending = asyncio.create_task(publisher.publish(*signed_message()))
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+        started = time.monotonic()
+        await proxy.cut()
+        with pytest.raises(BrokerError) as lost:
+            await pending
+        assert lost.value.refused is False
+        assert time.monotonic() - started < 10
+        await publisher.close()
+    finally:
+        await proxy.close()

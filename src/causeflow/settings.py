@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 1.0
     webhook_ca_file: str = ""
     webhook_dns_cache_seconds: int = 60
+    # every delivery (and token request) leaves through this HTTP proxy: http://[user:pass@]host:port
+    webhook_proxy: str = ""
     webhook_recover_window_seconds: int = 14 * 86400
     run_workers: bool | None = None  # None: inside `serve` on SQLite only
     worker_metrics_port: int = 0  # `causeflow worker` serves /metrics here; 0 = off

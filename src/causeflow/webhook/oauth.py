@@ -49,13 +49,13 @@ def token_request(auth: DeliveryAuth) -> tuple[bytes, dict[str, str]]:
         form["scope"] = auth.scope
     if auth.audience:
         form["audience"] = auth.audience
-    basic = aiohttp.BasicAuth(
+    basic = aiohttp.encode_basic_auth(
         quote(auth.client_id or "", safe=""), quote(auth.client_secret or "", safe="")
     )
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",
-        "Authorization": basic.encode(),
+        "Authorization": basic,
     }
     return urlencode(form).encode(), headers
 

@@ -34,10 +34,23 @@ PINS = 10_000  # vetted names remembered (all forgotten beyond)
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """The proxy URL without credentials, and the credentials as Proxy-Authorization."""
+    """The proxy URL without credentials, and the credentials as a Proxy-Authorization value."""
 
     url: URL
-    auth: aiohttp.BasicAuth | None
+    authorization: str | None
+
+    def headers_for(self, target: URL) -> dict[str, str]:
+        """Proxy-Authorization for the request itself: plain http is forwarded, not tunnelled."""
+        if self.authorization is None or target.scheme != "http":
+            return {}
+        return {"Proxy-Authorization": self.authorization}
+
+    @property
+    def connect_headers(self) -> dict[str, str] | None:
+        """Headers of the CONNECT request of an https target."""
+        if self.authorization is None:
+            return None
+        return {"Proxy-Authorization": self.authorization}
 
 
 def parse_proxy(text: str) -> Proxy | None:
@@ -56,10 +69,10 @@ def parse_proxy(text: str) -> Proxy | None:
         raise ValueError("the webhook proxy URL has no host")
     if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
         raise ValueError("the webhook proxy URL must not have a path, query or fragment")
-    auth = None
+    authorization = None
     if url.user is not None:
-        auth = aiohttp.BasicAuth(url.user, url.password or "")
-    return Proxy(url=URL.build(scheme="http", host=url.raw_host, port=port), auth=auth)
+        authorization = aiohttp.encode_basic_auth(url.user, url.password or "")
+    return Proxy(url=URL.build(scheme="http", host=url.raw_host, port=port), authorization=authorization)
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,7 +173,6 @@ class Sender:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             proxy=self._proxy.url if self._proxy is not None else None,
-            proxy_auth=self._proxy.auth if self._proxy is not None else None,
         )
 
     async def close(self) -> None:
@@ -231,6 +230,8 @@ class Sender:
             pinned = found
         if pinned.host_header is not None:
             headers = {**headers, "Host": pinned.host_header}
+        if self._proxy is not None:
+            headers = {**headers, **self._proxy.headers_for(target)}
 
         status: int | None = None
         retry_after: str | None = None
@@ -243,6 +244,7 @@ class Sender:
                 allow_redirects=False,
                 ssl=ssl_context if ssl_context is not None else True,
                 server_hostname=pinned.server_hostname,
+                proxy_headers=self._proxy.connect_headers if self._proxy is not None else None,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")

@@ -107,8 +107,10 @@ class TokenEndpoint:
         return f"http://127.0.0.1:{self.port}/token"
 
 
-def server_context(ca: trustme.CA, *names: str, client_ca: trustme.CA | None = None) -> ssl.SSLContext:
-    """A server context for `names`; with `client_ca`, a client certificate it issued is required."""
+def server_context(
+    ca: trustme.CA, *names: str, client_ca: trustme.CA | None = None
+) -> ssl.SSLContext:
+    """A server context for `names`; with `client_ca`, it requires a client certificate of it."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*names).configure_cert(context)
     if client_ca is not None:

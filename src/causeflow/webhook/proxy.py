@@ -72,7 +72,9 @@ def parse_proxy(text: str) -> Proxy | None:
     authorization = None
     if url.user is not None:
         authorization = aiohttp.encode_basic_auth(url.user, url.password or "")
-    return Proxy(url=URL.build(scheme="http", host=url.raw_host, port=port), authorization=authorization)
+    return Proxy(
+        url=URL.build(scheme="http", host=url.raw_host, port=port), authorization=authorization
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,19 @@ class Settings(BaseSettings):
         trusted_proxies(value)
         return value
 
+    @field_validator("webhook_proxy")
+    @classmethod
+    def _webhook_proxy(cls, value: str) -> str:
+        if value.strip():
+            parts = urlsplit(value.strip())
+            try:
+                port = parts.port
+            except ValueError as exc:
+                raise ValueError(f"webhook proxy: {exc}") from exc
+            if parts.scheme != "http" or not parts.hostname or port is None:
+                raise ValueError("the webhook proxy must be http://[user:password@]host:port")
+        return value
+
     @model_validator(mode="after")
     def _jwks_url_is_https(self) -> Settings:
         if self.jwks_url:

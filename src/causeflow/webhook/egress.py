@@ -38,7 +38,9 @@ class Egress:
                 )
             except TokenError as exc:
                 return SendResult(None, (time.monotonic() - started) * 1000.0, b"", str(exc))
-            headers = {**headers, **bearer(token or "")}
+            # it replaces an extra header of that name, however spelt
+            kept = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers = {**kept, **bearer(token or "")}
         context = self.contexts.get(sub.id, sub.client_tls) if sub.client_tls else None
         result = await self.sender.send(sub.url, body, headers, ssl_context=context)
         if result.status == 401 and auth is not None and auth.type == "oauth2":

@@ -23,6 +23,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     peer_cert: dict[str, Any] | None
+    authorizations: list[str] = field(default_factory=list)  # every Authorization line
 
 
 class Hooks:
@@ -43,7 +44,8 @@ class Hooks:
         ssl_obj = transport.get_extra_info("ssl_object") if transport else None
         peer = ssl_obj.getpeercert() if ssl_obj is not None else None
         body = await request.read()
-        self.seen.append(Seen(request.path, dict(request.headers), body, peer))
+        auths = request.headers.getall("Authorization", [])
+        self.seen.append(Seen(request.path, dict(request.headers), body, peer, auths))
         return web.Response(status=self.status)
 
     async def start(self) -> Hooks:

@@ -37,8 +37,9 @@ async def egress_sub(
     *,
     tls: tuple[str, str] | None = None,
     auth: DeliveryAuth | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
-    sub_id = await add_subscription(ctx, url)
+    sub_id = await add_subscription(ctx, url, headers=headers)
     box = ctx.keys.box
     values = {}
     if tls is not None:
@@ -99,7 +100,10 @@ async def test_bearer_token_is_sent(tmp_path: Path, database_url: str) -> None:
     try:
         async with bare_context(tmp_path, database_url) as ctx:
             sub = await egress_sub(
-                ctx, hooks.url(), auth=DeliveryAuth(type="bearer", token="static-token.1")
+                ctx,
+                hooks.url(),
+                auth=DeliveryAuth(type="bearer", token="static-token.1"),
+                headers={"authorization": "an extra header", "X-Team": "a"},
             )
             msgs = await add_deliveries(ctx, sub, await add_event(ctx), 2)
             async with running_engine(ctx):
@@ -107,7 +111,8 @@ async def test_bearer_token_is_sent(tmp_path: Path, database_url: str) -> None:
     finally:
         await hooks.stop()
     assert {(r.status, r.last_error) for r in rows} == {("succeeded", None)}
-    assert [s.headers["Authorization"] for s in hooks.seen] == ["Bearer static-token.1"] * 2
+    assert [s.authorizations for s in hooks.seen] == [["Bearer static-token.1"]] * 2
+    assert hooks.seen[0].headers["X-Team"] == "a"
 
 
 async def test_oauth2_one_token_fetch_serves_many_deliveries(

@@ -194,6 +194,12 @@ class Sender:
     ) -> None:
         await self.close()
 
+    async def _pin(self, target: URL) -> Pinned | str:
+        """Through a proxy: the request pinned to the target's vetted address (or the error)."""
+        if self._pins is None:
+            return Pinned(target, None, None)
+        return await self._pins.pin(target)
+
     async def send(
         self,
         url: str,
@@ -222,12 +228,9 @@ class Sender:
                 self._vetted.clear()
         if isinstance(target, str):
             return SendResult(None, elapsed_ms(), b"", target)
-        pinned = Pinned(target, None, None)
-        if self._pins is not None:
-            found = await self._pins.pin(target)
-            if isinstance(found, str):
-                return SendResult(None, elapsed_ms(), b"", found)
-            pinned = found
+        pinned = await self._pin(target)
+        if isinstance(pinned, str):
+            return SendResult(None, elapsed_ms(), b"", pinned)
         if pinned.host_header is not None:
             headers = {**headers, "Host": pinned.host_header}
         if self._proxy is not None:

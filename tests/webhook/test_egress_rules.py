@@ -93,3 +93,27 @@ def test_refresh_at() -> None:
     assert refresh_at(100.0, 3600) == 100.0 + 3600 - 30
     assert refresh_at(100.0, 10) == 100.0 + 9  # a short life: a tenth early
     assert refresh_at(0.0, None) == DEFAULT_LIFETIME - 30
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("", True),
+        ("http://127.0.0.1:3128", True),
+        ("http://user:pw@proxy.internal:8080", True),
+        ("https://proxy.internal:3128", False),
+        ("http://proxy.internal", False),  # the port is required
+        ("socks5://proxy.internal:1080", False),
+        ("http://proxy.internal:99999", False),
+    ],
+)
+def test_the_proxy_setting_is_checked_at_start(value: str, ok: bool) -> None:
+    from pydantic import ValidationError
+
+    from causeflow.settings import Settings
+
+    if ok:
+        assert Settings(webhook_proxy=value).webhook_proxy == value
+    else:
+        with pytest.raises(ValidationError, match="webhook"):
+            Settings(webhook_proxy=value)

@@ -16,6 +16,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from causeflow.context import AppContext
+from causeflow.jsonutil import dumps_str
+from causeflow.webhook.clienttls import ClientTls
+from causeflow.webhook.deliveryauth import DeliveryAuth
+
+from .delivery_support import add_subscription, set_subscription
+
 
 @dataclass
 class Seen:
@@ -151,3 +158,33 @@ def self_signed_pem(*, days: int = 30, expired: bool = False) -> tuple[str, str]
         serialization.NoEncryption(),
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+async def egress_sub(
+    ctx: AppContext,
+    url: str,
+    *,
+    tls: tuple[str, str] | None = None,
+    auth: DeliveryAuth | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
+    sub_id = await add_subscription(ctx, url, headers=headers)
+    box = ctx.keys.box
+    values = {}
+    if tls is not None:
+        values["client_tls_enc"] = box.seal(dumps_str(ClientTls(*tls).to_json()))
+    if auth is not None:
+        values["delivery_auth_enc"] = box.seal(dumps_str(auth.to_json()))
+    if values:
+        await set_subscription(ctx, sub_id, **values)
+    return sub_id
+
+
+def oauth(endpoint: TokenEndpoint, **extra: str) -> DeliveryAuth:
+    return DeliveryAuth(
+        type="oauth2",
+        token_url=endpoint.url,
+        client_id="client-1",
+        client_secret="shh:secret",
+        **extra,
+    )

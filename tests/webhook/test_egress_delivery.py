@@ -10,55 +10,20 @@ from pathlib import Path
 import pytest
 import trustme
 
-from causeflow.context import AppContext
-from causeflow.jsonutil import dumps_str
-from causeflow.webhook.clienttls import ClientTls
 from causeflow.webhook.deliveryauth import DeliveryAuth
 
 from .delivery_support import (
     add_deliveries,
     add_event,
-    add_subscription,
     attempts_of,
     bare_context,
     running_engine,
-    set_subscription,
     wait_attempts,
     wait_until_settled,
 )
-from .egress_support import Hooks, TokenEndpoint, client_pem, server_context
+from .egress_support import Hooks, TokenEndpoint, client_pem, egress_sub, oauth, server_context
 
 pytestmark = pytest.mark.integration
-
-
-async def egress_sub(
-    ctx: AppContext,
-    url: str,
-    *,
-    tls: tuple[str, str] | None = None,
-    auth: DeliveryAuth | None = None,
-    headers: dict[str, str] | None = None,
-) -> str:
-    sub_id = await add_subscription(ctx, url, headers=headers)
-    box = ctx.keys.box
-    values = {}
-    if tls is not None:
-        values["client_tls_enc"] = box.seal(dumps_str(ClientTls(*tls).to_json()))
-    if auth is not None:
-        values["delivery_auth_enc"] = box.seal(dumps_str(auth.to_json()))
-    if values:
-        await set_subscription(ctx, sub_id, **values)
-    return sub_id
-
-
-def oauth(endpoint: TokenEndpoint, **extra: str) -> DeliveryAuth:
-    return DeliveryAuth(
-        type="oauth2",
-        token_url=endpoint.url,
-        client_id="client-1",
-        client_secret="shh:secret",
-        **extra,
-    )
 
 
 async def test_mtls_the_right_certificate_is_accepted_and_none_is_a_retried_failure(
@@ -216,34 +181,3 @@ async def test_a_401_drops_the_token_and_the_next_attempt_fetches_a_new_one(
     assert row.status == "succeeded"
     assert tokens.fetches == 2
     assert [s.headers["Authorization"] for s in hooks.seen] == ["Bearer tok-1", "Bearer tok-2"]
-
-
-async def test_client_certificate_and_oauth2_through_the_proxy(
-    tmp_path: Path, database_url: str
-) -> None:
-    from tests.support.tinyproxy import Tinyproxy
-
-    server_ca, client_ca = trustme.CA(), trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    server_ca.cert_pem.write_to_path(str(ca_file))
-    hooks = await Hooks(server_context(server_ca, "127.0.0.1", client_ca=client_ca)).start()
-    tokens = await TokenEndpoint().start()
-    try:
-        with Tinyproxy(tmp_path / "proxy") as proxy:
-            async with bare_context(
-                tmp_path, database_url, webhook_ca_file=str(ca_file), webhook_proxy=proxy.url
-            ) as ctx:
-                sub = await egress_sub(
-                    ctx, hooks.url(), tls=client_pem(client_ca), auth=oauth(tokens)
-                )
-                [msg] = await add_deliveries(ctx, sub, await add_event(ctx))
-                async with running_engine(ctx):
-                    [row] = await wait_until_settled(ctx, [msg])
-            requests = proxy.requests()
-    finally:
-        await hooks.stop()
-        await tokens.stop()
-    assert row.status == "succeeded", row.last_error
-    assert hooks.seen[0].peer_cert is not None
-    assert f"POST http://127.0.0.1:{tokens.port}/token HTTP/1.1" in requests
-    assert f"CONNECT 127.0.0.1:{hooks.port} HTTP/1.1" in requests

@@ -1,5 +1,6 @@
-"""Deliveries through a real HTTP proxy (tinyproxy): plain http, https tunnelled with CONNECT,
-proxy credentials, and SSRF vetting of the final target before anything reaches the proxy."""
+"""Deliveries through a real HTTP proxy (tinyproxy, a process of its own): plain http, https
+tunnelled with CONNECT, proxy credentials, SSRF vetting of the final target before anything
+reaches the proxy, and the engine sending with a client certificate and OAuth2 through it."""
 
 from __future__ import annotations
 
@@ -15,9 +16,16 @@ from causeflow.webhook.sender import Sender
 from causeflow.webhook.ssrf import parse_allow_cidrs
 from tests.support.tinyproxy import VIA_NAME, Tinyproxy
 
-from .egress_support import Hooks, server_context
+from .delivery_support import (
+    add_deliveries,
+    add_event,
+    bare_context,
+    running_engine,
+    wait_until_settled,
+)
+from .egress_support import Hooks, TokenEndpoint, client_pem, egress_sub, oauth, server_context
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.process
 
 LOOPBACK = parse_allow_cidrs("127.0.0.0/8")
 
@@ -157,3 +165,32 @@ async def test_connect_refused_by_the_proxy_is_a_proxy_error(tmp_path: Path) -> 
         await hooks.stop()
     assert result.error is not None and result.error.startswith("proxy_error"), result
     assert hooks.seen == []
+
+
+async def test_client_certificate_and_oauth2_through_the_proxy(
+    tmp_path: Path, database_url: str
+) -> None:
+    server_ca, client_ca = trustme.CA(), trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    server_ca.cert_pem.write_to_path(str(ca_file))
+    hooks = await Hooks(server_context(server_ca, "127.0.0.1", client_ca=client_ca)).start()
+    tokens = await TokenEndpoint().start()
+    try:
+        with Tinyproxy(tmp_path / "proxy") as proxy:
+            async with bare_context(
+                tmp_path, database_url, webhook_ca_file=str(ca_file), webhook_proxy=proxy.url
+            ) as ctx:
+                sub = await egress_sub(
+                    ctx, hooks.url(), tls=client_pem(client_ca), auth=oauth(tokens)
+                )
+                [msg] = await add_deliveries(ctx, sub, await add_event(ctx))
+                async with running_engine(ctx):
+                    [row] = await wait_until_settled(ctx, [msg])
+            requests = proxy.requests()
+    finally:
+        await hooks.stop()
+        await tokens.stop()
+    assert row.status == "succeeded", row.last_error
+    assert hooks.seen[0].peer_cert is not None
+    assert f"POST http://127.0.0.1:{tokens.port}/token HTTP/1.1" in requests
+    assert f"CONNECT 127.0.0.1:{hooks.port} HTTP/1.1" in requests

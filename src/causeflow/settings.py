@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 1.0
     webhook_ca_file: str = ""
     webhook_dns_cache_seconds: int = 60
+    # every delivery (and token request) leaves through this HTTP proxy: http://[user:pass@]host:port
+    webhook_proxy: str = ""
     webhook_recover_window_seconds: int = 14 * 86400
     run_workers: bool | None = None  # None: inside `serve` on SQLite only
     worker_metrics_port: int = 0  # `causeflow worker` serves /metrics here; 0 = off
@@ -129,6 +131,19 @@ class Settings(BaseSettings):
     @classmethod
     def _proxy_addresses(cls, value: str) -> str:
         trusted_proxies(value)
+        return value
+
+    @field_validator("webhook_proxy")
+    @classmethod
+    def _webhook_proxy(cls, value: str) -> str:
+        if value.strip():
+            parts = urlsplit(value.strip())
+            try:
+                port = parts.port
+            except ValueError as exc:
+                raise ValueError(f"webhook proxy: {exc}") from exc
+            if parts.scheme != "http" or not parts.hostname or port is None:
+                raise ValueError("the webhook proxy must be http://[user:password@]host:port")
         return value
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import trustme
 
 from causeflow_sdk import UNSET, AsyncClient, CauseFlowAPIError, Client, verify
 from causeflow_sdk.models import Envelope, sample_data
@@ -169,3 +170,22 @@ async def _settled(client: AsyncClient, delivery_id: str, want: str | None = Non
         if done or time.monotonic() > deadline:
             return detail
         await asyncio.sleep(0.05)
+
+
+async def test_subscription_egress_fields_are_write_only(client: AsyncClient) -> None:
+    leaf = trustme.CA().issue_cert("sdk-client")
+    cert = b"".join(blob.bytes() for blob in leaf.cert_chain_pems).decode()
+    key = leaf.private_key_pem.bytes().decode()
+    created = await client.subscriptions.create(
+        "http://127.0.0.1:9/hook",
+        ["incident.created"],
+        tls={"clientCertificate": cert, "clientKey": key},
+        auth={"type": "bearer", "token": "sdk-bearer-token"},
+    )
+    assert created.tls is not None and len(created.tls["fingerprintSha256"]) == 64
+    assert created.auth == {"type": "bearer", "tokenUrl": None, "clientId": None}
+    assert "sdk-bearer-token" not in created.model_dump_json()
+    updated = await client.subscriptions.update(created.id, tls=None)
+    assert updated.tls is None and updated.auth == created.auth
+    updated = await client.subscriptions.update(created.id, auth=None)
+    assert updated.auth is None

@@ -33,6 +33,8 @@ READ_FIELDS = {
     "events",
     "filter",
     "headers",
+    "tls",
+    "auth",
     "enabled",
     "disabledReason",
     "firstFailureAt",

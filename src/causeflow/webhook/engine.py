@@ -43,10 +43,12 @@ from causeflow.settings import Settings
 from causeflow.webhook import queue
 from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
+from causeflow.webhook.egress import Egress
 from causeflow.webhook.holding import COUNT, Holding, Job
 from causeflow.webhook.lanes import ClusterFactory, Lanes
 from causeflow.webhook.limits import HostGate, QueueBudget
 from causeflow.webhook.outcome import Attempt, delivery_step
+from causeflow.webhook.proxy import parse_proxy
 from causeflow.webhook.queue import Claimed, Outcome
 from causeflow.webhook.recorder import Recorder
 from causeflow.webhook.retry import parse_schedule
@@ -135,6 +137,7 @@ def build_sender(settings: Settings) -> Sender:
         max_connections=max(1, settings.webhook_max_inflight),
         ssl_context=context,
         dns_cache_seconds=settings.webhook_dns_cache_seconds,
+        proxy=parse_proxy(settings.webhook_proxy),
     )
 
 
@@ -171,6 +174,7 @@ class DeliveryEngine:
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
+        self.egress: Egress | None = None  # the sender with certificates and auth, at start
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         capacity = max(1, settings.webhook_max_inflight)
@@ -247,6 +251,7 @@ class DeliveryEngine:
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
+        self.egress = Egress(self.sender, cafile=self.ctx.settings.webhook_ca_file)
         self.lanes.start()
         self._connect()
         self.recorder.start()
@@ -318,7 +323,7 @@ class DeliveryEngine:
 
     async def _attempt(self, job: Job) -> None:
         claimed, sub = job.claimed, job.sub
-        assert self.sender is not None
+        assert self.egress is not None
         try:
             now_ms = self.ctx.clock.now_ms()
             headers = delivery_headers(
@@ -332,7 +337,7 @@ class DeliveryEngine:
                 subscription_id=claimed.subscription_id,
                 sequence=claimed.sequence,
             )
-            result = await self.sender.send(sub.url, job.body, headers)
+            result = await self.egress.send(sub, job.body, headers)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.
             self.lanes.hand_back(job, None)

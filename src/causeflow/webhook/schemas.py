@@ -7,7 +7,7 @@ A subscription's header values are never shown: reads carry each name with `REDA
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# --- egress: client certificate and delivery auth (write-only secrets) ------------------------
+
+_PEM_MAX = 64 * 1024
+
+
+class ClientTlsWrite(_Strict):
+    """A client certificate the deliveries present (mTLS); the key is never shown again."""
+
+    clientCertificate: str = Field(
+        min_length=1, max_length=_PEM_MAX, description="PEM; the leaf first, then intermediates"
+    )
+    clientKey: str = Field(
+        min_length=1, max_length=_PEM_MAX, description="PEM private key, unencrypted"
+    )
+
+
+class BearerAuthWrite(_Strict):
+    type: Literal["bearer"]
+    token: str = Field(min_length=1, max_length=4096, description="sent as Authorization: Bearer")
+
+
+class OAuth2AuthWrite(_Strict):
+    """OAuth2 client credentials: a token is fetched from `tokenUrl` and sent as Bearer."""
+
+    type: Literal["oauth2"]
+    tokenUrl: str = Field(min_length=1, max_length=2048)
+    clientId: str = Field(min_length=1, max_length=500)
+    clientSecret: str = Field(min_length=1, max_length=2000)
+    scope: str | None = Field(default=None, max_length=1000)
+    audience: str | None = Field(default=None, max_length=1000)
+
+
+DeliveryAuthWrite = Annotated[BearerAuthWrite | OAuth2AuthWrite, Field(discriminator="type")]
+
+
+class ClientTlsRead(BaseModel):
+    subject: str
+    issuer: str
+    notAfter: str = Field(description="RFC 3339 time the certificate expires")
+    fingerprintSha256: str = Field(description="SHA-256 of the leaf certificate (DER), hex")
+
+
+class DeliveryAuthRead(BaseModel):
+    type: Literal["bearer", "oauth2"]
+    tokenUrl: str | None
+    clientId: str | None
+
+
+_TLS = "client certificate presented to the receiver; write-only key, null removes it"
+_AUTH = "how deliveries authenticate (bearer or oauth2); write-only secrets, null removes it"
+
+
 class SubscriptionCreate(_Strict):
     url: str = Field(min_length=1, max_length=2048)
     events: list[str] = Field(min_length=1, max_length=100)
@@ -39,6 +91,9 @@ class SubscriptionCreate(_Strict):
     rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
     ordering: Ordering = Field(default="unordered", description=_ORDERING)
     orderingKey: str | None = Field(default=None, max_length=100, description=_ORDERING_KEY)
+    # egress
+    tls: ClientTlsWrite | None = Field(default=None, description=_TLS)
+    auth: DeliveryAuthWrite | None = Field(default=None, description=_AUTH)
 
 
 class SubscriptionUpdate(_Strict):
@@ -57,6 +112,9 @@ class SubscriptionUpdate(_Strict):
     rateLimitPerSecond: int | None = Field(default=None, ge=1, le=100_000)
     ordering: Ordering | None = Field(default=None, description=_ORDERING)
     orderingKey: str | None = Field(default=None, max_length=100, description=_ORDERING_KEY)
+    # egress
+    tls: ClientTlsWrite | None = Field(default=None, description=_TLS)
+    auth: DeliveryAuthWrite | None = Field(default=None, description=_AUTH)
 
 
 class SecretRotate(_Strict):
@@ -96,6 +154,9 @@ class SubscriptionRead(BaseModel):
     orderingKey: str | None
     createdAt: str
     updatedAt: str
+    # egress
+    tls: ClientTlsRead | None = None
+    auth: DeliveryAuthRead | None = None
 
 
 class SubscriptionCreated(SubscriptionRead):

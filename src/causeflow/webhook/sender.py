@@ -3,6 +3,8 @@
 `Sender.send` makes one POST and reports what happened as a `SendResult`; network failures are
 results, never exceptions. Every connection goes through `VettingResolver`, so the peer is an
 address that was vetted; redirects are not followed and at most 4 KiB of the answer is read.
+With a proxy (`CAUSEFLOW_WEBHOOK_PROXY`) every request leaves through it and the receiver's
+name is vetted and pinned to its address before the request is made (`webhook.proxy`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
+from causeflow.webhook.proxy import Pinned, Proxy, TargetPins
 from causeflow.webhook.ssrf import (
     IPNetwork,
     ResolverFn,
@@ -81,6 +84,8 @@ def _classify(exc: BaseException) -> str:
     """The attempt's `error` for an exception raised by the request."""
     if _ssrf_cause(exc) is not None:
         return "ssrf_blocked"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return _describe("proxy_error", exc)
     if isinstance(exc, TimeoutError):  # aiohttp's timeouts all derive from it
         return "timeout"
     if isinstance(exc, aiohttp.ClientSSLError):
@@ -120,6 +125,7 @@ class Sender:
         max_connections: int = 256,
         ssl_context: ssl.SSLContext | None = None,
         dns_cache_seconds: int = 60,
+        proxy: Proxy | None = None,
     ) -> None:
         self._allow = tuple(allow_cidrs)
         self._allow_http = allow_http
@@ -133,12 +139,23 @@ class Sender:
         self._session: aiohttp.ClientSession | None = None
         # url -> what vetting it gave (it depends on nothing else; names are vetted at connect)
         self._vetted: dict[str, URL | str] = {}
+        self._proxy = proxy
+        self._pins = (
+            TargetPins(resolver_fn, allow=self._allow, ttl=dns_cache_seconds)
+            if proxy is not None
+            else None
+        )
 
     async def start(self) -> None:
         if self._session is not None:
             return
+        # Through a proxy the connector only ever resolves the proxy (the operator's choice,
+        # loopback included); receivers are vetted and pinned in `send`.
+        resolver = (
+            VettingResolver(self._resolver_fn, allow=self._allow) if self._proxy is None else None
+        )
         connector = aiohttp.TCPConnector(
-            resolver=VettingResolver(self._resolver_fn, allow=self._allow),
+            resolver=resolver,
             limit=max(1, self._max_connections),
             limit_per_host=0,  # per-host fairness is the worker's job (max in-flight per host)
             use_dns_cache=self._dns_cache_seconds > 0,
@@ -155,12 +172,15 @@ class Sender:
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
+            proxy=self._proxy.url if self._proxy is not None else None,
         )
 
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+        if self._pins is not None:
+            await self._pins.close()
 
     async def __aenter__(self) -> Sender:
         await self.start()
@@ -174,8 +194,26 @@ class Sender:
     ) -> None:
         await self.close()
 
-    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST `body` to `url` once; every outcome, including failures, is a SendResult."""
+    async def _pin(self, target: URL) -> Pinned | str:
+        """Through a proxy: the request pinned to the target's vetted address (or the error)."""
+        if self._pins is None:
+            return Pinned(target, None, None)
+        return await self._pins.pin(target)
+
+    async def send(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> SendResult:
+        """POST `body` to `url` once; every outcome, including failures, is a SendResult.
+
+        `ssl_context` replaces the process's TLS context for this request (a client
+        certificate); at most `max_body` bytes of the answer are read.
+        """
         if self._session is None:
             raise RuntimeError("Sender.start() has not been called")
         started = time.monotonic()
@@ -190,18 +228,31 @@ class Sender:
                 self._vetted.clear()
         if isinstance(target, str):
             return SendResult(None, elapsed_ms(), b"", target)
+        pinned = await self._pin(target)
+        if isinstance(pinned, str):
+            return SendResult(None, elapsed_ms(), b"", pinned)
+        if pinned.host_header is not None:
+            headers = {**headers, "Host": pinned.host_header}
+        if self._proxy is not None:
+            headers = {**headers, **self._proxy.headers_for(target)}
 
         status: int | None = None
         retry_after: str | None = None
         received = b""
         try:
             async with self._session.post(
-                target, data=body, headers=headers, allow_redirects=False
+                pinned.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                ssl=ssl_context if ssl_context is not None else True,
+                server_hostname=pinned.server_hostname,
+                proxy_headers=self._proxy.connect_headers if self._proxy is not None else None,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 if response.content_length != 0:  # a 204 or an empty 200: nothing to read
-                    received = await _read_capped(response)
+                    received = await _read_capped(response, max_body)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure of one attempt becomes its recorded error
@@ -227,8 +278,8 @@ def _vet_target(url: str, allow_http: bool, allow: Sequence[IPNetwork]) -> URL |
     return target
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """At most MAX_BODY_BYTES of the answer; the rest is never read.
+async def _read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
+    """At most `limit` bytes of the answer; the rest is never read.
 
     The status decides the attempt, so a body that stalls or breaks off after the status line
     keeps what arrived instead of turning a delivered event into a failure.
@@ -236,8 +287,8 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        while size < MAX_BODY_BYTES:
-            chunk = await response.content.read(MAX_BODY_BYTES - size)
+        while size < limit:
+            chunk = await response.content.read(limit - size)
             if not chunk:
                 break
             chunks.append(chunk)

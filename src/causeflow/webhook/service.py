@@ -30,6 +30,7 @@ from causeflow.event.log import (
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
+from causeflow.webhook.egressrules import egress_values, egress_view
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
 from causeflow.webhook.ssrf import IPNetwork
@@ -72,6 +73,7 @@ def subscription_view(row: AnyRow, box: SecretBox) -> dict[str, Any]:
         "orderingKey": row.ordering_key,
         "createdAt": ms_to_rfc3339(row.created_at),
         "updatedAt": ms_to_rfc3339(row.updated_at),
+        **egress_view(row, box),
     }
 
 
@@ -177,6 +179,7 @@ async def create_subscription(
     headers = rules.check_headers(body.headers)
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
     ordering_key = filters.check_key("orderingKey", body.orderingKey)
+    egress = _egress(body.model_dump(include={"tls", "auth"}), box, destination, now_ms)
     # Locks the tenant's log head until commit: appends wait for us, so every event after
     # this position commits after the subscription does; it also serializes the cap check.
     from_position = await next_positions(tx, tenant_id, 0)
@@ -208,6 +211,7 @@ async def create_subscription(
             "from_position": from_position,
             "ordering": body.ordering,
             "ordering_key": ordering_key,
+            **egress,
         },
     )
     row = await _require(tx.conn, tenant_id, sub_id)
@@ -269,6 +273,7 @@ async def update_subscription(
         headers = rules.check_headers(changes["headers"], keep_from=stored)
         values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
     values.update(_plain_changes(changes))
+    values.update(_egress(changes, box, destination, now_ms))
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
         rules_changed = True
@@ -283,6 +288,19 @@ async def update_subscription(
     values["updated_at"] = now_ms
     await repo.update_subscription(tx, tenant_id, subscription_id, values)
     return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
+
+
+def _egress(
+    changes: dict[str, Any], box: SecretBox, destination: Destination, now_ms: int
+) -> dict[str, Any]:
+    """The sealed columns of the client certificate and the delivery auth (`tls`, `auth`)."""
+    return egress_values(
+        changes,
+        box=box,
+        allow_http=destination.allow_http,
+        allow=destination.allow,
+        now_ms=now_ms,
+    )
 
 
 def _plain_changes(changes: dict[str, Any]) -> dict[str, Any]:

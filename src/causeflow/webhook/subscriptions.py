@@ -24,6 +24,8 @@ from causeflow.auth.crypto import SecretBox
 from causeflow.db.conn import AnyRow
 from causeflow.db.engine import Database, Tx
 from causeflow.jsonutil import dumps_str, loads
+from causeflow.webhook.clienttls import ClientTls
+from causeflow.webhook.deliveryauth import DeliveryAuth
 from causeflow.webhook.filters import filter_matches
 from causeflow.webhook.rules import expand_events
 from causeflow.webhook.tables import subscriptions
@@ -91,6 +93,8 @@ class Subscription:
     _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # earlier versions of the matching rules, oldest first (see the module's docstring)
     history: tuple[Rules, ...] = ()
+    client_tls: ClientTls | None = None  # the client certificate presented to the receiver
+    auth: DeliveryAuth | None = None  # how its deliveries authenticate
 
     @property
     def first_position(self) -> int:
@@ -172,6 +176,12 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         ordering_key=row.ordering_key,
         _event_set=expand_events(events),
         history=history_of(row.rules_history),
+        client_tls=ClientTls.from_json(loads(box.open(row.client_tls_enc)))
+        if row.client_tls_enc
+        else None,
+        auth=DeliveryAuth.from_json(loads(box.open(row.delivery_auth_enc)))
+        if row.delivery_auth_enc
+        else None,
     )
 
 

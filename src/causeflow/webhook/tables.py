@@ -52,6 +52,10 @@ subscriptions = Table(
     # dotted path into the event's data) when set. Applies to the deliveries created after.
     Column("ordering", Text, nullable=False, server_default="unordered"),
     Column("ordering_key", Text, nullable=True),
+    # egress: the client certificate presented to the receiver (JSON {"certificate", "key"},
+    # PEM) and the delivery auth (JSON {"type": "bearer"|"oauth2", ...}), both sealed
+    Column("client_tls_enc", Text, nullable=True, info=SEALED),
+    Column("delivery_auth_enc", Text, nullable=True, info=SEALED),
     Index("ix_subscriptions_tenant", "tenant_id", "id"),
 )
 

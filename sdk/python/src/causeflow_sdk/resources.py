@@ -119,9 +119,16 @@ class Subscriptions(_Group):
         rate_limit_per_second: int | None = None,
         ordering: str | None = None,
         ordering_key: str | None = None,
+        tls: Mapping[str, str] | None = None,
+        auth: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> SubscriptionWithSecret:
-        """Create a subscription; the result carries the signing secret, shown only here."""
+        """Create a subscription; the result carries the signing secret, shown only here.
+
+        `tls` is `{"clientCertificate", "clientKey"}` (PEM) and `auth` `{"type": "bearer",
+        "token"}` or `{"type": "oauth2", "tokenUrl", "clientId", "clientSecret", ...}`: both
+        write-only (reads show what identifies them).
+        """
         body: dict[str, Any] = {"url": url, "events": list(events)}
         optional = {
             "secret": secret,
@@ -132,6 +139,8 @@ class Subscriptions(_Group):
             "rateLimitPerSecond": rate_limit_per_second,
             "ordering": ordering,
             "orderingKey": ordering_key,
+            "tls": dict(tls) if tls is not None else None,
+            "auth": dict(auth) if auth is not None else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return await self._one(
@@ -169,8 +178,13 @@ class Subscriptions(_Group):
         rate_limit_per_second: int | None = UNSET,
         ordering: str = UNSET,
         ordering_key: str | None = UNSET,
+        tls: Mapping[str, str] | None = UNSET,
+        auth: Mapping[str, Any] | None = UNSET,
     ) -> Subscription:
+        """Change the fields given; `None` clears those that may be cleared (`tls`, `auth`...)."""
         body = _body(
+            tls=dict(tls) if tls not in (UNSET, None) else tls,
+            auth=dict(auth) if auth not in (UNSET, None) else auth,
             ordering=ordering,
             orderingKey=ordering_key,
             url=url,

@@ -48,6 +48,10 @@ class Subscription(Resource):
     orderingKey: str | None = None
     createdAt: str
     updatedAt: str
+    # the client certificate ({subject, issuer, notAfter, fingerprintSha256}) and the delivery
+    # auth ({type, tokenUrl, clientId}) as reads show them; None when unset
+    tls: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = None
 
 
 class SubscriptionWithSecret(Subscription):

@@ -997,6 +997,64 @@ export interface components {
              */
             oldestAgeSeconds: number | null;
         };
+        /** BearerAuthWrite */
+        BearerAuthWrite: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "bearer";
+            /**
+             * Token
+             * @description sent as Authorization: Bearer
+             */
+            token: string;
+        };
+        /** ClientTlsRead */
+        ClientTlsRead: {
+            /** Subject */
+            subject: string;
+            /** Issuer */
+            issuer: string;
+            /**
+             * Notafter
+             * @description RFC 3339 time the certificate expires
+             */
+            notAfter: string;
+            /**
+             * Fingerprintsha256
+             * @description SHA-256 of the leaf certificate (DER), hex
+             */
+            fingerprintSha256: string;
+        };
+        /**
+         * ClientTlsWrite
+         * @description A client certificate the deliveries present (mTLS); the key is never shown again.
+         */
+        ClientTlsWrite: {
+            /**
+             * Clientcertificate
+             * @description PEM; the leaf first, then intermediates
+             */
+            clientCertificate: string;
+            /**
+             * Clientkey
+             * @description PEM private key, unencrypted
+             */
+            clientKey: string;
+        };
+        /** DeliveryAuthRead */
+        DeliveryAuthRead: {
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "bearer" | "oauth2";
+            /** Tokenurl */
+            tokenUrl: string | null;
+            /** Clientid */
+            clientId: string | null;
+        };
         /** DeliveryDetail */
         DeliveryDetail: {
             /** Id */
@@ -1384,6 +1442,27 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /**
+         * OAuth2AuthWrite
+         * @description OAuth2 client credentials: a token is fetched from `tokenUrl` and sent as Bearer.
+         */
+        OAuth2AuthWrite: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "oauth2";
+            /** Tokenurl */
+            tokenUrl: string;
+            /** Clientid */
+            clientId: string;
+            /** Clientsecret */
+            clientSecret: string;
+            /** Scope */
+            scope?: string | null;
+            /** Audience */
+            audience?: string | null;
+        };
         /** RemediationCreate */
         RemediationCreate: {
             /** Title */
@@ -1498,6 +1577,8 @@ export interface components {
             createdAt: string;
             /** Updatedat */
             updatedAt: string;
+            tls?: components["schemas"]["ClientTlsRead"] | null;
+            auth?: components["schemas"]["DeliveryAuthRead"] | null;
             /**
              * Secret
              * @description the signing secret; shown only in this response
@@ -1572,6 +1653,13 @@ export interface components {
              * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
              */
             orderingKey?: string | null;
+            /** @description client certificate presented to the receiver; write-only key, null removes it */
+            tls?: components["schemas"]["ClientTlsWrite"] | null;
+            /**
+             * Auth
+             * @description how deliveries authenticate (bearer or oauth2); write-only secrets, null removes it
+             */
+            auth?: (components["schemas"]["BearerAuthWrite"] | components["schemas"]["OAuth2AuthWrite"]) | null;
         };
         /** SubscriptionCreated */
         SubscriptionCreated: {
@@ -1613,6 +1701,8 @@ export interface components {
             createdAt: string;
             /** Updatedat */
             updatedAt: string;
+            tls?: components["schemas"]["ClientTlsRead"] | null;
+            auth?: components["schemas"]["DeliveryAuthRead"] | null;
             /**
              * Secret
              * @description the signing secret; shown only in this response
@@ -1668,6 +1758,8 @@ export interface components {
             createdAt: string;
             /** Updatedat */
             updatedAt: string;
+            tls?: components["schemas"]["ClientTlsRead"] | null;
+            auth?: components["schemas"]["DeliveryAuthRead"] | null;
         };
         /** SubscriptionStats */
         SubscriptionStats: {
@@ -1733,6 +1825,13 @@ export interface components {
              * @description a dotted path into the event's data (as filter keys): one ordered lane per value; events without it share one lane
              */
             orderingKey?: string | null;
+            /** @description client certificate presented to the receiver; write-only key, null removes it */
+            tls?: components["schemas"]["ClientTlsWrite"] | null;
+            /**
+             * Auth
+             * @description how deliveries authenticate (bearer or oauth2); write-only secrets, null removes it
+             */
+            auth?: (components["schemas"]["BearerAuthWrite"] | components["schemas"]["OAuth2AuthWrite"]) | null;
         };
         /** TenantCreate */
         TenantCreate: {

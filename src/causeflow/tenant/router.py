@@ -11,6 +11,7 @@ from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
 from causeflow.tenant import service
+from causeflow.tenant.portal import router as portal_router
 from causeflow.tenant.schemas import (
     TenantCreate,
     TenantCreated,
@@ -88,3 +89,6 @@ async def update_own_tenant(body: TenantUpdate, ctx: Ctx, principal: Admin) -> d
             name=body.name,
             inbound=inbound,
         )
+
+
+router.include_router(portal_router)

@@ -38,6 +38,7 @@ class PortalLinkCreate(BaseModel):
         default=DEFAULT_TTL,
         ge=30,
         le=MAX_TTL,
+        strict=True,
         description="seconds until the link can no longer be opened (30 to 3600)",
     )
 

@@ -6,7 +6,9 @@ the credential kinds below (everyone else must get 401 or 403 in the error shape
 body), `OPEN` (anyone; a credential that is not valid is still refused with 401 on `/v1`),
 `PAGE` (a dashboard page: only the session cookie; anyone else is sent to the sign-in page) or
 `SIGN_IN` (the dashboard's sign-in form, judged by the credential posted in it: it opens a
-session for whoever may read the tenant). A route of the app missing from the table fails the
+session for whoever may read the tenant) or `LINK` (the portal's link exchange: its one
+credential is a portal link in the URL, which no caller here holds, so every one gets 401 and
+no cookie). A route of the app missing from the table fails the
 test, so a new route cannot go unjudged. An admitted caller may still get any other 4xx
 (bodies here are small, ids may be gone): what is checked is that the route decided who may
 call it, and never with a 5xx.
@@ -96,6 +98,7 @@ EVERYONE = (
 OPEN = "open"  # anyone, with or without a credential
 PAGE = "page"  # a dashboard page: the session cookie, else a redirect to the sign-in page
 SIGN_IN = "sign-in"  # the sign-in form: a session for the credential posted, if it may read
+LINK = "portal link"  # the portal: its credential is the link alone; every caller here gets 401
 
 ADMINS = frozenset({ADMIN_JWT, KEY_ADMIN, IDP_ADMIN})
 READERS = ADMINS | {MEMBER_JWT, IDP_MEMBER, KEY_READ}
@@ -180,6 +183,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/tenants"): TENANT_MANAGERS,
     ("GET", "/v1/tenants"): TENANT_MANAGERS,
     ("PATCH", "/v1/tenants/{tenant_id}"): TENANT_MANAGERS,
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): TENANT_MANAGERS,
     ("GET", "/v1/tenant"): READERS,
     ("PATCH", "/v1/tenant"): ADMINS,
     # users and API keys: admins only, reads included
@@ -192,11 +196,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/api-keys"): ADMINS,
     ("GET", "/v1/api-keys/{key_id}"): ADMINS,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMINS,
+    # portal links: a tenant's admin for its own tenant (the platform admin's route is above)
+    ("POST", "/v1/portal-links"): ADMINS,
     # the dashboard
     ("GET", "/ui/static/{name}"): OPEN,
     ("GET", "/ui/login"): OPEN,
     ("POST", "/ui/login"): SIGN_IN,
     ("POST", "/ui/logout"): PAGE,
+    ("GET", "/ui/portal"): LINK,
     ("GET", "/ui"): PAGE,
     ("GET", "/ui/events"): PAGE,
     ("GET", "/ui/events/{event_id}"): PAGE,
@@ -275,6 +282,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/users"): {"email": "matrix@example.com", "role": "member"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},
     ("POST", "/v1/api-keys"): {"name": "matrix", "scopes": ["events:read"]},
+    ("POST", "/v1/portal-links"): {"role": "viewer"},
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): {"role": "viewer"},
 }
 # Who sends a creating POST first with the shared `Idempotency-Key`: the first admitted here.
 SEED_ORDER = (ADMIN_JWT, PLATFORM, KEY_ADMIN, MEMBER_JWT, KEY_PUBLISH, KEY_READ)
@@ -507,6 +516,9 @@ def _judge(case: Case, who: str, resp: httpx.Response) -> str | None:
         if who == SESSION:
             return "sent to sign in with a live session" if to_login or status == 401 else None
         return None if to_login else f"{status} instead of the sign-in redirect"
+    if case.rule == LINK:
+        # No caller here holds a portal link: whatever else it sends, the page refuses it.
+        return None if status == 401 and "set-cookie" not in resp.headers else f"{status}"
     if case.rule == SIGN_IN:
         signed_in = status == 303 and not location.startswith("/ui/login")
         if who in READERS:

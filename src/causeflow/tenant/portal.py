@@ -2,7 +2,8 @@
 webhook subscriptions and deliveries) without an API key, as a viewer or as an admin.
 
 `POST /v1/portal-links` is for a tenant's admin (its own tenant); `POST
-/v1/tenants/{tenant_id}/portal-links` for the platform admin (any tenant). The link is a token
+/v1/tenants/{tenant_id}/portal-links` for the platform admin (any tenant); both routes are in
+`tenant/router.py`. The link is a token
 of the service (`auth/tokens.py`), shown once in the answer; `dashboard/portal.py` exchanges
 it for a session.
 """
@@ -11,18 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow import ids
-from causeflow.api.deps import Admin, Ctx, PlatformAdmin, tenant_of
-from causeflow.api.routing import JsonRoute
 from causeflow.clock import ms_to_rfc3339
 from causeflow.context import AppContext
 from causeflow.errors import NotFound
 from causeflow.tenant import service
-
-router = APIRouter(tags=["portal-links"], route_class=JsonRoute)
 
 PORTAL_PATH = "/ui/portal"
 DEFAULT_TTL = 300
@@ -50,7 +47,7 @@ class PortalLinkCreated(BaseModel):
     expiresAt: str
 
 
-def _mint(
+def mint_link(
     request: Request,
     response: Response,
     ctx: AppContext,
@@ -76,28 +73,9 @@ def _mint(
     }
 
 
-@router.post("/v1/portal-links", status_code=201, response_model=PortalLinkCreated)
-async def create_portal_link(
-    body: PortalLinkCreate, request: Request, response: Response, ctx: Ctx, principal: Admin
-) -> dict[str, Any]:
-    """A portal link to the caller's own tenant (tenant admins)."""
-    return _mint(request, response, ctx, tenant_of(principal), body, principal.actor)
-
-
-@router.post(
-    "/v1/tenants/{tenant_id}/portal-links", status_code=201, response_model=PortalLinkCreated
-)
-async def create_tenant_portal_link(
-    tenant_id: str,
-    body: PortalLinkCreate,
-    request: Request,
-    response: Response,
-    ctx: Ctx,
-    _p: PlatformAdmin,
-) -> dict[str, Any]:
-    """A portal link to any tenant (the platform admin); 404 for a tenant that does not exist."""
+async def check_tenant(ctx: AppContext, tenant_id: str) -> None:
+    """404 unless the tenant exists."""
     if not ids.is_id(tenant_id, "ten"):  # nothing odd reaches SQL
         raise NotFound("no such tenant")
     async with ctx.db.read() as conn:
         await service.get_tenant_row(conn, tenant_id)
-    return _mint(request, response, ctx, tenant_id, body, "platform")

@@ -1,17 +1,17 @@
-"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own)."""
+"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own), and
+portal links to a tenant's pages (`/v1/portal-links`, `/v1/tenants/{tenant_id}/portal-links`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
-from causeflow.tenant import service
-from causeflow.tenant.portal import router as portal_router
+from causeflow.tenant import portal, service
 from causeflow.tenant.schemas import (
     TenantCreate,
     TenantCreated,
@@ -91,4 +91,25 @@ async def update_own_tenant(body: TenantUpdate, ctx: Ctx, principal: Admin) -> d
         )
 
 
-router.include_router(portal_router)
+@router.post("/v1/portal-links", status_code=201, response_model=portal.PortalLinkCreated)
+async def create_portal_link(
+    body: portal.PortalLinkCreate, request: Request, response: Response, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    """A portal link to the caller's own tenant (tenant admins)."""
+    return portal.mint_link(request, response, ctx, tenant_of(principal), body, principal.actor)
+
+
+@router.post(
+    "/v1/tenants/{tenant_id}/portal-links", status_code=201, response_model=portal.PortalLinkCreated
+)
+async def create_tenant_portal_link(
+    tenant_id: str,
+    body: portal.PortalLinkCreate,
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    _p: PlatformAdmin,
+) -> dict[str, Any]:
+    """A portal link to any tenant (the platform admin); 404 for a tenant that does not exist."""
+    await portal.check_tenant(ctx, tenant_id)
+    return portal.mint_link(request, response, ctx, tenant_id, body, "platform")

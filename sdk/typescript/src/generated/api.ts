@@ -717,6 +717,46 @@ export interface paths {
         patch: operations["update_own_tenant_v1_tenant_patch"];
         trace?: never;
     };
+    "/v1/portal-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Portal Link
+         * @description A portal link to the caller's own tenant (tenant admins).
+         */
+        post: operations["create_portal_link_v1_portal_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/portal-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Tenant Portal Link
+         * @description A portal link to any tenant (the platform admin); 404 for a tenant that does not exist.
+         */
+        post: operations["create_tenant_portal_link_v1_tenants__tenant_id__portal_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users": {
         parameters: {
             query?: never;
@@ -1383,6 +1423,35 @@ export interface components {
             event: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** PortalLinkCreate */
+        PortalLinkCreate: {
+            /**
+             * Role
+             * @description viewer: read only; admin: may also create, change and delete subscriptions
+             * @enum {string}
+             */
+            role: "viewer" | "admin";
+            /**
+             * Expiresin
+             * @description seconds until the link can no longer be opened (30 to 3600)
+             * @default 300
+             */
+            expiresIn?: number;
+        };
+        /** PortalLinkCreated */
+        PortalLinkCreated: {
+            /**
+             * Url
+             * @description opens the dashboard once; shown only in this response
+             */
+            url: string;
+            /** Tenantid */
+            tenantId: string;
+            /** Role */
+            role: string;
+            /** Expiresat */
+            expiresAt: string;
         };
         /** RemediationCreate */
         RemediationCreate: {
@@ -3682,6 +3751,74 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_portal_link_v1_portal_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalLinkCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_tenant_portal_link_v1_tenants__tenant_id__portal_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalLinkCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -3,6 +3,7 @@ tampered and foreign tokens, what a viewer and an admin session reach, framing a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -286,3 +287,14 @@ async def test_a_used_link_is_forgotten_only_after_it_expired(
         # Opening another link sweeps the expired record.
         assert (await _open(browser, await _link(svc, acme, "viewer"))).status_code == 303
         _assert_refused(await _open(browser, link))
+
+
+async def test_two_visits_at_once_open_one_session_on_either_backend(
+    service: Service, tenant: Tenant
+) -> None:
+    link = await _link(service, tenant, "admin")
+    async with _browser(service) as first, _browser(service) as second:
+        answers = await asyncio.gather(_open(first, link), _open(second, link))
+    assert sorted(a.status_code for a in answers) == [303, 401]
+    async with _browser(service) as third:
+        _assert_refused(await _open(third, link))

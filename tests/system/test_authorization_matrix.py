@@ -23,7 +23,9 @@ remediations; `events:read` keys read (and stream); `events:publish` keys publis
 report remediations and feed triggers; `alerts:ingest` keys only post alerts; the platform
 admin (the service's own token only) manages tenants and nothing else; stream tickets and the
 dashboard's session cookie are credentials for the stream alone (and the cookie for the
-dashboard's pages). Tokens of an external identity provider carry the tenant roles only.
+dashboard's pages); a session opened by a portal link is neither, and reaches only the
+subscription and delivery pages (a viewer's changes refused). Tokens of an external identity
+provider carry the tenant roles only.
 
 One service per backend; all cases run in one test and every failure is reported at once.
 """
@@ -38,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -65,6 +67,8 @@ KEY_INGEST = "alerts:ingest key"
 TICKET = "stream ticket (?token=)"
 TICKET_BEARER = "stream ticket as Bearer"
 SESSION = "dashboard session cookie"
+PORTAL_VIEWER = "portal link's viewer session cookie"
+PORTAL_ADMIN = "portal link's admin session cookie"
 REVOKED = "revoked admin key"
 EXPIRED = "expired admin token"
 IDP_ADMIN = "external admin token"
@@ -84,6 +88,8 @@ EVERYONE = (
     TICKET,
     TICKET_BEARER,
     SESSION,
+    PORTAL_VIEWER,
+    PORTAL_ADMIN,
     REVOKED,
     EXPIRED,
     IDP_ADMIN,
@@ -109,6 +115,10 @@ STREAMERS = READERS | {TICKET, SESSION}
 # Credentials refused wherever they are presented as one (401, before any route is chosen).
 INVALID = frozenset({TICKET_BEARER, REVOKED, EXPIRED, IDP_PLATFORM})
 TENANT_MANAGERS = frozenset({PLATFORM})
+# Sessions opened by portal links: no API or stream credential; on `PAGE` routes they reach the
+# subscription and delivery pages only (elsewhere 404), and a viewer changes nothing (403).
+PORTAL_SESSIONS = frozenset({PORTAL_VIEWER, PORTAL_ADMIN})
+PORTAL_PAGES = ("/ui/subscriptions", "/ui/deliveries")
 INGESTERS = frozenset({KEY_INGEST})
 
 Rule = frozenset[str] | str
@@ -421,6 +431,7 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
     assert gone.status_code == 204
     ticket = await _post(service, "/v1/notifications/stream-tickets", tenant.admin_headers, None)
     session_key = await _key(service, tenant, "admin")
+    portal = {who: await _portal_session(service, tenant, role) for who, role in _PORTAL_ROLES}
     signed_in = await sign_in(client, session_key)
     assert signed_in.status_code == 303, signed_in.text
     session = client.cookies["cf_session"]
@@ -439,6 +450,7 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
         TICKET: Caller(query={"token": ticket["ticket"]}, credential=ticket["ticket"]),
         TICKET_BEARER: _bearer(ticket["ticket"]),
         SESSION: Caller(cookies={"cf_session": session}, form={"csrf_token": form_token}),
+        **portal,
         REVOKED: _api_key(revoked["key"]),
         EXPIRED: _bearer(
             ctx.tokens.mint(tenant_id=tenant.id, role="admin", now=now - 7200, ttl=60)
@@ -453,6 +465,24 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
     }
     assert set(callers) == set(EVERYONE)
     return callers
+
+
+_PORTAL_ROLES = ((PORTAL_VIEWER, "viewer"), (PORTAL_ADMIN, "admin"))
+
+
+async def _portal_session(service: Service, tenant: Tenant, role: str) -> Caller:
+    """The cookie and form token of a session a portal link of `role` opened."""
+    client = service.client
+    link = urlsplit(
+        (await _post(service, "/v1/portal-links", tenant.admin_headers, {"role": role}))["url"]
+    )
+    client.cookies.clear()
+    opened = await client.get(f"{link.path}?{link.query}")
+    assert opened.status_code == 303, opened.text
+    cookie = opened.cookies["cf_session"]
+    token = csrf_token((await client.get("/ui/subscriptions")).text)
+    client.cookies.clear()
+    return Caller(cookies={"cf_session": cookie}, form={"csrf_token": token})
 
 
 def _jwks(tmp_path: Path) -> tuple[Path, Any]:
@@ -513,6 +543,8 @@ def _judge(case: Case, who: str, resp: httpx.Response) -> str | None:
     if case.rule == PAGE:
         # Pages send a caller without a session to sign in, and back here afterwards.
         to_login = status == 303 and location.startswith("/ui/login?next=")
+        if who in PORTAL_SESSIONS:
+            return _judge_portal_page(case, who, status, to_login)
         if who == SESSION:
             return "sent to sign in with a live session" if to_login or status == 401 else None
         return None if to_login else f"{status} instead of the sign-in redirect"
@@ -536,6 +568,19 @@ def _judge(case: Case, who: str, resp: httpx.Response) -> str | None:
     if not (isinstance(body.get("error"), str) and isinstance(body.get("message"), str)):
         return f"{status} without the error shape: {resp.text[:160]}"
     return None
+
+
+def _judge_portal_page(case: Case, who: str, status: int, to_login: bool) -> str | None:
+    path = case.template
+    if to_login or status == 401:
+        return "sent to sign in with a live portal session"
+    if path == "/ui/logout":
+        return None if status == 303 else f"{status} for signing out"
+    if path != "/ui" and not path.startswith(PORTAL_PAGES):
+        return None if status == 404 else f"{status} outside the portal's pages"
+    if who == PORTAL_VIEWER and case.method == "POST":
+        return None if status == 403 else f"{status}: a viewer's change not refused"
+    return f"refused: {status}" if status == 403 else None
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ from causeflow.auth.principal import Principal
 from causeflow.auth.tokens import PORTAL_AUDIENCE
 from causeflow.dashboard.render import SECURITY_HEADERS
 from tests.support.clock import FrozenClock
-from tests.support.dashboard import csrf_token, set_cookie_header
+from tests.support.dashboard import csrf_token, set_cookie_header, sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 pytestmark = pytest.mark.integration
@@ -164,9 +164,19 @@ async def test_a_link_opens_one_session_only(svc: Service, acme: Tenant) -> None
     async with _browser(svc) as first, _browser(svc) as second:
         assert (await _open(first, link)).status_code == 303
         _assert_refused(await _open(second, link))
-        _assert_refused(await _open(first, link))
-        # The first session is unaffected.
+        # The browser that opened it goes on with its session (a reloaded frame, the back
+        # button); no second session is opened.
+        again = await _open(first, link)
+        assert again.status_code == 303 and "set-cookie" not in again.headers
         assert (await first.get("/ui/subscriptions")).status_code == 200
+        # A session of another tenant or one signed in with a key does not count.
+        globex = await svc.tenant("globex")
+        async with _browser(svc) as third:
+            assert (await _open(third, await _link(svc, globex, "admin"))).status_code == 303
+            _assert_refused(await _open(third, link))
+        async with _browser(svc) as fourth:
+            assert (await sign_in(fourth, acme.api_key)).status_code == 303
+            _assert_refused(await _open(fourth, link))
 
 
 async def test_expiry_is_read_on_the_service_clock(

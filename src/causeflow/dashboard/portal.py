@@ -5,7 +5,8 @@ opened in one transaction; the session holds a token of the service for the link
 and role (`viewer`: read only; `admin`), lasts `CAUSEFLOW_PORTAL_SESSION_TTL_SECONDS`, and
 reaches only the subscription and delivery pages (`page.check_portal_reach`). A link that is
 expired, tampered with, meant for another audience or used before gets one plain page (401)
-that does not say which.
+that does not say which; only a browser that already holds the portal session of the link's
+tenant goes on to its pages when it follows a spent link again (a reloaded frame).
 
 The cookie: `SameSite=Lax` (the link is followed from another site, so `Strict` would not be
 sent after the redirect); when framing is allowed (`CAUSEFLOW_PORTAL_FRAME_ANCESTORS`) and the
@@ -20,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.page import DashboardRoute, api_for, ctx_of, error_page
-from causeflow.dashboard.sessions import COOKIE, LinkSpent, create_session
+from causeflow.dashboard.sessions import COOKIE, LinkSpent, create_session, load_session
 from causeflow.errors import CauseFlowError
 
 router = APIRouter(route_class=DashboardRoute)
@@ -31,6 +32,15 @@ REFUSED = "This link is expired or invalid. Ask for a new link where you found t
 
 def _refused(request: Request) -> Response:
     return error_page(request, 401, "Link expired or invalid", REFUSED, "invalid_link")
+
+
+async def _spent(request: Request, tenant_id: str) -> Response:
+    """A link used before: refused, unless this browser holds the live portal session of its
+    tenant (a frame reloaded, the back button), which it then simply goes on with."""
+    held = await load_session(ctx_of(request), request.cookies.get(COOKIE))
+    if held is not None and held.portal is not None and held.tenant_id == tenant_id:
+        return RedirectResponse("/ui/subscriptions", 303)
+    return _refused(request)
 
 
 @router.get("/portal")
@@ -59,7 +69,9 @@ async def open_portal(request: Request) -> Response:
         session_id, session = await create_session(
             ctx, principal, credential, str(tenant.get("name") or link.tenant_id), link
         )
-    except (ApiError, CauseFlowError, LinkSpent):
+    except LinkSpent:
+        return await _spent(request, link.tenant_id)
+    except (ApiError, CauseFlowError):
         return _refused(request)
     response = RedirectResponse("/ui/subscriptions", 303)
     framed = bool(settings.portal_frame_ancestors) and request.url.scheme == "https"

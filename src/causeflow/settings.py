@@ -8,11 +8,20 @@ shrink days to seconds.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# One source of a CSP frame-ancestors list: 'self', a scheme (`https:`), or an origin whose
+# host may start with `*.`; nothing that could end the directive or the header.
+FRAME_SOURCE = re.compile(
+    r"'self'|https?:"
+    r"|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+    r"|(\*\.)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+)
 
 PLAN_LIMITS: dict[str, int] = {"starter": 100, "pro": 500, "business": 2000, "enterprise": 2000}
 
@@ -110,6 +119,10 @@ class Settings(BaseSettings):
 
     # dashboard
     dashboard_session_ttl_seconds: int = 12 * 3600
+    # portal links: how long the session a link opens lasts, and who may frame its pages
+    # (CSP frame-ancestors sources, space-separated; empty: nobody, as every other page)
+    portal_session_ttl_seconds: int = 3600
+    portal_frame_ancestors: str = ""
 
     # lifecycle
     approval_ttl_seconds: int = 1800
@@ -125,6 +138,24 @@ class Settings(BaseSettings):
     def _known_plan(cls, value: str) -> str:
         if value not in PLAN_LIMITS:
             raise ValueError(f"unknown plan {value!r}; expected one of {', '.join(PLAN_LIMITS)}")
+        return value
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: str) -> str:
+        for source in value.split():
+            if not FRAME_SOURCE.fullmatch(source):
+                raise ValueError(
+                    f"{source!r} is not a frame-ancestors source: give origins such as "
+                    "https://app.example.com or https://*.example.com, or 'self'"
+                )
+        return " ".join(value.split())
+
+    @field_validator("portal_session_ttl_seconds")
+    @classmethod
+    def _portal_ttl(cls, value: int) -> int:
+        if not 60 <= value <= 86400:
+            raise ValueError("portal_session_ttl_seconds: between 60 and 86400")
         return value
 
     @field_validator("forwarded_allow_ips")

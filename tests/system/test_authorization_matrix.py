@@ -6,7 +6,9 @@ the credential kinds below (everyone else must get 401 or 403 in the error shape
 body), `OPEN` (anyone; a credential that is not valid is still refused with 401 on `/v1`),
 `PAGE` (a dashboard page: only the session cookie; anyone else is sent to the sign-in page) or
 `SIGN_IN` (the dashboard's sign-in form, judged by the credential posted in it: it opens a
-session for whoever may read the tenant). A route of the app missing from the table fails the
+session for whoever may read the tenant) or `LINK` (the portal's link exchange: its one
+credential is a portal link in the URL, which no caller here holds, so every one gets 401 and
+no cookie). A route of the app missing from the table fails the
 test, so a new route cannot go unjudged. An admitted caller may still get any other 4xx
 (bodies here are small, ids may be gone): what is checked is that the route decided who may
 call it, and never with a 5xx.
@@ -21,7 +23,9 @@ remediations; `events:read` keys read (and stream); `events:publish` keys publis
 report remediations and feed triggers; `alerts:ingest` keys only post alerts; the platform
 admin (the service's own token only) manages tenants and nothing else; stream tickets and the
 dashboard's session cookie are credentials for the stream alone (and the cookie for the
-dashboard's pages). Tokens of an external identity provider carry the tenant roles only.
+dashboard's pages); a session opened by a portal link is neither, and reaches only the
+subscription and delivery pages (a viewer's changes refused). Tokens of an external identity
+provider carry the tenant roles only.
 
 One service per backend; all cases run in one test and every failure is reported at once.
 """
@@ -36,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import jwt
@@ -63,6 +67,8 @@ KEY_INGEST = "alerts:ingest key"
 TICKET = "stream ticket (?token=)"
 TICKET_BEARER = "stream ticket as Bearer"
 SESSION = "dashboard session cookie"
+PORTAL_VIEWER = "portal link's viewer session cookie"
+PORTAL_ADMIN = "portal link's admin session cookie"
 REVOKED = "revoked admin key"
 EXPIRED = "expired admin token"
 IDP_ADMIN = "external admin token"
@@ -82,6 +88,8 @@ EVERYONE = (
     TICKET,
     TICKET_BEARER,
     SESSION,
+    PORTAL_VIEWER,
+    PORTAL_ADMIN,
     REVOKED,
     EXPIRED,
     IDP_ADMIN,
@@ -96,6 +104,7 @@ EVERYONE = (
 OPEN = "open"  # anyone, with or without a credential
 PAGE = "page"  # a dashboard page: the session cookie, else a redirect to the sign-in page
 SIGN_IN = "sign-in"  # the sign-in form: a session for the credential posted, if it may read
+LINK = "portal link"  # the portal: its credential is the link alone; every caller here gets 401
 
 ADMINS = frozenset({ADMIN_JWT, KEY_ADMIN, IDP_ADMIN})
 READERS = ADMINS | {MEMBER_JWT, IDP_MEMBER, KEY_READ}
@@ -106,6 +115,10 @@ STREAMERS = READERS | {TICKET, SESSION}
 # Credentials refused wherever they are presented as one (401, before any route is chosen).
 INVALID = frozenset({TICKET_BEARER, REVOKED, EXPIRED, IDP_PLATFORM})
 TENANT_MANAGERS = frozenset({PLATFORM})
+# Sessions opened by portal links: no API or stream credential; on `PAGE` routes they reach the
+# subscription and delivery pages only (elsewhere 404), and a viewer changes nothing (403).
+PORTAL_SESSIONS = frozenset({PORTAL_VIEWER, PORTAL_ADMIN})
+PORTAL_PAGES = ("/ui/subscriptions", "/ui/deliveries")
 INGESTERS = frozenset({KEY_INGEST})
 
 Rule = frozenset[str] | str
@@ -182,6 +195,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("PATCH", "/v1/tenants/{tenant_id}"): TENANT_MANAGERS,
     ("GET", "/v1/tenants/{tenant_id}/limits"): TENANT_MANAGERS,
     ("PUT", "/v1/tenants/{tenant_id}/limits"): TENANT_MANAGERS,
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): TENANT_MANAGERS,
     ("GET", "/v1/tenant"): READERS,
     ("GET", "/v1/tenant/limits"): READERS,
     ("PATCH", "/v1/tenant"): ADMINS,
@@ -195,11 +209,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/api-keys"): ADMINS,
     ("GET", "/v1/api-keys/{key_id}"): ADMINS,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMINS,
+    # portal links: a tenant's admin for its own tenant (the platform admin's route is above)
+    ("POST", "/v1/portal-links"): ADMINS,
     # the dashboard
     ("GET", "/ui/static/{name}"): OPEN,
     ("GET", "/ui/login"): OPEN,
     ("POST", "/ui/login"): SIGN_IN,
     ("POST", "/ui/logout"): PAGE,
+    ("GET", "/ui/portal"): LINK,
     ("GET", "/ui"): PAGE,
     ("GET", "/ui/events"): PAGE,
     ("GET", "/ui/events/{event_id}"): PAGE,
@@ -279,6 +296,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/users"): {"email": "matrix@example.com", "role": "member"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},
     ("POST", "/v1/api-keys"): {"name": "matrix", "scopes": ["events:read"]},
+    ("POST", "/v1/portal-links"): {"role": "viewer"},
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): {"role": "viewer"},
 }
 # Who sends a creating POST first with the shared `Idempotency-Key`: the first admitted here.
 SEED_ORDER = (ADMIN_JWT, PLATFORM, KEY_ADMIN, MEMBER_JWT, KEY_PUBLISH, KEY_READ)
@@ -416,6 +435,7 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
     assert gone.status_code == 204
     ticket = await _post(service, "/v1/notifications/stream-tickets", tenant.admin_headers, None)
     session_key = await _key(service, tenant, "admin")
+    portal = {who: await _portal_session(service, tenant, role) for who, role in _PORTAL_ROLES}
     signed_in = await sign_in(client, session_key)
     assert signed_in.status_code == 303, signed_in.text
     session = client.cookies["cf_session"]
@@ -434,6 +454,7 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
         TICKET: Caller(query={"token": ticket["ticket"]}, credential=ticket["ticket"]),
         TICKET_BEARER: _bearer(ticket["ticket"]),
         SESSION: Caller(cookies={"cf_session": session}, form={"csrf_token": form_token}),
+        **portal,
         REVOKED: _api_key(revoked["key"]),
         EXPIRED: _bearer(
             ctx.tokens.mint(tenant_id=tenant.id, role="admin", now=now - 7200, ttl=60)
@@ -448,6 +469,24 @@ async def _callers(service: Service, tenant: Tenant, idp_key: Any) -> dict[str, 
     }
     assert set(callers) == set(EVERYONE)
     return callers
+
+
+_PORTAL_ROLES = ((PORTAL_VIEWER, "viewer"), (PORTAL_ADMIN, "admin"))
+
+
+async def _portal_session(service: Service, tenant: Tenant, role: str) -> Caller:
+    """The cookie and form token of a session a portal link of `role` opened."""
+    client = service.client
+    link = urlsplit(
+        (await _post(service, "/v1/portal-links", tenant.admin_headers, {"role": role}))["url"]
+    )
+    client.cookies.clear()
+    opened = await client.get(f"{link.path}?{link.query}")
+    assert opened.status_code == 303, opened.text
+    cookie = opened.cookies["cf_session"]
+    token = csrf_token((await client.get("/ui/subscriptions")).text)
+    client.cookies.clear()
+    return Caller(cookies={"cf_session": cookie}, form={"csrf_token": token})
 
 
 def _jwks(tmp_path: Path) -> tuple[Path, Any]:
@@ -508,9 +547,14 @@ def _judge(case: Case, who: str, resp: httpx.Response) -> str | None:
     if case.rule == PAGE:
         # Pages send a caller without a session to sign in, and back here afterwards.
         to_login = status == 303 and location.startswith("/ui/login?next=")
+        if who in PORTAL_SESSIONS:
+            return _judge_portal_page(case, who, status, to_login)
         if who == SESSION:
             return "sent to sign in with a live session" if to_login or status == 401 else None
         return None if to_login else f"{status} instead of the sign-in redirect"
+    if case.rule == LINK:
+        # No caller here holds a portal link: whatever else it sends, the page refuses it.
+        return None if status == 401 and "set-cookie" not in resp.headers else f"{status}"
     if case.rule == SIGN_IN:
         signed_in = status == 303 and not location.startswith("/ui/login")
         if who in READERS:
@@ -528,6 +572,19 @@ def _judge(case: Case, who: str, resp: httpx.Response) -> str | None:
     if not (isinstance(body.get("error"), str) and isinstance(body.get("message"), str)):
         return f"{status} without the error shape: {resp.text[:160]}"
     return None
+
+
+def _judge_portal_page(case: Case, who: str, status: int, to_login: bool) -> str | None:
+    path = case.template
+    if to_login or status == 401:
+        return "sent to sign in with a live portal session"
+    if path == "/ui/logout":
+        return None if status == 303 else f"{status} for signing out"
+    if path != "/ui" and not path.startswith(PORTAL_PAGES):
+        return None if status == 404 else f"{status} outside the portal's pages"
+    if who == PORTAL_VIEWER and case.method == "POST":
+        return None if status == 403 else f"{status}: a viewer's change not refused"
+    return f"refused: {status}" if status == 403 else None
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

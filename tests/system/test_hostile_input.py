@@ -92,6 +92,8 @@ BASES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/users"): {"email": "hostile@b.example"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "admin"},
     ("POST", "/v1/api-keys"): {"name": "k", "scopes": ["events:read"]},
+    ("POST", "/v1/portal-links"): {"role": "viewer", "expiresIn": 300},
+    ("POST", "/v1/tenants/{tenant_id}/portal-links"): {"role": "viewer", "expiresIn": 300},
 }
 
 

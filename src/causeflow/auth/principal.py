@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 ROLES = ("admin", "member")
+# Roles only the service's own tokens carry: `viewer` (read only) is what a portal link's viewer
+# session acts as; an external identity provider's token claiming it gets nothing from it.
+OWN_ROLES = (*ROLES, "viewer")
 SCOPES = ("admin", "events:publish", "events:read", "alerts:ingest")
 
 
@@ -76,6 +79,8 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
         {Action.READ, Action.WRITE, Action.OPERATE, Action.PRODUCE, Action.PUBLISH, Action.STREAM}
     ),
     "member": frozenset({Action.READ, Action.OPERATE, Action.STREAM}),
+    # read-only: what a portal link's viewer session acts as (the dashboard's pages read)
+    "viewer": frozenset({Action.READ}),
 }
 _SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     "admin": _ROLE_ACTIONS["admin"],

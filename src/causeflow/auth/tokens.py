@@ -7,20 +7,34 @@ are refused; `iss`, `aud` and `exp` are required.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from causeflow.auth.jwks import JwksKeys, parse_key_set
-from causeflow.auth.principal import ROLES, Principal
+from causeflow.auth.principal import OWN_ROLES, ROLES, Principal
 from causeflow.errors import Unauthorized
 
 STREAM_AUDIENCE = "causeflow-stream"
+# Portal links (`/ui/portal?link=`): a tenant's dashboard without an API key, for one role.
+PORTAL_AUDIENCE = "causeflow-portal"
+PORTAL_ROLES = ("viewer", "admin")
 # The claim naming the tenant in the service's own tokens and tickets, whatever claim
 # `tenant_claim` reads from an external identity provider's tokens.
 OWN_TENANT_CLAIM = "tenant_id"
 # The key type each accepted external algorithm is verified with.
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+
+
+@dataclass(frozen=True)
+class PortalLink:
+    """What a verified portal link grants: one tenant, one role, once, until `expires_at`."""
+
+    tenant_id: str
+    role: str  # "viewer" | "admin"
+    jti: str
+    expires_at: int  # unix seconds
 
 
 class TokenService:
@@ -56,8 +70,8 @@ class TokenService:
         subject: str | None = None,
         email: str | None = None,
     ) -> str:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if role not in OWN_ROLES:
+            raise ValueError(f"role must be one of {', '.join(OWN_ROLES)}")
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -103,6 +117,36 @@ class TokenService:
             "exp": exp,
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def mint_portal_link(
+        self, *, tenant_id: str, role: str, now: float, ttl: int, minted_by: str
+    ) -> tuple[str, PortalLink]:
+        """A portal link's token: signed like every token of the service, for the portal's
+        audience only, with a random `jti` that its first use records (single use)."""
+        if role not in PORTAL_ROLES:
+            raise ValueError(f"role must be one of {', '.join(PORTAL_ROLES)}")
+        link = PortalLink(tenant_id, role, secrets.token_urlsafe(16), int(now) + ttl)
+        claims = {
+            "iss": self.issuer,
+            "aud": PORTAL_AUDIENCE,
+            "sub": minted_by,
+            OWN_TENANT_CLAIM: tenant_id,
+            "role": role,
+            "iat": int(now),
+            "exp": link.expires_at,
+            "jti": link.jti,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256"), link
+
+    def portal_link(self, token: str, now: float) -> PortalLink:
+        """The verified link (raises Unauthorized: tampered, expired, another audience)."""
+        claims = self._decode(token, PORTAL_AUDIENCE, now, own_only=True)
+        tenant_id, role, jti = (claims.get(k) for k in (OWN_TENANT_CLAIM, "role", "jti"))
+        if not isinstance(tenant_id, str) or not tenant_id or role not in PORTAL_ROLES:
+            raise Unauthorized("invalid portal link", code="invalid_token")
+        if not isinstance(jti, str) or not 16 <= len(jti) <= 64:
+            raise Unauthorized("invalid portal link", code="invalid_token")
+        return PortalLink(tenant_id, str(role), jti, int(claims["exp"]))
 
     def _decode(
         self, token: str, audience: str, now: float, *, own_only: bool = False
@@ -217,7 +261,7 @@ class TokenService:
             kind="user",
             subject=str(claims.get("sub") or ""),
             tenant_id=tenant_id,
-            roles=frozenset(r for r in roles if r in ROLES),
+            roles=frozenset(r for r in roles if r in (ROLES if external else OWN_ROLES)),
             expires_at=float(claims["exp"]),
             email=claims.get("email"),
             external=external,

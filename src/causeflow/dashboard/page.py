@@ -37,6 +37,34 @@ NAV = (
 )
 
 
+# The pages a portal session reaches: a tenant's subscriptions and deliveries (and signing out).
+PORTAL_NAV = tuple(item for item in NAV if item[0] in ("subscriptions", "deliveries"))
+PORTAL_PREFIXES = ("/ui/subscriptions", "/ui/deliveries")
+
+
+def nav_for(session: Session | None) -> tuple[tuple[str, str, str], ...]:
+    return PORTAL_NAV if session is not None and session.portal else NAV
+
+
+class PageRefused(Exception):
+    """A page this session may not see (404) or a change it may not make (403)."""
+
+    def __init__(self, status: int, title: str, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.code = status, title, message, code
+
+
+def check_portal_reach(session: Session, method: str, path: str) -> None:
+    """A portal session reaches only its pages; a viewer's changes are refused (its API
+    credential, role `viewer`, is refused every write as well)."""
+    if session.portal is None or path == "/ui/logout":
+        return
+    if path != "/ui" and not any(path == p or path.startswith(p + "/") for p in PORTAL_PREFIXES):
+        raise PageRefused(404, "Not found", "There is no such page.", "not_found")
+    if session.read_only and method not in ("GET", "HEAD"):
+        raise PageRefused(403, "Not allowed", "This is a read-only view.", "forbidden")
+
+
 class LoginRequired(Exception):
     """No live session (or its credential stopped working): go to the sign-in page."""
 
@@ -89,7 +117,7 @@ class Page:
             status,
             session=self.session,
             csrf_token=self.session.csrf_token,
-            nav=NAV,
+            nav=nav_for(self.session),
             **values,
         )
 
@@ -145,6 +173,7 @@ async def current_page(request: Request) -> Page:
             target += "?" + request.url.query
         raise LoginRequired(target)
     request.state.dashboard_session = session
+    check_portal_reach(session, request.method, request.url.path)
     return Page(request, ctx, session, api_for(request, session.credential))
 
 
@@ -158,7 +187,7 @@ def error_page(request: Request, status: int, title: str, message: str, code: st
         status,
         session=session,
         csrf_token=session.csrf_token if session else "",
-        nav=NAV,
+        nav=nav_for(session),
         title=title,
         message=message,
         code=code,
@@ -180,6 +209,8 @@ class DashboardRoute(APIRoute):
                 response = login_redirect(exc.next_path)
             except csrf.CsrfRefused as exc:
                 response = error_page(request, 403, "Request refused", str(exc), "csrf_failed")
+            except PageRefused as exc:
+                response = error_page(request, exc.status, exc.title, exc.message, exc.code)
             except ApiError as exc:
                 response = await _api_failure(request, exc)
             except HTTPException as exc:
@@ -200,9 +231,17 @@ class DashboardRoute(APIRoute):
                 response = error_page(
                     request, 500, "Something went wrong", "The page failed; try again.", ""
                 )
-            return secure(response)
+            return secure(response, frame_ancestors(request))
 
         return run
+
+
+def frame_ancestors(request: Request) -> str:
+    """Who may frame this response: nobody, except for portal pages when the setting names
+    the embedding sites (`CAUSEFLOW_PORTAL_FRAME_ANCESTORS`)."""
+    session: Session | None = getattr(request.state, "dashboard_session", None)
+    portal = getattr(request.state, "portal_page", False) or (session and session.portal)
+    return ctx_of(request).settings.portal_frame_ancestors if portal else ""
 
 
 async def _api_failure(request: Request, exc: ApiError) -> Response:

@@ -1,7 +1,8 @@
 """Rendering for the dashboard: the Jinja2 environment (autoescape on), filters, headers.
 
 Every dashboard response gets the same security headers: a CSP that admits only this origin's
-files (no inline script or style anywhere), no sniffing, no framing, same-origin referrers.
+files (no inline script or style anywhere), no sniffing, no framing (portal pages: the sites
+`CAUSEFLOW_PORTAL_FRAME_ANCESTORS` names), same-origin referrers.
 """
 
 from __future__ import annotations
@@ -56,7 +57,14 @@ def render_html(template: str, status: int = 200, **values: Any) -> HTMLResponse
     return response
 
 
-def secure(response: Response) -> Response:
+def secure(response: Response, frame_ancestors: str = "") -> Response:
+    """The security headers; `frame_ancestors` (portal pages only) lets those sites frame it."""
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
+    if frame_ancestors:
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS[
+            "Content-Security-Policy"
+        ].replace("frame-ancestors 'none'", "frame-ancestors " + frame_ancestors)
+        # X-Frame-Options knows no list of sites; CSP frame-ancestors supersedes it.
+        del response.headers["X-Frame-Options"]
     return response

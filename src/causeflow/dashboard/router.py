@@ -25,6 +25,7 @@ from causeflow.dashboard.page import (
     error_page,
     safe_next,
 )
+from causeflow.dashboard.portal import router as portal_router
 from causeflow.dashboard.render import render_html
 from causeflow.dashboard.sessions import (
     COOKIE,
@@ -62,7 +63,7 @@ async def static_file(name: str, request: Request) -> Response:
 
 @router.get("")
 async def home(page: SignedIn) -> Response:
-    return RedirectResponse("/ui/incidents", 303)
+    return RedirectResponse("/ui/subscriptions" if page.session.portal else "/ui/incidents", 303)
 
 
 def _login_page(
@@ -162,3 +163,4 @@ async def logout(page: SignedIn) -> Response:
 router.include_router(events_router)
 router.include_router(webhooks_router)
 router.include_router(incidents_router)
+router.include_router(portal_router)

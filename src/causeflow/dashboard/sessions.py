@@ -16,6 +16,7 @@ from typing import Any
 from causeflow.api.credentials import principal_from_key, principal_from_token
 from causeflow.auth import sessions as stored
 from causeflow.auth.principal import Principal
+from causeflow.auth.tokens import PortalLink
 from causeflow.context import AppContext
 from causeflow.errors import CauseFlowError
 from causeflow.jsonutil import dumps, loads
@@ -36,6 +37,13 @@ class Session:
     credential: str  # opened from its seal; never sent to the browser
     csrf_token: str
     expires_at_ms: int
+    # a session opened by a portal link: its role ("viewer" | "admin"), else None
+    portal: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """A portal viewer: its pages offer no form that changes anything."""
+        return self.portal == "viewer"
 
 
 def hash_id(session_id: str) -> str:
@@ -59,10 +67,21 @@ async def resolve_credential(ctx: AppContext, credential: str) -> Principal:
     return await principal_from_token(ctx, credential, ctx.clock.now())
 
 
+class LinkSpent(Exception):
+    """A portal link that was opened before: it opens no second session."""
+
+
 async def create_session(
-    ctx: AppContext, principal: Principal, credential: str, tenant_name: str
+    ctx: AppContext,
+    principal: Principal,
+    credential: str,
+    tenant_name: str,
+    link: PortalLink | None = None,
 ) -> tuple[str, Session]:
-    """Store a new session; returns the id for the cookie and the session."""
+    """Store a new session; returns the id for the cookie and the session.
+
+    With `link`, the session is a portal session of the link's role, and the link's use is
+    recorded in the same transaction (raises LinkSpent when it was used before)."""
     assert principal.tenant_id is not None
     now_ms = ctx.clock.now_ms()
     expires_ms = now_ms + session_ttl_seconds(ctx) * 1000
@@ -80,10 +99,21 @@ async def create_session(
         "keyId": principal.key_id,
         "tenantName": tenant_name,
         "credential": ctx.keys.box.seal(credential),
+        "portal": link.role if link else None,
     }
     async with ctx.db.transaction() as tx:
         # Expired rows are swept here, a few at a time, rather than by another background job.
         await stored.delete_expired(tx, now_ms)
+        if link is not None:
+            first = await stored.record_link_use(
+                tx,
+                jti=link.jti,
+                tenant_id=link.tenant_id,
+                now_ms=now_ms,
+                expires_at_ms=link.expires_at * 1000,
+            )
+            if not first:
+                raise LinkSpent()
         await stored.insert_session(
             tx,
             id_hash=hash_id(session_id),
@@ -118,7 +148,12 @@ def _session(
         credential=ctx.keys.box.open(str(record["credential"])),
         csrf_token=csrf_token,
         expires_at_ms=expires_ms,
+        portal=_portal_role(record.get("portal")),
     )
+
+
+def _portal_role(value: Any) -> str | None:
+    return value if value in ("viewer", "admin") else None
 
 
 async def load_session(ctx: AppContext, session_id: str | None) -> Session | None:
@@ -152,7 +187,8 @@ async def lookup_principal(ctx: AppContext, session_id: str) -> Principal | None
     when the session does, by expiry or by signing out (the stream re-checks at each ping).
     """
     session = await load_session(ctx, session_id)
-    if session is None:
+    if session is None or session.portal is not None:
+        # A portal session serves its pages only; it opens no stream.
         return None
     try:
         principal = await resolve_credential(ctx, session.credential)

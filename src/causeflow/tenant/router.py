@@ -1,11 +1,12 @@
-"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own), with
-each tenant's limits (`/v1/tenants/{tenant_id}/limits`, `/v1/tenant/limits`)."""
+"""Tenant endpoints: `/v1/tenants` (platform admin) and `/v1/tenant` (the caller's own), each
+tenant's limits (`/v1/tenants/{tenant_id}/limits`, `/v1/tenant/limits`), and portal links to a
+tenant's pages (`/v1/portal-links`, `/v1/tenants/{tenant_id}/portal-links`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 
 from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
@@ -14,7 +15,7 @@ from causeflow.auth import apikeys
 from causeflow.errors import NotFound
 from causeflow.ratelimit.limits import BY_WIRE, Stored
 from causeflow.ratelimit.limits import view as limits_view
-from causeflow.tenant import plans, service
+from causeflow.tenant import plans, portal, service
 from causeflow.tenant.schemas import (
     LimitsUpdate,
     TenantCreate,
@@ -134,3 +135,25 @@ async def get_own_limits(ctx: Ctx, principal: Reader) -> dict[str, Any]:
     async with ctx.db.read() as conn:
         stored = await _stored_limits(conn, tenant_id)
     return limits_view(ctx.settings, tenant_id, stored)
+@router.post("/v1/portal-links", status_code=201, response_model=portal.PortalLinkCreated)
+async def create_portal_link(
+    body: portal.PortalLinkCreate, request: Request, response: Response, ctx: Ctx, principal: Admin
+) -> dict[str, Any]:
+    """A portal link to the caller's own tenant (tenant admins)."""
+    return portal.mint_link(request, response, ctx, tenant_of(principal), body, principal.actor)
+
+
+@router.post(
+    "/v1/tenants/{tenant_id}/portal-links", status_code=201, response_model=portal.PortalLinkCreated
+)
+async def create_tenant_portal_link(
+    tenant_id: str,
+    body: portal.PortalLinkCreate,
+    request: Request,
+    response: Response,
+    ctx: Ctx,
+    _p: PlatformAdmin,
+) -> dict[str, Any]:
+    """A portal link to any tenant (the platform admin); 404 for a tenant that does not exist."""
+    await portal.check_tenant(ctx, tenant_id)
+    return portal.mint_link(request, response, ctx, tenant_id, body, "platform")

@@ -119,7 +119,7 @@ export interface paths {
         put?: never;
         /**
          * Post Event Batch
-         * @description Up to 100 events, checked like `POST /v1/events` and stored in one transaction, in order: all of them, or none when one is refused.
+         * @description Up to 100 events, checked like `POST /v1/events` and stored in one transaction, in order: all of them, or none when one is refused. Each event counts against the tenant's publish rate.
          */
         post: operations["post_event_batch_v1_events_batch_post"];
         delete?: never;
@@ -715,6 +715,84 @@ export interface paths {
         head?: never;
         /** Update Own Tenant */
         patch: operations["update_own_tenant_v1_tenant_patch"];
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Tenant Limits */
+        get: operations["get_tenant_limits_v1_tenants__tenant_id__limits_get"];
+        /**
+         * Put Tenant Limits
+         * @description Set some of a tenant's limits: a field left out stays, null resets it to the default (the plan's figure or the setting's).
+         */
+        put: operations["put_tenant_limits_v1_tenants__tenant_id__limits_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenant/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Own Limits */
+        get: operations["get_own_limits_v1_tenant_limits_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/portal-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Portal Link
+         * @description A portal link to the caller's own tenant (tenant admins).
+         */
+        post: operations["create_portal_link_v1_portal_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}/portal-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Tenant Portal Link
+         * @description A portal link to any tenant (the platform admin); 404 for a tenant that does not exist.
+         */
+        post: operations["create_tenant_portal_link_v1_tenants__tenant_id__portal_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/users": {
@@ -1399,6 +1477,82 @@ export interface components {
             /** P95 */
             p95: number | null;
         };
+        /** LimitFigures */
+        LimitFigures: {
+            /** Requestsperminute */
+            requestsPerMinute: number;
+            /** Publishperminute */
+            publishPerMinute: number;
+            /** Ingestperminute */
+            ingestPerMinute: number;
+            /** Maxsubscriptions */
+            maxSubscriptions: number;
+            /** Maxstreams */
+            maxStreams: number;
+            /** Eventretentiondays */
+            eventRetentionDays: number;
+            /** Deliveryretentiondays */
+            deliveryRetentionDays: number;
+        };
+        /** LimitOverrides */
+        LimitOverrides: {
+            /** Requestsperminute */
+            requestsPerMinute: number | null;
+            /** Publishperminute */
+            publishPerMinute: number | null;
+            /** Ingestperminute */
+            ingestPerMinute: number | null;
+            /** Maxsubscriptions */
+            maxSubscriptions: number | null;
+            /** Maxstreams */
+            maxStreams: number | null;
+            /** Eventretentiondays */
+            eventRetentionDays: number | null;
+            /** Deliveryretentiondays */
+            deliveryRetentionDays: number | null;
+        };
+        /**
+         * LimitsUpdate
+         * @description Overrides to set, integers from 1 to each field's maximum: a field left out stays as it
+         *     is, null resets it to the default.
+         */
+        LimitsUpdate: {
+            /**
+             * Requestsperminute
+             * @description requests per minute
+             */
+            requestsPerMinute?: number | null;
+            /**
+             * Publishperminute
+             * @description events published per minute
+             */
+            publishPerMinute?: number | null;
+            /**
+             * Ingestperminute
+             * @description inbound requests per minute
+             */
+            ingestPerMinute?: number | null;
+            /**
+             * Maxsubscriptions
+             * @description webhook subscriptions
+             */
+            maxSubscriptions?: number | null;
+            /**
+             * Maxstreams
+             * @description concurrent streams per process
+             */
+            maxStreams?: number | null;
+            /**
+             * Eventretentiondays
+             * @description days
+             */
+            eventRetentionDays?: number | null;
+            /**
+             * Deliveryretentiondays
+             * @description days
+             */
+            deliveryRetentionDays?: number | null;
+        };
         /** MessagePage */
         MessagePage: {
             /** Items */
@@ -1462,6 +1616,35 @@ export interface components {
             scope?: string | null;
             /** Audience */
             audience?: string | null;
+        };
+        /** PortalLinkCreate */
+        PortalLinkCreate: {
+            /**
+             * Role
+             * @description viewer: read only; admin: may also create, change and delete subscriptions
+             * @enum {string}
+             */
+            role: "viewer" | "admin";
+            /**
+             * Expiresin
+             * @description seconds until the link can no longer be opened (30 to 3600)
+             * @default 300
+             */
+            expiresIn?: number;
+        };
+        /** PortalLinkCreated */
+        PortalLinkCreated: {
+            /**
+             * Url
+             * @description opens the dashboard once; shown only in this response
+             */
+            url: string;
+            /** Tenantid */
+            tenantId: string;
+            /** Role */
+            role: string;
+            /** Expiresat */
+            expiresAt: string;
         };
         /** RemediationCreate */
         RemediationCreate: {
@@ -1859,6 +2042,17 @@ export interface components {
              */
             apiKey: string;
         };
+        /** TenantLimitsRead */
+        TenantLimitsRead: {
+            /** Tenantid */
+            tenantId: string;
+            /** Plan */
+            plan: string;
+            /** @description what a platform admin set; null: the default */
+            overrides: components["schemas"]["LimitOverrides"];
+            /** @description the figures in force (0 for a rate: no limit) */
+            effective: components["schemas"]["LimitFigures"];
+        };
         /** TenantPage */
         TenantPage: {
             /** Items */
@@ -2247,6 +2441,13 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
+            /** @description over the request budget or the tenant's publish rate */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     post_event_batch_v1_events_batch_post: {
@@ -2279,6 +2480,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
+            };
+            /** @description over the request budget or the tenant's publish rate */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -3781,6 +3989,160 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_tenant_limits_v1_tenants__tenant_id__limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    put_tenant_limits_v1_tenants__tenant_id__limits_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LimitsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_own_limits_v1_tenant_limits_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+        };
+    };
+    create_portal_link_v1_portal_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalLinkCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_tenant_portal_link_v1_tenants__tenant_id__portal_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortalLinkCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };

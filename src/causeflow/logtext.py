@@ -131,7 +131,7 @@ def _indent(text: str) -> str:
 
 # The attributes every LogRecord has: whatever else a record carries came as `extra=` fields.
 _RECORD_FIELDS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None))
+    set(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
     | {"message", "asctime", "color_message", "taskName"}
 )
 

@@ -16,7 +16,8 @@ import secrets
 import time
 from typing import Any
 
-from starlette.routing import Match
+from fastapi.routing import iter_route_contexts
+from starlette.routing import compile_path
 
 from causeflow.api.gateway import INGEST_PREFIX, ASGIApp, Message, Receive, Scope, Send
 from causeflow.logtext import clean
@@ -46,6 +47,7 @@ class AccessLog:
     def __init__(self, app: ASGIApp, routes: Any, enabled: bool = True) -> None:
         self.app = app
         self._routes = routes  # the application's routes: the template of what it did not route
+        self._table: RouteTable | None = None  # made on first use, once every route is there
         self.enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,20 +79,15 @@ class AccessLog:
     def route_of(self, scope: Scope) -> str:
         """The template of the route that answered (or would have: the gateway answers 401,
         413 and 429 and the inbound alerts before routing), else `unmatched`."""
+        if self._table is None:
+            self._table = RouteTable(self._routes)
         route = scope.get("route")
         if route is not None:
-            return str(getattr(route, "path", UNMATCHED))
+            return self._table.template_of(route)
         path: str = scope["path"]
         if path.startswith(INGEST_PREFIX) and path.count("/") == 4:
             return INBOUND_ROUTE
-        partial = UNMATCHED
-        for candidate in self._routes:
-            found, _ = candidate.matches({**scope, "type": "http"})
-            if found == Match.FULL:
-                return str(getattr(candidate, "path", UNMATCHED))
-            if found == Match.PARTIAL and partial == UNMATCHED:
-                partial = str(getattr(candidate, "path", UNMATCHED))
-        return partial
+        return self._table.match(scope["method"], path)
 
     def _log(
         self,
@@ -125,6 +122,36 @@ class AccessLog:
             request_id,
             extra=fields,
         )
+
+
+class RouteTable:
+    """Every route's full template (prefixes included), by route and by path."""
+
+    def __init__(self, routes: Any) -> None:
+        self._by_route: dict[int, str] = {}
+        self._patterns: list[tuple[re.Pattern[str], frozenset[str] | None, str]] = []
+        for context in iter_route_contexts(routes):
+            template = context.path_format
+            self._by_route.setdefault(id(context.original_route), template)
+            methods = context.methods
+            pattern = compile_path(template)[0]
+            self._patterns.append((pattern, frozenset(methods) if methods else None, template))
+
+    def template_of(self, route: Any) -> str:
+        found = self._by_route.get(id(route))
+        return found if found is not None else str(getattr(route, "path", UNMATCHED))
+
+    def match(self, method: str, path: str) -> str:
+        """The template of the route for this path and method (one for the path alone if no
+        route takes the method: a 405), else `unmatched`."""
+        partial = UNMATCHED
+        for pattern, methods, template in self._patterns:
+            if pattern.match(path):
+                if methods is None or method in methods or (method == "HEAD" and "GET" in methods):
+                    return template
+                if partial == UNMATCHED:
+                    partial = template
+        return partial
 
 
 def _tenant_of(scope: Scope) -> str | None:

@@ -139,8 +139,8 @@ _RECORD_FIELDS = frozenset(
 class JsonFormatter(logging.Formatter):
     """One record, one JSON object on one line (`CAUSEFLOW_LOG_FORMAT=json`): `time` (UTC,
     RFC 3339 with milliseconds), `level`, `logger`, `message`, the record's `extra` fields,
-    and `exception` / `stack` as text when it has them. JSON escapes every control character,
-    so nothing a client sends can break a line."""
+    and `exception` / `stack` as text when it has them. Every control character and line
+    separator is escaped, so nothing a client sends can break a line."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
@@ -159,9 +159,11 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
         try:
-            return orjson.dumps(out, default=str).decode()
+            line = orjson.dumps(out, default=str).decode()
         except TypeError:  # what orjson refuses (an integer past 64 bits): the slow way
-            return json.dumps(out, default=str)
+            line = json.dumps(out, default=str, ensure_ascii=False)
+        # JSON allows the Unicode line and paragraph separators raw; some readers split on them
+        return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _utc(created: float) -> str:

@@ -3,8 +3,10 @@ route template and never a credential; and the request id every response carries
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -177,3 +179,29 @@ async def test_the_access_log_can_be_switched_off(tmp_path: Path, captured: Capt
     assert resp.status_code == 200
     assert resp.headers["X-Request-Id"]  # the request id stays
     assert captured.text == ""
+
+
+async def test_a_stream_logs_once_when_it_ends(tmp_path: Path, captured: Captured) -> None:
+    from tests.stream.live import live_service, opened
+
+    settings = make_settings(tmp_path, sse_ping_seconds=5, event_poll_seconds=0.5)
+    async with live_service(settings) as live:
+        tenant = await live.tenant()
+        async with live.stream(tenant) as stream:
+            await opened(stream)
+            await asyncio.sleep(0.3)
+            assert "/v1/notifications/stream" not in captured.text  # still open: no line yet
+        deadline = time.monotonic() + 10
+        while "/v1/notifications/stream" not in captured.text:
+            assert time.monotonic() < deadline, captured.text
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    lines = [ln for ln in captured.text.splitlines() if "/v1/notifications/stream" in ln]
+    assert len(lines) == 1
+    if lines[0].startswith("{"):
+        record = orjson.loads(lines[0])
+        assert (record["status"], record["tenant_id"]) == (200, tenant.id)
+        assert record["duration_ms"] >= 300  # the stream's whole life
+    else:
+        assert " GET /v1/notifications/stream 200 " in lines[0]
+        assert float(lines[0].split(" 200 ")[1].split("ms")[0]) >= 300

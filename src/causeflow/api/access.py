@@ -132,6 +132,8 @@ class RouteTable:
         self._patterns: list[tuple[re.Pattern[str], frozenset[str] | None, str]] = []
         for context in iter_route_contexts(routes):
             template = context.path_format
+            if template is None:
+                continue
             self._by_route.setdefault(id(context.original_route), template)
             methods = context.methods
             pattern = compile_path(template)[0]

@@ -134,3 +134,21 @@ def test_the_json_formatter_writes_what_orjson_refuses():
     out = json.loads(JsonFormatter().format(_record("big", count=2**70, thing=object())))
     assert out["count"] == 2**70
     assert out["thing"].startswith("<object object")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [("text", "text"), ("JSON", "json"), (" json ", "json")]
+)
+def test_the_log_format_setting(given: str, kept: str):
+    from causeflow.settings import Settings
+
+    assert Settings(log_format=given).log_format == kept
+
+
+def test_an_unknown_log_format_is_refused():
+    from pydantic import ValidationError
+
+    from causeflow.settings import Settings
+
+    with pytest.raises(ValidationError, match="unknown log format"):
+        Settings(log_format="yaml")

@@ -96,3 +96,10 @@ def test_an_explicit_service_name_is_kept(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_malformed_traceparents_name_no_parent(value: str) -> None:
     assert spans.span_context(value) is None
+
+
+def test_a_callers_tracestate_is_kept_up_to_its_bound() -> None:
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    assert spans.span_context(parent, "vendor=1").trace_state.get("vendor") == "1"
+    long = "vendor=" + "x" * spans.MAX_TRACESTATE
+    assert len(spans.span_context(parent, long).trace_state) == 0

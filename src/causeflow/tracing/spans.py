@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - exercised only where the extra is abse
 
 # Events whose stored traceparent a delivery engine keeps, to parent its attempts' spans.
 PARENTS_KEPT = 16384
+MAX_TRACESTATE = 512  # characters of a caller's tracestate kept (W3C: at least 512 kept)
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 _tracer: Any = None
@@ -134,7 +135,7 @@ def span_context(traceparent: str | None, tracestate: str | None = None) -> Any:
     if not trace_id or not span_id:
         return None
     state = None
-    if tracestate:
+    if tracestate and len(tracestate) <= MAX_TRACESTATE:  # longer: dropped, as W3C allows
         from opentelemetry.trace.span import TraceState
 
         state = TraceState.from_header([tracestate])

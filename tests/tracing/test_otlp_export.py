@@ -10,12 +10,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from causeflow_sdk.models import sample_data
+from tests.support.pg import fresh_database, require_pg
 from tests.support.ports import free_port
-from tests.support.processes import ServiceProcess, service_env
-from tests.support.receiver import Receiver
+from tests.support.processes import Deployment, ServiceProcess, service_env
+from tests.support.receiver import Receiver, ThreadedReceiver
 
 pytestmark = pytest.mark.process
 
@@ -106,3 +109,50 @@ async def test_switched_off_nothing_is_exported(tmp_path: Path, off: dict[str, s
             process.terminate()
         assert collector.requests == []
     assert "tracing on" not in process.log_text()
+
+
+def test_a_worker_process_continues_the_trace_of_the_request(tmp_path: Path) -> None:
+    """PostgreSQL: the API process appends the event, a `causeflow worker` sends it; the trace
+    context crosses between them only through the log."""
+    require_pg()
+    env = {
+        "CAUSEFLOW_RATE_LIMIT_PER_MINUTE": "0",
+        "CAUSEFLOW_WEBHOOK_ALLOW_HTTP": "true",
+        "CAUSEFLOW_WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+        "CAUSEFLOW_WEBHOOK_POLL_SECONDS": "0.2",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    with (
+        fresh_database() as url,
+        ThreadedReceiver() as collector,
+        ThreadedReceiver() as receiver,
+        Deployment(tmp_path, url, env=env) as deployment,
+    ):
+        creds = deployment.create_tenant("acme")
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_TRACES_EXPORTER": None}
+        server = deployment.add_server(
+            CAUSEFLOW_RUN_WORKERS="false", OTEL_SERVICE_NAME="cf-api", **otel
+        )
+        worker = deployment.add_worker(OTEL_SERVICE_NAME="cf-worker", **otel)
+        headers = {"Authorization": f"Bearer {creds['adminToken']}"}
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as client:
+            body = {"url": receiver.url_for("/hook"), "events": ["incident.created"]}
+            assert client.post("/v1/webhook-subscriptions", json=body).status_code == 201
+            event = {"event": "incident.created", "data": sample_data("incident.created")}
+            resp = client.post("/v1/events", json=event, headers={"traceparent": CALLER})
+            assert resp.status_code == 201, resp.text
+        [req] = receiver.wait_for_sync(1, path="/hook")
+        worker.terminate()  # flushes its spans
+        server.terminate()
+        found = exported_spans([r.body for r in collector.requests if r.path == "/v1/traces"])
+    assert req.headers["traceparent"].split("-")[1] == CALLER_TRACE
+    ours = [
+        (resource["service.name"], s) for resource, s in found if s.trace_id.hex() == CALLER_TRACE
+    ]
+    names = {(service, s.name) for service, s in ours}
+    assert {("cf-api", "POST /v1/events"), ("cf-api", "event.append")} <= names
+    [appended] = [s for service, s in ours if s.name == "event.append"]
+    [attempt] = [s for service, s in ours if s.name == "webhook.attempt"]
+    assert ("cf-worker", "webhook.attempt") in names
+    assert attempt.parent_span_id == appended.span_id
+    assert req.headers["traceparent"].split("-")[2] == attempt.span_id.hex()

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from causeflow import __version__
 from causeflow import schema as _schema  # noqa: F401  # every feature's tables, registered
+from causeflow.api.access import AccessLog
 from causeflow.api.docs import install_docs
 from causeflow.api.errors import error_response, install_error_handlers
 from causeflow.api.gateway import Gateway
@@ -182,4 +183,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
     app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)
+    app.add_middleware(AccessLog, routes=app.router.routes, enabled=settings.access_log)
     return app

@@ -211,20 +211,56 @@ def hand_over_first_run(settings: Settings, first: dict[str, str], base_url: str
 
 def configure_logging(settings: Settings) -> None:
     """The service's own log lines (`causeflow.*`) to stderr at CAUSEFLOW_LOG_LEVEL, one line
-    per record whatever text it quotes (`logtext.LogFormatter`); uvicorn keeps its own loggers,
-    and libraries' loggers are left alone (SQLAlchemy would log every statement at INFO)."""
-    from causeflow.logtext import LogFormatter
+    per record whatever text it quotes: text (`logtext.LogFormatter`) or, with
+    CAUSEFLOW_LOG_FORMAT=json, one JSON object per line (`logtext.JsonFormatter`), which then
+    also formats uvicorn's records and libraries' warnings. Libraries' loggers keep their
+    levels (SQLAlchemy would log every statement at INFO)."""
+    from causeflow.logtext import JsonFormatter, LogFormatter
 
     logger = logging.getLogger("causeflow")
     if logger.handlers:  # configured already (an earlier call in this process, or the embedder)
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+        for name in ("uvicorn", ""):  # uvicorn's own records, and the root's (libraries)
+            other = logging.getLogger(name)
+            other.handlers = [handler]
+        logging.getLogger("uvicorn").propagate = False
+        logging.getLogger().setLevel(logging.WARNING)
+    else:
+        handler.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     name = settings.log_level.upper()
     level = logging.DEBUG if name == "TRACE" else logging.getLevelName(name)  # uvicorn's names
     logger.setLevel(level if isinstance(level, int) else logging.INFO)
     logger.propagate = False
+
+
+def uvicorn_log_config(settings: Settings) -> Any:
+    """uvicorn's own logging setup: its default (text), or none with JSON logs (its loggers
+    then write through the service's JSON handler, `configure_logging`)."""
+    import uvicorn.config
+
+    return None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+
+
+def start_tracing() -> bool:
+    """OpenTelemetry traces when the standard `OTEL_*` variables ask for them (off otherwise:
+    `tracing/switch.py`)."""
+    from causeflow.tracing.setup import configure
+
+    return configure(os.environ)
+
+
+def stop_tracing() -> None:
+    """Export the spans still buffered before the process ends."""
+    from causeflow.tracing import spans
+
+    try:
+        spans.shutdown()
+    except Exception:
+        logging.getLogger("causeflow.tracing").exception("could not flush the last spans")
 
 
 def settle_heap() -> None:
@@ -308,6 +344,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(settings),
+        # the service writes its own access log (`causeflow.access`, CAUSEFLOW_ACCESS_LOG)
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
@@ -317,9 +355,11 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies,
     )
+    start_tracing()
     try:
         make_server(config, application).run()
     finally:
+        stop_tracing()
         if lock is not None:
             lock.close()
 
@@ -339,12 +379,15 @@ def worker(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
         )
     check_keys(settings)
     asyncio.run(_migrate(settings))
+    start_tracing()
     try:
         import uvloop
 
         uvloop.run(_run_worker(settings))
     except KeyboardInterrupt:
         pass
+    finally:
+        stop_tracing()
 
 
 async def _run_worker(settings: Settings) -> None:

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # text | json (one JSON object per line)
+    access_log: bool = True  # one `causeflow.access` line per HTTP request
     # Peers (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed:
     # the reverse proxies in front of `serve`. Empty: none; `*`: any peer.
     forwarded_allow_ips: str = "127.0.0.1,::1"
@@ -156,6 +158,14 @@ class Settings(BaseSettings):
     def _portal_ttl(cls, value: int) -> int:
         if not 60 <= value <= 86400:
             raise ValueError("portal_session_ttl_seconds: between 60 and 86400")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("text", "json"):
+            raise ValueError(f"unknown log format {value!r}; expected text or json")
         return value
 
     @field_validator("forwarded_allow_ips")

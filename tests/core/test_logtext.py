@@ -81,3 +81,74 @@ def test_the_formatter_writes_one_line_per_record_and_indents_tracebacks():
     assert lines[0] == "ERROR causeflow.x: got a\\nINFO causeflow.y: z"
     assert len(lines) > 2 and all(line.startswith("  | ") for line in lines[1:])
     assert any("INFO causeflow.forged: owned" in line for line in lines[1:])
+
+
+def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("causeflow.test", logging.WARNING, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_the_json_formatter_writes_one_object_per_line_with_extra_fields():
+    import orjson
+
+    from causeflow.logtext import JsonFormatter
+
+    formatter = JsonFormatter()
+    record = _record("tenant %s\nforged: line", "t\u2028x", route="/v1/x", status=404, ok=None)
+    line = formatter.format(record)
+    assert "\n" not in line and "\u2028" not in line
+    out = orjson.loads(line)
+    assert out["message"] == "tenant t\u2028x\nforged: line"  # kept whole, escaped by JSON
+    assert (out["level"], out["logger"]) == ("WARNING", "causeflow.test")
+    assert out["time"].endswith("Z") and out["time"][10] == "T"
+    assert (out["route"], out["status"], out["ok"]) == ("/v1/x", 404, None)
+    assert "args" not in out and "msg" not in out and "exc_info" not in out
+
+
+def test_the_json_formatter_puts_the_traceback_in_a_field():
+    import orjson
+
+    from causeflow.logtext import JsonFormatter
+
+    try:
+        raise ValueError("boom\nline two")
+    except ValueError:
+        record = _record("failed")
+        record.exc_info = sys.exc_info()
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    out = orjson.loads(line)
+    assert out["message"] == "failed"
+    assert (
+        out["exception"].startswith("Traceback")
+        and "ValueError: boom\nline two" in out["exception"]
+    )
+
+
+def test_the_json_formatter_writes_what_orjson_refuses():
+    import json
+
+    from causeflow.logtext import JsonFormatter
+
+    out = json.loads(JsonFormatter().format(_record("big", count=2**70, thing=object())))
+    assert out["count"] == 2**70
+    assert out["thing"].startswith("<object object")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [("text", "text"), ("JSON", "json"), (" json ", "json")]
+)
+def test_the_log_format_setting(given: str, kept: str):
+    from causeflow.settings import Settings
+
+    assert Settings(log_format=given).log_format == kept
+
+
+def test_an_unknown_log_format_is_refused():
+    from pydantic import ValidationError
+
+    from causeflow.settings import Settings
+
+    with pytest.raises(ValidationError, match="unknown log format"):
+        Settings(log_format="yaml")

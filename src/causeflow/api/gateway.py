@@ -183,13 +183,14 @@ class InboundBudget:
     (`RateLimiter`); nothing here touches the database.
     """
 
-    __slots__ = ("_ctx", "_now_ms", "_client", "decision", "settled")
+    __slots__ = ("_ctx", "_now_ms", "_client", "_state", "decision", "settled")
 
     def __init__(self, ctx: AppContext, scope: Scope) -> None:
         self._ctx = ctx
         self._now_ms = ctx.clock.now_ms()
         client = scope.get("client") or ("anonymous", 0)
         self._client = str(client[0])
+        self._state = scope.setdefault("state", {})  # the accepted key's tenant, for the log
         self.decision: Decision | None = None
         self.settled = False  # charged to one budget or the other
 
@@ -197,6 +198,7 @@ class InboundBudget:
         """The key is one of `tenant_id`'s: spend its budget (`limit`, the tenant's effective
         `ingestPerMinute`; the setting's when None), or raise RateLimited."""
         self.settled = True
+        self._state["tenant_id"] = tenant_id
         if limit is None:
             limit = self._ctx.settings.ingest_rate_limit_per_minute
         self.decision = self._ctx.limiter.hit(f"ingest:{tenant_id}", limit, self._now_ms)

@@ -25,6 +25,7 @@ from causeflow.db.engine import Tx
 from causeflow.db.prebuilt import prebuilt
 from causeflow.event.tables import event_heads, events
 from causeflow.jsonutil import dumps
+from causeflow.tracing import spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class StoredEvent:
     created_at: int
     envelope: str  # the exact JSON text every reader sees
     test: bool = False
+    traceparent: str | None = None  # the span that appended it (tracing on)
 
 
 # The events of one append share their time: its text is formatted once, not once per event.
@@ -114,6 +116,8 @@ class NewEvent:
     data: dict[str, Any]
     test: bool = False
     now_ms: int | None = None  # when it happened, if not the batch's `now_ms`
+    # the span to append it under (a request's, carried through a batch); else the current one
+    traceparent: str | None = None
 
 
 async def append_event(
@@ -155,6 +159,7 @@ async def append_events(
         )
         ref = item.data.get("incidentId")
         incident_id = ref if isinstance(ref, str) else None
+        trace = _append_span(event_id, item, ref) if spans.enabled() else None
         event = StoredEvent(
             event_id,
             tenant_id,
@@ -164,6 +169,7 @@ async def append_events(
             at_ms,
             envelope,
             item.test,
+            trace,
         )
         stored.append(event)
         rows.append(
@@ -176,11 +182,20 @@ async def append_events(
                 "created_at": at_ms,
                 "test": item.test,
                 "envelope": envelope,
+                "traceparent": trace,
             }
         )
     await tx.insert_many(events, rows)
     tx.appended.extend((e.tenant_id, e.position, e.type) for e in stored)
     return stored
+
+
+def _append_span(event_id: str, item: NewEvent, incident_id: object) -> str | None:
+    """The event's `event.append` span (tracing on): its traceparent, stored with the event."""
+    found = {"causeflow.event.id": event_id, "causeflow.event.type": item.event_type}
+    if isinstance(incident_id, str):
+        found["causeflow.incident.id"] = incident_id
+    return spans.event_appended(item.traceparent, found)
 
 
 def _row_to_event(row: AnyRow) -> StoredEvent:
@@ -193,6 +208,7 @@ def _row_to_event(row: AnyRow) -> StoredEvent:
         row.created_at,
         row.envelope,
         bool(row.test),
+        row.traceparent,
     )
 
 
@@ -287,7 +303,7 @@ async def count_after(conn: Conn, tenant_id: str, after_position: int, limit: in
 # Built once: the dispatcher runs it in every batch, and building and hashing a statement
 # costs several times what SQLite takes to run it.
 _PAGE = (
-    select(events.c.id, events.c.position, events.c.type, events.c.envelope)
+    select(events.c.id, events.c.position, events.c.type, events.c.envelope, events.c.traceparent)
     .where(
         events.c.tenant_id == bindparam("b_tenant"),
         events.c.position > bindparam("b_after"),
@@ -388,6 +404,14 @@ async def envelopes_of(conn: Conn, event_ids: list[str]) -> dict[str, str]:
     """The stored envelope text of each of these events that still exists, by id."""
     stmt = select(events.c.id, events.c.envelope).where(events.c.id.in_(event_ids))
     return {r.id: r.envelope for r in (await conn.execute(stmt)).all()}
+
+
+async def traceparents_of(conn: Conn, event_ids: list[str]) -> dict[str, str]:
+    """The stored traceparent of each of these events that has one, by id."""
+    stmt = select(events.c.id, events.c.traceparent).where(
+        events.c.id.in_(event_ids), events.c.traceparent.is_not(None)
+    )
+    return {r.id: r.traceparent for r in (await conn.execute(stmt)).all()}
 
 
 async def tenant_envelopes(conn: Conn, tenant_id: str, event_ids: list[str]) -> dict[str, str]:

@@ -19,6 +19,8 @@ events = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("test", Boolean, nullable=False, server_default="0"),
     Column("envelope", Text, nullable=False),  # the exact bytes every reader sees
+    # the W3C traceparent of the span that appended it (tracing on), for its readers' spans
+    Column("traceparent", Text, nullable=True),
     Index("uq_events_tenant_position", "tenant_id", "position", unique=True),
     Index("ix_events_tenant_type_position", "tenant_id", "type", "position"),
     Index("ix_events_tenant_incident_position", "tenant_id", "incident_id", "position"),

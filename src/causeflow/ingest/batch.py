@@ -16,7 +16,7 @@ after its transaction committed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from causeflow import ids
@@ -30,6 +30,7 @@ from causeflow.ingest import repository
 from causeflow.ingest.dedup import Action, accepted_body, decide, delivery_is_fresh
 from causeflow.ingest.providers.base import NormalizedAlert, ParsedPayload
 from causeflow.jsonutil import dumps
+from causeflow.tracing import spans
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Delivery:
     provider: str
     parsed: ParsedPayload
     now_ms: int
+    # the request's span (tracing on), taken where the delivery is made: the batch applies it
+    # in a task of its own
+    traceparent: str | None = field(default_factory=spans.current_traceparent)
 
 
 @dataclass
@@ -63,6 +67,7 @@ class _Writes:
     events: dict[str, list[NewEvent]] = field(default_factory=dict)  # tenant -> events
     alerts: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, dict[str, Any]] = field(default_factory=dict)  # incident id -> increment
+    trace: str | None = None  # the span of the delivery being applied (tracing on)
 
     def open(self, key: Key, row: dict[str, Any]) -> None:
         tenant_id, provider, fingerprint = key
@@ -75,7 +80,10 @@ class _Writes:
             }
         )
         self.incidents[row["id"]] = row
-        self.events.setdefault(tenant_id, []).append(created_event(row))
+        event = created_event(row)
+        if self.trace:
+            event = replace(event, traceparent=self.trace)
+        self.events.setdefault(tenant_id, []).append(event)
 
     def count(self, incident_id: str, now_ms: int) -> None:
         row = self.incidents.get(incident_id)
@@ -122,11 +130,15 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
     for index in live:
         item = batch[index]
         results: list[tuple[str, str | None, Action]] = []
-        for alert in alerts_of[index]:
-            results.append(await _apply_alert(tx, item, alert, open_now, writes))
+        with spans.span("ingest.apply", item.traceparent, _attributes(item)) as span:
+            writes.trace = span.traceparent
+            for alert in alerts_of[index]:
+                results.append(await _apply_alert(tx, item, alert, open_now, writes))
+            _describe(span, results)
         stored[index] = Stored(
             dumps(accepted_body(item.provider, results)), [action for _, _, action in results]
         )
+    writes.trace = None
     await writes.flush(tx)
 
     for index in live:
@@ -142,6 +154,20 @@ async def apply_batch(tx: Tx, batch: list[Delivery], ttl_seconds: int) -> list[S
         assert done is not None
         stored[index] = Stored(done.body, ["duplicate_delivery"])
     return [s for s in stored if s is not None]
+
+
+def _attributes(item: Delivery) -> dict[str, Any]:
+    if not spans.enabled():
+        return {}
+    return {"causeflow.tenant.id": item.tenant_id, "causeflow.inbound.provider": item.provider}
+
+
+def _describe(span: spans.Handle, results: list[tuple[str, str | None, Action]]) -> None:
+    """What a delivery did to incidents, on its span: the incidents and the actions."""
+    if span.span is None:
+        return
+    span.set("causeflow.incident.ids", [i for _, i, _ in results if i])
+    span.set("causeflow.alert.actions", [action for _, _, action in results])
 
 
 async def _claim_deliveries(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from causeflow.auth.principal import Principal
@@ -27,6 +27,7 @@ from causeflow.db.engine import Tx
 from causeflow.errors import CauseFlowError, Forbidden, ValidationFailed
 from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
 from causeflow.incident.repository import require_incident
+from causeflow.tracing import spans
 from causeflow.trigger.service import require_trigger
 from causeflow_sdk.models import CATALOG_TYPES, DataValidationError, validate_data
 
@@ -80,6 +81,9 @@ class Publish:
     data: dict[str, Any]
     test: bool
     now_ms: int
+    # the request's span (tracing on), taken where the publish is made: on PostgreSQL a batch
+    # appends it in a task of its own
+    traceparent: str | None = field(default_factory=spans.current_traceparent)
 
 
 def prepare(
@@ -158,7 +162,13 @@ async def publish_batch(tx: Tx, batch: list[Publish], *, locate: bool = False) -
     async def flush() -> None:
         for tenant_id, indexes in pending.items():
             events = [
-                NewEvent(batch[i].event_type, batch[i].data, batch[i].test, batch[i].now_ms)
+                NewEvent(
+                    batch[i].event_type,
+                    batch[i].data,
+                    batch[i].test,
+                    batch[i].now_ms,
+                    batch[i].traceparent,
+                )
                 for i in indexes
             ]
             appended = await append_events(

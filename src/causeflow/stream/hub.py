@@ -23,6 +23,7 @@ from causeflow.event.log import StoredEvent
 from causeflow.metrics import SSE_CONNECTIONS
 from causeflow.stream.connection import Connection
 from causeflow.stream.framing import PING_FRAME, Frame, event_frame, matches
+from causeflow.tracing import spans
 
 logger = logging.getLogger("causeflow.stream")
 
@@ -146,6 +147,21 @@ class TenantFeed:
                 written += 1
                 if written % WRITES_PER_SLICE == 0:
                     await asyncio.sleep(0)
+        if spans.enabled():
+            _trace_frames(rows, plan)
+
+
+def _trace_frames(
+    rows: list[StoredEvent], plan: list[tuple[tuple[int, ...], Frame, list[Connection]]]
+) -> None:
+    """A `stream.send` span per event written to streams, linked to the event's own span."""
+    counts = [0] * len(rows)
+    for picked, _, streams in plan:
+        for i in picked:
+            counts[i] += len(streams)
+    spans.frames_sent(
+        (rows[i].id, rows[i].type, rows[i].traceparent, n) for i, n in enumerate(counts) if n
+    )
 
 
 class StreamHub:

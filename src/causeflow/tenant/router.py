@@ -135,6 +135,8 @@ async def get_own_limits(ctx: Ctx, principal: Reader) -> dict[str, Any]:
     async with ctx.db.read() as conn:
         stored = await _stored_limits(conn, tenant_id)
     return limits_view(ctx.settings, tenant_id, stored)
+
+
 @router.post("/v1/portal-links", status_code=201, response_model=portal.PortalLinkCreated)
 async def create_portal_link(
     body: portal.PortalLinkCreate, request: Request, response: Response, ctx: Ctx, principal: Admin

@@ -23,6 +23,7 @@ from causeflow.db.engine import Tx
 from causeflow.event.log import page_after
 from causeflow.jsonutil import loads
 from causeflow.runtime import Component, Stop
+from causeflow.tracing import spans
 from causeflow.webhook import repository as repo
 from causeflow.webhook.filters import lane_of
 from causeflow.webhook.queue import Claimed
@@ -253,6 +254,7 @@ def _handoff(
     bodies: dict[str, bytes] = {}
     for ev in events:
         bodies[ev.id] = ev.envelope.encode()
+        spans.remember(ev.id, ev.traceparent)
     by_id = {s.id: s for s in subs}
     return [
         (

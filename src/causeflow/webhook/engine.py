@@ -40,6 +40,7 @@ from causeflow.metrics import (
 )
 from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
+from causeflow.tracing import spans
 from causeflow.webhook import queue
 from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
@@ -337,7 +338,15 @@ class DeliveryEngine:
                 subscription_id=claimed.subscription_id,
                 sequence=claimed.sequence,
             )
-            result = await self.egress.send(sub, job.body, headers)
+            with spans.attempt(
+                claimed.event_id,
+                delivery_id=claimed.id,
+                subscription_id=claimed.subscription_id,
+                attempt_number=claimed.attempts + 1,
+            ) as span:
+                span.inject(headers)  # tracing on: the receiver may join the event's trace
+                result = await self.egress.send(sub, job.body, headers)
+                span.answered(result.status, result.error)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.
             self.lanes.hand_back(job, None)

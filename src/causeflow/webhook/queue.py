@@ -34,7 +34,8 @@ from causeflow import ids
 from causeflow.db.dialect import Dialect
 from causeflow.db.engine import Database, Tx
 from causeflow.db.prebuilt import prebuilt
-from causeflow.event.log import append_event, envelopes_of
+from causeflow.event.log import append_event, envelopes_of, traceparents_of
+from causeflow.tracing import spans
 from causeflow.webhook.outcome import (
     CLEAR_FAILURE,  # noqa: F401 (re-exported: the effects an Outcome carries)
     EVENT_DISABLED,
@@ -262,6 +263,8 @@ async def load_envelopes(db: Database, event_ids: Iterable[str]) -> dict[str, st
     if not wanted:
         return {}
     async with db.read() as conn:
+        if spans.enabled():  # the events' spans, for the attempts' spans to join
+            spans.remember_all(await traceparents_of(conn, wanted))
         return await envelopes_of(conn, wanted)
 
 

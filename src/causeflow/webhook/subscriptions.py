@@ -91,6 +91,14 @@ class Subscription:
     _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # earlier versions of the matching rules, oldest first (see the module's docstring)
     history: tuple[Rules, ...] = ()
+    type: str = "webhook"  # or a broker type (`destinations.registry.BROKER_TYPES`)
+    options: dict[str, Any] | None = None  # the broker type's settings
+    destination: str | None = None  # the URL with its credentials, when it has some
+
+    @property
+    def target_url(self) -> str:
+        """The URL to connect to, credentials included (`url` is the one shown)."""
+        return self.destination or self.url
 
     @property
     def first_position(self) -> int:
@@ -172,6 +180,9 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         ordering_key=row.ordering_key,
         _event_set=expand_events(events),
         history=history_of(row.rules_history),
+        type=row.type,
+        options=loads(row.options) if row.options else None,
+        destination=box.open(row.destination_enc) if row.destination_enc else None,
     )
 
 

@@ -52,6 +52,12 @@ subscriptions = Table(
     # dotted path into the event's data) when set. Applies to the deliveries created after.
     Column("ordering", Text, nullable=False, server_default="unordered"),
     Column("ordering_key", Text, nullable=True),
+    # the destination: "webhook" (HTTP POST to `url`) or a broker type with its JSON `options`;
+    # `url` is shown as stored (a password replaced by `****`) and `destination_enc` holds the
+    # URL with its credentials, sealed (NULL when the URL carries none)
+    Column("type", Text, nullable=False, server_default="webhook"),
+    Column("options", Text, nullable=True),
+    Column("destination_enc", Text, nullable=True, info=SEALED),
     Index("ix_subscriptions_tenant", "tenant_id", "id"),
 )
 

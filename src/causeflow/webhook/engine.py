@@ -43,6 +43,8 @@ from causeflow.settings import Settings
 from causeflow.webhook import queue
 from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
+from causeflow.webhook.destinations.deliverer import Deliverer
+from causeflow.webhook.destinations.pool import PublisherPool
 from causeflow.webhook.holding import COUNT, Holding, Job
 from causeflow.webhook.lanes import ClusterFactory, Lanes
 from causeflow.webhook.limits import HostGate, QueueBudget
@@ -140,7 +142,7 @@ def build_sender(settings: Settings) -> Sender:
 
 def observe_subscription(subscription_id: str, result: SendResult) -> None:
     """The per-subscription series (CAUSEFLOW_METRICS_PER_SUBSCRIPTION)."""
-    ok = result.status is not None and 200 <= result.status < 300
+    ok = result.ok
     SUBSCRIPTION_ATTEMPTS.labels(subscription_id, "succeeded" if ok else "failed").inc()
     SUBSCRIPTION_ATTEMPT_LATENCY.labels(subscription_id).observe(result.latency_ms / 1000)
 
@@ -171,6 +173,12 @@ class DeliveryEngine:
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
+        # broker destinations: one publisher per subscription, vetted like webhook hosts
+        self.pool = PublisherPool(
+            allow=parse_allow_cidrs(settings.webhook_allow_cidrs),
+            timeout=settings.webhook_timeout_seconds,
+        )
+        self.deliverer: Deliverer | None = None
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         capacity = max(1, settings.webhook_max_inflight)
@@ -247,6 +255,7 @@ class DeliveryEngine:
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
+        self.deliverer = Deliverer(self.sender, self.pool)
         self.lanes.start()
         self._connect()
         self.recorder.start()
@@ -268,6 +277,7 @@ class DeliveryEngine:
         await self.lanes.stop(self.grace_seconds)
         await self.recorder.close(STOP_DB_SECONDS)
         await self._release_all()
+        await self.pool.close()
         if self.sender is not None and self._own_sender:
             await self.sender.close()
 
@@ -318,7 +328,7 @@ class DeliveryEngine:
 
     async def _attempt(self, job: Job) -> None:
         claimed, sub = job.claimed, job.sub
-        assert self.sender is not None
+        assert self.deliverer is not None
         try:
             now_ms = self.ctx.clock.now_ms()
             headers = delivery_headers(
@@ -332,7 +342,7 @@ class DeliveryEngine:
                 subscription_id=claimed.subscription_id,
                 sequence=claimed.sequence,
             )
-            result = await self.sender.send(sub.url, job.body, headers)
+            result = await self.deliverer.send(sub, job.body, headers)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.
             self.lanes.hand_back(job, None)

@@ -83,7 +83,6 @@ def _client_args(target: Target, timeout: float) -> dict[str, Any]:
         "socket_connect_timeout": timeout,
         # the delivery engine retries on its schedule; the client must not retry by itself
         "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
     }
     if url.scheme == "rediss":
         args["ssl"] = True

@@ -98,6 +98,10 @@ async def redis_destination(port: int = REDIS_PORT, **options: Any) -> AsyncIter
 # --- NATS JetStream -----------------------------------------------------------------------
 
 
+async def _quiet(_exc: Exception) -> None:
+    """A stopped broker is expected here; nats-py would log every refused connection."""
+
+
 @asynccontextmanager
 async def nats_destination(port: int = NATS_PORT, **options: Any) -> AsyncIterator[Destination]:
     """A fresh JetStream stream capturing a fresh subject; read message by sequence."""
@@ -107,7 +111,14 @@ async def nats_destination(port: int = NATS_PORT, **options: Any) -> AsyncIterat
     stream, subject = unique("CFTEST"), unique("cf.test.")
 
     async def connect() -> Any:
-        return await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+        return await nats.connect(
+            f"nats://127.0.0.1:{port}",
+            allow_reconnect=False,
+            max_reconnect_attempts=1,  # 0 would retry forever
+            reconnect_time_wait=0,
+            connect_timeout=2,
+            error_cb=_quiet,
+        )
 
     nc = await connect()
     await nc.jetstream().add_stream(

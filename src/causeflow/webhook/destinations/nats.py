@@ -68,7 +68,9 @@ def _connect_args(target: Target, timeout: float) -> dict[str, Any]:
         "connect_timeout": timeout,
         # the delivery engine retries on its schedule and re-opens after a failure
         "allow_reconnect": False,
-        "max_reconnect_attempts": 0,
+        # one more try at once, then NoServersError (0 would mean: try forever)
+        "max_reconnect_attempts": 1,
+        "reconnect_time_wait": 0,
         "error_cb": _quiet,
         "name": "causeflow-delivery",
     }

@@ -146,8 +146,11 @@ async def nats_destination(port: int = NATS_PORT, **options: Any) -> AsyncIterat
             await conn.close()
 
     dest = Destination(
-        "nats", f"nats://127.0.0.1:{port}", {"subject": subject, "stream": stream, **options},
-        read, close,
+        "nats",
+        f"nats://127.0.0.1:{port}",
+        {"subject": subject, "stream": stream, **options},
+        read,
+        close,
     )
     try:
         yield dest
@@ -178,14 +181,25 @@ class BrokerProcess:
         if self.kind == "redis":
             return [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
             ]
         if self.kind == "nats":
             return [
                 shutil.which("nats-server") or "nats-server",
-                "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                "-sd", str(self.workdir / "jetstream"),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(self.workdir / "jetstream"),
             ]
         raise ValueError(f"no broker process for {self.kind!r}")
 

@@ -48,7 +48,8 @@ def test_without_the_extra_a_broker_type_is_not_installed() -> None:
         "print(registry.available('redis'), registry.has_module('redis'))\n"
         "async def main():\n"
         "    pool = PublisherPool(allow=())\n"
-        "    r = await pool.send('sub_1', 'redis', 'redis://203.0.113.9', {'stream': 's'}, b'', {})\n"
+        "    url = 'redis://203.0.113.9'\n"
+        "    r = await pool.send('sub_1', 'redis', url, {'stream': 's'}, b'', {})\n"
         "    print(r.error)\n"
         "asyncio.run(main())\n"
     )

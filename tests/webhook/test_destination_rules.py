@@ -129,7 +129,10 @@ def test_a_broker_success_is_a_success() -> None:
         (BrokerError("down"), "broker_unavailable: down"),
         (SsrfBlocked("x"), "ssrf_blocked"),
         (TimeoutError(), "timeout"),
-        (socket.gaierror(-2, "Name or service not known"), "dns_error: [Errno -2] Name or service not known"),
+        (
+            socket.gaierror(-2, "Name or service not known"),
+            "dns_error: [Errno -2] Name or service not known",
+        ),
         (registry.Unsupported("absent"), "broker_unsupported: absent"),
         (ConnectionRefusedError(111, "refused"), "connect_error: [Errno 111] refused"),
         (RuntimeError("bug"), "broker_error: bug"),
@@ -141,7 +144,10 @@ def test_failures_are_classified(exc: BaseException, error: str) -> None:
 
 async def test_names_are_vetted_at_connection_time() -> None:
     async def resolve(host: str, port: int) -> list[str]:
-        return {"pub.example.com": ["93.184.216.34"], "rebind.example.com": ["93.184.216.34", "127.0.0.1"]}[host]
+        return {
+            "pub.example.com": ["93.184.216.34"],
+            "rebind.example.com": ["93.184.216.34", "127.0.0.1"],
+        }[host]
 
     url = yarl.URL("redis://pub.example.com")
     assert await vetted_address(url, 6379, (), resolve) == "93.184.216.34"

@@ -124,12 +124,31 @@ REFUSALS: list[tuple[dict[str, Any], list[str]]] = [
     ({"options": {"stream": "a", "extra": 1}}, ["options.extra"]),
     ({"options": {"stream": "a", "maxLen": 0}}, ["options.maxLen"]),
     ({"options": {"stream": "has space"}}, ["options.stream"]),
-    ({"type": "nats", "url": "nats://127.0.0.1", "options": {"subject": "a.*"}}, ["options.subject"]),
-    ({"type": "mqtt", "url": "mqtt://127.0.0.1", "options": {"topic": "t", "qos": 0}}, ["options.qos"]),
+    (
+        {"type": "nats", "url": "nats://127.0.0.1", "options": {"subject": "a.*"}},
+        ["options.subject"],
+    ),
+    (
+        {"type": "mqtt", "url": "mqtt://127.0.0.1", "options": {"topic": "t", "qos": 0}},
+        ["options.qos"],
+    ),
     ({"type": "mqtt", "url": "mqtt://127.0.0.1", "options": {"topic": "t/#"}}, ["options.topic"]),
-    ({"type": "rabbitmq", "url": "amqp://127.0.0.1", "options": {"exchange": "x"}}, ["options.routingKey"]),
-    ({"type": "rabbitmq", "url": "mqtt://127.0.0.1", "options": {"exchange": "x", "routingKey": "k"}}, ["url"]),
-    ({"type": "webhook", "url": "https://hooks.example.com/x", "options": {"stream": "a"}}, ["options"]),
+    (
+        {"type": "rabbitmq", "url": "amqp://127.0.0.1", "options": {"exchange": "x"}},
+        ["options.routingKey"],
+    ),
+    (
+        {
+            "type": "rabbitmq",
+            "url": "mqtt://127.0.0.1",
+            "options": {"exchange": "x", "routingKey": "k"},
+        },
+        ["url"],
+    ),
+    (
+        {"type": "webhook", "url": "https://hooks.example.com/x", "options": {"stream": "a"}},
+        ["options"],
+    ),
     ({"type": "kafka"}, ["type"]),
 ]
 

@@ -46,9 +46,7 @@ async def live(tmp_path: Path, database_url: str) -> AsyncIterator[Service]:
         yield svc
 
 
-async def subscribe(
-    svc: Service, tenant: Tenant, dest: Destination, **body: Any
-) -> dict[str, Any]:
+async def subscribe(svc: Service, tenant: Tenant, dest: Destination, **body: Any) -> dict[str, Any]:
     payload = {
         "type": dest.type,
         "url": dest.url,
@@ -200,9 +198,7 @@ RECOVERY = {
 }
 
 
-@pytest.mark.parametrize(
-    "type_", [p for p in TYPES if p.values[0] in PROCESS_KINDS]
-)
+@pytest.mark.parametrize("type_", [p for p in TYPES if p.values[0] in PROCESS_KINDS])
 async def test_a_broker_that_goes_down_is_retried_and_nothing_is_lost(
     tmp_path: Path, database_url: str, type_: str
 ) -> None:

@@ -34,7 +34,10 @@ async def test_redis_entries_carry_the_body_and_lowercase_headers(pool: Publishe
             assert result.ok and result.status is None, result
         messages = await dest.messages(1)
         assert messages[0].body == b"{}"
-        assert messages[0].headers == {"webhook-id": "msg_1", "x-causeflow-event": "incident.created"}
+        assert messages[0].headers == {
+            "webhook-id": "msg_1",
+            "x-causeflow-event": "incident.created",
+        }
         assert len(messages) < 250  # MAXLEN ~ trimmed the stream (whole nodes of 100)
 
 
@@ -43,8 +46,12 @@ async def test_redis_refusals_and_outages(pool: PublisherPool) -> None:
     client = aioredis.Redis(host="127.0.0.1", port=6379)
     await client.set(key, "not a stream")
     try:
-        result = await pool.send("sub_1", "redis", "redis://127.0.0.1:6379", {"stream": key}, b"{}", HEADERS)
-        assert result.error is not None and result.error.startswith("broker_refused: XADD refused"), result
+        result = await pool.send(
+            "sub_1", "redis", "redis://127.0.0.1:6379", {"stream": key}, b"{}", HEADERS
+        )
+        assert result.error is not None and result.error.startswith(
+            "broker_refused: XADD refused"
+        ), result
         assert len(pool) == 1  # a refusal keeps the connection
     finally:
         await client.delete(key)
@@ -54,7 +61,9 @@ async def test_redis_refusals_and_outages(pool: PublisherPool) -> None:
     )
     assert result.error is not None and result.error.startswith("broker_refused"), result
     port = free_port()
-    result = await pool.send("sub_3", "redis", f"redis://127.0.0.1:{port}", {"stream": key}, b"{}", HEADERS)
+    result = await pool.send(
+        "sub_3", "redis", f"redis://127.0.0.1:{port}", {"stream": key}, b"{}", HEADERS
+    )
     assert result.error is not None and result.error.startswith("broker_unavailable"), result
     assert len(pool) == 1
 
@@ -74,7 +83,9 @@ async def test_nats_publishes_through_jetstream(pool: PublisherPool) -> None:
         result = await pool.send("sub_1", "nats", dest.url, wrong, b"{}", HEADERS)
         assert result.error is not None and result.error.startswith("broker_refused"), result
     port = free_port()
-    result = await pool.send("sub_2", "nats", f"nats://127.0.0.1:{port}", {"subject": "a"}, b"{}", HEADERS)
+    result = await pool.send(
+        "sub_2", "nats", f"nats://127.0.0.1:{port}", {"subject": "a"}, b"{}", HEADERS
+    )
     assert result.error is not None and result.error.startswith("broker_unavailable"), result
 
 

@@ -140,6 +140,14 @@ def build_sender(settings: Settings) -> Sender:
     )
 
 
+def build_pool(settings: Settings) -> PublisherPool:
+    """The process's broker publishers: one per subscription, hosts vetted like webhook ones."""
+    return PublisherPool(
+        allow=parse_allow_cidrs(settings.webhook_allow_cidrs),
+        timeout=settings.webhook_timeout_seconds,
+    )
+
+
 def observe_subscription(subscription_id: str, result: SendResult) -> None:
     """The per-subscription series (CAUSEFLOW_METRICS_PER_SUBSCRIPTION)."""
     ok = result.ok
@@ -173,12 +181,8 @@ class DeliveryEngine:
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
-        # broker destinations: one publisher per subscription, vetted like webhook hosts
-        self.pool = PublisherPool(
-            allow=parse_allow_cidrs(settings.webhook_allow_cidrs),
-            timeout=settings.webhook_timeout_seconds,
-        )
-        self.deliverer: Deliverer | None = None
+        self.pool = build_pool(settings)
+        self.deliverer: Deliverer | None = None  # the sender or the pool, by destination type
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         capacity = max(1, settings.webhook_max_inflight)

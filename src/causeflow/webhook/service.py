@@ -298,7 +298,9 @@ def destination_columns(
     broker's by its type's (credentials sealed apart, masked in `url`)."""
     if type_ == WEBHOOK:
         checks.check_options(WEBHOOK, options)
-        url = rules.check_destination(url, allow_http=destination.allow_http, allow=destination.allow)
+        url = rules.check_destination(
+            url, allow_http=destination.allow_http, allow=destination.allow
+        )
         return {"type": WEBHOOK, "url": url, "options": None, "destination_enc": None}
     checked = checks.check_broker(type_, url, options, allow=destination.allow, stored=stored)
     return {

@@ -169,3 +169,21 @@ async def test_a_blocked_host_is_an_ssrf_blocked_attempt_without_connecting() ->
     assert result == SendResult(None, result.latency_ms, b"", "ssrf_blocked")
     assert len(pool) == 0
     await pool.close()
+
+
+def test_rediss_connects_to_the_vetted_address_and_checks_the_name() -> None:
+    from causeflow.webhook.destinations.base import Target
+    from causeflow.webhook.destinations.redis import NamedSSLConnection, client_for
+
+    target = Target(yarl.URL("rediss://u:pw@cache.example.com/3"), "93.184.216.34", {"stream": "s"})
+    client = client_for(target, 2.0)
+    pool = client.connection_pool
+    assert pool.connection_class is NamedSSLConnection
+    connection = pool.make_connection()
+    arguments = connection._connection_arguments()
+    assert arguments["host"] == "93.184.216.34" and arguments["port"] == 6379
+    assert arguments["server_hostname"] == "cache.example.com"
+    assert arguments["ssl"].check_hostname is True
+    assert connection.db == 3 and connection.password == "pw"
+    plain = client_for(Target(yarl.URL("redis://h.example.com:7000"), "93.184.216.34", {}), 2.0)
+    assert plain.connection_pool.connection_class.__name__ == "Connection"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
@@ -70,6 +71,17 @@ class RedisPublisher:
         await self._client.aclose()
 
 
+class NamedSSLConnection(SSLConnection):
+    """TLS to the vetted address, the certificate checked against the URL's host name."""
+
+    def __init__(self, *, server_hostname: str, **kwargs: Any) -> None:
+        self.server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def _connection_arguments(self) -> Mapping[str, Any]:
+        return {**super()._connection_arguments(), "server_hostname": self.server_hostname}
+
+
 def _client_args(target: Target, timeout: float) -> dict[str, Any]:
     url = target.url
     db = url.path.strip("/")
@@ -85,17 +97,25 @@ def _client_args(target: Target, timeout: float) -> dict[str, Any]:
         "retry": Retry(NoBackoff(), 0),
     }
     if url.scheme == "rediss":
-        args["ssl"] = True
         args["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        # the connection goes to the vetted address; the certificate must name it
         args["ssl_check_hostname"] = True
+        args["server_hostname"] = url.host
     return args
+
+
+def client_for(target: Target, timeout: float) -> aioredis.Redis:
+    """A client whose connections all go to the vetted address (TLS for `rediss://`)."""
+    args = _client_args(target, timeout)
+    tls = "server_hostname" in args
+    connection_class: type[Connection] = NamedSSLConnection if tls else Connection
+    pool = ConnectionPool(connection_class=connection_class, **args)
+    return aioredis.Redis.from_pool(pool)
 
 
 async def open_publisher(target: Target, *, timeout: float) -> RedisPublisher:
     """A client for the target, checked with a PING (so a wrong password fails here)."""
     options = Options.model_validate(dict(target.options))
-    client = aioredis.Redis(**_client_args(target, timeout))
+    client = client_for(target, timeout)
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except BaseException as exc:

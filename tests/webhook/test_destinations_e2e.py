@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 import pytest
+import yarl
 
 from causeflow.webhook.destinations import registry
 from causeflow_sdk.webhooks import verify, verify_signature
 from tests.support.brokers import DESTINATIONS, PROCESS_KINDS, Destination, broker_process
 from tests.support.inproc import Service, Tenant, make_settings, running_service
+from tests.support.ports import free_port
 from tests.support.webhook import delivery_rows
 
 from .delivery_support import FAST
@@ -228,3 +230,38 @@ async def test_a_broker_that_goes_down_is_retried_and_nothing_is_lost(
                 assert ids == {e["id"] for e in first + later}
                 for row in failing:
                     assert (await settled(live, tenant, row.id))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("type_", TYPES)
+async def test_an_unreachable_broker_exhausts_then_recover_delivers_after_a_fix(
+    live: Service, type_: str
+) -> None:
+    tenant = await live.tenant("acme")
+    async with DESTINATIONS[type_]() as dest:
+        dead = str(yarl.URL(dest.url).with_port(free_port()))
+        sub = await subscribe(live, tenant, dest, url=dead)
+        event = await publish(live, tenant)
+        deadline = time.monotonic() + 10
+        while not (rows := await delivery_rows(live, tenant, subscription_id=sub["id"])):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        [row] = rows
+        detail = await settled(live, tenant, row.id)
+        assert detail["status"] == "failed" and detail["attempts"] == 4
+        assert all(a["error"].startswith("broker_unavailable") for a in detail["attemptLog"])
+        assert detail["lastStatusCode"] is None
+        # the subscription is fixed: the next attempt opens a publisher to the new URL
+        resp = await live.client.patch(
+            f"{SUBS}/{sub['id']}", headers=tenant.admin_headers, json={"url": dest.url}
+        )
+        assert resp.status_code == 200, resp.text
+        resp = await live.client.post(
+            f"{SUBS}/{sub['id']}/recover",
+            headers=tenant.admin_headers,
+            json={"since": event["timestamp"]},
+        )
+        assert resp.status_code == 202 and resp.json()["scheduled"] == 1, resp.text
+        [message] = await dest.messages(1)
+        assert message.headers["webhook-id"] == row.id
+        assert verify(message.body, message.headers, sub["secret"]).id == event["id"]
+        assert (await settled(live, tenant, row.id))["status"] == "succeeded"

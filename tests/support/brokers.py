@@ -158,10 +158,96 @@ async def nats_destination(port: int = NATS_PORT, **options: Any) -> AsyncIterat
         await close()
 
 
+# --- RabbitMQ (the machine's, 5672 guest/guest) and MQTT (Mosquitto, 1883) -----------------
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+@asynccontextmanager
+async def rabbitmq_destination(port: int = 5672, **options: Any) -> AsyncIterator[Destination]:
+    """A fresh direct exchange with an exclusive queue bound to a fresh routing key; the AMQP
+    message headers are the delivery headers."""
+    import aio_pika
+
+    exchange_name, key = unique("cf-test-"), unique("cf.test.")
+    connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{port}/")
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        exchange_name, aio_pika.ExchangeType.DIRECT, auto_delete=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key=key)
+    seen: list[Message] = []
+
+    async def read() -> list[Message]:
+        while (msg := await queue.get(no_ack=True, fail=False)) is not None:
+            headers = {k.lower(): _text(v) for k, v in (msg.headers or {}).items()}
+            seen.append(Message(msg.body, headers))
+        return list(seen)
+
+    async def close() -> None:
+        with contextlib.suppress(Exception):
+            await exchange.delete()
+        await connection.close()
+
+    url = f"amqp://guest:guest@127.0.0.1:{port}/"
+    dest = Destination(
+        "rabbitmq", url, {"exchange": exchange_name, "routingKey": key, **options}, read, close
+    )
+    try:
+        yield dest
+    finally:
+        await close()
+
+
+@asynccontextmanager
+async def mqtt_destination(port: int = 1883, **options: Any) -> AsyncIterator[Destination]:
+    """A fresh topic subscribed at QoS 1 (MQTT 5); the user properties are the headers."""
+    import aiomqtt
+
+    topic = f"cf/test/{secrets.token_hex(6)}"
+    seen: list[Message] = []
+    client = aiomqtt.Client(
+        "127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, identifier=unique("cf-test-")
+    )
+    await client.__aenter__()
+    await client.subscribe(topic, qos=1)
+
+    async def collect() -> None:
+        async for msg in client.messages:
+            props = getattr(msg.properties, "UserProperty", None) or []
+            headers = {str(k).lower(): _text(v) for k, v in props}
+            seen.append(Message(bytes(msg.payload), headers))  # type: ignore[arg-type]
+
+    task = asyncio.create_task(collect())
+
+    async def read() -> list[Message]:
+        return list(seen)
+
+    async def close() -> None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
+
+    dest = Destination(
+        "mqtt", f"mqtt://127.0.0.1:{port}", {"topic": topic, "qos": 1, **options}, read, close
+    )
+    try:
+        yield dest
+    finally:
+        await close()
+
+
 DestinationFactory = Callable[..., Any]
 DESTINATIONS: dict[str, DestinationFactory] = {
     "redis": redis_destination,
     "nats": nats_destination,
+    "rabbitmq": rabbitmq_destination,
+    "mqtt": mqtt_destination,
 }
 
 

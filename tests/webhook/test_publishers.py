@@ -60,6 +60,7 @@ async def test_redis_refusals_and_outages(pool: PublisherPool) -> None:
         "sub_2", "redis", "redis://nobody:wrong@127.0.0.1:6379", {"stream": key}, b"{}", HEADERS
     )
     assert result.error is not None and result.error.startswith("broker_refused"), result
+    assert "wrong" not in result.error  # the password never reaches the attempt log
     port = free_port()
     result = await pool.send(
         "sub_3", "redis", f"redis://127.0.0.1:{port}", {"stream": key}, b"{}", HEADERS

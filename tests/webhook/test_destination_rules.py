@@ -77,6 +77,7 @@ def test_a_masked_url_keeps_stored_credentials_at_the_same_place_only() -> None:
         ("redis", "redis:// h.example.com"),
         ("nats", "redis://h.example.com"),
         ("mqtt", "mqtt://"),
+        ("redis", "redis://[|hv]@"),  # yarl fails with IndexError here
     ],
 )
 def test_refused_urls(type_: str, url: str) -> None:

@@ -48,8 +48,8 @@ def parse_broker_url(type_: str, url: str, allow: Sequence[IPNetwork]) -> yarl.U
     try:
         parsed = yarl.URL(url)
         port = port_of(spec, parsed.scheme.lower(), parsed.port)
-    except ValueError as exc:
-        raise _url_error(f"the URL is malformed: {exc}") from exc
+    except (ValueError, IndexError) as exc:  # yarl raises IndexError for some bad hosts
+        raise _url_error(f"the URL is malformed: {exc or type(exc).__name__}") from exc
     if parsed.scheme.lower() not in spec.schemes:
         schemes = " or ".join(f"{s}://" for s in sorted(spec.schemes))
         raise _url_error(f"a {type_} destination needs a {schemes} URL")

@@ -119,11 +119,19 @@ class Subscriptions(_Group):
         rate_limit_per_second: int | None = None,
         ordering: str | None = None,
         ordering_key: str | None = None,
+        type: str | None = None,  # noqa: A002 - the API's name
+        options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> SubscriptionWithSecret:
-        """Create a subscription; the result carries the signing secret, shown only here."""
+        """Create a subscription; the result carries the signing secret, shown only here.
+
+        `type` is "webhook" (the default: an HTTP POST to `url`) or a broker ("redis", "nats",
+        "rabbitmq", "mqtt") with its `options`; a broker URL's credentials are write-only.
+        """
         body: dict[str, Any] = {"url": url, "events": list(events)}
         optional = {
+            "type": type,
+            "options": dict(options) if options is not None else None,
             "secret": secret,
             "description": description,
             "enabled": enabled,
@@ -169,8 +177,12 @@ class Subscriptions(_Group):
         rate_limit_per_second: int | None = UNSET,
         ordering: str = UNSET,
         ordering_key: str | None = UNSET,
+        type: str = UNSET,  # noqa: A002 - the API's name
+        options: Mapping[str, Any] | None = UNSET,
     ) -> Subscription:
         body = _body(
+            type=type,
+            options=dict(options) if options not in (UNSET, None) else options,
             ordering=ordering,
             orderingKey=ordering_key,
             url=url,

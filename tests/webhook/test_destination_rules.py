@@ -188,3 +188,19 @@ def test_rediss_connects_to_the_vetted_address_and_checks_the_name() -> None:
     assert connection.db == 3 and connection.password == "pw"
     plain = client_for(Target(yarl.URL("redis://h.example.com:7000"), "93.184.216.34", {}), 2.0)
     assert plain.connection_pool.connection_class.__name__ == "Connection"
+
+
+def test_nats_connects_to_the_vetted_address_with_the_urls_credentials() -> None:
+    from causeflow.webhook.destinations.base import Target
+    from causeflow.webhook.destinations.nats import _connect_args
+
+    tls = _connect_args(Target(yarl.URL("tls://u:pw@nats.example.com"), "2606:2800::1", {}), 2.0)
+    assert tls["servers"] == ["nats://[2606:2800::1]:4222"]
+    assert tls["tls_hostname"] == "nats.example.com" and tls["tls"].check_hostname
+    assert (tls["user"], tls["password"]) == ("u", "pw")
+    assert tls["allow_reconnect"] is False and tls["max_reconnect_attempts"] == 1
+    token = _connect_args(
+        Target(yarl.URL("nats://t0k@h.example.com:4223"), "93.184.216.34", {}), 2.0
+    )
+    assert token["servers"] == ["nats://93.184.216.34:4223"] and token["token"] == "t0k"
+    assert "tls" not in token and "user" not in token

@@ -250,6 +250,9 @@ async def test_an_unreachable_broker_exhausts_then_recover_delivers_after_a_fix(
         assert detail["status"] == "failed" and detail["attempts"] == 4
         assert all(a["error"].startswith("broker_unavailable") for a in detail["attemptLog"])
         assert detail["lastStatusCode"] is None
+        # the exhaustion opened the failure window, as for a webhook
+        got = await live.client.get(f"{SUBS}/{sub['id']}", headers=tenant.admin_headers)
+        assert got.json()["firstFailureAt"] is not None
         # the subscription is fixed: the next attempt opens a publisher to the new URL
         resp = await live.client.patch(
             f"{SUBS}/{sub['id']}", headers=tenant.admin_headers, json={"url": dest.url}
@@ -265,3 +268,10 @@ async def test_an_unreachable_broker_exhausts_then_recover_delivers_after_a_fix(
         assert message.headers["webhook-id"] == row.id
         assert verify(message.body, message.headers, sub["secret"]).id == event["id"]
         assert (await settled(live, tenant, row.id))["status"] == "succeeded"
+        # and the broker's acknowledgement closed it again
+        deadline = time.monotonic() + 5
+        while (await live.client.get(f"{SUBS}/{sub['id']}", headers=tenant.admin_headers)).json()[
+            "firstFailureAt"
+        ] is not None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)

@@ -18,11 +18,13 @@ import pytest
 import yarl
 
 from causeflow.webhook.destinations import registry
+from causeflow.webhook.destinations.pool import PublisherPool
+from causeflow.webhook.engine import DeliveryEngine
 from causeflow_sdk.webhooks import verify, verify_signature
 from tests.support.brokers import DESTINATIONS, PROCESS_KINDS, Destination, broker_process
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 from tests.support.ports import free_port
-from tests.support.webhook import delivery_rows
+from tests.support.webhook import append, delivery_rows, dispatch_pending
 
 from .delivery_support import FAST
 
@@ -275,3 +277,30 @@ async def test_an_unreachable_broker_exhausts_then_recover_delivers_after_a_fix(
         ] is not None:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("type_", TYPES)
+async def test_the_allow_list_is_applied_again_at_delivery(service: Service, type_: str) -> None:
+    """The API admitted a loopback broker (its allow-list covers it); an engine whose allow-list
+    does not cover it refuses to connect: the attempt is `ssrf_blocked` and nothing arrives."""
+    tenant = await service.tenant("acme")
+    async with DESTINATIONS[type_]() as dest:
+        sub = await subscribe(service, tenant, dest)
+        await append(service, tenant)
+        assert await dispatch_pending(service.ctx) == 1
+        engine = DeliveryEngine(service.ctx, grace_seconds=0.5)
+        engine.pool = PublisherPool(allow=(), timeout=2)  # as CAUSEFLOW_WEBHOOK_ALLOW_CIDRS=""
+        await engine.start()
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                [row] = await delivery_rows(service, tenant, subscription_id=sub["id"])
+                if row.attempts:
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        finally:
+            await engine.stop()
+        assert row.last_error == "ssrf_blocked"
+        await asyncio.sleep(0.2)
+        assert dest.seen == [] and await dest.read() == []

@@ -189,3 +189,22 @@ async def test_subscription_egress_fields_are_write_only(client: AsyncClient) ->
     assert updated.tls is None and updated.auth == created.auth
     updated = await client.subscriptions.update(created.id, auth=None)
     assert updated.auth is None
+
+
+async def test_a_broker_subscription_round_trip(client: AsyncClient) -> None:
+    created = await client.subscriptions.create(
+        "redis://app:hunter2-hunter2@127.0.0.1:6379/0",
+        ["incident.created"],
+        type="redis",
+        options={"stream": "sdk-orders"},
+    )
+    assert created.type == "redis" and created.options == {"stream": "sdk-orders", "maxLen": None}
+    assert created.url == "redis://app:****@127.0.0.1:6379/0"
+    updated = await client.subscriptions.update(
+        created.id, options={"stream": "sdk-orders", "maxLen": 10}
+    )
+    assert updated.options == {"stream": "sdk-orders", "maxLen": 10}
+    assert "hunter2" not in (await client.subscriptions.get(created.id)).model_dump_json()
+    with pytest.raises(CauseFlowAPIError) as refused:
+        await client.subscriptions.update(created.id, type="nats")
+    assert refused.value.status == 422

@@ -161,6 +161,18 @@ async def scenario(svc: Service, shown: Shown, receiver: Receiver, cli: Deployme
     await created(client, f"{SUBS}/{sub_id}/test", admin)
     [request] = await receiver.wait_for(1, timeout=10)
     await settled(client, admin, request.headers["webhook-id"])
+    # a broker URL's password: sealed, and in no attempt's error nor log once Redis refuses it
+    broker_password = "broker-" + secrets.token_hex(12)
+    shown.add("broker URL password", broker_password)
+    broker = {
+        "type": "redis",
+        "url": f"redis://app:{broker_password}@127.0.0.1:6379/0",
+        "options": {"stream": "cf-secrets-" + secrets.token_hex(4)},
+        "events": ["incident.created"],
+    }
+    [broker_sub, _] = await created(client, SUBS, admin, broker)
+    [probe, _] = await created(client, f"{SUBS}/{broker_sub['id']}/test", admin)
+    await settled(client, admin, probe["id"])
 
     for body in await created(client, "/v1/notifications/stream-tickets", admin):
         shown.add("stream ticket", body["ticket"])

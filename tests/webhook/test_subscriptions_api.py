@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 READ_FIELDS = {
     "id",
     "url",
+    "type",
+    "options",
     "description",
     "events",
     "filter",

@@ -44,6 +44,8 @@ from causeflow.tracing import spans
 from causeflow.webhook import queue
 from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
+from causeflow.webhook.destinations.deliverer import Deliverer
+from causeflow.webhook.destinations.pool import PublisherPool
 from causeflow.webhook.egress import Egress
 from causeflow.webhook.holding import COUNT, Holding, Job
 from causeflow.webhook.lanes import ClusterFactory, Lanes
@@ -142,9 +144,17 @@ def build_sender(settings: Settings) -> Sender:
     )
 
 
+def build_pool(settings: Settings) -> PublisherPool:
+    """The process's broker publishers: one per subscription, hosts vetted like webhook ones."""
+    return PublisherPool(
+        allow=parse_allow_cidrs(settings.webhook_allow_cidrs),
+        timeout=settings.webhook_timeout_seconds,
+    )
+
+
 def observe_subscription(subscription_id: str, result: SendResult) -> None:
     """The per-subscription series (CAUSEFLOW_METRICS_PER_SUBSCRIPTION)."""
-    ok = result.status is not None and 200 <= result.status < 300
+    ok = result.ok
     SUBSCRIPTION_ATTEMPTS.labels(subscription_id, "succeeded" if ok else "failed").inc()
     SUBSCRIPTION_ATTEMPT_LATENCY.labels(subscription_id).observe(result.latency_ms / 1000)
 
@@ -176,6 +186,8 @@ class DeliveryEngine:
         self.sender = sender
         self._own_sender = sender is None
         self.egress: Egress | None = None  # the sender with certificates and auth, at start
+        self.pool = build_pool(settings)
+        self.deliverer: Deliverer | None = None  # the sender or the pool, by destination type
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         capacity = max(1, settings.webhook_max_inflight)
@@ -253,6 +265,7 @@ class DeliveryEngine:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
         self.egress = Egress(self.sender, cafile=self.ctx.settings.webhook_ca_file)
+        self.deliverer = Deliverer(self.egress, self.pool)
         self.lanes.start()
         self._connect()
         self.recorder.start()
@@ -274,6 +287,7 @@ class DeliveryEngine:
         await self.lanes.stop(self.grace_seconds)
         await self.recorder.close(STOP_DB_SECONDS)
         await self._release_all()
+        await self.pool.close()
         if self.sender is not None and self._own_sender:
             await self.sender.close()
 
@@ -324,7 +338,7 @@ class DeliveryEngine:
 
     async def _attempt(self, job: Job) -> None:
         claimed, sub = job.claimed, job.sub
-        assert self.egress is not None
+        assert self.deliverer is not None
         try:
             now_ms = self.ctx.clock.now_ms()
             headers = delivery_headers(
@@ -345,7 +359,7 @@ class DeliveryEngine:
                 attempt_number=claimed.attempts + 1,
             ) as span:
                 span.inject(headers)  # tracing on: the receiver may join the event's trace
-                result = await self.egress.send(sub, job.body, headers)
+                result = await self.deliverer.send(sub, job.body, headers)
                 span.answered(result.status, result.error)
         except asyncio.CancelledError:
             # Shutdown after the grace: the receiver may have it already; at-least-once.

@@ -402,7 +402,11 @@ async def purge_finished_deliveries(
 # --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------
 
 _A = attempts.c
-_OK = and_(_A.status_code >= 200, _A.status_code < 300)
+# a 2xx answer, or a broker's acknowledgement (recorded with neither status nor error)
+_OK = or_(
+    and_(_A.status_code.is_not(None), _A.status_code >= 200, _A.status_code < 300),
+    and_(_A.status_code.is_(None), _A.error.is_(None)),
+)
 _OK_FLAG = case((_OK, 1), else_=0)
 
 
@@ -450,7 +454,7 @@ async def last_failed_attempt(conn: Conn, tenant_id: str, subscription_id: str) 
     """The newest attempt that did not succeed (its index range read backwards)."""
     stmt = (
         select(_A.created_at, _A.status_code, _A.error)
-        .where(*_attempts_of(tenant_id, subscription_id), ~_OK | _A.status_code.is_(None))
+        .where(*_attempts_of(tenant_id, subscription_id), ~_OK)
         .order_by(_A.created_at.desc())
         .limit(1)
     )

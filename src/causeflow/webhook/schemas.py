@@ -13,6 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
 Ordering = Literal["ordered", "unordered"]
+DestinationType = Literal["webhook", "redis", "nats", "rabbitmq", "mqtt"]
+_TYPE = (
+    "where deliveries go: webhook (an HTTP POST to url) or a broker (redis, nats, rabbitmq, "
+    "mqtt) the envelope is published to, with the same signature headers (docs/destinations.md)"
+)
+_OPTIONS = (
+    "the broker type's settings: redis {stream, maxLen?}; nats {subject, stream?}; rabbitmq "
+    "{exchange, routingKey}; mqtt {topic, qos: 1|2}; null for webhooks"
+)
+_URL = (
+    "https URL of a webhook, or the broker URL (redis://, rediss://, nats://, tls://, amqp://, "
+    "amqps://, mqtt://, mqtts://); credentials in it are write-only and read back as ****"
+)
 _ORDERING = (
     "ordered: a delivery is sent only once every earlier one (by sequence) of its lane has "
     "succeeded or failed for good; applies to the events matched after the change"
@@ -81,7 +94,9 @@ _AUTH = "how deliveries authenticate (bearer or oauth2); write-only secrets, nul
 
 
 class SubscriptionCreate(_Strict):
-    url: str = Field(min_length=1, max_length=2048)
+    url: str = Field(min_length=1, max_length=2048, description=_URL)
+    type: DestinationType = Field(default="webhook", description=_TYPE)
+    options: dict[str, Any] | None = Field(default=None, description=_OPTIONS)
     events: list[str] = Field(min_length=1, max_length=100)
     secret: str | None = Field(default=None, max_length=500)
     description: str | None = Field(default=None, max_length=1000)
@@ -100,10 +115,12 @@ class SubscriptionUpdate(_Strict):
     """Only the fields sent change; `null` clears description, filter, headers and the rate.
 
     A header sent with the value `<redacted>` keeps the value it already has, so a client can
-    send back what it read.
+    send back what it read; so does a broker URL's `****` keep its stored credentials.
     """
 
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    url: str | None = Field(default=None, min_length=1, max_length=2048, description=_URL)
+    type: DestinationType | None = Field(default=None, description=_TYPE)
+    options: dict[str, Any] | None = Field(default=None, description=_OPTIONS)
     events: list[str] | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=1000)
     enabled: bool | None = None
@@ -141,7 +158,9 @@ class DeliveryWindow(_Strict):
 
 class SubscriptionRead(BaseModel):
     id: str
-    url: str
+    url: str = Field(description="as configured, with any password (or token) shown as ****")
+    type: DestinationType
+    options: dict[str, Any] | None
     description: str | None
     events: list[str]
     filter: dict[str, Any] | None
@@ -251,7 +270,7 @@ class AttemptErrorRead(BaseModel):
 
 class WindowStats(BaseModel):
     attempts: int
-    succeeded: int = Field(description="attempts answered with a 2xx")
+    succeeded: int = Field(description="attempts answered with a 2xx (or a broker's ack)")
     failed: int = Field(description="every other attempt: another status, a timeout, a refusal")
     successRate: float | None = Field(description="succeeded / attempts; null without attempts")
     latencyMs: LatencyRead

@@ -55,7 +55,10 @@ class SendResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status is not None and 200 <= self.status < 300
+        """A 2xx answer, or a broker's acknowledgement (no HTTP status and no error)."""
+        if self.error is not None:
+            return False
+        return self.status is None or 200 <= self.status < 300
 
 
 _PROTOCOL_ERRORS = (

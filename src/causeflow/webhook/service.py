@@ -30,6 +30,8 @@ from causeflow.event.log import (
 from causeflow.jsonutil import dumps_str, loads
 from causeflow.webhook import filters, rules, stats
 from causeflow.webhook import repository as repo
+from causeflow.webhook.destinations import checks
+from causeflow.webhook.destinations.registry import WEBHOOK
 from causeflow.webhook.egressrules import egress_values, egress_view
 from causeflow.webhook.schemas import REDACTED, SubscriptionCreate
 from causeflow.webhook.signing import generate_secret
@@ -61,6 +63,8 @@ def subscription_view(row: AnyRow, box: SecretBox) -> dict[str, Any]:
     return {
         "id": row.id,
         "url": row.url,
+        "type": row.type,
+        "options": loads(row.options) if row.options else None,
         "description": row.description,
         "events": loads(row.events),
         "filter": loads(row.filter) if row.filter else None,
@@ -171,9 +175,7 @@ async def create_subscription(
     now_ms: int,
 ) -> tuple[dict[str, Any], str]:
     """Returns the view and the plaintext secret (the only time it leaves the service)."""
-    url = rules.check_destination(
-        body.url, allow_http=destination.allow_http, allow=destination.allow
-    )
+    target = destination_columns(body.type, body.url, body.options, destination, box)
     events = rules.check_events(body.events)
     filter_ = filters.check_filter(body.filter)
     headers = rules.check_headers(body.headers)
@@ -194,7 +196,7 @@ async def create_subscription(
         {
             "id": sub_id,
             "tenant_id": tenant_id,
-            "url": url,
+            **target,
             "description": body.description,
             "events": dumps_str(events),
             "filter": dumps_str(filter_) if filter_ else None,
@@ -252,13 +254,11 @@ async def update_subscription(
     row = await _require(tx.conn, tenant_id, subscription_id, for_update=True)
     values: dict[str, Any] = {}
     rules_changed = False
-    for name in ("url", "events", "enabled", "ordering"):
+    for name in ("url", "type", "events", "enabled", "ordering"):
         if name in changes and changes[name] is None:
             raise ValidationFailed.at(name, "may not be null")
-    if "url" in changes:
-        values["url"] = rules.check_destination(
-            changes["url"], allow_http=destination.allow_http, allow=destination.allow
-        )
+    if {"url", "type", "options"} & changes.keys():
+        values.update(_changed_destination(row, changes, destination, box))
     if "events" in changes:
         events = dumps_str(rules.check_events(changes["events"]))
         rules_changed |= events != row.events
@@ -301,6 +301,49 @@ def _egress(
         allow=destination.allow,
         now_ms=now_ms,
     )
+
+
+def destination_columns(
+    type_: str,
+    url: str,
+    options: dict[str, Any] | None,
+    destination: Destination,
+    box: SecretBox,
+    *,
+    stored: str | None = None,
+) -> dict[str, Any]:
+    """The destination's columns, checked: a webhook's URL by the SSRF and scheme rules, a
+    broker's by its type's (credentials sealed apart, masked in `url`)."""
+    if type_ == WEBHOOK:
+        checks.check_options(WEBHOOK, options)
+        url = rules.check_destination(
+            url, allow_http=destination.allow_http, allow=destination.allow
+        )
+        return {"type": WEBHOOK, "url": url, "options": None, "destination_enc": None}
+    checked = checks.check_broker(type_, url, options, allow=destination.allow, stored=stored)
+    return {
+        "type": type_,
+        "url": checked.shown_url,
+        "options": dumps_str(checked.options),
+        "destination_enc": box.seal(checked.sealed_url) if checked.sealed_url else None,
+    }
+
+
+def _changed_destination(
+    row: AnyRow, changes: dict[str, Any], destination: Destination, box: SecretBox
+) -> dict[str, Any]:
+    """A PATCH of url, type or options: the fields not sent keep their stored values (the
+    options only while the type stays); `****` in the URL keeps the stored credentials."""
+    type_ = changes.get("type") or row.type
+    url = changes.get("url") or row.url
+    if "options" in changes:
+        options = changes["options"]
+    else:
+        options = loads(row.options) if row.options and type_ == row.type else None
+    stored = None
+    if row.type != WEBHOOK:
+        stored = box.open(row.destination_enc) if row.destination_enc else row.url
+    return destination_columns(type_, url, options, destination, box, stored=stored)
 
 
 def _plain_changes(changes: dict[str, Any]) -> dict[str, Any]:

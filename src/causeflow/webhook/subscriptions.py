@@ -95,6 +95,14 @@ class Subscription:
     history: tuple[Rules, ...] = ()
     client_tls: ClientTls | None = None  # the client certificate presented to the receiver
     auth: DeliveryAuth | None = None  # how its deliveries authenticate
+    type: str = "webhook"  # or a broker type (`destinations.registry.BROKER_TYPES`)
+    options: dict[str, Any] | None = None  # the broker type's settings
+    destination: str | None = None  # the URL with its credentials, when it has some
+
+    @property
+    def target_url(self) -> str:
+        """The URL to connect to, credentials included (`url` is the one shown)."""
+        return self.destination or self.url
 
     @property
     def first_position(self) -> int:
@@ -182,6 +190,9 @@ def from_row(row: AnyRow, box: SecretBox) -> Subscription:
         auth=DeliveryAuth.from_json(loads(box.open(row.delivery_auth_enc)))
         if row.delivery_auth_enc
         else None,
+        type=row.type,
+        options=loads(row.options) if row.options else None,
+        destination=box.open(row.destination_enc) if row.destination_enc else None,
     )
 
 

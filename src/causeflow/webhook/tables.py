@@ -56,6 +56,12 @@ subscriptions = Table(
     # PEM) and the delivery auth (JSON {"type": "bearer"|"oauth2", ...}), both sealed
     Column("client_tls_enc", Text, nullable=True, info=SEALED),
     Column("delivery_auth_enc", Text, nullable=True, info=SEALED),
+    # the destination: "webhook" (HTTP POST to `url`) or a broker type with its JSON `options`;
+    # `url` is shown as stored (a password replaced by `****`) and `destination_enc` holds the
+    # URL with its credentials, sealed (NULL when the URL carries none)
+    Column("type", Text, nullable=False, server_default="webhook"),
+    Column("options", Text, nullable=True),
+    Column("destination_enc", Text, nullable=True, info=SEALED),
     Index("ix_subscriptions_tenant", "tenant_id", "id"),
 )
 

@@ -121,6 +121,8 @@ class Subscriptions(_Group):
         ordering_key: str | None = None,
         tls: Mapping[str, str] | None = None,
         auth: Mapping[str, Any] | None = None,
+        type: str | None = None,  # noqa: A002 - the API's name
+        options: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> SubscriptionWithSecret:
         """Create a subscription; the result carries the signing secret, shown only here.
@@ -128,9 +130,13 @@ class Subscriptions(_Group):
         `tls` is `{"clientCertificate", "clientKey"}` (PEM) and `auth` `{"type": "bearer",
         "token"}` or `{"type": "oauth2", "tokenUrl", "clientId", "clientSecret", ...}`: both
         write-only (reads show what identifies them).
+        `type` is "webhook" (the default: an HTTP POST to `url`) or a broker ("redis", "nats",
+        "rabbitmq", "mqtt") with its `options`; a broker URL's credentials are write-only.
         """
         body: dict[str, Any] = {"url": url, "events": list(events)}
         optional = {
+            "type": type,
+            "options": dict(options) if options is not None else None,
             "secret": secret,
             "description": description,
             "enabled": enabled,
@@ -180,11 +186,15 @@ class Subscriptions(_Group):
         ordering_key: str | None = UNSET,
         tls: Mapping[str, str] | None = UNSET,
         auth: Mapping[str, Any] | None = UNSET,
+        type: str = UNSET,  # noqa: A002 - the API's name
+        options: Mapping[str, Any] | None = UNSET,
     ) -> Subscription:
         """Change the fields given; `None` clears those that may be cleared (`tls`, `auth`...)."""
         body = _body(
             tls=dict(tls) if tls not in (UNSET, None) else tls,
             auth=dict(auth) if auth not in (UNSET, None) else auth,
+            type=type,
+            options=dict(options) if options not in (UNSET, None) else options,
             ordering=ordering,
             orderingKey=ordering_key,
             url=url,

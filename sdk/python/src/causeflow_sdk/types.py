@@ -37,6 +37,8 @@ class Subscription(Resource):
     id: str
     url: str
     events: list[str]
+    type: str = "webhook"  # or a broker: "redis", "nats", "rabbitmq", "mqtt"
+    options: dict[str, Any] | None = None  # the broker type's settings
     description: str | None = None
     filter: dict[str, Any] | None = None
     headers: dict[str, str] = {}

@@ -1724,8 +1724,20 @@ export interface components {
         SecretRotated: {
             /** Id */
             id: string;
-            /** Url */
+            /**
+             * Url
+             * @description as configured, with any password (or token) shown as ****
+             */
             url: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "webhook" | "redis" | "nats" | "rabbitmq" | "mqtt";
+            /** Options */
+            options: {
+                [key: string]: unknown;
+            } | null;
             /** Description */
             description: string | null;
             /** Events */
@@ -1801,8 +1813,25 @@ export interface components {
         };
         /** SubscriptionCreate */
         SubscriptionCreate: {
-            /** Url */
+            /**
+             * Url
+             * @description https URL of a webhook, or the broker URL (redis://, rediss://, nats://, tls://, amqp://, amqps://, mqtt://, mqtts://); credentials in it are write-only and read back as ****
+             */
             url: string;
+            /**
+             * Type
+             * @description where deliveries go: webhook (an HTTP POST to url) or a broker (redis, nats, rabbitmq, mqtt) the envelope is published to, with the same signature headers (docs/destinations.md)
+             * @default webhook
+             * @enum {string}
+             */
+            type?: "webhook" | "redis" | "nats" | "rabbitmq" | "mqtt";
+            /**
+             * Options
+             * @description the broker type's settings: redis {stream, maxLen?}; nats {subject, stream?}; rabbitmq {exchange, routingKey}; mqtt {topic, qos: 1|2}; null for webhooks
+             */
+            options?: {
+                [key: string]: unknown;
+            } | null;
             /** Events */
             events: string[];
             /** Secret */
@@ -1848,8 +1877,20 @@ export interface components {
         SubscriptionCreated: {
             /** Id */
             id: string;
-            /** Url */
+            /**
+             * Url
+             * @description as configured, with any password (or token) shown as ****
+             */
             url: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "webhook" | "redis" | "nats" | "rabbitmq" | "mqtt";
+            /** Options */
+            options: {
+                [key: string]: unknown;
+            } | null;
             /** Description */
             description: string | null;
             /** Events */
@@ -1905,8 +1946,20 @@ export interface components {
         SubscriptionRead: {
             /** Id */
             id: string;
-            /** Url */
+            /**
+             * Url
+             * @description as configured, with any password (or token) shown as ****
+             */
             url: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "webhook" | "redis" | "nats" | "rabbitmq" | "mqtt";
+            /** Options */
+            options: {
+                [key: string]: unknown;
+            } | null;
             /** Description */
             description: string | null;
             /** Events */
@@ -1977,11 +2030,26 @@ export interface components {
          * @description Only the fields sent change; `null` clears description, filter, headers and the rate.
          *
          *     A header sent with the value `<redacted>` keeps the value it already has, so a client can
-         *     send back what it read.
+         *     send back what it read; so does a broker URL's `****` keep its stored credentials.
          */
         SubscriptionUpdate: {
-            /** Url */
+            /**
+             * Url
+             * @description https URL of a webhook, or the broker URL (redis://, rediss://, nats://, tls://, amqp://, amqps://, mqtt://, mqtts://); credentials in it are write-only and read back as ****
+             */
             url?: string | null;
+            /**
+             * Type
+             * @description where deliveries go: webhook (an HTTP POST to url) or a broker (redis, nats, rabbitmq, mqtt) the envelope is published to, with the same signature headers (docs/destinations.md)
+             */
+            type?: ("webhook" | "redis" | "nats" | "rabbitmq" | "mqtt") | null;
+            /**
+             * Options
+             * @description the broker type's settings: redis {stream, maxLen?}; nats {subject, stream?}; rabbitmq {exchange, routingKey}; mqtt {topic, qos: 1|2}; null for webhooks
+             */
+            options?: {
+                [key: string]: unknown;
+            } | null;
             /** Events */
             events?: string[] | null;
             /** Description */
@@ -2212,7 +2280,7 @@ export interface components {
             attempts: number;
             /**
              * Succeeded
-             * @description attempts answered with a 2xx
+             * @description attempts answered with a 2xx (or a broker's ack)
              */
             succeeded: number;
             /**

@@ -1,3 +1,10 @@
+"""The interface of a broker destination: what a type's module receives and returns.
+
+Each type's module (`destinations/<type>.py`) exposes `SCHEMES`, `DEFAULT_PORT`, `Options` (its
+pydantic settings model) and `async def open_publisher(target, *, timeout) -> Publisher`; the
+broker client is imported inside that module only.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -11,7 +18,7 @@ import yarl
 class Target:
     url: yarl.URL  # the destination's URL with its credentials (already unsealed)
     address: str  # the IP address to connect to, already vetted by the SSRF rules
-    options: Mapping[str, Any]  # the type's validated settings (Options(...).model_dump())
+    options: Mapping[str, Any]  # the type's validated settings (its Options model, .model_dump())
 
 
 class Publisher(Protocol):
@@ -23,6 +30,9 @@ class Publisher(Protocol):
 
 
 class BrokerError(Exception):
+    """refused=True when the broker answered and said no (e.g. unroutable, stream full); False
+    when it was unreachable."""
+
     def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
         self.refused = refused

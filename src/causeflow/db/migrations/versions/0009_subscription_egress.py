@@ -5,14 +5,14 @@ certificate and key) and authenticate its deliveries (`delivery_auth_enc`: a bea
 OAuth2 client credentials); both are sealed like the signing secrets.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -45,6 +45,8 @@ def tenant_of(cluster: Cluster, name: str) -> Tenant:
     )
 
 
+# schemathesis walks every route: minutes on a busy two-core machine
+@pytest.mark.timeout(400)
 def test_schemathesis_on_both_nodes(cluster: Cluster) -> None:
     run_st(cluster.bases[0], cluster.tenant["adminToken"], "--exclude-path-regex", "^/v1/tenants")
     platform = cluster.deployment.run_cli("token", "--platform-admin").stdout.strip()

@@ -76,12 +76,16 @@ def deployment(tmp_path: Path):
         yield dep
 
 
+# schemathesis walks every route: minutes on a busy two-core machine
+@pytest.mark.timeout(400)
 def test_schemathesis_tenant_routes(deployment: Deployment):
     server = deployment.add_server()
     tenant = deployment.create_tenant("fuzz")
     run_st(server.base_url, tenant["adminToken"], "--exclude-path-regex", "^/v1/tenants")
 
 
+# schemathesis walks every route: minutes on a busy two-core machine
+@pytest.mark.timeout(400)
 def test_schemathesis_platform_routes(deployment: Deployment):
     server = deployment.add_server()
     token = deployment.run_cli("token", "--platform-admin").stdout.strip()

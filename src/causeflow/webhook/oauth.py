@@ -5,7 +5,8 @@ the delivery client, so the token URL passes the same SSRF vetting and proxy as 
 is kept until shortly before `expires_in` runs out (`EARLY_SECONDS`, at most a tenth of its
 life) and then fetched again; one fetch at a time per subscription (a lock), so many
 deliveries share one fetch. `drop` forgets a token (the receiver answered 401). A failed fetch
-raises `TokenError`, whose message becomes the attempt's error.
+raises `TokenError`, whose message becomes the attempt's error; an access token that could not
+follow `Bearer ` in a header (control characters, spaces, non-ASCII) is such a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from causeflow.webhook.deliveryauth import DeliveryAuth
+from causeflow.webhook.deliveryauth import DeliveryAuth, is_bearer_token
 from causeflow.webhook.sender import SendResult
 
 EARLY_SECONDS = 30.0  # refresh this long before expiry (at most a tenth of the token's life)
@@ -73,6 +74,8 @@ def read_token(result: SendResult) -> tuple[str, float | None]:
     token = doc.get("access_token") if isinstance(doc, dict) else None
     if not isinstance(token, str) or not token:
         raise TokenError("auth_error: token endpoint answer has no access_token")
+    if not is_bearer_token(token):
+        raise TokenError("auth_error: the access_token is not visible ASCII without spaces")
     token_type = doc.get("token_type", "bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise TokenError(f"auth_error: token type {token_type!r} is not bearer"[:200])

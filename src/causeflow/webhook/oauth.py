@@ -3,10 +3,12 @@
 A token is fetched (RFC 6749 §4.4, the client authenticated with HTTP Basic, §2.3.1) through
 the delivery client, so the token URL passes the same SSRF vetting and proxy as deliveries. It
 is kept until shortly before `expires_in` runs out (`EARLY_SECONDS`, at most a tenth of its
-life) and then fetched again; one fetch at a time per subscription (a lock), so many
-deliveries share one fetch. `drop` forgets a token (the receiver answered 401). A failed fetch
-raises `TokenError`, whose message becomes the attempt's error; an access token that could not
-follow `Bearer ` in a header (control characters, spaces, non-ASCII) is such a failure.
+life) and then fetched again; one fetch at a time per subscription: the deliveries that need
+a token while it runs wait for that fetch and share its outcome, its failure included (each
+for at most its own timeout: a waiter that gives up leaves the fetch running for the others).
+`drop` forgets a token (the receiver answered 401). A failed fetch raises `TokenError`, whose
+message becomes the attempt's error; an access token that could not follow `Bearer ` in a
+header (control characters, spaces, non-ASCII) is such a failure.
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ class OAuthTokens:
         self._post = post
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # the fetch under way per subscription, and the auth it is for
+        self._fetching: dict[str, tuple[tuple[Any, ...], asyncio.Task[str]]] = {}
         self.fetches = 0
 
     async def token(self, subscription_id: str, auth: DeliveryAuth) -> str:
@@ -108,16 +111,22 @@ class OAuthTokens:
         held = self._fresh(subscription_id, config)
         if held is not None:
             return held
-        lock = self._locks.get(subscription_id)
-        if lock is None:
-            if len(self._locks) >= KEPT:
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-            lock = self._locks[subscription_id] = asyncio.Lock()
-        async with lock:
-            held = self._fresh(subscription_id, config)  # another attempt fetched meanwhile
-            if held is not None:
-                return held
-            return await self._fetch(subscription_id, auth, config)
+        running = self._fetching.get(subscription_id)
+        if running is None or running[0] != config:
+            task = asyncio.ensure_future(self._fetch(subscription_id, auth, config))
+            self._fetching[subscription_id] = (config, task)
+            task.add_done_callback(lambda done: self._fetched(subscription_id, done))
+        else:
+            task = running[1]
+        # a waiter cancelled (its timeout) leaves the fetch to the others
+        return await asyncio.shield(task)
+
+    def _fetched(self, subscription_id: str, task: asyncio.Task[str]) -> None:
+        running = self._fetching.get(subscription_id)
+        if running is not None and running[1] is task:
+            del self._fetching[subscription_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waits for any more is no warning
 
     def _fresh(self, subscription_id: str, config: tuple[Any, ...]) -> str | None:
         held = self._tokens.get(subscription_id)

@@ -23,9 +23,7 @@ P256 = bytes.fromhex("2a8648ce3d030107")  # prime256v1
 def _swapped(cert_pem: str, old: bytes, new: bytes) -> str:
     """The certificate with one OID of its public key replaced (its signature no longer
     matters: nothing checks it at create)."""
-    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(
-        serialization.Encoding.DER
-    )
+    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(serialization.Encoding.DER)
     assert der.count(old) == 1
     body = base64.encodebytes(der.replace(old, new)).decode()
     return f"-----BEGIN CERTIFICATE-----\n{body}-----END CERTIFICATE-----\n"

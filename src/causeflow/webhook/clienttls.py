@@ -92,7 +92,13 @@ def check_client_tls(certificate: str, key: str, *, now_ms: int, path: str = "tl
         raise ValidationFailed.at(path, f"PEM values are limited to {MAX_PEM_CHARS} characters")
     leaf = _leaf(certificate, f"{path}.clientCertificate")
     private = _private_key(key, f"{path}.clientKey")
-    if _public_der(private.public_key()) != _public_der(leaf.public_key()):
+    try:
+        leaf_public = _public_der(leaf.public_key())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValidationFailed.at(
+            f"{path}.clientCertificate", "has a public key of an unsupported type"
+        ) from exc
+    if _public_der(private.public_key()) != leaf_public:
         raise ValidationFailed.at(f"{path}.clientKey", "does not belong to the certificate")
     now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
     if leaf.not_valid_after_utc <= now:

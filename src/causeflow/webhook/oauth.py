@@ -2,10 +2,11 @@
 
 A token is fetched (RFC 6749 §4.4, the client authenticated with HTTP Basic, §2.3.1) through
 the delivery client, so the token URL passes the same SSRF vetting and proxy as deliveries. It
-is kept until shortly before `expires_in` runs out (`EARLY_SECONDS`, at most a tenth of its
-life) and then fetched again; one fetch at a time per subscription: the deliveries that need
-a token while it runs wait for that fetch and share its outcome, its failure included (each
-for at most its own timeout: a waiter that gives up leaves the fetch running for the others).
+is kept until shortly before `expires_in` (at most a day) runs out (`EARLY_SECONDS`, at most a
+tenth of its life) and then fetched again; one fetch at a time per subscription: the
+deliveries that need a token while it runs wait for that fetch and share its outcome, its
+failure included (each for at most its own timeout: a waiter that gives up leaves the fetch
+running for the others).
 `drop` forgets a token (the receiver answered 401). A failed fetch raises `TokenError`, whose
 message becomes the attempt's error; an access token that could not follow `Bearer ` in a
 header (control characters, spaces, non-ASCII) is such a failure.
@@ -28,6 +29,7 @@ from causeflow.webhook.sender import SendResult
 
 EARLY_SECONDS = 30.0  # refresh this long before expiry (at most a tenth of the token's life)
 DEFAULT_LIFETIME = 300.0  # a token without expires_in is reused this long
+MAX_LIFETIME = 86_400.0  # a longer expires_in counts as a day: fetched again at least daily
 MAX_TOKEN_BYTES = 16 * 1024  # the most of a token answer read
 KEPT = 10_000  # subscriptions whose token is kept (all forgotten beyond)
 
@@ -82,11 +84,12 @@ def read_token(result: SendResult) -> tuple[str, float | None]:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise TokenError(f"auth_error: token type {token_type!r} is not bearer"[:200])
     lifetime = doc.get("expires_in")
-    if isinstance(lifetime, str) and lifetime.isdigit():
-        lifetime = int(lifetime)
+    if isinstance(lifetime, str) and lifetime.isascii() and lifetime.isdigit():
+        # a longer string is more than a day anyway (and too long for int() to read)
+        lifetime = int(lifetime) if len(lifetime) <= 12 else MAX_LIFETIME
     if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
         return token, None
-    return token, float(lifetime)
+    return token, min(float(lifetime), MAX_LIFETIME)
 
 
 def refresh_at(now: float, lifetime: float | None) -> float:

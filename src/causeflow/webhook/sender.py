@@ -224,10 +224,8 @@ class Sender:
     ) -> SendResult:
         """POST `body` to `url` once; every outcome, including failures, is a SendResult.
 
-        `ssl_context` replaces the process's TLS context for this request (a client
-        certificate); at most `max_body` bytes of the answer are read; `timeout` shortens
-        the request's total timeout (what is left of an attempt that fetched a token first).
-        """
+        `ssl_context` replaces the process's TLS context (a client certificate); at most
+        `max_body` bytes of the answer are read; `timeout` replaces the total timeout."""
         if self._session is None:
             raise RuntimeError("Sender.start() has not been called")
         started = time.monotonic()

@@ -14,8 +14,10 @@ from aiohttp import web
 
 from causeflow.webhook.deliveryauth import DeliveryAuth
 from causeflow.webhook.egress import Egress
+from causeflow.webhook.proxy import parse_proxy
 from causeflow.webhook.sender import Sender
 from causeflow.webhook.ssrf import parse_allow_cidrs
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +211,14 @@ async def test_an_access_token_that_is_no_header_value_is_an_auth_error(
     assert server.hooks == []  # nothing reached the receiver
     if token:
         assert token not in result.error
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_proxy_that_is_down_is_a_proxy_error_without_its_credentials(
+    scheme: str,
+) -> None:
+    proxy = parse_proxy(f"http://relay:proxy-pw-77d1@127.0.0.1:{free_port()}")
+    async with Sender(allow_cidrs=LOOPBACK, allow_http=True, proxy=proxy) as sender:
+        result = await sender.send(f"{scheme}://127.0.0.1:9/hook", b"{}", {})
+    assert result.error is not None and result.error.startswith("proxy_error: "), result
+    assert "proxy-pw-77d1" not in result.error and "relay" not in result.error

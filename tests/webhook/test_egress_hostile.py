@@ -5,6 +5,7 @@ and access tokens that could not be a header value refused as an auth error."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from causeflow.webhook.deliveryauth import DeliveryAuth
 from causeflow.webhook.egress import Egress
+from causeflow.webhook.oauth import FAILURE_HOLD_SECONDS, OAuthTokens
 from causeflow.webhook.proxy import parse_proxy
 from causeflow.webhook.sender import Sender
 from causeflow.webhook.ssrf import parse_allow_cidrs
@@ -115,29 +117,65 @@ async def test_deliveries_waiting_for_a_failing_fetch_share_its_outcome(
     assert server.hooks == []
 
 
-async def test_a_later_delivery_fetches_again_after_a_shared_failure(
+async def test_a_failed_fetch_is_held_briefly_then_fetched_again(
     servers: list[Server],
 ) -> None:
+    """A failing token endpoint is asked once per `FAILURE_HOLD_SECONDS`: the deliveries in
+    between fail at once with its error instead of each holding a slot of the receiver's host
+    (shared with other tenants' subscriptions) for up to the request timeout."""
+    answers = iter([500, 200])
+
+    async def slow_then_ok(_request: web.Request) -> web.StreamResponse:
+        status = next(answers)
+        await asyncio.sleep(0.3)
+        if status != 200:
+            return web.json_response({"error": "server_error"}, status=status)
+        return web.json_response({"access_token": "tok-ok", "token_type": "Bearer"})
+
+    server = await Server(slow_then_ok).start()
+    servers.append(server)
+    egress = await egress_of()
+    now = [1000.0]
+    egress.tokens = OAuthTokens(egress.sender.send, clock=lambda: now[0])
+    try:
+        failed = await egress.send(server.sub(), b"{}", {})
+        started = time.monotonic()
+        held = await egress.send(server.sub(), b"{}", {})
+        held_for = time.monotonic() - started
+        now[0] += FAILURE_HOLD_SECONDS + 0.1
+        ok = await egress.send(server.sub(), b"{}", {})
+    finally:
+        await egress.sender.close()
+    assert failed.error == "auth_error: token endpoint answered HTTP 500"
+    assert held.error == failed.error
+    assert held_for < 0.2, held_for
+    assert ok.ok, ok
+    assert server.fetches == 2
+    assert server.hooks[0]["Authorization"] == "Bearer tok-ok"
+
+
+async def test_a_changed_auth_is_not_held_by_an_earlier_failure(servers: list[Server]) -> None:
     answers = iter([500, 200])
 
     async def then_ok(_request: web.Request) -> web.StreamResponse:
-        status = next(answers)
-        if status != 200:
-            return web.json_response({"error": "server_error"}, status=status)
+        if next(answers) != 200:
+            return web.json_response({"error": "server_error"}, status=500)
         return web.json_response({"access_token": "tok-ok", "token_type": "Bearer"})
 
     server = await Server(then_ok).start()
     servers.append(server)
     egress = await egress_of()
     try:
-        failed = await egress.send(server.sub(), b"{}", {})
-        ok = await egress.send(server.sub(), b"{}", {})
+        sub = server.sub()
+        failed = await egress.send(sub, b"{}", {})
+        assert sub.auth is not None
+        changed = Sub(sub.id, sub.url, dataclasses.replace(sub.auth, client_secret="rotated"))
+        ok = await egress.send(changed, b"{}", {})
     finally:
         await egress.sender.close()
     assert failed.error is not None and failed.error.startswith("auth_error")
     assert ok.ok, ok
     assert server.fetches == 2
-    assert server.hooks[0]["Authorization"] == "Bearer tok-ok"
 
 
 async def test_the_token_fetch_and_the_delivery_share_the_request_timeout(

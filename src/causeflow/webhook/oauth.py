@@ -6,7 +6,10 @@ is kept until shortly before `expires_in` (at most a day) runs out (`EARLY_SECON
 tenth of its life) and then fetched again; one fetch at a time per subscription: the
 deliveries that need a token while it runs wait for that fetch and share its outcome, its
 failure included (each for at most its own timeout: a waiter that gives up leaves the fetch
-running for the others).
+running for the others); a failure stays the answer for as long as the fetch took (at most
+`FAILURE_HOLD_SECONDS`), so a slow failing endpoint is asked at most half the time instead of
+every delivery holding a slot of its receiver's host (shared with other subscriptions) for the
+request timeout, while a quick failure is retried on the schedule as before.
 `drop` forgets a token (the receiver answered 401). A failed fetch raises `TokenError`, whose
 message becomes the attempt's error; an access token that could not follow `Bearer ` in a
 header (control characters, spaces, non-ASCII) is such a failure.
@@ -31,6 +34,7 @@ EARLY_SECONDS = 30.0  # refresh this long before expiry (at most a tenth of the 
 DEFAULT_LIFETIME = 300.0  # a token without expires_in is reused this long
 MAX_LIFETIME = 86_400.0  # a longer expires_in counts as a day: fetched again at least daily
 MAX_TOKEN_BYTES = 16 * 1024  # the most of a token answer read
+FAILURE_HOLD_SECONDS = 30.0  # a failed fetch is the answer as long as it took, at most this
 KEPT = 10_000  # subscriptions whose token is kept (all forgotten beyond)
 
 Post = Callable[..., Awaitable[SendResult]]
@@ -45,6 +49,13 @@ class _Token:
     value: str
     config: tuple[Any, ...]  # the auth it was fetched for: a changed one fetches again
     refresh_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    message: str
+    config: tuple[Any, ...]
+    until: float
 
 
 def token_request(auth: DeliveryAuth) -> tuple[bytes, dict[str, str]]:
@@ -107,6 +118,7 @@ class OAuthTokens:
         self._tokens: dict[str, _Token] = {}
         # the fetch under way per subscription, and the auth it is for
         self._fetching: dict[str, tuple[tuple[Any, ...], asyncio.Task[str]]] = {}
+        self._failures: dict[str, _Failure] = {}
         self.fetches = 0
 
     async def token(self, subscription_id: str, auth: DeliveryAuth) -> str:
@@ -114,6 +126,9 @@ class OAuthTokens:
         held = self._fresh(subscription_id, config)
         if held is not None:
             return held
+        failure = self._failures.get(subscription_id)
+        if failure is not None and failure.config == config and self._clock() < failure.until:
+            raise TokenError(failure.message)
         running = self._fetching.get(subscription_id)
         if running is None or running[0] != config:
             task = asyncio.ensure_future(self._fetch(subscription_id, auth, config))
@@ -144,7 +159,16 @@ class OAuthTokens:
         self.fetches += 1
         started = self._clock()
         result = await self._post(auth.token_url or "", body, headers, max_body=MAX_TOKEN_BYTES)
-        value, lifetime = read_token(result)
+        try:
+            value, lifetime = read_token(result)
+        except TokenError as exc:
+            if len(self._failures) >= KEPT:
+                self._failures.clear()
+            took = max(0.0, self._clock() - started)
+            until = self._clock() + min(took, FAILURE_HOLD_SECONDS)
+            self._failures[subscription_id] = _Failure(str(exc), config, until)
+            raise
+        self._failures.pop(subscription_id, None)
         if len(self._tokens) >= KEPT:
             self._tokens.clear()
         self._tokens[subscription_id] = _Token(value, config, refresh_at(started, lifetime))

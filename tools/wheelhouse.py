@@ -26,16 +26,21 @@ OWN = {"causeflow", "causeflow-sdk"}  # built from the source by the image's bui
 PYTHON_VERSION = "3.11"  # Debian bookworm's python3
 GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36
 STAMP = "requirements.txt"
+# The extras the image installs by default (the Containerfile's EXTRAS, `brokers` spelt out).
+IMAGE_EXTRAS = ("otel", "rabbitmq", "nats", "redis", "mqtt")
 
 
 def requirements(root: Path = ROOT) -> list[str]:
-    """The server's and the SDK's dependencies and their build backend, plus pip (the image
-    upgrades Debian's)."""
+    """The server's and the SDK's dependencies (with the image's extras) and their build
+    backend, plus pip (the image upgrades Debian's)."""
     found: list[str] = ["pip"]
     for path in (root / "pyproject.toml", root / "sdk/python/pyproject.toml"):
         doc = tomllib.loads(path.read_text())
         found += doc["build-system"]["requires"]
-        found += [r for r in doc["project"]["dependencies"] if _name(r) not in OWN]
+        extras = doc["project"].get("optional-dependencies", {})
+        wanted = [*doc["project"]["dependencies"]]
+        wanted += [r for extra in IMAGE_EXTRAS for r in extras.get(extra, [])]
+        found += [r for r in wanted if _name(r) not in OWN]
     return sorted(set(found))
 
 

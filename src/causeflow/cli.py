@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from pydantic import ValidationError
 
 from causeflow.settings import Settings
 
@@ -80,8 +81,19 @@ def load(data_dir: Path | None = None, database_url: str | None = None) -> Setti
         overrides["database_url"] = database_url
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise CliError(f"invalid configuration: {settings_problems(exc)}") from exc
     except Exception as exc:  # pydantic's message is long; keep the first useful line
         raise CliError(f"invalid configuration: {str(exc).splitlines()[-2:]}") from exc
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """Each refused setting and why, one line, never its value (a URL may carry a password)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
+    return "; ".join(parts)
 
 
 def hold_sqlite_lock(settings: Settings, busy: str | None = None) -> Any:

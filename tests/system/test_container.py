@@ -155,3 +155,12 @@ def test_image_keeps_its_sqlite_store_in_the_data_volume(
         for container in containers:
             container.remove()
         podman("volume", "rm", "--force", volume, check=False)
+
+
+def test_image_carries_the_tracer_and_every_broker_client(image: str) -> None:
+    """The default EXTRAS: traces can be switched on and every destination type delivers."""
+    modules = "aio_pika, aiomqtt, nats, redis.asyncio, opentelemetry.sdk.trace"
+    probe = run_once(
+        {}, "-c", f"import {modules}; print('ok')", entrypoint="/opt/causeflow/bin/python"
+    )
+    assert probe.stdout.strip() == "ok", probe.stderr

@@ -117,3 +117,18 @@ def test_the_proxy_setting_is_checked_at_start(value: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError, match="webhook"):
             Settings(webhook_proxy=value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['"' + "9" * 400 + '"', '"' + "9" * 5000 + '"', "1e308", "18446744073709551615"],
+    ids=["400-digit-string", "5000-digit-string", "1e308", "u64-max"],
+)
+def test_read_token_a_huge_lifetime_is_capped(raw: str) -> None:
+    """A hostile endpoint's lifetime neither breaks the attempt (a number too large for a
+    float, a string too long for an int) nor keeps a token for ever."""
+    from causeflow.webhook.oauth import MAX_LIFETIME
+
+    body = f'{{"access_token":"tok","token_type":"Bearer","expires_in":{raw}}}'.encode()
+    assert read_token(SendResult(200, 1.0, body, None)) == ("tok", MAX_LIFETIME)
+    assert refresh_at(0.0, MAX_LIFETIME) < 2 * 86_400

@@ -42,6 +42,8 @@ MESSAGE_FRAMING = [
     "Upgrade",
     "Expect",
     "Proxy-Connection",
+    # spoken to the operator's proxy (`CAUSEFLOW_WEBHOOK_PROXY`), never the subscription's to set
+    "Proxy-Authorization",
 ]
 
 

@@ -28,6 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from causeflow.errors import ValidationFailed
 
 MAX_PEM_CHARS = 64 * 1024
+# An RSA key is checked (its factors tested for primality) when it is loaded; for a key of
+# tens of thousands of bits that takes seconds, so the size is checked first.
+MAX_RSA_BITS = 8192
 CONTEXTS = 1000  # client contexts kept (all dropped beyond)
 _KEY_TYPES = (
     rsa.RSAPrivateKey,
@@ -68,6 +71,11 @@ def _leaf(pem: str, path: str) -> x509.Certificate:
 
 def _private_key(pem: str, path: str) -> Any:
     try:
+        unchecked = serialization.load_pem_private_key(
+            pem.encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        if isinstance(unchecked, rsa.RSAPrivateKey) and unchecked.key_size > MAX_RSA_BITS:
+            raise ValidationFailed.at(path, f"RSA keys are limited to {MAX_RSA_BITS} bits")
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except TypeError as exc:  # encrypted keys want a password
         raise ValidationFailed.at(path, "must not be encrypted (no passphrase)") from exc
@@ -92,7 +100,13 @@ def check_client_tls(certificate: str, key: str, *, now_ms: int, path: str = "tl
         raise ValidationFailed.at(path, f"PEM values are limited to {MAX_PEM_CHARS} characters")
     leaf = _leaf(certificate, f"{path}.clientCertificate")
     private = _private_key(key, f"{path}.clientKey")
-    if _public_der(private.public_key()) != _public_der(leaf.public_key()):
+    try:
+        leaf_public = _public_der(leaf.public_key())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValidationFailed.at(
+            f"{path}.clientCertificate", "has a public key of an unsupported type"
+        ) from exc
+    if _public_der(private.public_key()) != leaf_public:
         raise ValidationFailed.at(f"{path}.clientKey", "does not belong to the certificate")
     now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
     if leaf.not_valid_after_utc <= now:

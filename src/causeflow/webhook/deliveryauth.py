@@ -18,6 +18,11 @@ from causeflow.webhook.ssrf import IPNetwork, SsrfBlocked, check_url
 _TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
 
 
+def is_bearer_token(text: str) -> bool:
+    """True when `text` may follow `Bearer ` in a header: visible ASCII, no space."""
+    return bool(_TOKEN_RE.match(text))
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryAuth:
     type: str  # "bearer" | "oauth2"
@@ -51,7 +56,7 @@ def check_delivery_auth(
 ) -> DeliveryAuth:
     """The create/patch rule for a validated `auth` body (its shape is the schema's)."""
     if body["type"] == "bearer":
-        if not _TOKEN_RE.match(body["token"]):
+        if not is_bearer_token(body["token"]):
             raise ValidationFailed.at("auth.token", "must be visible ASCII without spaces")
         return DeliveryAuth(type="bearer", token=body["token"])
     return DeliveryAuth(

@@ -2,10 +2,17 @@
 
 A token is fetched (RFC 6749 §4.4, the client authenticated with HTTP Basic, §2.3.1) through
 the delivery client, so the token URL passes the same SSRF vetting and proxy as deliveries. It
-is kept until shortly before `expires_in` runs out (`EARLY_SECONDS`, at most a tenth of its
-life) and then fetched again; one fetch at a time per subscription (a lock), so many
-deliveries share one fetch. `drop` forgets a token (the receiver answered 401). A failed fetch
-raises `TokenError`, whose message becomes the attempt's error.
+is kept until shortly before `expires_in` (at most a day) runs out (`EARLY_SECONDS`, at most a
+tenth of its life) and then fetched again; one fetch at a time per subscription: the
+deliveries that need a token while it runs wait for that fetch and share its outcome, its
+failure included (each for at most its own timeout: a waiter that gives up leaves the fetch
+running for the others); a failure stays the answer for as long as the fetch took (at most
+`FAILURE_HOLD_SECONDS`), so a slow failing endpoint is asked at most half the time instead of
+every delivery holding a slot of its receiver's host (shared with other subscriptions) for the
+request timeout, while a quick failure is retried on the schedule as before.
+`drop` forgets a token (the receiver answered 401). A failed fetch raises `TokenError`, whose
+message becomes the attempt's error; an access token that could not follow `Bearer ` in a
+header (control characters, spaces, non-ASCII) is such a failure.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from causeflow.webhook.deliveryauth import DeliveryAuth
+from causeflow.webhook.deliveryauth import DeliveryAuth, is_bearer_token
 from causeflow.webhook.sender import SendResult
 
 EARLY_SECONDS = 30.0  # refresh this long before expiry (at most a tenth of the token's life)
 DEFAULT_LIFETIME = 300.0  # a token without expires_in is reused this long
+MAX_LIFETIME = 86_400.0  # a longer expires_in counts as a day: fetched again at least daily
 MAX_TOKEN_BYTES = 16 * 1024  # the most of a token answer read
+FAILURE_HOLD_SECONDS = 30.0  # a failed fetch is the answer as long as it took, at most this
 KEPT = 10_000  # subscriptions whose token is kept (all forgotten beyond)
 
 Post = Callable[..., Awaitable[SendResult]]
@@ -40,6 +49,13 @@ class _Token:
     value: str
     config: tuple[Any, ...]  # the auth it was fetched for: a changed one fetches again
     refresh_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    message: str
+    config: tuple[Any, ...]
+    until: float
 
 
 def token_request(auth: DeliveryAuth) -> tuple[bytes, dict[str, str]]:
@@ -73,15 +89,18 @@ def read_token(result: SendResult) -> tuple[str, float | None]:
     token = doc.get("access_token") if isinstance(doc, dict) else None
     if not isinstance(token, str) or not token:
         raise TokenError("auth_error: token endpoint answer has no access_token")
+    if not is_bearer_token(token):
+        raise TokenError("auth_error: the access_token is not visible ASCII without spaces")
     token_type = doc.get("token_type", "bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise TokenError(f"auth_error: token type {token_type!r} is not bearer"[:200])
     lifetime = doc.get("expires_in")
-    if isinstance(lifetime, str) and lifetime.isdigit():
-        lifetime = int(lifetime)
+    if isinstance(lifetime, str) and lifetime.isascii() and lifetime.isdigit():
+        # a longer string is more than a day anyway (and too long for int() to read)
+        lifetime = int(lifetime) if len(lifetime) <= 12 else MAX_LIFETIME
     if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
         return token, None
-    return token, float(lifetime)
+    return token, min(float(lifetime), MAX_LIFETIME)
 
 
 def refresh_at(now: float, lifetime: float | None) -> float:
@@ -97,7 +116,9 @@ class OAuthTokens:
         self._post = post
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # the fetch under way per subscription, and the auth it is for
+        self._fetching: dict[str, tuple[tuple[Any, ...], asyncio.Task[str]]] = {}
+        self._failures: dict[str, _Failure] = {}
         self.fetches = 0
 
     async def token(self, subscription_id: str, auth: DeliveryAuth) -> str:
@@ -105,16 +126,25 @@ class OAuthTokens:
         held = self._fresh(subscription_id, config)
         if held is not None:
             return held
-        lock = self._locks.get(subscription_id)
-        if lock is None:
-            if len(self._locks) >= KEPT:
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-            lock = self._locks[subscription_id] = asyncio.Lock()
-        async with lock:
-            held = self._fresh(subscription_id, config)  # another attempt fetched meanwhile
-            if held is not None:
-                return held
-            return await self._fetch(subscription_id, auth, config)
+        failure = self._failures.get(subscription_id)
+        if failure is not None and failure.config == config and self._clock() < failure.until:
+            raise TokenError(failure.message)
+        running = self._fetching.get(subscription_id)
+        if running is None or running[0] != config:
+            task = asyncio.ensure_future(self._fetch(subscription_id, auth, config))
+            self._fetching[subscription_id] = (config, task)
+            task.add_done_callback(lambda done: self._fetched(subscription_id, done))
+        else:
+            task = running[1]
+        # a waiter cancelled (its timeout) leaves the fetch to the others
+        return await asyncio.shield(task)
+
+    def _fetched(self, subscription_id: str, task: asyncio.Task[str]) -> None:
+        running = self._fetching.get(subscription_id)
+        if running is not None and running[1] is task:
+            del self._fetching[subscription_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waits for any more is no warning
 
     def _fresh(self, subscription_id: str, config: tuple[Any, ...]) -> str | None:
         held = self._tokens.get(subscription_id)
@@ -129,7 +159,16 @@ class OAuthTokens:
         self.fetches += 1
         started = self._clock()
         result = await self._post(auth.token_url or "", body, headers, max_body=MAX_TOKEN_BYTES)
-        value, lifetime = read_token(result)
+        try:
+            value, lifetime = read_token(result)
+        except TokenError as exc:
+            if len(self._failures) >= KEPT:
+                self._failures.clear()
+            took = max(0.0, self._clock() - started)
+            until = self._clock() + min(took, FAILURE_HOLD_SECONDS)
+            self._failures[subscription_id] = _Failure(str(exc), config, until)
+            raise
+        self._failures.pop(subscription_id, None)
         if len(self._tokens) >= KEPT:
             self._tokens.clear()
         self._tokens[subscription_id] = _Token(value, config, refresh_at(started, lifetime))

@@ -197,11 +197,23 @@ class Sender:
     ) -> None:
         await self.close()
 
+    @property
+    def timeout_seconds(self) -> float:
+        """The most one attempt may take (`CAUSEFLOW_WEBHOOK_TIMEOUT_SECONDS`)."""
+        return float(self._timeout.total or 0.0)
+
     async def _pin(self, target: URL) -> Pinned | str:
         """Through a proxy: the request pinned to the target's vetted address (or the error)."""
         if self._pins is None:
             return Pinned(target, None, None)
         return await self._pins.pin(target)
+
+    def _request_timeout(self, total: float | None) -> aiohttp.ClientTimeout:
+        if total is None:
+            return self._timeout
+        return aiohttp.ClientTimeout(
+            total=max(total, 0.001), sock_connect=self._timeout.sock_connect
+        )
 
     async def send(
         self,
@@ -211,12 +223,12 @@ class Sender:
         *,
         ssl_context: ssl.SSLContext | None = None,
         max_body: int = MAX_BODY_BYTES,
+        timeout: float | None = None,
     ) -> SendResult:
         """POST `body` to `url` once; every outcome, including failures, is a SendResult.
 
-        `ssl_context` replaces the process's TLS context for this request (a client
-        certificate); at most `max_body` bytes of the answer are read.
-        """
+        `ssl_context` replaces the process's TLS context (a client certificate); at most
+        `max_body` bytes of the answer are read; `timeout` replaces the total timeout."""
         if self._session is None:
             raise RuntimeError("Sender.start() has not been called")
         started = time.monotonic()
@@ -248,6 +260,7 @@ class Sender:
                 data=body,
                 headers=headers,
                 allow_redirects=False,
+                timeout=self._request_timeout(timeout),
                 ssl=ssl_context if ssl_context is not None else True,
                 server_hostname=pinned.server_hostname,
                 proxy_headers=self._proxy.connect_headers if self._proxy is not None else None,

@@ -63,6 +63,8 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
         "upgrade",
         "expect",
         "proxy-connection",
+        # spoken to the operator's proxy on plain-http deliveries: the service's alone
+        "proxy-authorization",
     }
 )
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = {"causeflow", "causeflow-sdk"}  # built from the source by the image's builder stage
-PYTHON_VERSION = "3.11"  # Debian bookworm's python3
+PYTHON_VERSION = "3.11.2"  # Debian bookworm's python3 (markers such as redis's `< 3.11.3` need all three parts)
 GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36
 STAMP = "requirements.txt"
 # The extras the image installs by default (the Containerfile's EXTRAS, `brokers` spelt out).
@@ -60,7 +60,8 @@ def platforms(machine: str) -> list[str]:
 
 def fill(dest: Path, machine: str) -> bool:
     """Download what is missing; False when `dest` was already up to date."""
-    wanted = "\n".join(requirements()) + "\n"
+    # the stamp names the interpreter too: a change of it must download again
+    wanted = f"# python {PYTHON_VERSION}\n" + "\n".join(requirements()) + "\n"
     stamp = dest / STAMP
     if stamp.exists() and stamp.read_text() == wanted and any(dest.glob("*.whl")):
         return False

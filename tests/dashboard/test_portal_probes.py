@@ -3,6 +3,7 @@ lifetimes, and the link's token kept out of the access log and of the Referer.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from causeflow.logtext import JsonFormatter
 from tests.support.clock import FrozenClock
-from tests.support.inproc import Service, make_settings, running_service
+from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +91,26 @@ async def test_the_link_stays_out_of_the_log_and_the_referer(svc: Service) -> No
         assert response.headers["referrer-policy"] in ("same-origin", "no-referrer")
     for response in (refused, page):
         assert response.headers["cache-control"] == "no-store"
+
+
+async def test_fifty_visits_at_once_open_one_session_on_either_backend(
+    service: Service, tenant: Tenant
+) -> None:
+    created = await service.client.post(
+        "/v1/portal-links", headers=tenant.admin_headers, json={"role": "admin"}
+    )
+    url = urlsplit(created.json()["url"])
+    link = f"{url.path}?{url.query}"
+    browsers = [
+        httpx.AsyncClient(transport=service.client._transport, base_url="http://cf.test")
+        for _ in range(50)
+    ]
+    try:
+        answers = await asyncio.gather(*(b.get(link) for b in browsers))
+        assert sorted(a.status_code for a in answers) == [303] + [401] * 49
+        cookies = [a for a in answers if "set-cookie" in a.headers]
+        assert len(cookies) == 1
+        reached = await asyncio.gather(*(b.get("/ui/subscriptions") for b in browsers))
+        assert sorted(r.status_code for r in reached) == [200] + [303] * 49
+    finally:
+        await asyncio.gather(*(b.aclose() for b in browsers))

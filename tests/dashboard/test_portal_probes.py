@@ -16,6 +16,7 @@ import pytest
 
 from causeflow.logtext import JsonFormatter
 from tests.support.clock import FrozenClock
+from tests.support.dashboard import sign_in
 from tests.support.inproc import Service, Tenant, make_settings, running_service
 
 pytestmark = pytest.mark.integration
@@ -42,6 +43,17 @@ async def test_a_link_is_no_credential_anywhere_else(svc: Service) -> None:
         ).status_code == 401
     stream = await svc.client.get("/v1/notifications/stream", params={"token": token})
     assert stream.status_code == 401
+    # Nor does the sign-in form take it (it opens no session there, and is not spent).
+    async with httpx.AsyncClient(
+        transport=svc.client._transport, base_url="http://cf.test"
+    ) as browser:
+        signed = await sign_in(browser, token)
+        assert signed.status_code == 401
+        assert not any(
+            c.startswith("cf_session=ses_") for c in signed.headers.get_list("set-cookie")
+        )
+        assert (await browser.get("/ui/subscriptions")).status_code == 303
+        assert (await browser.get("/ui/portal", params={"link": token})).status_code == 303
 
 
 @pytest.mark.parametrize("expires_in", [300.0, 300.5, -1, 29, True, 10**30, None, "1e3"])

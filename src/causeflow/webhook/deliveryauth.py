@@ -15,7 +15,7 @@ from causeflow.errors import ValidationFailed
 from causeflow.webhook.ssrf import IPNetwork, SsrfBlocked, check_url
 
 # what may follow "Bearer " (RFC 6750 b64token, widened to any visible ASCII)
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # the whole value (fullmatch): `$` lets a final \n by
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ def check_delivery_auth(
 ) -> DeliveryAuth:
     """The create/patch rule for a validated `auth` body (its shape is the schema's)."""
     if body["type"] == "bearer":
-        if not _TOKEN_RE.match(body["token"]):
+        if not _TOKEN_RE.fullmatch(body["token"]):
             raise ValidationFailed.at("auth.token", "must be visible ASCII without spaces")
         return DeliveryAuth(type="bearer", token=body["token"])
     return DeliveryAuth(

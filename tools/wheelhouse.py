@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = {"causeflow", "causeflow-sdk"}  # built from the source by the image's builder stage
-PYTHON_VERSION = "3.11.2"  # Debian bookworm's python3 (markers such as redis's `< 3.11.3` need all three parts)
+# Debian bookworm's python3, all three parts: markers such as `python_full_version < "3.11.3"`
+# (redis's need of async-timeout) depend on the last
+PYTHON_VERSION = "3.11.2"
 GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36
 STAMP = "requirements.txt"
 # The extras the image installs by default (the Containerfile's EXTRAS, `brokers` spelt out).

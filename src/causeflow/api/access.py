@@ -27,7 +27,7 @@ log = logging.getLogger("causeflow.access")
 
 INBOUND_ROUTE = "/v1/webhooks/{tenantId}/{provider}"
 UNMATCHED = "unmatched"  # the route of a request no route answers (404)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # whole value: fullmatch
 
 
 def request_id_of(scope: Scope) -> str:
@@ -35,7 +35,7 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name.lower() == b"x-request-id":
             text = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
+            if _REQUEST_ID.fullmatch(text):  # `$` would let a trailing newline through
                 return text
             break
     return secrets.token_hex(16)

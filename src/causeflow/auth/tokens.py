@@ -35,6 +35,9 @@ class PortalLink:
     role: str  # "viewer" | "admin"
     jti: str
     expires_at: int  # unix seconds
+    # the API key it was minted with: the link, and the sessions it opens, stand only while
+    # that key does (None: minted with a token)
+    key_id: str | None = None
 
 
 class TokenService:
@@ -119,13 +122,20 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def mint_portal_link(
-        self, *, tenant_id: str, role: str, now: float, ttl: int, minted_by: str
+        self,
+        *,
+        tenant_id: str,
+        role: str,
+        now: float,
+        ttl: int,
+        minted_by: str,
+        key_id: str | None = None,
     ) -> tuple[str, PortalLink]:
         """A portal link's token: signed like every token of the service, for the portal's
         audience only, with a random `jti` that its first use records (single use)."""
         if role not in PORTAL_ROLES:
             raise ValueError(f"role must be one of {', '.join(PORTAL_ROLES)}")
-        link = PortalLink(tenant_id, role, secrets.token_urlsafe(16), int(now) + ttl)
+        link = PortalLink(tenant_id, role, secrets.token_urlsafe(16), int(now) + ttl, key_id)
         claims = {
             "iss": self.issuer,
             "aud": PORTAL_AUDIENCE,
@@ -135,6 +145,7 @@ class TokenService:
             "iat": int(now),
             "exp": link.expires_at,
             "jti": link.jti,
+            "kid_ref": key_id,
         }
         return jwt.encode(claims, self._secret, algorithm="HS256"), link
 
@@ -146,7 +157,8 @@ class TokenService:
             raise Unauthorized("invalid portal link", code="invalid_token")
         if not isinstance(jti, str) or not 16 <= len(jti) <= 64:
             raise Unauthorized("invalid portal link", code="invalid_token")
-        return PortalLink(tenant_id, str(role), jti, int(claims["exp"]))
+        key_id = _str_or_none(claims.get("kid_ref"))
+        return PortalLink(tenant_id, str(role), jti, int(claims["exp"]), key_id)
 
     def _decode(
         self, token: str, audience: str, now: float, *, own_only: bool = False

@@ -21,7 +21,13 @@ from starlette.responses import RedirectResponse, Response
 
 from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.page import DashboardRoute, api_for, ctx_of, error_page
-from causeflow.dashboard.sessions import COOKIE, LinkSpent, create_session, load_session
+from causeflow.dashboard.sessions import (
+    COOKIE,
+    LinkRevoked,
+    LinkSpent,
+    create_session,
+    load_session,
+)
 from causeflow.errors import CauseFlowError
 
 router = APIRouter(route_class=DashboardRoute)
@@ -71,7 +77,7 @@ async def open_portal(request: Request) -> Response:
         )
     except LinkSpent:
         return await _spent(request, link.tenant_id)
-    except (ApiError, CauseFlowError):
+    except (ApiError, CauseFlowError, LinkRevoked):
         return _refused(request)
     response = RedirectResponse("/ui/subscriptions", 303)
     framed = bool(settings.portal_frame_ancestors) and request.url.scheme == "https"

@@ -15,6 +15,7 @@ from typing import Any
 
 from causeflow.api.credentials import principal_from_key, principal_from_token
 from causeflow.auth import sessions as stored
+from causeflow.auth.apikeys import get_key
 from causeflow.auth.principal import Principal
 from causeflow.auth.tokens import PortalLink
 from causeflow.context import AppContext
@@ -71,6 +72,14 @@ class LinkSpent(Exception):
     """A portal link that was opened before: it opens no second session."""
 
 
+class LinkRevoked(Exception):
+    """A portal link minted with an API key that was revoked since: it opens nothing."""
+
+
+async def _key_live(conn: Any, tenant_id: str, key_id: str) -> bool:
+    return await get_key(conn, tenant_id, key_id) is not None
+
+
 async def create_session(
     ctx: AppContext,
     principal: Principal,
@@ -100,6 +109,8 @@ async def create_session(
         "tenantName": tenant_name,
         "credential": ctx.keys.box.seal(credential),
         "portal": link.role if link else None,
+        # the API key a portal link was minted with: the session stands only while it does
+        "keyRef": link.key_id if link else None,
     }
     async with ctx.db.transaction() as tx:
         # Expired rows are swept here, a few at a time, rather than by another background job.
@@ -114,6 +125,8 @@ async def create_session(
             )
             if not first:
                 raise LinkSpent()
+            if link.key_id is not None and not await _key_live(tx, link.tenant_id, link.key_id):
+                raise LinkRevoked()
         await stored.insert_session(
             tx,
             id_hash=hash_id(session_id),
@@ -163,12 +176,14 @@ async def load_session(ctx: AppContext, session_id: str | None) -> Session | Non
     id_hash = hash_id(session_id)
     async with ctx.db.read() as conn:
         row = await stored.session_row(conn, id_hash)
-    if row is None or row.expires_at <= ctx.clock.now_ms():
-        return None
+        if row is None or row.expires_at <= ctx.clock.now_ms():
+            return None
+        record = loads(row.principal)
+        key_ref = record.get("keyRef")
+        if isinstance(key_ref, str) and not await _key_live(conn, row.tenant_id, key_ref):
+            return None  # a portal session whose link was minted with a key revoked since
     try:
-        return _session(
-            id_hash, row.tenant_id, loads(row.principal), ctx, row.csrf_token, row.expires_at
-        )
+        return _session(id_hash, row.tenant_id, record, ctx, row.csrf_token, row.expires_at)
     except (ValueError, KeyError):
         # Sealed under another secret key (CAUSEFLOW_SECRET_KEY changed): sign in again.
         return None

@@ -54,13 +54,17 @@ def mint_link(
     tenant_id: str,
     body: PortalLinkCreate,
     minted_by: str,
+    key_id: str | None = None,
 ) -> dict[str, Any]:
+    """The link's answer; `key_id`: the API key it was minted with (the link stands only while
+    that key does)."""
     token, link = ctx.tokens.mint_portal_link(
         tenant_id=tenant_id,
         role=body.role,
         now=ctx.clock.now(),
         ttl=body.expiresIn,
         minted_by=minted_by,
+        key_id=key_id,
     )
     # The base URL as the caller reached the service (through trusted proxies' headers).
     base = str(request.base_url).rstrip("/")

@@ -142,7 +142,9 @@ async def create_portal_link(
     body: portal.PortalLinkCreate, request: Request, response: Response, ctx: Ctx, principal: Admin
 ) -> dict[str, Any]:
     """A portal link to the caller's own tenant (tenant admins)."""
-    return portal.mint_link(request, response, ctx, tenant_of(principal), body, principal.actor)
+    return portal.mint_link(
+        request, response, ctx, tenant_of(principal), body, principal.actor, principal.key_id
+    )
 
 
 @router.post(

@@ -15,12 +15,12 @@ from causeflow.errors import ValidationFailed
 from causeflow.webhook.ssrf import IPNetwork, SsrfBlocked, check_url
 
 # what may follow "Bearer " (RFC 6750 b64token, widened to any visible ASCII)
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # the whole value (fullmatch): `$` lets a final \n by
 
 
 def is_bearer_token(text: str) -> bool:
     """True when `text` may follow `Bearer ` in a header: visible ASCII, no space."""
-    return bool(_TOKEN_RE.match(text))
+    return bool(_TOKEN_RE.fullmatch(text))
 
 
 @dataclass(frozen=True, slots=True)

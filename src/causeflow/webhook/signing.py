@@ -70,7 +70,7 @@ RESERVED_HEADERS: frozenset[str] = frozenset(
 
 # RFC 9110 token characters for a field name; values may not carry CR, LF or NUL (header
 # injection) — anything else is passed through as the subscription gave it.
-_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # fullmatch: `$` lets a final \n by
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 
 
@@ -84,7 +84,7 @@ def check_secret(secret: str) -> None:
 def is_header_allowed(name: str, value: str) -> bool:
     """True when a subscription may add this header to its deliveries."""
     return (
-        bool(_TOKEN_RE.match(name))
+        bool(_TOKEN_RE.fullmatch(name))
         and name.lower() not in RESERVED_HEADERS
         and not _BAD_VALUE_RE.search(value)
     )

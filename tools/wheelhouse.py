@@ -23,9 +23,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = {"causeflow", "causeflow-sdk"}  # built from the source by the image's builder stage
-# Debian bookworm's python3, all three parts: markers such as `python_full_version < "3.11.3"`
-# (redis's need of async-timeout) depend on the last
-PYTHON_VERSION = "3.11.2"
+PYTHON_VERSION = "3.11"  # Debian bookworm's python3 (3.11.2)
+# What bookworm's 3.11.2 needs beyond this machine's Python: pip evaluates a marker such as
+# redis's `async-timeout; python_full_version < "3.11.3"` with the running interpreter's
+# full version, whatever --python-version says.
+TARGET_ONLY = ["async-timeout>=4.0.3"]
 GLIBC_MINOR = 36  # Debian bookworm's glibc 2.36
 STAMP = "requirements.txt"
 # The extras the image installs by default (the Containerfile's EXTRAS, `brokers` spelt out).
@@ -35,7 +37,7 @@ IMAGE_EXTRAS = ("otel", "rabbitmq", "nats", "redis", "mqtt")
 def requirements(root: Path = ROOT) -> list[str]:
     """The server's and the SDK's dependencies (with the image's extras) and their build
     backend, plus pip (the image upgrades Debian's)."""
-    found: list[str] = ["pip"]
+    found: list[str] = ["pip", *TARGET_ONLY]
     for path in (root / "pyproject.toml", root / "sdk/python/pyproject.toml"):
         doc = tomllib.loads(path.read_text())
         found += doc["build-system"]["requires"]
@@ -62,8 +64,7 @@ def platforms(machine: str) -> list[str]:
 
 def fill(dest: Path, machine: str) -> bool:
     """Download what is missing; False when `dest` was already up to date."""
-    # the stamp names the interpreter too: a change of it must download again
-    wanted = f"# python {PYTHON_VERSION}\n" + "\n".join(requirements()) + "\n"
+    wanted = "\n".join(requirements()) + "\n"
     stamp = dest / STAMP
     if stamp.exists() and stamp.read_text() == wanted and any(dest.glob("*.whl")):
         return False

@@ -363,3 +363,39 @@ async def test_pages_fit_a_narrow_screen_and_are_labelled(stack: Stack, browser:
             assert await unlabelled_fields(page) == [], path
             await shoot(page, f"narrow-{name}")
         assert not log.errors, str(log)
+
+
+async def test_a_redis_subscription_is_created_from_the_form_and_listed(
+    stack: Stack, browser: Any
+) -> None:
+    stream = f"cf.browser.{new_id('evt')[-8:]}"
+    async with new_page(browser, stack.base_url) as (page, log):
+        await sign_in(page, stack)
+        await page.goto("/ui/subscriptions")
+        # only the chosen type's option fields are shown
+        assert not await page.get_by_label("Redis stream").is_visible()
+        await page.get_by_label("Destination type").select_option("redis")
+        assert await page.get_by_label("Redis stream").is_visible()
+        assert not await page.get_by_label("MQTT topic").is_visible()
+        await page.get_by_label("Endpoint URL").fill("redis://app:br0wser-pw@127.0.0.1:6379/0")
+        await page.get_by_label("Redis stream").fill(stream)
+        await page.get_by_label("Redis max length").fill("1000")
+        await page.get_by_label("All events").check()
+        await page.get_by_role("button", name="Create subscription").click()
+        assert ((await page.locator("#secret").text_content()) or "").startswith("whsec_")
+
+        await page.goto("/ui/subscriptions")
+        row = page.locator("tr", has_text=stream)
+        assert await row.count() == 1
+        text = (await row.text_content()) or ""
+        assert "redis://app:****@127.0.0.1:6379/0" in text
+        assert await row.locator('.dest-type[data-type="redis"]').text_content() == "redis"
+        assert "1000" in text
+        assert "br0wser-pw" not in await page.content()
+        await shoot(page, "subscriptions-redis")
+
+        await row.get_by_role("link").first.click()
+        assert await page.locator("#sub-url").text_content() == "redis://app:****@127.0.0.1:6379/0"
+        assert await page.get_by_label("Redis stream").input_value() == stream
+        assert "br0wser-pw" not in await page.content()
+        assert not log.errors, str(log)

@@ -11,10 +11,12 @@ from causeflow.dashboard.api import ApiClient, ApiError, call_asgi
 from causeflow.dashboard.chart import HOUR_MS, buckets_from_series, delivery_chart
 from causeflow.dashboard.forms import (
     FormError,
+    format_destination,
     format_headers,
     id_time_ms,
     local_to_rfc3339,
     ms_to_local,
+    parse_destination,
     parse_events,
     parse_filter,
     parse_headers,
@@ -208,3 +210,40 @@ def test_event_search_starts_before_the_id_or_the_hint() -> None:
     assert search_from_ms(event_id, later) == NOW - SEARCH_SKEW_MS
     assert search_from_ms(event_id, "not a time") == NOW - SEARCH_SKEW_MS
     assert search_from_ms("inc_" + event_id[4:], None) is None
+
+
+def test_parse_destination_shapes_only_the_chosen_types_fields() -> None:
+    fields = {
+        "redis.stream": " s ",
+        "redis.maxLen": "100",
+        "nats.subject": "ignored",
+        "rabbitmq.exchange": "",
+        "rabbitmq.routingKey": " k",
+        "mqtt.topic": "t",
+        "mqtt.qos": "2",
+    }
+    assert parse_destination("redis", fields) == ("redis", {"stream": "s", "maxLen": 100})
+    assert parse_destination("", fields) == ("webhook", None)
+    assert parse_destination("webhook", fields) == ("webhook", None)
+    assert parse_destination("nats", fields) == ("nats", {"subject": "ignored"})
+    # "" is RabbitMQ's default exchange: kept, as is the routing key as typed
+    assert parse_destination("rabbitmq", fields) == (
+        "rabbitmq",
+        {"exchange": "", "routingKey": " k"},
+    )
+    assert parse_destination("mqtt", fields) == ("mqtt", {"topic": "t", "qos": 2})
+    # what is not a whole number goes to the API as typed, which names the field
+    assert parse_destination("redis", {"redis.stream": "s", "redis.maxLen": "-1"})[1] == {
+        "stream": "s",
+        "maxLen": "-1",
+    }
+    assert parse_destination("kafka", fields) == ("kafka", None)
+
+
+def test_format_destination_is_the_forms_text() -> None:
+    assert format_destination("redis", {"stream": "s", "maxLen": 5}) == {
+        "redis.stream": "s",
+        "redis.maxLen": "5",
+    }
+    assert format_destination("nats", None) == {"nats.subject": "", "nats.stream": ""}
+    assert format_destination("webhook", None) == {}

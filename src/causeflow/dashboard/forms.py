@@ -97,3 +97,43 @@ def id_time_ms(value: str) -> int | None:
             return None
         ms = ms * 32 + digit
     return ms
+
+
+# Each broker type's option fields, in the order the forms show them (docs/destinations.md).
+# The form names them `<type>.<field>`; the API checks the values, the form only shapes them.
+DESTINATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "redis": ("stream", "maxLen"),
+    "nats": ("subject", "stream"),
+    "rabbitmq": ("exchange", "routingKey"),
+    "mqtt": ("topic", "qos"),
+}
+DESTINATION_TYPES = ("webhook", *DESTINATION_FIELDS)
+_INTEGER_OPTIONS = frozenset({"maxLen", "qos"})
+_KEEP_BLANK = frozenset({"exchange", "routingKey"})  # "" is RabbitMQ's default exchange
+
+
+def parse_destination(type_: str, fields: dict[str, str]) -> tuple[str, dict[str, Any] | None]:
+    """The chosen type and its `<type>.<field>` values -> (type, options) for the API.
+
+    Blank optional fields are left out; a whole number becomes an int; anything else is sent
+    as typed, so the API's own validation names the field that is wrong. A type the form does
+    not know is sent too (the API refuses it)."""
+    chosen = type_.strip() or "webhook"
+    names = DESTINATION_FIELDS.get(chosen)
+    if names is None:
+        return chosen, None
+    options: dict[str, Any] = {}
+    for name in names:
+        raw = fields.get(f"{chosen}.{name}", "")
+        value = raw if name in _KEEP_BLANK else raw.strip()
+        if not value and name not in _KEEP_BLANK:
+            continue
+        options[name] = int(value) if name in _INTEGER_OPTIONS and value.isdigit() else value
+    return chosen, options
+
+
+def format_destination(type_: str, options: dict[str, Any] | None) -> dict[str, str]:
+    """A subscription's options as the form's `<type>.<field>` text values."""
+    names = DESTINATION_FIELDS.get(type_, ())
+    given = options or {}
+    return {f"{type_}.{n}": "" if given.get(n) is None else str(given[n]) for n in names}

@@ -18,11 +18,15 @@ from causeflow.dashboard.api import ApiError
 from causeflow.dashboard.chart import HOUR_MS, buckets_from_series, delivery_chart
 from causeflow.dashboard.events_pages import ALL_TYPES
 from causeflow.dashboard.forms import (
+    DESTINATION_FIELDS,
+    DESTINATION_TYPES,
     FormError,
+    format_destination,
     format_filter,
     format_headers,
     local_to_rfc3339,
     ms_to_local,
+    parse_destination,
     parse_events,
     parse_filter,
     parse_headers,
@@ -40,14 +44,26 @@ def _text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _option_fields(form: FormData) -> dict[str, str]:
+    """Every `<type>.<field>` value the form carries (all types' fields are on the page)."""
+    return {
+        f"{type_}.{name}": _text(form, f"{type_}.{name}")
+        for type_, names in DESTINATION_FIELDS.items()
+        for name in names
+    }
+
+
 def _body_from_form(form: FormData) -> dict[str, Any]:
     """The fields the create and edit forms share, as the API's JSON (raises FormError)."""
     events = parse_events([v for v in form.getlist("events") if isinstance(v, str)], ALL_TYPES)
     rate = _text(form, "rateLimitPerSecond").strip()
     if rate and not rate.isdigit():
         raise FormError("rate limit: a whole number of deliveries per second")
+    type_, options = parse_destination(_text(form, "type"), _option_fields(form))
     return {
+        "type": type_,
         "url": _text(form, "url").strip(),
+        "options": options,
         "events": events,
         "description": _text(form, "description").strip() or None,
         "filter": parse_filter(_text(form, "filter")),
@@ -58,7 +74,14 @@ def _body_from_form(form: FormData) -> dict[str, Any]:
 
 def _form_values(sub: dict[str, Any] | None) -> dict[str, Any]:
     sub = sub or {}
+    type_ = sub.get("type") or "webhook"
+    options: dict[str, str] = {}
+    for each in DESTINATION_FIELDS:
+        options |= format_destination(each, sub.get("options") if each == type_ else None)
+    options["mqtt.qos"] = options["mqtt.qos"] or "1"
     return {
+        "type": type_,
+        "options": options,
         "url": sub.get("url", ""),
         "events": sub.get("events", ["*"]),
         "description": sub.get("description") or "",
@@ -70,6 +93,8 @@ def _form_values(sub: dict[str, Any] | None) -> dict[str, Any]:
 
 def _typed_values(form: FormData) -> dict[str, Any]:
     return {
+        "type": _text(form, "type") or "webhook",
+        "options": _option_fields(form),
         "url": _text(form, "url"),
         "events": [v for v in form.getlist("events") if isinstance(v, str)],
         "description": _text(form, "description"),
@@ -91,6 +116,8 @@ async def _list_page(page: Page, **values: Any) -> Response:
         subs=subs,
         error=error,
         types=ALL_TYPES,
+        destination_types=DESTINATION_TYPES,
+        destination_fields=DESTINATION_FIELDS,
         **values,
     )
 
@@ -131,6 +158,8 @@ async def _subscription_page(
         sub=sub,
         form=form or _form_values(sub),
         types=ALL_TYPES,
+        destination_types=DESTINATION_TYPES,
+        destination_fields=DESTINATION_FIELDS,
         **values,
     )
 

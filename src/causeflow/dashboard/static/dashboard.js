@@ -21,6 +21,17 @@ document.addEventListener("DOMContentLoaded", function () {
       }
     });
   });
+  document.querySelectorAll("select[data-destination-type]").forEach(function (select) {
+    // Only the chosen type's option fields are shown (all are, without scripts).
+    var form = select.form;
+    function show() {
+      form.querySelectorAll("fieldset[data-destination]").forEach(function (fieldset) {
+        fieldset.hidden = fieldset.getAttribute("data-destination") !== select.value;
+      });
+    }
+    select.addEventListener("change", show);
+    show();
+  });
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }

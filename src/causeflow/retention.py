@@ -2,7 +2,8 @@
 
 Events, deliveries and attempts older than their tenant's retention (`eventRetentionDays`,
 `deliveryRetentionDays`, set per tenant by a platform admin; `CAUSEFLOW_RETENTION_DAYS` for
-every tenant without one); idempotency records and
+every tenant without one), except an event that outbound delivery still needs (a pending
+delivery has yet to send it, or the dispatcher has not reached it); idempotency records and
 provider delivery ids older than their TTLs; stale rate-limit windows. Each batch is its own
 short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), yielding between batches, so
 the purge never holds the writer for long. A purged event id is an expired cursor: the stream
@@ -65,7 +66,12 @@ async def _purge_events(
     return await _in_batches(
         ctx,
         lambda tx, batch: event_log.purge_older(
-            tx, cutoff, batch, tenant_id=tenant_id, exclude=exclude
+            tx,
+            cutoff,
+            batch,
+            tenant_id=tenant_id,
+            exclude=exclude,
+            still_needed=webhook_store.events_still_needed(),
         ),
     )
 

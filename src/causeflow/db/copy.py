@@ -110,6 +110,15 @@ async def check_source(source: Settings) -> None:
 
 async def _tables_with_rows(conn: AsyncConnection, metadata: MetaData) -> list[str]:
     present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    missing = sorted(set(metadata.tables) - present)
+    if "alembic_version" in present and missing:
+        stamped = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        if stamped == head_revision():  # migrating would do nothing: the tables never come
+            raise CopyError(
+                f"refused: the target's alembic_version says {stamped}, but the schema's "
+                f"tables are not there ({len(missing)} missing, e.g. {missing[0]}); drop and "
+                "re-create the database, then copy again"
+            )
     full = []
     for table in metadata.sorted_tables:
         if table.name in present:
@@ -128,6 +137,8 @@ async def check_target(target: Settings, metadata: MetaData) -> None:
     try:
         async with engine.connect() as conn:
             full = await _tables_with_rows(conn, metadata)
+    except CopyError:
+        raise
     except Exception as exc:  # refused, unknown host, no such database, bad password, …
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CopyError(f"cannot use the target {shown(target)}: {reason}") from exc
@@ -207,6 +218,12 @@ async def copy_store(
         await migrate(target)
     except SchemaError as exc:
         raise CopyError(f"the target {shown(target)}: {exc}") from exc
+    except DBAPIError as exc:  # one line, without the migration's SQL
+        reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+        raise CopyError(
+            f"cannot migrate the target {shown(target)}: {reason} (if its alembic_version "
+            "does not match its tables, drop and re-create the database, then copy again)"
+        ) from exc
     src_engine, dst_engine = _engine(source), _engine(target)
     try:
         async with src_engine.connect() as src, dst_engine.begin() as dst:

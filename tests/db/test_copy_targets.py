@@ -36,3 +36,21 @@ async def test_a_target_with_only_a_revision_is_refused(
     assert "\n" not in message and "SQL" not in message, message
     assert "alembic_version" in message and "re-create" in message, message
     assert await table_names(target) == {"alembic_version"}  # nothing written
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://cf:hunter2@db.example:notaport/causeflow",
+        "postgresql://cf:hunter2@[::1/causeflow",
+    ],
+)
+async def test_an_unparsable_target_url_is_one_line_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    source = await full_store(tmp_path)
+    with pytest.raises(CopyError) as caught:
+        await copy_store(source, target_of(source, url), metadata)
+    message = str(caught.value)
+    assert "hunter2" not in message and "cf:***@" in message, message
+    assert "\n" not in message and "ValueError" not in message, message

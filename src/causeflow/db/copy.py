@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +72,16 @@ class TableCheck:
         return self.source_rows == self.target_rows and self.source_sum == self.target_sum
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
 def shown(settings: Settings) -> str:
     """The store's URL for messages, without its password."""
     try:
         url = make_url(settings.database_url or async_url(settings))
         return url.render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as given (it is refused later anyway)
-        return settings.database_url
+    except Exception:  # an unparsable URL: shown as given, but for its password
+        return _USERINFO_PASSWORD.sub(r"\1***@", settings.database_url)
 
 
 def head_revision() -> str:
@@ -133,7 +137,10 @@ async def check_target(target: Settings, metadata: MetaData) -> None:
         raise CopyError(
             f"the target {shown(target)} is not a PostgreSQL URL (postgresql://user@host/db)"
         )
-    engine = _engine(target)
+    try:
+        engine = _engine(target)
+    except ValueError as exc:  # the driver cannot read the URL (a port that is no number, …)
+        raise CopyError(f"cannot use the target {shown(target)}: not a valid URL") from exc
     try:
         async with engine.connect() as conn:
             full = await _tables_with_rows(conn, metadata)

@@ -13,6 +13,7 @@ from causeflow.event.log import append_event
 from causeflow.event.tables import event_heads, events
 from causeflow.retention import DAY_MS, purge_once
 from causeflow.tenant import plans
+from causeflow.tenant.tables import tenant_limits
 from causeflow.webhook import repository as webhook_store
 from causeflow.webhook.tables import deliveries
 from tests.support.clock import FrozenClock
@@ -219,3 +220,46 @@ async def test_an_event_a_delivery_still_needs_outlives_its_retention(
         async with svc.ctx.db.read() as conn:
             left = set((await conn.execute(select(events.c.id))).scalars().all())
         assert needed[short.id] not in left and needed[plain.id] in left
+
+
+async def test_many_tenants_with_their_own_retention(tmp_path: Path, database_url: str):
+    """Tens of thousands of tenants with a retention of their own (more than a statement may
+    carry parameters, 32,767 on PostgreSQL) still get a working purge, for them and for
+    everyone else."""
+    clock = FrozenClock()
+    settings = make_settings(tmp_path, database_url, retention_days=30, run_workers=False)
+    async with running_service(settings, clock) as svc:
+        own, plain = await svc.tenant("own"), await svc.tenant()
+        now = clock.now_ms()
+        async with svc.ctx.db.transaction() as tx:
+            await tx.execute(
+                tenant_limits.insert(),
+                [
+                    {
+                        "tenant_id": f"ten_many{i:06d}",
+                        "event_retention_days": 5 + i % 3,
+                        "delivery_retention_days": 5,
+                        "updated_at": now,
+                    }
+                    for i in range(33_000)
+                ],
+            )
+            await plans.write_limits(
+                tx, svc.ctx.db.dialect, own.id, {"event_retention_days": 5}, now
+            )
+            old = {
+                tenant.id: await append_event(
+                    tx,
+                    tenant_id=tenant.id,
+                    event_type="incident.created",
+                    data={},
+                    now_ms=now - 10 * DAY_MS,
+                )
+                for tenant in (own, plain)
+            }
+        await _dispatched(svc)
+        purged = await purge_once(svc.ctx)
+        assert purged["events"] == 1  # own's: 10 days old, past its 5; plain keeps 30
+        async with svc.ctx.db.read() as conn:
+            left = set((await conn.execute(select(events.c.id))).scalars().all())
+        assert old[own.id].id not in left and old[plain.id].id in left

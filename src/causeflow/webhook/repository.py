@@ -6,11 +6,11 @@ caller's `Tx`; readers take any connection. No rules here: those are in `webhook
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, or_, select, update
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
@@ -371,13 +371,14 @@ def events_still_needed() -> list[Any]:
     return [events.c.position > func.coalesce(cursor, 0), pending]
 
 
-def _tenants(table: Any, tenant_id: str | None, exclude: Collection[str]) -> list[Any]:
-    """The conditions that keep a purge to `tenant_id` (when given) and off `exclude`."""
+def _tenants(table: Any, only: Select[Any] | None, exclude: Select[Any] | None) -> list[Any]:
+    """The conditions that keep a purge to the tenants `only` selects (when given) and off
+    those `exclude` selects."""
     where = []
-    if tenant_id is not None:
-        where.append(table.c.tenant_id == tenant_id)
-    if exclude:
-        where.append(table.c.tenant_id.not_in(list(exclude)))
+    if only is not None:
+        where.append(table.c.tenant_id.in_(only))
+    if exclude is not None:
+        where.append(table.c.tenant_id.not_in(exclude))
     return where
 
 
@@ -386,11 +387,11 @@ async def purge_attempts(
     cutoff_ms: int,
     limit: int,
     *,
-    tenant_id: str | None = None,
-    exclude: Collection[str] = (),
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> int:
-    """Up to `limit` attempts made before `cutoff_ms` (of `tenant_id` only, when given; none
-    of the tenants in `exclude`); how many went."""
+    """Up to `limit` attempts made before `cutoff_ms` (of the tenants `only` selects, when
+    given; none of those `exclude` selects); how many went."""
     return await delete_older(
         tx,
         attempts,
@@ -398,7 +399,7 @@ async def purge_attempts(
         time_col="created_at",
         cutoff=cutoff_ms,
         limit=limit,
-        where=tuple(_tenants(attempts, tenant_id, exclude)),
+        where=tuple(_tenants(attempts, only, exclude)),
     )
 
 
@@ -407,11 +408,11 @@ async def purge_finished_deliveries(
     cutoff_ms: int,
     limit: int,
     *,
-    tenant_id: str | None = None,
-    exclude: Collection[str] = (),
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> int:
-    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of
-    `tenant_id` only, when given; none of the tenants in `exclude`)."""
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of the
+    tenants `only` selects, when given; none of those `exclude` selects)."""
     return await delete_older(
         tx,
         deliveries,
@@ -419,7 +420,7 @@ async def purge_finished_deliveries(
         time_col="created_at",
         cutoff=cutoff_ms,
         limit=limit,
-        where=(deliveries.c.status != "pending", *_tenants(deliveries, tenant_id, exclude)),
+        where=(deliveries.c.status != "pending", *_tenants(deliveries, only, exclude)),
     )
 
 

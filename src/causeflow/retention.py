@@ -81,7 +81,7 @@ async def _purge_events(
             batch,
             only=only,
             exclude=exclude,
-            still_needed=webhook_store.events_still_needed(),
+            still_needed=webhook_store.events_still_needed,
         ),
     )
 

@@ -10,11 +10,11 @@ transaction, and readers are woken once that transaction has committed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, bindparam, delete, func, select
+from sqlalchemy import Column, Select, Table, and_, bindparam, delete, func, select
 from sqlalchemy.sql import FromClause
 
 from causeflow import ids
@@ -372,18 +372,19 @@ async def purge_older(
     *,
     only: Select[Any] | None = None,
     exclude: Select[Any] | None = None,
-    still_needed: Iterable[Any] = (),
+    still_needed: Callable[[Table], Iterable[Any]] | None = None,
 ) -> int:
     """Delete at most `limit` events created before `cutoff_ms` (of the tenants `only`
-    selects, when given; none of those `exclude` selects; none for which a condition of
-    `still_needed`, on the `events` row, holds: a reader of the log has yet to use it); how
-    many went."""
+    selects, when given; none of those `exclude` selects; none for which a condition
+    `still_needed(events)` gives, on the `events` row, holds: a reader of the log has yet to
+    use it); how many went."""
     where = [events.c.created_at < cutoff_ms]
     if only is not None:
         where.append(events.c.tenant_id.in_(only))
     if exclude is not None:
         where.append(events.c.tenant_id.not_in(exclude))
-    where.extend(~condition for condition in still_needed)
+    if still_needed is not None:
+        where.extend(~condition for condition in still_needed(events))
     doomed = select(events.c.id).where(*where).limit(limit).scalar_subquery()
     return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
 

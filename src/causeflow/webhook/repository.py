@@ -16,7 +16,6 @@ from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.purge import delete_older
 from causeflow.event import log
-from causeflow.event.tables import events as log_events
 from causeflow.webhook.rules import Selection
 from causeflow.webhook.tables import (
     PENDING,
@@ -348,12 +347,12 @@ async def delete_sequence(tx: Tx, subscription_id: str) -> None:
 # --- retention -----------------------------------------------------------------------------
 
 
-def events_still_needed() -> list[Any]:
-    """Conditions on a row of the log's `events` under which outbound delivery still needs it:
-    the tenant's dispatch cursor has not passed it (its deliveries are not made yet), or a
-    pending delivery has yet to send it. Retention keeps such an event whatever its age: a
-    purged one would fail its delivery (`event_missing`) or never be dispatched."""
-    events = log_events
+def events_still_needed(events: Any) -> list[Any]:
+    """Conditions on a row of the log's `events` table (handed over by the log's purge, the
+    only reader of that table) under which outbound delivery still needs it: the tenant's
+    dispatch cursor has not passed it (its deliveries are not made yet), or a pending delivery
+    has yet to send it. Retention keeps such an event whatever its age: a purged one would
+    fail its delivery (`event_missing`) or never be dispatched."""
     cursor = (
         select(dispatch_cursors.c.position)
         .where(dispatch_cursors.c.tenant_id == events.c.tenant_id)

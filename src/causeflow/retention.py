@@ -2,7 +2,8 @@
 
 Events, deliveries and attempts older than their tenant's retention (`eventRetentionDays`,
 `deliveryRetentionDays`, set per tenant by a platform admin; `CAUSEFLOW_RETENTION_DAYS` for
-every tenant without one); idempotency records and
+every tenant without one), except an event that outbound delivery still needs (a pending
+delivery has yet to send it, or the dispatcher has not reached it); idempotency records and
 provider delivery ids older than their TTLs; stale rate-limit windows. Each batch is its own
 short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), yielding between batches, so
 the purge never holds the writer for long. A purged event id is an expired cursor: the stream
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlalchemy import Select
 
 from causeflow.api.idempotency import purge_records
 from causeflow.context import AppContext
@@ -46,10 +49,14 @@ async def _in_batches(ctx: AppContext, purge_batch: Callable[[Tx, int], Awaitabl
 
 
 async def _purge_deliveries(
-    ctx: AppContext, cutoff: int, *, tenant_id: str | None = None, exclude: Collection[str] = ()
+    ctx: AppContext,
+    cutoff: int,
+    *,
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> tuple[int, int]:
     """Attempts, then finished deliveries, older than `cutoff`: (attempts, deliveries) gone."""
-    scope: dict[str, Any] = {"tenant_id": tenant_id, "exclude": exclude}
+    scope: dict[str, Any] = {"only": only, "exclude": exclude}
     attempts = await _in_batches(
         ctx, lambda tx, batch: webhook_store.purge_attempts(tx, cutoff, batch, **scope)
     )
@@ -60,31 +67,48 @@ async def _purge_deliveries(
 
 
 async def _purge_events(
-    ctx: AppContext, cutoff: int, *, tenant_id: str | None = None, exclude: Collection[str] = ()
+    ctx: AppContext,
+    cutoff: int,
+    *,
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> int:
     return await _in_batches(
         ctx,
         lambda tx, batch: event_log.purge_older(
-            tx, cutoff, batch, tenant_id=tenant_id, exclude=exclude
+            tx,
+            cutoff,
+            batch,
+            only=only,
+            exclude=exclude,
+            still_needed=webhook_store.events_still_needed,
         ),
     )
 
 
 async def purge_tenant_data(ctx: AppContext, now: int) -> dict[str, int]:
-    """Events, deliveries and attempts past their tenant's retention: the tenants with a
-    retention of their own one by one, every other tenant at the setting's in one sweep."""
+    """Events, deliveries and attempts past their tenant's retention: every tenant without a
+    retention of its own at the setting's in one sweep, then one sweep for each retention
+    tenants have of their own (the tenants are named by a subquery, never listed: any number
+    of them fits in a statement)."""
+    with_own = tenant_plans.tenants_with_retention
     async with ctx.db.read() as conn:
-        own = await tenant_plans.retention_overrides(conn)
-    own_events = {t: days for t, (days, _) in own.items() if days is not None}
-    own_deliveries = {t: days for t, (_, days) in own.items() if days is not None}
+        event_days = await tenant_plans.retention_days_in_use(conn, "event_retention_days")
+        delivery_days = await tenant_plans.retention_days_in_use(conn, "delivery_retention_days")
     cutoff = now - int(ctx.settings.retention_days * DAY_MS)
-    attempts, deliveries = await _purge_deliveries(ctx, cutoff, exclude=list(own_deliveries))
-    for tenant_id, days in own_deliveries.items():
-        more = await _purge_deliveries(ctx, now - days * DAY_MS, tenant_id=tenant_id)
+    attempts, deliveries = await _purge_deliveries(
+        ctx, cutoff, exclude=with_own("delivery_retention_days")
+    )
+    for days in delivery_days:
+        more = await _purge_deliveries(
+            ctx, now - days * DAY_MS, only=with_own("delivery_retention_days", days)
+        )
         attempts, deliveries = attempts + more[0], deliveries + more[1]
-    events = await _purge_events(ctx, cutoff, exclude=list(own_events))
-    for tenant_id, days in own_events.items():
-        events += await _purge_events(ctx, now - days * DAY_MS, tenant_id=tenant_id)
+    events = await _purge_events(ctx, cutoff, exclude=with_own("event_retention_days"))
+    for days in event_days:
+        events += await _purge_events(
+            ctx, now - days * DAY_MS, only=with_own("event_retention_days", days)
+        )
     return {"attempts": attempts, "deliveries": deliveries, "events": events}
 
 

@@ -14,8 +14,8 @@ caller (`api.deps.require`): a replay is authorized exactly like the original re
 caller the route refuses learns nothing about the key. The claim is its own small transaction,
 so two concurrent requests with one key cannot both run. The answer is stored before its last
 bytes are sent, so a client that has it and sends the request again gets it replayed. A 5xx
-releases the key so the client may try again. A claim left by a crashed process goes stale after
-`CAUSEFLOW_IDEMPOTENCY_INFLIGHT_SECONDS`.
+or a 429 (a budget spent: `Retry-After`) releases the key so the client may try again. A
+claim left by a crashed process goes stale after `CAUSEFLOW_IDEMPOTENCY_INFLIGHT_SECONDS`.
 
 Responses may carry secrets shown once (API keys, signing secrets, stream tickets), so the
 stored body is sealed with the service's secret box and opened only to replay it to the caller
@@ -45,6 +45,8 @@ HEADER = b"idempotency-key"
 STATE = "idempotency"
 PLATFORM_SPACE = "platform"  # the `tenant_id` of the platform admin's records
 _KEEP_HEADERS = {b"content-type", b"location"}
+# "Try again later" (a budget, `Retry-After`): like a 5xx, not an answer to keep for the key
+TOO_MANY_REQUESTS = 429
 
 
 def record_key(principal: Principal, key: str) -> tuple[str, str]:
@@ -153,13 +155,13 @@ class Pending:
         return IdempotentReplay(row.status_code, body, headers)
 
     async def finish(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        """Store the answer (or release the key after a 5xx); once."""
+        """Store the answer (or release the key after a 5xx or a 429); once."""
         if self.finished:
             return
         self.finished = True
         where = (idempotency_keys.c.tenant_id == self.tenant_id, idempotency_keys.c.key == self.key)
         async with self.ctx.db.transaction() as tx:
-            if status >= 500:
+            if status >= 500 or status == TOO_MANY_REQUESTS:
                 await tx.execute(delete(idempotency_keys).where(*where))
             else:
                 await tx.execute(

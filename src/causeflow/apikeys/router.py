@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
+from causeflow.api.fields import NO_NUL
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
@@ -20,7 +21,7 @@ Scope = Literal["admin", "events:publish", "events:read", "alerts:ingest"]
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     scopes: list[Scope] = Field(min_length=1, max_length=4)
 
 

@@ -12,7 +12,8 @@ The steps, each refusing before anything is written when it cannot go on:
    in batches (never a whole table in memory) into the target, values as they are: sealed
    secrets stay sealed (the same key file opens them), ids, log positions, sequence numbers,
    cursors and leases unchanged. The source is read in one read transaction (one commit
-   point), the target written in one transaction: a failed copy leaves it empty;
+   point), the target written in one transaction: a failed copy leaves it empty (a text value
+   with a NUL character, which SQLite keeps and PostgreSQL cannot, is refused by name);
 5. PostgreSQL sequences behind columns of the schema (none today: log positions and delivery
    sequence numbers are counters in rows, `event_heads` and `subscription_sequences`, which
    the copy carries over) are set past the largest copied value.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,7 @@ import orjson
 from alembic.script import ScriptDirectory
 from sqlalchemy import Boolean, Integer, MetaData, String, Table, func, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import ColumnElement
@@ -69,13 +72,16 @@ class TableCheck:
         return self.source_rows == self.target_rows and self.source_sum == self.target_sum
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
 def shown(settings: Settings) -> str:
     """The store's URL for messages, without its password."""
     try:
         url = make_url(settings.database_url or async_url(settings))
         return url.render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as given (it is refused later anyway)
-        return settings.database_url
+    except Exception:  # an unparsable URL: shown as given, but for its password
+        return _USERINFO_PASSWORD.sub(r"\1***@", settings.database_url)
 
 
 def head_revision() -> str:
@@ -108,6 +114,15 @@ async def check_source(source: Settings) -> None:
 
 async def _tables_with_rows(conn: AsyncConnection, metadata: MetaData) -> list[str]:
     present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    missing = sorted(set(metadata.tables) - present)
+    if "alembic_version" in present and missing:
+        stamped = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        if stamped == head_revision():  # migrating would do nothing: the tables never come
+            raise CopyError(
+                f"refused: the target's alembic_version says {stamped}, but the schema's "
+                f"tables are not there ({len(missing)} missing, e.g. {missing[0]}); drop and "
+                "re-create the database, then copy again"
+            )
     full = []
     for table in metadata.sorted_tables:
         if table.name in present:
@@ -122,10 +137,15 @@ async def check_target(target: Settings, metadata: MetaData) -> None:
         raise CopyError(
             f"the target {shown(target)} is not a PostgreSQL URL (postgresql://user@host/db)"
         )
-    engine = _engine(target)
+    try:
+        engine = _engine(target)
+    except ValueError as exc:  # the driver cannot read the URL (a port that is no number, …)
+        raise CopyError(f"cannot use the target {shown(target)}: not a valid URL") from exc
     try:
         async with engine.connect() as conn:
             full = await _tables_with_rows(conn, metadata)
+    except CopyError:
+        raise
     except Exception as exc:  # refused, unknown host, no such database, bad password, …
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CopyError(f"cannot use the target {shown(target)}: {reason}") from exc
@@ -205,24 +225,64 @@ async def copy_store(
         await migrate(target)
     except SchemaError as exc:
         raise CopyError(f"the target {shown(target)}: {exc}") from exc
-    copied: dict[str, int] = {}
+    except DBAPIError as exc:  # one line, without the migration's SQL
+        reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+        raise CopyError(
+            f"cannot migrate the target {shown(target)}: {reason} (if its alembic_version "
+            "does not match its tables, drop and re-create the database, then copy again)"
+        ) from exc
     src_engine, dst_engine = _engine(source), _engine(target)
     try:
         async with src_engine.connect() as src, dst_engine.begin() as dst:
             await _snapshot(src)
-            for table in metadata.sorted_tables:
-                copied[table.name] = 0
-                async for rows in _batches(src, table, batch_rows):
-                    await dst.execute(table.insert(), rows)
-                    copied[table.name] += len(rows)
-                if progress is not None:
-                    progress(table.name, copied[table.name])
+            copied = await _copy_tables(src, dst, metadata, batch_rows, progress)
             await _reset_sequences(dst, metadata)
             await src.rollback()
+    except CopyError:
+        raise
+    except DBAPIError as exc:  # one line, never the driver's dump of the statement and rows
+        reason = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+        raise CopyError(
+            f"the copy into {shown(target)} failed, and nothing was written: {reason}"
+        ) from exc
     finally:
         await src_engine.dispose()
         await dst_engine.dispose()
     return copied
+
+
+async def _copy_tables(
+    src: AsyncConnection,
+    dst: AsyncConnection,
+    metadata: MetaData,
+    batch_rows: int,
+    progress: Callable[[str, int], None] | None,
+) -> dict[str, int]:
+    copied: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        copied[table.name] = 0
+        texts = [c.name for c in table.columns if isinstance(c.type, String)]
+        async for rows in _batches(src, table, batch_rows):
+            _refuse_nul(table, texts, rows)
+            await dst.execute(table.insert(), rows)
+            copied[table.name] += len(rows)
+        if progress is not None:
+            progress(table.name, copied[table.name])
+    return copied
+
+
+def _refuse_nul(table: Table, texts: list[str], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL text cannot hold a NUL character, which SQLite keeps: name the first one."""
+    for row in rows:
+        for name in texts:
+            value = row[name]
+            if isinstance(value, str) and "\x00" in value:
+                key = ", ".join(str(row[c.name]) for c in table.primary_key.columns)
+                raise CopyError(
+                    f"refused: {table.name} row {key or '?'} has a NUL character in {name}, "
+                    "which PostgreSQL text cannot hold; nothing was written. Change that value "
+                    "in the SQLite store (e.g. rename it through the API), then copy again"
+                )
 
 
 def _ordering(table: Table, dialect: str) -> list[ColumnElement[Any]]:

@@ -10,11 +10,11 @@ transaction, and readers are woken once that transaction has committed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, bindparam, delete, func, select
+from sqlalchemy import Column, Select, Table, and_, bindparam, delete, func, select
 from sqlalchemy.sql import FromClause
 
 from causeflow import ids
@@ -386,16 +386,21 @@ async def purge_older(
     cutoff_ms: int,
     limit: int,
     *,
-    tenant_id: str | None = None,
-    exclude: Collection[str] = (),
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
+    still_needed: Callable[[Table], Iterable[Any]] | None = None,
 ) -> int:
-    """Delete at most `limit` events created before `cutoff_ms` (of `tenant_id` only, when
-    given; none of the tenants in `exclude`); how many went."""
+    """Delete at most `limit` events created before `cutoff_ms` (of the tenants `only`
+    selects, when given; none of those `exclude` selects; none for which a condition
+    `still_needed(events)` gives, on the `events` row, holds: a reader of the log has yet to
+    use it); how many went."""
     where = [events.c.created_at < cutoff_ms]
-    if tenant_id is not None:
-        where.append(events.c.tenant_id == tenant_id)
-    if exclude:
-        where.append(events.c.tenant_id.not_in(list(exclude)))
+    if only is not None:
+        where.append(events.c.tenant_id.in_(only))
+    if exclude is not None:
+        where.append(events.c.tenant_id.not_in(exclude))
+    if still_needed is not None:
+        where.extend(~condition for condition in still_needed(events))
     doomed = select(events.c.id).where(*where).limit(limit).scalar_subquery()
     return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
 

@@ -5,8 +5,9 @@ that turns them into effective figures is pure (`ratelimit/limits.py`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from causeflow.db.conn import Conn
 from causeflow.db.dialect import Dialect
@@ -56,11 +57,20 @@ async def write_limits(
     )
 
 
-async def retention_overrides(conn: Conn) -> dict[str, tuple[int | None, int | None]]:
-    """Each tenant with a retention of its own: (event days, delivery days), None = default."""
-    c = tenant_limits.c
-    stmt = select(c.tenant_id, c.event_retention_days, c.delivery_retention_days).where(
-        (c.event_retention_days.is_not(None)) | (c.delivery_retention_days.is_not(None))
-    )
-    rows = (await conn.execute(stmt)).all()
-    return {r.tenant_id: (r.event_retention_days, r.delivery_retention_days) for r in rows}
+RETENTIONS = ("event_retention_days", "delivery_retention_days")
+
+
+async def retention_days_in_use(conn: Conn, column: str) -> list[int]:
+    """The distinct retentions (days) tenants have of their own in `column` (one of
+    `RETENTIONS`): one purge sweep each, however many tenants share it."""
+    col = tenant_limits.c[column]
+    stmt = select(col).where(col.is_not(None)).distinct().order_by(col)
+    return [int(days) for days in (await conn.execute(stmt)).scalars().all()]
+
+
+def tenants_with_retention(column: str, days: int | None = None) -> Select[Any]:
+    """The ids of the tenants whose own retention in `column` is `days` (any, for None): a
+    subquery, so a purge names any number of tenants in a statement of fixed size."""
+    col = tenant_limits.c[column]
+    cond = col.is_not(None) if days is None else col == days
+    return select(tenant_limits.c.tenant_id).where(cond)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from causeflow.api.fields import NO_NUL
 from causeflow.ratelimit.limits import BY_WIRE
 
 Plan = Literal["starter", "pro", "business", "enterprise"]
@@ -19,7 +20,7 @@ class _Strict(BaseModel):
 
 
 class TenantCreate(_Strict):
-    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL)
     plan: Plan | None = None
 
 
@@ -36,12 +37,12 @@ class InboundUpdate(_Strict):
 
 
 class TenantUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL)
     inbound: InboundUpdate | None = None
 
 
 class TenantPlanUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NO_NUL)
     plan: Plan | None = None
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from causeflow.api.deps import Admin, Ctx, tenant_of
+from causeflow.api.fields import NO_NUL
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.user import service
@@ -18,14 +19,14 @@ Role = Literal["admin", "member"]
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    name: str | None = Field(default=None, max_length=200)
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     role: Role = "member"
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     role: Role | None = None
 
 

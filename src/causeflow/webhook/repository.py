@@ -6,11 +6,11 @@ caller's `Tx`; readers take any connection. No rules here: those are in `webhook
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, or_, select, update
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
@@ -347,13 +347,37 @@ async def delete_sequence(tx: Tx, subscription_id: str) -> None:
 # --- retention -----------------------------------------------------------------------------
 
 
-def _tenants(table: Any, tenant_id: str | None, exclude: Collection[str]) -> list[Any]:
-    """The conditions that keep a purge to `tenant_id` (when given) and off `exclude`."""
+def events_still_needed(events: Any) -> list[Any]:
+    """Conditions on a row of the log's `events` table (handed over by the log's purge, the
+    only reader of that table) under which outbound delivery still needs it: the tenant's
+    dispatch cursor has not passed it (its deliveries are not made yet), or a pending delivery
+    has yet to send it. Retention keeps such an event whatever its age: a purged one would
+    fail its delivery (`event_missing`) or never be dispatched."""
+    cursor = (
+        select(dispatch_cursors.c.position)
+        .where(dispatch_cursors.c.tenant_id == events.c.tenant_id)
+        .scalar_subquery()
+    )
+    pending = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.tenant_id == events.c.tenant_id,
+            deliveries.c.event_id == events.c.id,
+            PENDING,
+        )
+        .exists()
+    )
+    return [events.c.position > func.coalesce(cursor, 0), pending]
+
+
+def _tenants(table: Any, only: Select[Any] | None, exclude: Select[Any] | None) -> list[Any]:
+    """The conditions that keep a purge to the tenants `only` selects (when given) and off
+    those `exclude` selects."""
     where = []
-    if tenant_id is not None:
-        where.append(table.c.tenant_id == tenant_id)
-    if exclude:
-        where.append(table.c.tenant_id.not_in(list(exclude)))
+    if only is not None:
+        where.append(table.c.tenant_id.in_(only))
+    if exclude is not None:
+        where.append(table.c.tenant_id.not_in(exclude))
     return where
 
 
@@ -362,11 +386,11 @@ async def purge_attempts(
     cutoff_ms: int,
     limit: int,
     *,
-    tenant_id: str | None = None,
-    exclude: Collection[str] = (),
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> int:
-    """Up to `limit` attempts made before `cutoff_ms` (of `tenant_id` only, when given; none
-    of the tenants in `exclude`); how many went."""
+    """Up to `limit` attempts made before `cutoff_ms` (of the tenants `only` selects, when
+    given; none of those `exclude` selects); how many went."""
     return await delete_older(
         tx,
         attempts,
@@ -374,7 +398,7 @@ async def purge_attempts(
         time_col="created_at",
         cutoff=cutoff_ms,
         limit=limit,
-        where=tuple(_tenants(attempts, tenant_id, exclude)),
+        where=tuple(_tenants(attempts, only, exclude)),
     )
 
 
@@ -383,11 +407,11 @@ async def purge_finished_deliveries(
     cutoff_ms: int,
     limit: int,
     *,
-    tenant_id: str | None = None,
-    exclude: Collection[str] = (),
+    only: Select[Any] | None = None,
+    exclude: Select[Any] | None = None,
 ) -> int:
-    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of
-    `tenant_id` only, when given; none of the tenants in `exclude`)."""
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of the
+    tenants `only` selects, when given; none of those `exclude` selects)."""
     return await delete_older(
         tx,
         deliveries,
@@ -395,7 +419,7 @@ async def purge_finished_deliveries(
         time_col="created_at",
         cutoff=cutoff_ms,
         limit=limit,
-        where=(deliveries.c.status != "pending", *_tenants(deliveries, tenant_id, exclude)),
+        where=(deliveries.c.status != "pending", *_tenants(deliveries, only, exclude)),
     )
 
 

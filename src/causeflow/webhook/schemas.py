@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from causeflow.api.fields import NO_NUL
+
 DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled"]
 Ordering = Literal["ordered", "unordered"]
 DestinationType = Literal["webhook", "redis", "nats", "rabbitmq", "mqtt"]
@@ -99,7 +101,7 @@ class SubscriptionCreate(_Strict):
     options: dict[str, Any] | None = Field(default=None, description=_OPTIONS)
     events: list[str] = Field(min_length=1, max_length=100)
     secret: str | None = Field(default=None, max_length=500)
-    description: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
     enabled: bool = True
     filter: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
@@ -122,7 +124,7 @@ class SubscriptionUpdate(_Strict):
     type: DestinationType | None = Field(default=None, description=_TYPE)
     options: dict[str, Any] | None = Field(default=None, description=_OPTIONS)
     events: list[str] | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
     enabled: bool | None = None
     filter: dict[str, Any] | None = None
     headers: dict[str, str] | None = None

@@ -54,3 +54,19 @@ async def test_a_webhook_with_auth_becomes_a_broker_only_once_the_auth_is_remove
     assert resp.json()["type"] == "redis" and resp.json()["auth"] is None
     again = await service.client.patch(path, headers=tenant.admin_headers, json={"auth": BEARER})
     assert error_paths(again) == ["auth"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "url", "options", "path"),
+    [
+        ("mqtt", "mqtt://127.0.0.1", {"topic": "$SYS/broker/clients"}, "options.topic"),
+        ("mqtt", "mqtt://127.0.0.1", {"topic": "$share/g/t"}, "options.topic"),
+        ("nats", "nats://127.0.0.1", {"subject": "$JS.API.STREAM.DELETE.ORDERS"}, "options.subject"),
+        ("nats", "nats://127.0.0.1", {"subject": "$SYS.REQ.SERVER.PING"}, "options.subject"),
+    ],
+)
+async def test_broker_control_topics_are_refused_at_create(
+    service: Service, tenant: Tenant, type_: str, url: str, options: dict[str, Any], path: str
+):
+    resp = await create(service, tenant, type=type_, url=url, options=options)
+    assert error_paths(resp) == [path]

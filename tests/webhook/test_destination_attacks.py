@@ -70,3 +70,16 @@ async def test_broker_control_topics_are_refused_at_create(
 ):
     resp = await create(service, tenant, type=type_, url=url, options=options)
     assert error_paths(resp) == [path]
+
+
+async def test_a_routing_key_over_255_bytes_is_refused_at_create(service: Service, tenant: Tenant):
+    """AMQP short strings are 255 bytes: 200 two-byte characters would pass a length in
+    characters and then fail every attempt."""
+    resp = await create(
+        service,
+        tenant,
+        type="rabbitmq",
+        url="amqp://127.0.0.1",
+        options={"exchange": "", "routingKey": "é" * 200},
+    )
+    assert error_paths(resp) == ["options.routingKey"]

@@ -49,6 +49,13 @@ class RabbitmqOptions(_Options):
     exchange: str = Field(max_length=255, pattern=r"^[A-Za-z0-9_.:-]*$")
     routingKey: str = Field(max_length=255)
 
+    @field_validator("routingKey")
+    @classmethod
+    def _short_string(cls, value: str) -> str:
+        if len(value.encode()) > 255:  # an AMQP short string: bytes, not characters
+            raise ValueError("at most 255 bytes (UTF-8)")
+        return value
+
 
 class MqttOptions(_Options):
     topic: str = Field(min_length=1, max_length=1024, pattern=r"^[^#+\x00]+$")

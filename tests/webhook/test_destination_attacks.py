@@ -61,7 +61,12 @@ async def test_a_webhook_with_auth_becomes_a_broker_only_once_the_auth_is_remove
     [
         ("mqtt", "mqtt://127.0.0.1", {"topic": "$SYS/broker/clients"}, "options.topic"),
         ("mqtt", "mqtt://127.0.0.1", {"topic": "$share/g/t"}, "options.topic"),
-        ("nats", "nats://127.0.0.1", {"subject": "$JS.API.STREAM.DELETE.ORDERS"}, "options.subject"),
+        (
+            "nats",
+            "nats://127.0.0.1",
+            {"subject": "$JS.API.STREAM.DELETE.ORDERS"},
+            "options.subject",
+        ),
         ("nats", "nats://127.0.0.1", {"subject": "$SYS.REQ.SERVER.PING"}, "options.subject"),
     ],
 )

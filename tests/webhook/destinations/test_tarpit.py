@@ -7,7 +7,6 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 

@@ -36,6 +36,7 @@ class StallingProxy:
                 if CHANNEL_OPEN in data:
                     stalled.set()
                 up_writer.write(data)
+            up_writer.close()  # the publisher hung up: so does the proxy
 
         async def broker_to_client() -> None:
             while data := await up_reader.read(65536):

@@ -154,14 +154,9 @@ async def _exchange(channel: AbstractChannel, name: str, timeout: float) -> Abst
 
 
 async def _quietly_close(connection: aio_pika.Connection, timeout: float = 5.0) -> None:
-    """Close, waiting at most `timeout` for the broker's answer; then drop the socket."""
+    """Close, waiting at most `timeout` for the broker's answer (the socket goes either way)."""
     with contextlib.suppress(Exception):
         await asyncio.wait_for(connection.close(), timeout)
-    transport = getattr(connection, "transport", None)
-    writer = getattr(transport, "writer", None) if transport is not None else None
-    if writer is not None:
-        with contextlib.suppress(Exception):
-            writer.close()
 
 
 def _describe(exc: BaseException) -> str:

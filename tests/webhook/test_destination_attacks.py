@@ -88,3 +88,19 @@ async def test_a_routing_key_over_255_bytes_is_refused_at_create(service: Servic
         options={"exchange": "", "routingKey": "é" * 200},
     )
     assert error_paths(resp) == ["options.routingKey"]
+
+
+async def test_a_redis_subscription_refuses_a_header_named_body(service: Service, tenant: Tenant):
+    """A Redis entry's `body` field is the envelope: a header of that name would be dropped."""
+    resp = await create(service, tenant, headers={"Body": "x"})
+    assert error_paths(resp) == ["headers.Body"]
+    hook = await service.client.post(
+        SUBS,
+        headers=tenant.admin_headers,
+        json={"url": "http://127.0.0.1:9/hook", "events": ["*"], "headers": {"body": "x"}},
+    )
+    assert hook.status_code == 201, hook.text
+    path = f"{SUBS}/{hook.json()['id']}"
+    switch = {k: REDIS[k] for k in ("type", "url", "options")}
+    resp = await service.client.patch(path, headers=tenant.admin_headers, json=switch)
+    assert error_paths(resp) == ["headers.body"]

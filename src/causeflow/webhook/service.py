@@ -182,6 +182,7 @@ async def create_subscription(
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
     ordering_key = filters.check_key("orderingKey", body.orderingKey)
     _no_egress_for_brokers(body.type, {"tls": body.tls, "auth": body.auth})
+    _no_body_header(body.type, headers)
     egress = _egress(body.model_dump(include={"tls", "auth"}), box, destination, now_ms)
     # Locks the tenant's log head until commit: appends wait for us, so every event after
     # this position commits after the subscription does; it also serializes the cap check.
@@ -275,6 +276,9 @@ async def update_subscription(
         values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
     values.update(_plain_changes(changes))
     _no_egress_for_brokers(changes.get("type") or row.type, _egress_after(row, changes))
+    if {"type", "headers"} & changes.keys():
+        final = values.get("headers_enc", row.headers_enc)
+        _no_body_header(changes.get("type") or row.type, loads(box.open(final)) if final else {})
     values.update(_egress(changes, box, destination, now_ms))
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
@@ -311,6 +315,17 @@ def _no_egress_for_brokers(type_: str, egress: dict[str, Any]) -> None:
                 field,
                 f"a {type_} destination takes no {field}: its credentials are in its URL"
                 f" (send {field}: null to remove it)",
+            )
+
+
+def _no_body_header(type_: str, headers: dict[str, str]) -> None:
+    """A Redis entry's `body` field is the envelope: a header of that name would be lost."""
+    if type_ != "redis":
+        return
+    for name in headers:
+        if name.lower() == "body":
+            raise ValidationFailed.at(
+                f"headers.{name}", "a redis entry's body field is the envelope: rename this header"
             )
 
 

@@ -181,6 +181,8 @@ async def create_subscription(
     headers = rules.check_headers(body.headers)
     secret = rules.check_new_secret(body.secret) if body.secret is not None else generate_secret()
     ordering_key = filters.check_key("orderingKey", body.orderingKey)
+    _no_egress_for_brokers(body.type, {"tls": body.tls, "auth": body.auth})
+    _no_body_header(body.type, headers)
     egress = _egress(body.model_dump(include={"tls", "auth"}), box, destination, now_ms)
     # Locks the tenant's log head until commit: appends wait for us, so every event after
     # this position commits after the subscription does; it also serializes the cap check.
@@ -273,6 +275,10 @@ async def update_subscription(
         headers = rules.check_headers(changes["headers"], keep_from=stored)
         values["headers_enc"] = box.seal(dumps_str(headers)) if headers else None
     values.update(_plain_changes(changes))
+    _no_egress_for_brokers(changes.get("type") or row.type, _egress_after(row, changes))
+    if {"type", "headers"} & changes.keys():
+        final = values.get("headers_enc", row.headers_enc)
+        _no_body_header(changes.get("type") or row.type, loads(box.open(final)) if final else {})
     values.update(_egress(changes, box, destination, now_ms))
     if "enabled" in changes and bool(changes["enabled"]) != bool(row.enabled):
         values["enabled"] = bool(changes["enabled"])
@@ -288,6 +294,39 @@ async def update_subscription(
     values["updated_at"] = now_ms
     await repo.update_subscription(tx, tenant_id, subscription_id, values)
     return subscription_view(await _require(tx.conn, tenant_id, subscription_id), box)
+
+
+def _egress_after(row: AnyRow, changes: dict[str, Any]) -> dict[str, Any]:
+    """Whether `tls` and `auth` are set once the PATCH applies (truthy when they are)."""
+    return {
+        "tls": changes["tls"] if "tls" in changes else row.client_tls_enc,
+        "auth": changes["auth"] if "auth" in changes else row.delivery_auth_enc,
+    }
+
+
+def _no_egress_for_brokers(type_: str, egress: dict[str, Any]) -> None:
+    """A client certificate and delivery auth are HTTP's: a broker's credentials are in its
+    URL, so a broker subscription refuses them rather than ignore them."""
+    if type_ == WEBHOOK:
+        return
+    for field in ("tls", "auth"):
+        if egress.get(field) is not None:
+            raise ValidationFailed.at(
+                field,
+                f"a {type_} destination takes no {field}: its credentials are in its URL"
+                f" (send {field}: null to remove it)",
+            )
+
+
+def _no_body_header(type_: str, headers: dict[str, str]) -> None:
+    """A Redis entry's `body` field is the envelope: a header of that name would be lost."""
+    if type_ != "redis":
+        return
+    for name in headers:
+        if name.lower() == "body":
+            raise ValidationFailed.at(
+                f"headers.{name}", "a redis entry's body field is the envelope: rename this header"
+            )
 
 
 def _egress(

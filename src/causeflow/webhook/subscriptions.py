@@ -77,9 +77,9 @@ class Subscription:
     description: str | None
     events: tuple[str, ...]
     filter: dict[str, Any] | None
-    headers: dict[str, str]
-    secret: str
-    previous_secret: str | None
+    headers: dict[str, str] = field(repr=False)  # values may be secrets
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     previous_secret_until: int | None
     enabled: bool
     disabled_reason: str | None
@@ -93,11 +93,13 @@ class Subscription:
     _event_set: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     # earlier versions of the matching rules, oldest first (see the module's docstring)
     history: tuple[Rules, ...] = ()
-    client_tls: ClientTls | None = None  # the client certificate presented to the receiver
-    auth: DeliveryAuth | None = None  # how its deliveries authenticate
+    # the client certificate presented to the receiver
+    client_tls: ClientTls | None = field(default=None, repr=False)
+    auth: DeliveryAuth | None = field(default=None, repr=False)  # how its deliveries authenticate
     type: str = "webhook"  # or a broker type (`destinations.registry.BROKER_TYPES`)
     options: dict[str, Any] | None = None  # the broker type's settings
-    destination: str | None = None  # the URL with its credentials, when it has some
+    # the URL with its credentials, when it has some (`url` is the one shown)
+    destination: str | None = field(default=None, repr=False)
 
     @property
     def target_url(self) -> str:

@@ -210,6 +210,9 @@ async def open_publisher(target: Target, *, timeout: float) -> Publisher:
     except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
         client.abandon()
         raise BrokerError(f"could not connect to the broker: {_describe(exc)}") from exc
+    except BaseException:  # the attempt's deadline cancelled the connect: no socket stays open
+        client.abandon()
+        raise
     return MqttPublisher(client, options, timeout)
 
 

@@ -8,11 +8,11 @@ stores the subject. `nats` (nats-py) is imported here only (the `nats` extra).
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
@@ -88,11 +88,25 @@ def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
+def _abandon(nc: Client) -> None:
+    """Close the socket of a connect that failed or was cancelled (nats-py leaves it open when
+    the attempt's deadline cancels it while it waits for the server's INFO or PONG)."""
+    transport = nc._transport
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()
+
+
 async def open_publisher(target: Target, *, timeout: float) -> NatsPublisher:
     options = Options.model_validate(dict(target.options))
+    nc = Client()
     try:
-        nc = await nats.connect(**_connect_args(target, timeout))
+        await nc.connect(**_connect_args(target, timeout))
     except (NatsError, OSError, TimeoutError) as exc:
+        _abandon(nc)
         refused = "authorization" in str(exc).lower()
         raise BrokerError(f"nats unreachable: {type(exc).__name__} {exc}", refused=refused) from exc
+    except BaseException:
+        _abandon(nc)
+        raise
     return NatsPublisher(nc, nc.jetstream(timeout=timeout), options)

@@ -8,10 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _NAME = r"^[^\s\x00-\x1f\x7f]+$"  # no whitespace or control characters
 _SUBJECT = r"^[^\s\x00-\x1f\x7f*>]+$"  # a NATS publish subject: no wildcards either
+
+
+def _not_the_brokers(value: str) -> str:
+    """`$...` names the broker's own topics and subjects (MQTT `$SYS`, `$share`; NATS `$JS.API`,
+    `$SYS`): a publish there would be a command to the broker, not a message."""
+    if value.startswith("$"):
+        raise ValueError("names starting with $ belong to the broker")
+    return value
 
 
 class _Options(BaseModel):
@@ -34,16 +42,25 @@ class NatsOptions(_Options):
         pattern=r"^[^\s.*>\x00-\x1f\x7f]+$",
         description="the JetStream stream expected to store the subject (checked by the server)",
     )
+    _subject = field_validator("subject")(_not_the_brokers)
 
 
 class RabbitmqOptions(_Options):
     exchange: str = Field(max_length=255, pattern=r"^[A-Za-z0-9_.:-]*$")
     routingKey: str = Field(max_length=255)
 
+    @field_validator("routingKey")
+    @classmethod
+    def _short_string(cls, value: str) -> str:
+        if len(value.encode()) > 255:  # an AMQP short string: bytes, not characters
+            raise ValueError("at most 255 bytes (UTF-8)")
+        return value
+
 
 class MqttOptions(_Options):
     topic: str = Field(min_length=1, max_length=1024, pattern=r"^[^#+\x00]+$")
     qos: Literal[1, 2] = 1
+    _topic = field_validator("topic")(_not_the_brokers)
 
 
 @dataclass(frozen=True, slots=True)

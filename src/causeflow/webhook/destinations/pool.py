@@ -5,8 +5,10 @@ sender does: the host is resolved and every address vetted by the webhook SSRF r
 operator allow-list) before a connection is opened to the first of them; the publisher is kept
 per subscription under a key of its URL and options, so a changed subscription gets a new one
 (the old one is closed); any failure but a refusal closes the publisher, so that the next
-attempt connects afresh (a restarted broker is reached again). A broker success is recorded
-with no status code and no error (`SendResult.ok`).
+attempt connects afresh (a restarted broker is reached again). A publisher no attempt used for
+`idle_seconds` is closed by a sweep, so a deleted, disabled or re-typed subscription does not
+keep its broker connection for the life of the process. A broker success is recorded with no
+status code and no error (`SendResult.ok`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger("causeflow.webhook.worker")
 
 Resolve = Callable[[str, int], Awaitable[Sequence[str]]]
 _MAX_ERROR_CHARS = 500
+IDLE_SECONDS = 120.0  # a publisher unused this long is closed (reopened at the next attempt)
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
@@ -95,9 +98,14 @@ class PublisherPool:
         allow: Sequence[IPNetwork] = (),
         timeout: float = 15.0,
         resolve: Resolve | None = None,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self._allow = tuple(allow)
         self._timeout = timeout
+        self._idle = max(idle_seconds, 0.05)
+        self._used: dict[str, float] = {}  # subscription id -> monotonic time of last use
+        self._busy: dict[str, int] = {}  # subscription id -> attempts in progress
+        self._sweeper: asyncio.Task[None] | None = None
         self._resolve: Resolve = resolve or system_resolve
         self._open: dict[str, tuple[str, Publisher]] = {}  # subscription id -> (key, publisher)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -118,6 +126,7 @@ class PublisherPool:
         """Publish once; every outcome, failures included, is a SendResult."""
         started = time.monotonic()
         publisher: Publisher | None = None
+        self._busy[subscription_id] = self._busy.get(subscription_id, 0) + 1
         try:
             async with asyncio.timeout(self._timeout):
                 publisher = await self._publisher(subscription_id, type_, url, options)
@@ -128,7 +137,32 @@ class PublisherPool:
             if not (isinstance(exc, BrokerError) and exc.refused):
                 self._discard(subscription_id, publisher)
             return SendResult(None, (time.monotonic() - started) * 1000, b"", classify(exc))
+        finally:
+            self._done_with(subscription_id)
         return SendResult(None, (time.monotonic() - started) * 1000, b"", None)
+
+    def _done_with(self, subscription_id: str) -> None:
+        self._used[subscription_id] = time.monotonic()
+        left = self._busy.get(subscription_id, 1) - 1
+        if left > 0:
+            self._busy[subscription_id] = left
+        else:
+            self._busy.pop(subscription_id, None)
+        if self._open and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    async def _sweep_idle(self) -> None:
+        """Close the publishers unused for `idle_seconds`; ends when none is left open."""
+        while self._open:
+            await asyncio.sleep(min(self._idle / 2, 30.0))
+            cutoff = time.monotonic() - self._idle
+            for subscription_id, (_key, publisher) in list(self._open.items()):
+                if subscription_id in self._busy:
+                    continue
+                if self._used.get(subscription_id, 0.0) <= cutoff:
+                    self._used.pop(subscription_id, None)
+                    self._locks.pop(subscription_id, None)
+                    self._discard(subscription_id, publisher)
 
     async def _publisher(
         self, subscription_id: str, type_: str, url: str, options: Mapping[str, Any]
@@ -169,6 +203,11 @@ class PublisherPool:
 
     async def close(self) -> None:
         """Close every publisher (engine stop)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         open_, self._open = list(self._open.values()), {}
         for _key, publisher in open_:
             await self._close_one(publisher)

@@ -106,7 +106,21 @@ async def open_publisher(target: Target, *, timeout: float) -> Publisher:
     except Exception as exc:
         await _quietly_close(connection)
         raise BrokerError(f"could not connect to the broker: {_describe(exc)}") from exc
+    except BaseException:  # the attempt's deadline cancelled the connect half-way
+        _close_aside(connection, timeout)
+        raise
     return RabbitPublisher(connection, channel, exchange, options, timeout)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_aside(connection: aio_pika.Connection, timeout: float) -> None:
+    """Close a connection whose opening was cancelled, without delaying the cancellation: a
+    broker that stopped answering would otherwise keep it open for the life of the process."""
+    task = asyncio.get_running_loop().create_task(_quietly_close(connection, timeout))
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 def _connect(target: Target) -> _PinnedConnection:
@@ -139,9 +153,10 @@ async def _exchange(channel: AbstractChannel, name: str, timeout: float) -> Abst
     return await asyncio.wait_for(channel.get_exchange(name, ensure=True), timeout)
 
 
-async def _quietly_close(connection: aio_pika.Connection) -> None:
+async def _quietly_close(connection: aio_pika.Connection, timeout: float = 5.0) -> None:
+    """Close, waiting at most `timeout` for the broker's answer (the socket goes either way)."""
     with contextlib.suppress(Exception):
-        await connection.close()
+        await asyncio.wait_for(connection.close(), timeout)
 
 
 def _describe(exc: BaseException) -> str:

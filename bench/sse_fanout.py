@@ -67,6 +67,8 @@ PER_CLIENT_PROCESS = 2500
 DATA_ID = re.compile(rb'\ndata: \{"id":"(evt_[0-9A-Z]{26})"')
 NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
 NGINX = "/usr/sbin/nginx"
+# Publisher connections open at once (the open loop queues behind them).
+PUBLISH_CONNECTIONS = 32
 # Descriptors a server keeps besides its streams (listener, database, publisher connections).
 FD_MARGIN = 200
 # What each server sends once a stream is open (before it, a client is not counted as open).
@@ -516,17 +518,26 @@ async def _warm_up(kind: str, base: str, headers: dict[str, str]) -> None:
 
 async def _publish(
     kind: str, base: str, headers: dict[str, str], rate: float, seconds: float
-) -> dict[str, float]:
-    """POST events on a fixed schedule (open loop: a slow answer does not delay the next one);
-    returns event id -> time just before its POST."""
+) -> tuple[dict[str, float], int]:
+    """POST events on a fixed schedule (open loop: a slow answer does not delay the next one,
+    up to PUBLISH_CONNECTIONS at once); returns (event id -> time just before its POST, how
+    many POSTs failed). A failed event is not counted as expected, nor as lost."""
     sent: dict[str, float] = {}
+    failed = 0
     count = int(rate * seconds)
 
     async def one(session: aiohttp.ClientSession) -> None:
-        event_id, before = await _post_event(session, kind, base, headers)
+        nonlocal failed
+        try:
+            event_id, before = await _post_event(session, kind, base, headers)
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            failed += 1
+            print(f"    publish failed: {exc!r}"[:200], flush=True)
+            return
         sent[event_id] = before
 
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(limit=PUBLISH_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
         start = time.monotonic()
         posts = []
         for i in range(count):
@@ -535,7 +546,7 @@ async def _publish(
                 await asyncio.sleep(delay)
             posts.append(asyncio.create_task(one(session)))
         await asyncio.gather(*posts)
-    return sent
+    return sent, failed
 
 
 def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
@@ -558,7 +569,9 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
             remaining -= count
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=client_process, args=(child, port, request, OPEN_MARKER[kind], count)
+                daemon=True,  # a run that fails does not leave its clients behind
+                target=client_process,
+                args=(child, port, request, OPEN_MARKER[kind], count),
             )
             proc.start()
             workers.append((proc, parent))
@@ -572,7 +585,7 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
         time.sleep(2.0)
         rss_loaded = tree_rss_kib(pid)
         cpu_before = tree_cpu_seconds(pid)
-        sent = asyncio.run(_publish(kind, base, headers, args.rate, args.seconds))
+        sent, failed = asyncio.run(_publish(kind, base, headers, args.rate, args.seconds))
         cpu_after = tree_cpu_seconds(pid)
         time.sleep(args.drain)
         latencies: list[float] = []
@@ -603,6 +616,7 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
         "refused": refused,
         "connect_s": connect_seconds,
         "events": len(sent),
+        "pub_failed": failed,
         "lost": expected - received,
         "closed_early": closed_early,
         "p50_ms": percentile(latencies, 50) * 1000,
@@ -623,6 +637,7 @@ COLUMNS = [
     ("refused", "{:.0f}"),
     ("connect_s", "{:.1f}"),
     ("events", "{:.0f}"),
+    ("pub_failed", "{:.0f}"),
     ("lost", "{:.0f}"),
     ("closed_early", "{:.0f}"),
     ("p50_ms", "{:.1f}"),

@@ -6,13 +6,22 @@ is the median wait until the first client has an event, `spread_ms` the median t
 first client to the last), server memory per stream, (RSS with N streams - RSS idle) / N, and
 the server's user and system CPU while publishing. Events are POSTed on a fixed schedule (an
 open loop: a slow answer does not hold the next event back, so queueing shows as latency).
-The same clients and publisher are then pointed at a baseline, a minimal aiohttp SSE server
-that fans the same envelopes out from memory (no database, no auth, no resume), and the ratio
-is printed. Clients run in separate processes (raw asyncio sockets, a few thousand each) so
-they do not starve the server. Prints, never asserts.
+The same clients and publisher schedule are then pointed, in the same run, at two baselines:
+a minimal aiohttp SSE server that fans the same envelopes out from memory (no database, no
+auth, no resume), and nchan, an nginx module built for pub/sub fan-out (one nginx worker; the
+publisher POSTs the same envelope bytes to its publisher location; its memory is the summed
+RSS of the nginx processes). The ratios to each are printed. Clients run in separate processes
+(raw asyncio sockets, a few thousand each) so they do not starve the server. Every process
+lifts its open-file limit as far as the hard limit allows; a warning says when that is too
+low for the streams asked for. Prints, never asserts.
 
     .venv/bin/python bench/sse_fanout.py                       # 10,000 streams, 10 events/s
     .venv/bin/python bench/sse_fanout.py --streams 1000 --runs 5
+    .venv/bin/python bench/sse_fanout.py --streams 20000 --runs 1 --no-baseline
+    .venv/bin/python bench/sse_fanout.py --no-nchan             # without nchan
+
+nchan is on by default when its module is installed (Debian: `apt-get install
+libnginx-mod-nchan`); the bench starts its own nginx on a free loopback port.
 """
 
 from __future__ import annotations
@@ -53,7 +62,25 @@ from tests.support.processes import service_env  # noqa: E402
 STREAM_PATH = "/v1/notifications/stream"
 EVENT_TYPE = "incident.created"
 PER_CLIENT_PROCESS = 2500
-ID_LINE = re.compile(rb"\nid: (evt_[0-9A-Z]{26})\n")
+# Every server sends the envelope as the data line, and the envelope's first key is its id
+# (nchan puts its own message id on the `id:` line, so the data line is what all three share).
+DATA_ID = re.compile(rb'\ndata: \{"id":"(evt_[0-9A-Z]{26})"')
+NCHAN_MODULE = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
+NGINX = "/usr/sbin/nginx"
+# Publisher connections open at once (the open loop queues behind them).
+PUBLISH_CONNECTIONS = 32
+# Descriptors a server keeps besides its streams (listener, database, publisher connections).
+FD_MARGIN = 200
+# What each server sends once a stream is open (before it, a client is not counted as open).
+OPEN_MARKER = {"causeflow": b"retry: ", "baseline": b"retry: ", "nchan": b": hi\n"}
+
+
+def nofile_room(wanted: int) -> int:
+    """How many open files this process may have, lifting the soft limit toward `wanted`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and wanted > hard:
+        return hard
+    return wanted
 
 
 def raise_nofile(wanted: int) -> Callable[[], None]:
@@ -102,9 +129,12 @@ class ClientStats:
 class StreamClient(asyncio.Protocol):
     """One stream over a raw socket: waits for the preamble, then notes each `id:` it reads."""
 
-    def __init__(self, stats: ClientStats, request: bytes, ready: asyncio.Future[bool]) -> None:
+    def __init__(
+        self, stats: ClientStats, request: bytes, marker: bytes, ready: asyncio.Future[bool]
+    ) -> None:
         self.stats = stats
         self.request = request
+        self.marker = marker
         self.ready = ready
         self.tail = b""
         self.open = False
@@ -123,7 +153,7 @@ class StreamClient(asyncio.Protocol):
                 if len(buffer) >= 12 and not self.ready.done():
                     self.ready.set_result(False)
                 return
-            if b"retry: " not in buffer:
+            if self.marker not in buffer:
                 self.tail = buffer
                 return
             self.open = True
@@ -131,9 +161,9 @@ class StreamClient(asyncio.Protocol):
                 self.ready.set_result(True)
         end = 0
         arrivals = self.stats.arrivals
-        for match in ID_LINE.finditer(buffer):
+        for match in DATA_ID.finditer(buffer):
             arrivals[match.group(1).decode()].append(now)
-            end = match.end() - 1  # keep the newline: the next id line starts with one
+            end = match.end()
         self.tail = buffer[max(end, len(buffer) - 64) :]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -143,7 +173,7 @@ class StreamClient(asyncio.Protocol):
             self.ready.set_result(False)
 
 
-async def _client(pipe: Connection, port: int, request: bytes, count: int) -> None:
+async def _client(pipe: Connection, port: int, request: bytes, marker: bytes, count: int) -> None:
     loop = asyncio.get_running_loop()
     stats = ClientStats()
     clients: list[StreamClient] = []
@@ -152,7 +182,7 @@ async def _client(pipe: Connection, port: int, request: bytes, count: int) -> No
     async def one() -> None:
         async with gate:
             ready: asyncio.Future[bool] = loop.create_future()
-            client = StreamClient(stats, request, ready)
+            client = StreamClient(stats, request, marker, ready)
             try:
                 await loop.create_connection(lambda: client, "127.0.0.1", port)
                 ok = await asyncio.wait_for(ready, 30)
@@ -183,11 +213,11 @@ async def _client(pipe: Connection, port: int, request: bytes, count: int) -> No
     )
 
 
-def client_process(pipe: Connection, port: int, request: bytes, count: int) -> None:
+def client_process(pipe: Connection, port: int, request: bytes, marker: bytes, count: int) -> None:
     raise_nofile(count + 1024)()
     import uvloop
 
-    uvloop.run(_client(pipe, port, request, count))
+    uvloop.run(_client(pipe, port, request, marker, count))
 
 
 # --- the baseline server (a separate process) ------------------------------------------------
@@ -260,6 +290,101 @@ def baseline_server(port: int) -> None:
     )
 
 
+# --- nchan (its own nginx, one worker) -------------------------------------------------------
+
+NCHAN_CONF = """\
+load_module {module};
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+error_log stderr warn;
+pid nginx.pid;
+events {{ worker_connections {connections}; multi_accept on; }}
+http {{
+  access_log off;
+  client_body_temp_path tmp;
+  proxy_temp_path tmp;
+  fastcgi_temp_path tmp;
+  uwsgi_temp_path tmp;
+  scgi_temp_path tmp;
+  nchan_shared_memory_size 128m;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location = /healthz {{ return 200 "ok"; }}
+    location = /pub {{
+      nchan_publisher;
+      nchan_channel_id bench;
+      nchan_message_buffer_length 16;
+      nchan_message_timeout 60s;
+    }}
+    location = {stream} {{
+      nchan_subscriber eventsource;
+      nchan_channel_id bench;
+      nchan_subscriber_first_message newest;
+    }}
+  }}
+}}
+"""
+
+
+def nchan_available() -> bool:
+    return NCHAN_MODULE.exists() and Path(NGINX).exists()
+
+
+def nchan_command(tmp: Path, port: int, streams: int) -> list[str]:
+    """Write nginx's config for nchan into `tmp`; the command that runs it in the foreground."""
+    (tmp / "tmp").mkdir()
+    nofile = nofile_room(streams + 2048)
+    (tmp / "nginx.conf").write_text(
+        NCHAN_CONF.format(
+            module=NCHAN_MODULE,
+            nofile=nofile,
+            connections=max(1024, nofile - 64),
+            port=port,
+            stream=STREAM_PATH,
+        )
+    )
+    return [NGINX, "-p", str(tmp), "-c", "nginx.conf", "-g", "daemon off;"]
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (nginx's master and its worker)."""
+    found = [pid]
+    for each in found:
+        for task in Path(f"/proc/{each}/task").iterdir():
+            children = (task / "children").read_text().split()
+            found.extend(int(c) for c in children)
+    return found
+
+
+def tree_rss_kib(pid: int) -> int:
+    return sum(rss_kib(p) for p in process_tree(pid))
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    user = system = 0.0
+    for each in process_tree(pid):
+        u, s = cpu_seconds(each)
+        user, system = user + u, system + s
+    return user, system
+
+
+def envelope_bytes() -> tuple[str, bytes]:
+    """An envelope as the service stores it, for a server that does not make its own."""
+    from causeflow.clock import ms_to_rfc3339
+    from causeflow.ids import new_id
+
+    now = int(time.time() * 1000)
+    event_id = new_id("evt", now)
+    envelope = {
+        "id": event_id,
+        "event": EVENT_TYPE,
+        "timestamp": ms_to_rfc3339(now),
+        "tenantId": "ten_baseline",
+        "data": sample_data(EVENT_TYPE),
+    }
+    return event_id, orjson.dumps(envelope)
+
+
 # --- servers under test ----------------------------------------------------------------------
 
 
@@ -314,6 +439,10 @@ def server(kind: str, streams: int, database_url: str) -> Iterator[tuple[int, st
                 }
             )
             cmd = [sys.executable, "-m", "causeflow", "serve", "--port", str(port)]
+        elif kind == "nchan":
+            headers = {}
+            env = service_env()
+            cmd = nchan_command(Path(tmp), port, streams)
         else:
             headers = {}
             env = service_env()
@@ -343,17 +472,44 @@ def server(kind: str, streams: int, database_url: str) -> Iterator[tuple[int, st
 # --- one run ---------------------------------------------------------------------------------
 
 
-async def _warm_up(base: str, headers: dict[str, str]) -> None:
-    """Exercise every path once so the idle RSS already holds the code's own allocations."""
+async def _post_event(
+    session: aiohttp.ClientSession, kind: str, base: str, headers: dict[str, str]
+) -> tuple[str, float]:
+    """Publish one event; (its id, the time just before the POST).
+
+    The service and the aiohttp baseline take `{event, data}` and answer with the envelope;
+    nchan is handed the envelope bytes themselves (the publisher names the event's id).
+    """
+    if kind == "nchan":
+        event_id, envelope = envelope_bytes()
+        before = time.time()
+        async with session.post(
+            base + "/pub", data=envelope, headers={"X-EventSource-Event": EVENT_TYPE}
+        ) as r:
+            if r.status not in (201, 202):
+                raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+            await r.read()
+        return event_id, before
     body = {"event": EVENT_TYPE, "data": sample_data(EVENT_TYPE)}
+    before = time.time()
+    async with session.post(base + "/v1/events", json=body, headers=headers) as r:
+        if r.status != 201:
+            raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
+        return orjson.loads(await r.read())["id"], before
+
+
+async def _warm_up(kind: str, base: str, headers: dict[str, str]) -> None:
+    """Exercise every path once so the idle RSS already holds the code's own allocations."""
+    stream_headers = {**headers, "Accept": "text/event-stream"}
     async with aiohttp.ClientSession() as session:
         responses = [
-            await session.get(base + STREAM_PATH, headers=headers, timeout=aiohttp.ClientTimeout())
+            await session.get(
+                base + STREAM_PATH, headers=stream_headers, timeout=aiohttp.ClientTimeout()
+            )
             for _ in range(20)
         ]
         for _ in range(5):
-            async with session.post(base + "/v1/events", json=body, headers=headers) as r:
-                assert r.status == 201, await r.text()
+            await _post_event(session, kind, base, headers)
         await asyncio.sleep(0.5)
         for response in responses:
             response.close()
@@ -361,22 +517,27 @@ async def _warm_up(base: str, headers: dict[str, str]) -> None:
 
 
 async def _publish(
-    base: str, headers: dict[str, str], rate: float, seconds: float
-) -> dict[str, float]:
-    """POST events on a fixed schedule (open loop: a slow answer does not delay the next one);
-    returns event id -> time just before its POST."""
-    body = {"event": EVENT_TYPE, "data": sample_data(EVENT_TYPE)}
+    kind: str, base: str, headers: dict[str, str], rate: float, seconds: float
+) -> tuple[dict[str, float], int]:
+    """POST events on a fixed schedule (open loop: a slow answer does not delay the next one,
+    up to PUBLISH_CONNECTIONS at once); returns (event id -> time just before its POST, how
+    many POSTs failed). A failed event is not counted as expected, nor as lost."""
     sent: dict[str, float] = {}
+    failed = 0
     count = int(rate * seconds)
 
     async def one(session: aiohttp.ClientSession) -> None:
-        before = time.time()
-        async with session.post(base + "/v1/events", json=body, headers=headers) as r:
-            if r.status != 201:
-                raise RuntimeError(f"publish answered {r.status}: {await r.text()}")
-            sent[orjson.loads(await r.read())["id"]] = before
+        nonlocal failed
+        try:
+            event_id, before = await _post_event(session, kind, base, headers)
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            failed += 1
+            print(f"    publish failed: {exc!r}"[:200], flush=True)
+            return
+        sent[event_id] = before
 
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(limit=PUBLISH_CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector) as session:
         start = time.monotonic()
         posts = []
         for i in range(count):
@@ -385,13 +546,13 @@ async def _publish(
                 await asyncio.sleep(delay)
             posts.append(asyncio.create_task(one(session)))
         await asyncio.gather(*posts)
-    return sent
+    return sent, failed
 
 
 def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
     with server(kind, args.streams, args.database_url) as (pid, base, headers):
-        asyncio.run(_warm_up(base, headers))
-        rss_idle = rss_kib(pid)
+        asyncio.run(_warm_up(kind, base, headers))
+        rss_idle = tree_rss_kib(pid)
         port = int(base.rsplit(":", 1)[1])
         request = (
             f"GET {STREAM_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -407,7 +568,11 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
             count = min(per_process, remaining)
             remaining -= count
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=client_process, args=(child, port, request, count))
+            proc = ctx.Process(
+                daemon=True,  # a run that fails does not leave its clients behind
+                target=client_process,
+                args=(child, port, request, OPEN_MARKER[kind], count),
+            )
             proc.start()
             workers.append((proc, parent))
         started = time.monotonic()
@@ -418,10 +583,10 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
             refused += bad
         connect_seconds = time.monotonic() - started
         time.sleep(2.0)
-        rss_loaded = rss_kib(pid)
-        cpu_before = cpu_seconds(pid)
-        sent = asyncio.run(_publish(base, headers, args.rate, args.seconds))
-        cpu_after = cpu_seconds(pid)
+        rss_loaded = tree_rss_kib(pid)
+        cpu_before = tree_cpu_seconds(pid)
+        sent, failed = asyncio.run(_publish(kind, base, headers, args.rate, args.seconds))
+        cpu_after = tree_cpu_seconds(pid)
         time.sleep(args.drain)
         latencies: list[float] = []
         received = 0
@@ -451,6 +616,7 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, float]:
         "refused": refused,
         "connect_s": connect_seconds,
         "events": len(sent),
+        "pub_failed": failed,
         "lost": expected - received,
         "closed_early": closed_early,
         "p50_ms": percentile(latencies, 50) * 1000,
@@ -471,6 +637,7 @@ COLUMNS = [
     ("refused", "{:.0f}"),
     ("connect_s", "{:.1f}"),
     ("events", "{:.0f}"),
+    ("pub_failed", "{:.0f}"),
     ("lost", "{:.0f}"),
     ("closed_early", "{:.0f}"),
     ("p50_ms", "{:.1f}"),
@@ -500,14 +667,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--per-client", type=int, default=PER_CLIENT_PROCESS)
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default SQLite)")
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the aiohttp baseline")
+    parser.add_argument(
+        "--nchan",
+        action=argparse.BooleanOptionalAction,
+        default=nchan_available(),
+        help="compare with nchan (default: on when its nginx module is installed)",
+    )
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
         baseline_server(args.baseline_server)
         return
     raise_nofile(args.streams + 2048)()
+    if args.nchan and not nchan_available():
+        parser.error(f"--nchan needs nginx and {NCHAN_MODULE} (apt-get install libnginx-mod-nchan)")
     print(f"machine: {machine()}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    room = nofile_room(args.streams + 2048)
+    if room < args.streams + FD_MARGIN:
+        # A server needs a descriptor per stream plus its own (listener, database, publisher).
+        print(
+            f"note: the open-file hard limit is {room} and cannot be raised from here: "
+            f"streams capped at {room - FD_MARGIN} (asked {args.streams})",
+            flush=True,
+        )
+        args.streams = room - FD_MARGIN
     print(
         f"workload: {args.streams} streams on one process, {args.rate:g} events/s for "
         f"{args.seconds:g} s, clients in {math.ceil(args.streams / args.per_client)} processes, "
@@ -515,6 +700,7 @@ def main() -> None:
         flush=True,
     )
     kinds = ["causeflow"] + ([] if args.no_baseline else ["baseline"])
+    kinds += ["nchan"] if args.nchan else []
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     for run in range(1, args.runs + 1):
         for kind in kinds:
@@ -528,14 +714,17 @@ def main() -> None:
     }
     for kind, row in medians.items():
         show(kind, row)
-    if "baseline" in medians:
-        ours, base = medians["causeflow"], medians["baseline"]
-        ratios = ", ".join(
-            f"{name} x{ours[name] / base[name]:.2f}"
-            for name in ("p50_ms", "p99_ms", "kib_per_stream", "server_user_pct")
-            if base[name]
-        )
-        print(f"causeflow / baseline: {ratios}")
+    ours = medians["causeflow"]
+    for other in ("baseline", "nchan"):
+        if other in medians:
+            base = medians[other]
+            ratios = ", ".join(
+                f"{name} x{ours[name] / base[name]:.2f}"
+                for name in ("p50_ms", "p99_ms", "kib_per_stream", "server_user_pct")
+                if base[name]
+            )
+            print(f"causeflow / {other}: {ratios}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ SUB_TYPES = ["incident.created", "remediation.proposed"]  # what the subscriptio
 GEN_TYPES = ["incident.created", "remediation.proposed", "investigation.progress"]
 PUBLISH_TYPE = "investigation.progress"  # no subscription wants it: publishing alone
 DELIVERY_TYPE = "incident.created"
+# GET /v1/deliveries searches: (label, query; None: a one-hour window mid-history)
+SEARCHES = (
+    ("status", "status=failed"),  # 5% of the deliveries
+    ("pending", "status=pending"),  # none: the queue is empty
+    ("type", "event=remediation.proposed"),  # half of them
+    ("notype", f"event={PUBLISH_TYPE}"),  # no delivery has it
+    ("time", None),
+)
 SPAN_MS = 60 * 86_400_000  # the generated history covers 60 days, ending an hour ago
 BATCH = 50_000
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -187,7 +195,7 @@ def generate_rows(
         tenant = tenants[i % len(tenants)]
         tenant.head += 1
         ms = start_ms + i * SPAN_MS // n_events
-        kind = GEN_TYPES[i % len(GEN_TYPES)]
+        kind = GEN_TYPES[(i // len(tenants)) % len(GEN_TYPES)]
         event_id = new_id("evt", ms, i)
         incident = new_id("inc", ms, i // 7)
         stamp = ms_to_rfc3339(ms)
@@ -200,7 +208,7 @@ def generate_rows(
         )
         old = ms < cutoff
         out.purgeable["e"] += old
-        if tenant.head == 10:
+        if not tenant.early_event:
             tenant.early_event = event_id
         if kind in SUB_TYPES:
             count = min(len(tenant.subscriptions), int((m + 1) * per_match) - int(m * per_match))
@@ -371,6 +379,8 @@ def build_big_store(
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     bulk: Any = PgBulk(dep.database_url) if dep.database_url else SqliteBulk(sqlite_file(dep))
+    for tenant in tenants:  # making tenants and subscriptions appended events already
+        tenant.head = head_of(dep, tenant.tenant_id)
     bulk.drop_indexes()
     batches = generate_rows(tenants, args.events, args.deliveries, args, cutoff)
     last: list[Generated] = []
@@ -398,6 +408,24 @@ def build_big_store(
         "attempts": counts.get("a", 0),
         "purgeable": last[0].purgeable if last else {},
     }
+
+
+def head_of(dep: Deployment, tenant_id: str) -> int:
+    sql = "SELECT position FROM event_heads WHERE tenant_id = $1"
+    if dep.database_url:
+        import asyncpg
+
+        async def one() -> int:
+            conn = await asyncpg.connect(dep.database_url)
+            value = await conn.fetchval(sql, tenant_id)
+            await conn.close()
+            return int(value or 0)
+
+        return asyncio.run(one())
+    db = sqlite3.connect(sqlite_file(dep))
+    row = db.execute(sql.replace("$1", "?"), (tenant_id,)).fetchone()
+    db.close()
+    return int(row[0]) if row else 0
 
 
 def sqlite_file(dep: Deployment) -> Path:
@@ -588,12 +616,11 @@ async def search_latencies(http: aiohttp.ClientSession, base: str, t: Tenant, ou
     hdr = {"X-API-Key": t.api_key}
     mid = int(time.time() * 1000) - 3_600_000 - SPAN_MS // 2
     window = f"since={ms_to_rfc3339(mid)}&until={ms_to_rfc3339(mid + 3_600_000)}"
-    for label, query in (
-        ("status", "status=failed"),
-        ("type", "event=remediation.proposed"),
-        ("time", window),
-    ):
-        out[f"search_{label}"] = await get_ms(http, f"{base}/v1/deliveries?limit=50&{query}", hdr, 10)
+    for label, query in SEARCHES:
+        query = query or window
+        out[f"search_{label}"] = await get_ms(
+            http, f"{base}/v1/deliveries?limit=50&{query}", hdr, 10
+        )
 
 
 async def purge_p99(store: Store, args: argparse.Namespace) -> dict[str, Any]:
@@ -659,7 +686,10 @@ async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
         got.extend((label, s) for s in cap.stmts)
 
     mid = t.head // 2
-    await take("page (GET /v1/events, cursor)", lambda c: event_log.read_after(c, t.tenant_id, mid, limit=101))
+    await take(
+        "page (GET /v1/events, cursor)",
+        lambda c: event_log.read_after(c, t.tenant_id, mid, limit=101),
+    )
     await take("resume: find", lambda c: event_log.find_event(c, t.tenant_id, t.early_event))
     await take("resume: count", lambda c: event_log.count_after(c, t.tenant_id, 10, 10000))
     await take(
@@ -670,6 +700,7 @@ async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
     mid_ms = now - 3_600_000 - SPAN_MS // 2
     for label, q in (
         ("search by status", DeliveryQuery(status="failed")),
+        ("search by status pending", DeliveryQuery(status="pending")),
         ("search by type", DeliveryQuery(event_types=frozenset({"remediation.proposed"}))),
         ("search by time", DeliveryQuery(since_ms=mid_ms, until_ms=mid_ms + 3_600_000)),
     ):
@@ -679,7 +710,9 @@ async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
         )
     cutoff = now - 50 * 86_400_000
     await take("purge attempts", lambda c: webhook_store.purge_attempts(c, cutoff, 500))
-    await take("purge deliveries", lambda c: webhook_store.purge_finished_deliveries(c, cutoff, 500))
+    await take(
+        "purge deliveries", lambda c: webhook_store.purge_finished_deliveries(c, cutoff, 500)
+    )
     await take("purge events", lambda c: event_log.purge_older(c, cutoff, 500))
     return got
 
@@ -704,7 +737,9 @@ def explain(dep: Deployment, t: Tenant) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-async def _pg_explain(url: str, compiled: list[tuple[str, str]]) -> list[tuple[str, str, list[str]]]:
+async def _pg_explain(
+    url: str, compiled: list[tuple[str, str]]
+) -> list[tuple[str, str, list[str]]]:
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -719,9 +754,7 @@ async def _pg_explain(url: str, compiled: list[tuple[str, str]]) -> list[tuple[s
 # --- orchestration ---------------------------------------------------------------------------
 
 
-def make_store(
-    name: str, dep: Deployment, receiver: Receiver, args: argparse.Namespace
-) -> Store:
+def make_store(name: str, dep: Deployment, receiver: Receiver, args: argparse.Namespace) -> Store:
     dep.migrate()
     tenants = []
     for i in range(TENANTS):
@@ -810,7 +843,9 @@ def report(empty: dict, big: dict, purge: dict | None, idle_big: float) -> None:
         ("SSE resume ms, early Last-Event-ID", "resume_early"),
         ("SSE resume ms, Last-Event-ID in replay window", "resume_recent"),
         ("GET /v1/deliveries ms, status=failed", "search_status"),
-        ("GET /v1/deliveries ms, event type", "search_type"),
+        ("GET /v1/deliveries ms, status=pending (none)", "search_pending"),
+        ("GET /v1/deliveries ms, event type (half)", "search_type"),
+        ("GET /v1/deliveries ms, event type (none)", "search_notype"),
         ("GET /v1/deliveries ms, since/until (1 h)", "search_time"),
     ]
     print(f"\n  {'measure':<50} {'empty':>10} {'big':>10} {'big/empty':>10}")

@@ -18,14 +18,17 @@ delivery throughput to a loopback receiver, `GET /v1/events` page latency with a
 start, middle and end of the log, SSE resume latency (Last-Event-ID of an early event, and of one
 inside the replay window: time to the first frame after the preamble), `GET /v1/deliveries`
 search latency (by status, by event type, by time), and, on the big store, publish p99 while
-the retention purge deletes the oldest rows against idle publish p99. Prints each with its
-empty-store figure and the ratio, and the query plans (SQLite EXPLAIN QUERY PLAN, PostgreSQL
-EXPLAIN) of the page, resume, search and purge statements, built by the real functions.
+the retention sweep deletes the oldest `--purge-fraction` of the history against publish p99
+idle just before (one purge phase per `--purge-batch` size, each on its own slice). Prints
+each with its empty-store figure and the ratio, and the query plans (SQLite EXPLAIN QUERY
+PLAN, PostgreSQL EXPLAIN) of the page, resume, search and purge statements, built by the real
+functions.
 Prints, never asserts.
 
     .venv/bin/python bench/store_growth.py                         # SQLite, 5M events
     .venv/bin/python bench/store_growth.py --backend pg
     .venv/bin/python bench/store_growth.py --events 1000000 --deliveries 2000000
+    .venv/bin/python bench/store_growth.py --purge-fraction 0.4 --purge-batch 500,100
 """
 
 from __future__ import annotations

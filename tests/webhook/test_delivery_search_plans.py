@@ -1,0 +1,58 @@
+"""The delivery search (`GET /v1/deliveries`) reads an index range whatever the store's size:
+`status=pending` reads the partial index of pending deliveries (the queue), never the tenant's
+whole history."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from causeflow.db.migrate import migrate
+from causeflow.webhook import repository
+from causeflow.webhook.repository import DeliveryQuery
+from tests.support.inproc import make_settings
+
+pytestmark = pytest.mark.integration
+
+
+class _Nothing:
+    def all(self) -> list[Any]:
+        return []
+
+
+class _Capture:
+    """A connection that keeps the statement it is given and answers no rows."""
+
+    def __init__(self) -> None:
+        self.stmts: list[Any] = []
+
+    async def execute(self, stmt: Any, params: Any = None) -> _Nothing:
+        self.stmts.append(stmt)
+        return _Nothing()
+
+
+async def _plan(db: sqlite3.Connection, query: DeliveryQuery) -> str:
+    cap = _Capture()
+    await repository.list_deliveries(cap, "ten_x", query, before=None, limit=51)  # type: ignore[arg-type]
+    sql = str(
+        cap.stmts[0].compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    )
+    return " / ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sql))
+
+
+async def test_pending_search_reads_the_pending_index(tmp_path: Path):
+    settings = make_settings(tmp_path)
+    await migrate(settings)
+    db = sqlite3.connect(settings.sqlite_path)
+    try:
+        plan = await _plan(db, DeliveryQuery(status="pending"))
+        assert "USING INDEX ix_deliveries_pending " in plan + " ", plan
+        # the other statuses keep the tenant's newest-first range
+        plan = await _plan(db, DeliveryQuery(status="failed"))
+        assert "USING INDEX ix_deliveries_tenant_created" in plan, plan
+    finally:
+        db.close()

@@ -150,9 +150,8 @@ class Claimer:
                 return
 
     async def _admit(self, rows: list[Claimed], claimed_at: float) -> None:
-        subs: dict[str, Subscription | None] = {}
-        for sid in {r.subscription_id for r in rows}:
-            subs[sid] = await self.subs.get(sid)
+        # read now, not from a cache: a PATCH answered before this claim applies to it
+        subs = await self.subs.current(r.subscription_id for r in rows)
         await self._load_envelopes([r for row in rows for r in (row, *row.run)])
         now_ms = self.clock.now_ms()
         for row in rows:

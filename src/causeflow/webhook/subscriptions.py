@@ -8,13 +8,16 @@ start (`Rules.start`) up to the next version's start, so an event is matched by 
 force when it was committed (`version_at`). `SubscriptionCache` keeps subscriptions per
 process so neither the dispatcher nor the workers read or decrypt a subscription per delivery:
 entries live a few seconds and are dropped at once when this process changes them; other
-processes see a change within the TTL. `subscription_cache(ctx)` is the one instance of a
+processes see a change within the TTL, except the claimers, which compare each claimed
+delivery's subscription with its stored row (`current`), so a change committed by any process
+applies to every delivery claimed after it. `subscription_cache(ctx)` is the one instance of a
 process.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -232,6 +235,7 @@ async def end_rules(tx: Tx, row: Any, boundary: int) -> dict[str, Any]:
 
 
 _OF_TENANT = select(subscriptions).where(subscriptions.c.tenant_id == bindparam("b_tenant"))
+_BY_IDS = select(subscriptions).where(subscriptions.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
 class SubscriptionCache:
@@ -243,6 +247,8 @@ class SubscriptionCache:
         # tenant -> id -> (the stored row, its decoded form): the dispatcher's view, compared
         # row by row on each read so that only a changed subscription is decrypted again
         self._decoded: dict[str, dict[str, tuple[tuple[Any, ...], Subscription]]] = {}
+        # id -> (the stored row, its decoded form): the claimers' view, compared on each read
+        self._rows: dict[str, tuple[tuple[Any, ...], Subscription]] = {}
 
     async def get(self, subscription_id: str) -> Subscription | None:
         hit = self._by_id.get(subscription_id)
@@ -258,6 +264,29 @@ class SubscriptionCache:
         sub = from_row(row, self.box) if row else None
         self._by_id[subscription_id] = (sub, now)
         return sub
+
+    async def current(self, ids: Iterable[str]) -> dict[str, Subscription | None]:
+        """The subscriptions as stored now (None: deleted), for deliveries just claimed.
+
+        The rows are read each time (one query), so a change committed by any process applies
+        to every delivery claimed after it; only a row that changed since the last read is
+        decrypted again."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, Subscription | None] = dict.fromkeys(wanted)
+        if not wanted:
+            return out
+        async with self.db.read() as conn:
+            rows = (await conn.execute(_BY_IDS, {"b_ids": wanted})).all()
+        for row in rows:
+            key = tuple(row)
+            hit = self._rows.get(row.id)
+            if hit is None or hit[0] != key:
+                hit = self._rows[row.id] = (key, from_row(row, self.box))
+            out[row.id] = hit[1]
+        for sid, sub in out.items():
+            if sub is None:
+                self._rows.pop(sid, None)
+        return out
 
     async def dispatch_set(self, tx: Tx, tenant_id: str) -> tuple[int, list[Subscription]]:
         """The tenant's log head and its subscriptions, read inside the dispatcher's transaction.
@@ -289,6 +318,7 @@ class SubscriptionCache:
     def invalidate(self, subscription_id: str | None = None, tenant_id: str | None = None) -> None:
         if subscription_id is not None:
             self._by_id.pop(subscription_id, None)
+            self._rows.pop(subscription_id, None)
         if tenant_id is not None:
             self._decoded.pop(tenant_id, None)
 

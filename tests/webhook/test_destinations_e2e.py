@@ -304,3 +304,56 @@ async def test_the_allow_list_is_applied_again_at_delivery(service: Service, typ
         assert row.last_error == "ssrf_blocked"
         await asyncio.sleep(0.2)
         assert dest.seen == [] and await dest.read() == []
+
+
+@pytest.mark.parametrize("type_", TYPES)
+async def test_patterns_and_filters_choose_what_a_broker_gets(live: Service, type_: str) -> None:
+    tenant = await live.tenant("acme")
+    async with DESTINATIONS[type_]() as dest:
+        sub = await subscribe(
+            live, tenant, dest, events=["incident.*"], filter={"severity": "critical"}
+        )
+        critical = await publish(live, tenant, severity="critical")
+        await publish(live, tenant, severity="low")
+        [message] = await dest.messages(1)
+        assert verify(message.body, message.headers, sub["secret"]).id == critical["id"]
+        # the low-severity event made no delivery at all, so nothing more can arrive
+        rows = await delivery_rows(live, tenant, subscription_id=sub["id"])
+        assert [r.event_id for r in rows] == [critical["id"]]
+
+
+@pytest.fixture
+async def quick_disable(tmp_path: Path, database_url: str) -> AsyncIterator[Service]:
+    settings = make_settings(
+        tmp_path, database_url, run_workers=True, webhook_disable_after_seconds=1, **FAST
+    )
+    async with running_service(settings) as svc:
+        yield svc
+
+
+@pytest.mark.parametrize("type_", TYPES)
+async def test_a_broker_failing_past_the_window_is_disabled(
+    quick_disable: Service, type_: str
+) -> None:
+    live = quick_disable
+    tenant = await live.tenant("acme")
+    async with DESTINATIONS[type_]() as dest:
+        dead = str(yarl.URL(dest.url).with_port(free_port()))
+        sub = await subscribe(live, tenant, dest, url=dead)
+        path = f"{SUBS}/{sub['id']}"
+        for _ in range(2):  # the second exhaustion comes after the window has lasted 1 s
+            await publish(live, tenant)
+            deadline = time.monotonic() + 15
+            while (view := (await live.client.get(path, headers=tenant.admin_headers)).json())[
+                "firstFailureAt"
+            ] is None:
+                assert time.monotonic() < deadline, view
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.1)
+        deadline = time.monotonic() + 15
+        while (view := (await live.client.get(path, headers=tenant.admin_headers)).json())[
+            "enabled"
+        ]:
+            assert time.monotonic() < deadline, view
+            await asyncio.sleep(0.05)
+        assert view["disabledReason"] == "repeated_failures"

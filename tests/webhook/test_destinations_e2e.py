@@ -87,6 +87,31 @@ async def settled(svc: Service, tenant: Tenant, msg_id: str, timeout: float = 15
         await asyncio.sleep(0.05)
 
 
+async def subscription_when(
+    svc: Service, tenant: Tenant, sub_id: str, holds: Any, timeout: float = 15
+) -> dict[str, Any]:
+    """The subscription's view, read until `holds(view)` is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await svc.client.get(f"{SUBS}/{sub_id}", headers=tenant.admin_headers)
+        view: dict[str, Any] = got.json()
+        if holds(view):
+            return view
+        assert time.monotonic() < deadline, view
+        await asyncio.sleep(0.05)
+
+
+async def rows_after_failures(svc: Service, tenant: Tenant, sub_id: str, count: int = 3) -> Any:
+    """The subscription's deliveries once its pending ones have `count` failed attempts."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = await delivery_rows(svc, tenant, subscription_id=sub_id)
+        if sum(r.attempts for r in rows if r.status == "pending") >= count:
+            return rows
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.1)
+
+
 def by_id(messages: list[Any]) -> dict[str, Any]:
     ids = [m.headers["webhook-id"] for m in messages]
     assert len(ids) == len(set(ids)), f"a delivery arrived twice: {ids}"
@@ -218,13 +243,7 @@ async def test_a_broker_that_goes_down_is_retried_and_nothing_is_lost(
                 broker.stop()
                 later = [await publish(live, tenant) for _ in range(3)]
                 # wait for attempts that failed against the stopped broker
-                deadline = time.monotonic() + 10
-                while True:
-                    rows = await delivery_rows(live, tenant, subscription_id=sub["id"])
-                    if sum(r.attempts for r in rows if r.status == "pending") >= 3:
-                        break
-                    assert time.monotonic() < deadline, rows
-                    await asyncio.sleep(0.1)
+                rows = await rows_after_failures(live, tenant, sub["id"])
                 failing = [r for r in rows if r.status == "pending"]
                 assert all(r.last_error.startswith("broker_unavailable") for r in failing)
                 broker.start()
@@ -272,12 +291,7 @@ async def test_an_unreachable_broker_exhausts_then_recover_delivers_after_a_fix(
         assert verify(message.body, message.headers, sub["secret"]).id == event["id"]
         assert (await settled(live, tenant, row.id))["status"] == "succeeded"
         # and the broker's acknowledgement closed it again
-        deadline = time.monotonic() + 5
-        while (await live.client.get(f"{SUBS}/{sub['id']}", headers=tenant.admin_headers)).json()[
-            "firstFailureAt"
-        ] is not None:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await subscription_when(live, tenant, sub["id"], lambda v: v["firstFailureAt"] is None, 5)
 
 
 @pytest.mark.parametrize("type_", [p for p in TYPES if p.values[0] not in PROCESS_KINDS])
@@ -297,13 +311,7 @@ async def test_a_broker_cut_off_mid_stream_is_retried_and_nothing_is_lost(
             await dest.messages(3)
             await proxy.cut()
             later = [await publish(live, tenant) for _ in range(3)]
-            deadline = time.monotonic() + 10
-            while True:
-                rows = await delivery_rows(live, tenant, subscription_id=sub["id"])
-                if sum(r.attempts for r in rows if r.status == "pending") >= 3:
-                    break
-                assert time.monotonic() < deadline, rows
-                await asyncio.sleep(0.1)
+            rows = await rows_after_failures(live, tenant, sub["id"])
             failing = [r for r in rows if r.status == "pending" and r.attempts]
             assert failing and all((r.last_error or "").startswith("broker_") for r in failing)
             await proxy.restore()
@@ -383,20 +391,11 @@ async def test_a_broker_failing_past_the_window_is_disabled(
     async with DESTINATIONS[type_]() as dest:
         dead = str(yarl.URL(dest.url).with_port(free_port()))
         sub = await subscribe(live, tenant, dest, url=dead)
-        path = f"{SUBS}/{sub['id']}"
         for _ in range(2):  # the second exhaustion comes after the window has lasted 1 s
             await publish(live, tenant)
-            deadline = time.monotonic() + 15
-            while (view := (await live.client.get(path, headers=tenant.admin_headers)).json())[
-                "firstFailureAt"
-            ] is None:
-                assert time.monotonic() < deadline, view
-                await asyncio.sleep(0.05)
+            await subscription_when(
+                live, tenant, sub["id"], lambda v: v["firstFailureAt"] is not None
+            )
             await asyncio.sleep(1.1)
-        deadline = time.monotonic() + 15
-        while (view := (await live.client.get(path, headers=tenant.admin_headers)).json())[
-            "enabled"
-        ]:
-            assert time.monotonic() < deadline, view
-            await asyncio.sleep(0.05)
+        view = await subscription_when(live, tenant, sub["id"], lambda v: not v["enabled"])
         assert view["disabledReason"] == "repeated_failures"

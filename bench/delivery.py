@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "sdk/python/src"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, machine_cpu, processes  # noqa: E402
 from causeflow_sdk.models import sample_data  # noqa: E402
 from tests.support.keys import pg_key_settings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -110,7 +111,9 @@ def run_receiver(port: int) -> None:
         return web.Response(status=204)
 
     async def stats(_request: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps({"count": counter[0], "unique": len(arrivals)}))
+        return web.Response(
+            body=orjson.dumps({"count": counter[0], "unique": len(arrivals), "pid": os.getpid()})
+        )
 
     async def dump(_request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps([[p, e, t] for (p, e), t in arrivals.items()]))
@@ -197,6 +200,12 @@ class Counts:
         self._pg: Any = None
         self._lite: Any = None
 
+    async def backend_pid(self) -> int:
+        """The PostgreSQL backend serving these polls (0 on SQLite)."""
+        if not self.deployment.database_url:
+            return 0
+        return await self._one("SELECT pg_backend_pid()")
+
     def start(self) -> None:
         """Count from now on."""
         self.since_ms = int(time.time() * 1000) - 1
@@ -260,9 +269,11 @@ class Bench:
         creds: dict[str, str],
         receiver: str,
         hosts: int = 1,
+        apis: list[str] | None = None,
     ) -> None:
         self.deployment = deployment
         self.api = api
+        self.apis = apis or [api]  # publishers take these in turn, one per client
         self.creds = creds
         self.receiver = receiver
         self.hosts = hosts
@@ -308,10 +319,11 @@ class Bench:
             async with self.http.post(self.api + "/v1/webhook-subscriptions", json=body) as resp:
                 assert resp.status == 201, await resp.text()
 
-    async def publish_one(self, event_type: str) -> tuple[float, str]:
+    async def publish_one(self, event_type: str, api: str | None = None) -> tuple[float, str]:
         sent = time.time()
         async with self.http.post(
-            self.api + "/v1/events", json={"event": event_type, "data": sample_data(event_type)}
+            (api or self.api) + "/v1/events",
+            json={"event": event_type, "data": sample_data(event_type)},
         ) as resp:
             body = await resp.read()
             assert resp.status == 201, body
@@ -320,12 +332,13 @@ class Bench:
     async def publish_many(self, event_type: str, count: int, concurrency: int = 32) -> None:
         left = [count]
 
-        async def one_client() -> None:
+        async def one_client(api: str) -> None:
             while left[0] > 0:
                 left[0] -= 1
-                await self.publish_one(event_type)
+                await self.publish_one(event_type, api)
 
-        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        apis = self.apis
+        await asyncio.gather(*(one_client(apis[i % len(apis)]) for i in range(concurrency)))
 
     async def bulk_append(self, event_type: str, count: int) -> None:
         """Commit `count` events in one transaction, as a bulk import would."""
@@ -442,23 +455,30 @@ async def baseline(receiver: str, count: int, concurrency: int = 64) -> float:
 
 
 def start_deployment(
-    tmp: Path, backend: str, pg_url: str | None, workers: int = 2
-) -> tuple[Deployment, str]:
+    tmp: Path, backend: str, pg_url: str | None, workers: int = 2, api_processes: int = 1
+) -> tuple[Deployment, list[str]]:
+    """The service processes; returns them and the base URL of each API process.
+
+    On PostgreSQL the API processes (`causeflow serve`) run no workers: deliveries are the
+    `causeflow worker` processes' alone. SQLite is one `serve` doing both.
+    """
     deployment = Deployment(tmp, pg_url if backend == "pg" else None, env=ENV)
     if backend == "pg":
-        server = deployment.add_server(CAUSEFLOW_RUN_WORKERS="false")
+        servers = [
+            deployment.add_server(CAUSEFLOW_RUN_WORKERS="false") for _ in range(api_processes)
+        ]
         for _ in range(workers):
             deployment.add_worker()
     else:
-        server = deployment.add_server()
-    return deployment, server.base_url
+        servers = [deployment.add_server()]
+    return deployment, [server.base_url for server in servers]
 
 
 async def measure(
-    args: argparse.Namespace, deployment: Deployment, api: str, receiver: str
+    args: argparse.Namespace, deployment: Deployment, apis: list[str], receiver: str
 ) -> None:
     creds = deployment.create_tenant("bench")
-    async with Bench(deployment, api, creds, receiver, args.hosts) as bench:
+    async with Bench(deployment, apis[0], creds, receiver, args.hosts, apis) as bench:
         await bench.subscribe(10, TYPE_TEN)
         await bench.subscribe(1, TYPE_ONE)
         await bench.throughput(TYPE_TEN, 10, 200, "bulk")  # warm-up: imports, caches, pools
@@ -492,10 +512,11 @@ async def measure(
 
     print()
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
+    api_count = "API" if args.api_processes == 1 else f"{args.api_processes} API processes"
     workers = (
         "one `causeflow serve`"
         if args.backend == "sqlite"
-        else f"API + {args.workers} `causeflow worker`"
+        else f"{api_count} + {args.workers} `causeflow worker`"
     )
     print(f"receiver: {args.hosts} loopback address(es) for the ten subscriptions")
     print(f"backend: {args.backend} ({workers}); runs: {args.runs}; medians:")
@@ -540,11 +561,11 @@ async def sequential_baseline(receiver: str, count: int, delay_ms: int) -> float
 
 
 async def measure_ordered(
-    args: argparse.Namespace, deployment: Deployment, api: str, receiver: str
+    args: argparse.Namespace, deployment: Deployment, apis: list[str], receiver: str
 ) -> None:
     """One ordered subscription (1 ms receiver); 100 ordered vs 100 unordered (5 ms, cap 1)."""
     creds = deployment.create_tenant("bench")
-    async with Bench(deployment, api, creds, receiver) as bench:
+    async with Bench(deployment, apis[0], creds, receiver) as bench:
         await bench.subscribe_ordered(1, TYPE_ONE, ordered=True, delay_ms=1)
         await bench.subscribe_ordered(100, TYPE_ORDERED, ordered=True, delay_ms=5)
         await bench.subscribe_ordered(100, TYPE_TEN, ordered=False, delay_ms=5)
@@ -578,6 +599,187 @@ async def measure_ordered(
     print(f"  ratio 100 ordered / 100 unordered: {ordered / unordered:.2f}")
 
 
+# --- --scaling: worker and API processes on PostgreSQL ---------------------------------------
+
+SCALING_WORKERS = (1, 2, 4)
+SCALING_APIS = (1, 2)
+# the process classes whose CPU the scaling table shows, in its column order
+CLASSES = ("api", "workers", "postgres", "receiver", "client")
+PG_BACKGROUND = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+)
+
+
+@dataclass
+class Classes:
+    """Which process belongs to which class (API, workers, PostgreSQL, receiver, client)."""
+
+    api_groups: set[int]
+    worker_groups: set[int]
+    receiver_group: int
+    database: str  # a backend's title names its database: "postgres: 15/main: user db ..."
+    skip: set[int] = field(default_factory=set)  # the bench's own polling connection
+
+    def of(self, pid: int, group: int, cmdline: str) -> str | None:
+        if group in self.api_groups:
+            return "api"
+        if group in self.worker_groups:
+            return "workers"
+        if group == self.receiver_group:
+            return "receiver"
+        if pid == os.getpid():
+            return "client"
+        if cmdline.startswith("/") and cmdline.split(" ", 1)[0].endswith("/postgres"):
+            return "pg shared"  # the postmaster
+        if not cmdline.startswith("postgres:") or pid in self.skip:
+            return None
+        if f" {self.database} " in cmdline + " ":
+            return "postgres"
+        if any(name in cmdline for name in PG_BACKGROUND):
+            return "pg shared"  # the server's own processes: every database's work
+        return None
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each class (processes that exit in between are lost)."""
+        totals: dict[str, float] = {}
+        for pid, cpu, group, cmdline in processes():
+            name = self.of(pid, group, cmdline)
+            if name is not None:
+                totals[name] = totals.get(name, 0.0) + cpu
+        return totals
+
+
+@dataclass
+class ScaleRun:
+    deliveries: float  # deliveries/s, first publish to the last delivery recorded
+    published: float  # events/s the API processes took
+    cpu: dict[str, float]  # CPU seconds per 1,000 deliveries, by class
+    share: dict[str, float]  # share of all the machine's cores over the run, by class
+    load: float  # 1-minute load average at the end
+
+
+async def scaled_run(bench: Bench, classes: Classes, events: int, subs: int) -> ScaleRun:
+    """Publish `events` through the API processes and time their `subs` deliveries each."""
+    gc.collect()
+    bench.counts.start()
+    target = events * subs
+    before, machine_before = classes.cpu(), machine_cpu()
+    started = time.time()
+    await bench.publish_many(TYPE_TEN, events)
+    published = time.time()
+    finished = await bench.counts.wait_for(target, timeout=180)
+    after, machine_after = classes.cpu(), machine_cpu()
+    cores = (machine_after[1] - machine_before[1]) or 1.0  # core-seconds that went by
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    used["machine"] = machine_after[0] - machine_before[0]
+    used["ours"] = sum(used.get(name, 0.0) for name in CLASSES)
+    return ScaleRun(
+        deliveries=target / (finished - started),
+        published=events / (published - started),
+        cpu={name: seconds / target * 1000 for name, seconds in used.items()},
+        share={name: seconds / cores for name, seconds in used.items()},
+        load=os.getloadavg()[0],
+    )
+
+
+async def measure_scaled(
+    args: argparse.Namespace, deployment: Deployment, apis: list[str], receiver: str
+) -> ScaleRun:
+    creds = deployment.create_tenant("bench")
+    async with Bench(deployment, apis[0], creds, receiver, args.hosts, apis) as bench:
+        await bench.subscribe(10, TYPE_TEN)
+        await bench.throughput(TYPE_TEN, 10, 200, "api")  # warm-up: every API process, pools
+        async with bench.http.get(receiver + "/_stats") as resp:
+            receiver_pid = orjson.loads(await resp.read())["pid"]
+        classes = Classes(
+            api_groups={p.pid for p in deployment.servers if p.pid},
+            worker_groups={p.pid for p in deployment.workers if p.pid},
+            receiver_group=receiver_pid,  # the leader of its own session
+            database=urllib.parse.urlsplit(deployment.database_url or "").path.lstrip("/"),
+            skip={await bench.counts.backend_pid()},
+        )
+        return await scaled_run(bench, classes, args.events_ten, 10)
+
+
+def run_scaling(args: argparse.Namespace, tmp: Path, receiver: str) -> None:
+    """Every (workers, API processes) pair, each round in turn, each run on a fresh database."""
+    from tests.support.pg import fresh_database
+
+    runs: dict[tuple[int, int], list[ScaleRun]] = {}
+    matrix = [(w, a) for w in SCALING_WORKERS for a in SCALING_APIS]
+    for round_ in range(args.runs):
+        for workers, api_processes in matrix:
+            with fresh_database("cf_bench_scale") as url:
+                where = tmp / f"{round_}-{workers}-{api_processes}"
+                deployment, apis = start_deployment(where, "pg", url, workers, api_processes)
+                with deployment:
+                    got = asyncio.run(measure_scaled(args, deployment, apis, receiver))
+            runs.setdefault((workers, api_processes), []).append(got)
+            print(
+                f"  run: {workers} worker(s), {api_processes} API: {got.deliveries:,.0f}"
+                f" deliveries/s, {got.published:,.0f} events/s published;"
+                f" machine busy {got.share['machine']:.0%}, ours {got.share['ours']:.0%};"
+                f" load {got.load:.1f}",
+                flush=True,
+            )
+    print_scaling(args, runs)
+
+
+def print_scaling(args: argparse.Namespace, runs: dict[tuple[int, int], list[ScaleRun]]) -> None:
+    def med(values: list[ScaleRun], pick: Any) -> float:
+        return statistics.median(pick(r) for r in values)
+
+    cores = os.cpu_count() or 1
+    print()
+    print(f"machine: {machine()}; load average now {' '.join(map(str, os.getloadavg()))}")
+    print(
+        f"PostgreSQL, N `causeflow serve` (workers off) + M `causeflow worker`; {args.events_ten}"
+        f" events per run through POST /v1/events (32 clients, round-robin over the API"
+        f" processes), 10 subscriptions each on {args.hosts} receiving host(s);"
+        f" runs: {args.runs}; medians"
+    )
+    print()
+    print(
+        "| workers | API | deliveries/s | events/s published | CPU s per 1,000 deliveries:"
+        " API | workers | PostgreSQL | receiver | bench client | all of these"
+        " | load (1 min) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (workers, api_processes), got in runs.items():
+        cells = [f"{med(got, lambda r, c=c: r.cpu.get(c, 0.0)):.2f}" for c in (*CLASSES, "ours")]
+        loads = sorted(r.load for r in got)
+        print(
+            f"| {workers} | {api_processes} | {med(got, lambda r: r.deliveries):,.0f}"
+            f" | {med(got, lambda r: r.published):,.0f} | {' | '.join(cells)}"
+            f" | {loads[0]:.1f}–{loads[-1]:.1f} |"
+        )
+    print()
+    print(f"share of the machine's {cores} cores over the run (medians; 100% = all {cores} busy):")
+    print()
+    print(
+        "| workers | API | API | workers | PostgreSQL | receiver | bench client"
+        " | all of these | other work | idle |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (workers, api_processes), got in runs.items():
+        shares = [med(got, lambda r, c=c: r.share.get(c, 0.0)) for c in (*CLASSES, "ours")]
+        other = med(got, lambda r: r.share["machine"] - r.share["ours"])
+        idle = med(got, lambda r: max(0.0, 1 - r.share["machine"]))
+        row = " | ".join(f"{v:.0%}" for v in (*shares, other, idle))
+        print(f"| {workers} | {api_processes} | {row} |")
+    pg_shared = statistics.median(r.cpu.get("pg shared", 0.0) for got in runs.values() for r in got)
+    print()
+    print(
+        f"PostgreSQL's shared processes (WAL writer, checkpointer, ...: every database's work on"
+        f" the server, not only ours): {pg_shared:.2f} CPU s per 1,000 deliveries, not counted"
+        f" above"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
@@ -585,6 +787,18 @@ def main() -> None:
     parser.add_argument("--pg-url", help="an empty PostgreSQL database (default: a fresh one)")
     parser.add_argument(
         "--workers", type=int, default=2, help="`causeflow worker` processes (pg backend)"
+    )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="`causeflow serve` processes, workers off (pg backend); publishers take them in turn",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="pg: deliveries/s of events published through the API with 1, 2, 4 workers x 1, 2"
+        " API processes, and the CPU of each process class",
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ordered", action="store_true", help="measure ordered subscriptions")
@@ -610,7 +824,11 @@ def main() -> None:
         return
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="cf-bench-") as tmp, receiver_process() as receiver:
-        if args.backend == "pg" and not args.pg_url:
+        if args.scaling:
+            if args.backend != "pg":
+                raise SystemExit("--scaling measures PostgreSQL: add --backend pg")
+            run_scaling(args, Path(tmp), receiver)
+        elif args.backend == "pg" and not args.pg_url:
             from tests.support.pg import fresh_database
 
             with fresh_database("cf_bench") as url:
@@ -620,15 +838,16 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) -> None:
-    if args.workers < 1:
-        raise SystemExit("--workers must be at least 1")
+    if args.workers < 1 or args.api_processes < 1:
+        raise SystemExit("--workers and --api-processes must be at least 1")
     if args.ordered:
         # one attempt in flight per host: per subscription, each being on its own address
         ENV["CAUSEFLOW_WEBHOOK_MAX_INFLIGHT_PER_HOST"] = "1"
         ENV["CAUSEFLOW_MAX_SUBSCRIPTIONS_PER_TENANT"] = "250"
-    deployment, api = start_deployment(tmp, args.backend, pg_url, args.workers)
+    deployment, apis = start_deployment(tmp, args.backend, pg_url, args.workers, args.api_processes)
     with deployment:
-        asyncio.run((measure_ordered if args.ordered else measure)(args, deployment, api, receiver))
+        how = measure_ordered if args.ordered else measure
+        asyncio.run(how(args, deployment, apis, receiver))
 
 
 if __name__ == "__main__":

@@ -335,7 +335,13 @@ class Bench:
         async def one_client(api: str) -> None:
             while left[0] > 0:
                 left[0] -= 1
-                await self.publish_one(event_type, api)
+                try:
+                    await self.publish_one(event_type, api)
+                except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                    # a kept-alive connection the server closed as it was reused: send again
+                    # (at worst the event is stored twice; the counts wait for at least as
+                    # many deliveries as asked)
+                    await self.publish_one(event_type, api)
 
         apis = self.apis
         await asyncio.gather(*(one_client(apis[i % len(apis)]) for i in range(concurrency)))
@@ -719,11 +725,12 @@ def run_scaling(args: argparse.Namespace, tmp: Path, receiver: str) -> None:
                 with deployment:
                     got = asyncio.run(measure_scaled(args, deployment, apis, receiver))
             runs.setdefault((workers, api_processes), []).append(got)
+            cpu = ", ".join(f"{c} {got.cpu.get(c, 0.0):.2f}" for c in (*CLASSES, "ours"))
             print(
                 f"  run: {workers} worker(s), {api_processes} API: {got.deliveries:,.0f}"
                 f" deliveries/s, {got.published:,.0f} events/s published;"
                 f" machine busy {got.share['machine']:.0%}, ours {got.share['ours']:.0%};"
-                f" load {got.load:.1f}",
+                f" load {got.load:.1f}; CPU s per 1,000 deliveries: {cpu}",
                 flush=True,
             )
     print_scaling(args, runs)
@@ -762,15 +769,16 @@ def print_scaling(args: argparse.Namespace, runs: dict[tuple[int, int], list[Sca
     print()
     print(
         "| workers | API | API | workers | PostgreSQL | receiver | bench client"
-        " | all of these | other work | idle |"
+        " | all of these | other work | idle | deliveries per CPU s of all of these |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (workers, api_processes), got in runs.items():
         shares = [med(got, lambda r, c=c: r.share.get(c, 0.0)) for c in (*CLASSES, "ours")]
         other = med(got, lambda r: r.share["machine"] - r.share["ours"])
         idle = med(got, lambda r: max(0.0, 1 - r.share["machine"]))
         row = " | ".join(f"{v:.0%}" for v in (*shares, other, idle))
-        print(f"| {workers} | {api_processes} | {row} |")
+        per_cpu = med(got, lambda r: 1000 / r.cpu["ours"])
+        print(f"| {workers} | {api_processes} | {row} | {per_cpu:,.0f} |")
     pg_shared = statistics.median(r.cpu.get("pg shared", 0.0) for got in runs.values() for r in got)
     print()
     print(

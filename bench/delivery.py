@@ -18,11 +18,21 @@ spreads the ten over 127.0.0.1-10, as ten customers' endpoints would be. Prints,
     .venv/bin/python bench/delivery.py --backend pg --workers 4   # ... + four workers
     .venv/bin/python bench/delivery.py --modes bulk --hosts 10    # ten receiving hosts
     .venv/bin/python bench/delivery.py --ordered       # ordered subscriptions instead
+    .venv/bin/python bench/delivery.py --backend pg --api-processes 2   # two API processes
+    .venv/bin/python bench/delivery.py --backend pg --scaling   # workers x API processes
 
 `--ordered` measures ordered subscriptions: one ordered subscription and a receiver that takes
 1 ms (deliveries/s), then 100 ordered against 100 unordered subscriptions, each on its own
 loopback address with an in-flight cap of 1 per host (so 1 per subscription either way) and a
 receiver that takes 5 ms, and prints the ratio.
+
+`--scaling` (PostgreSQL) runs 1, 2 and 4 `causeflow worker` processes with 1 and 2 `causeflow
+serve` processes (workers off), each pair on a fresh database, the pairs in turn in each round:
+events published through `POST /v1/events` by 32 clients taking the API processes in turn,
+ten subscriptions each. It prints one table of deliveries/s, the publish rate and the CPU
+seconds per 1,000 deliveries of each process class (API, workers, PostgreSQL backends of the
+run's database, the receiver, the bench client; from /proc), then each class's share of the
+machine's cores and the share taken by other work, which shows what the runs were short of.
 """
 
 from __future__ import annotations
@@ -810,7 +820,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--ordered", action="store_true", help="measure ordered subscriptions")
-    parser.add_argument("--events-ten", type=int, default=2000, help="events, 10 subscriptions")
+    parser.add_argument(
+        "--events-ten", type=int, help="events, 10 subscriptions (2000; 1000 per --scaling run)"
+    )
     parser.add_argument("--events-one", type=int, default=5000, help="events, 1 subscription")
     parser.add_argument("--modes", default="bulk,api", help="bulk and/or api")
     parser.add_argument("--rate", type=float, default=500.0, help="events/s for the latency")
@@ -831,6 +843,8 @@ def main() -> None:
         run_receiver(args.receiver)
         return
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.events_ten is None:  # the scaling matrix is 18 runs: 1000 keeps it near 15 minutes
+        args.events_ten = 1000 if args.scaling else 2000
     with tempfile.TemporaryDirectory(prefix="cf-bench-") as tmp, receiver_process() as receiver:
         if args.scaling:
             if args.backend != "pg":

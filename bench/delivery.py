@@ -209,12 +209,24 @@ class Counts:
         self.since_ms = 0
         self._pg: Any = None
         self._lite: Any = None
+        self.queries = 0  # statements sent on PostgreSQL (each its own transaction)
 
     async def backend_pid(self) -> int:
         """The PostgreSQL backend serving these polls (0 on SQLite)."""
         if not self.deployment.database_url:
             return 0
         return await self._one("SELECT pg_backend_pid()")
+
+    async def transactions(self) -> int:
+        """Transactions ended in this database so far, less the ones these counts sent.
+
+        PostgreSQL publishes a backend's figures within a second or so of it going idle.
+        """
+        ended = await self._one(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+        return ended - self.queries
 
     def start(self) -> None:
         """Count from now on."""
@@ -229,6 +241,7 @@ class Counts:
             pg_sql = sql
             for n in range(len(args)):
                 pg_sql = pg_sql.replace("?", f"${n + 1}", 1)
+            self.queries += 1
             return int(await self._pg.fetchval(pg_sql, *args))
         import sqlite3
 
@@ -676,6 +689,7 @@ class ScaleRun:
     cpu: dict[str, float]  # CPU seconds per 1,000 deliveries, by class
     share: dict[str, float]  # share of all the machine's cores over the run, by class
     load: float  # 1-minute load average at the end
+    transactions: float  # PostgreSQL transactions per delivery (publishing and delivering)
 
 
 async def scaled_run(bench: Bench, classes: Classes, events: int, subs: int) -> ScaleRun:
@@ -684,11 +698,14 @@ async def scaled_run(bench: Bench, classes: Classes, events: int, subs: int) -> 
     bench.counts.start()
     target = events * subs
     before, machine_before = classes.cpu(), machine_cpu()
+    transactions = await bench.counts.transactions()
     started = time.time()
     await bench.publish_many(TYPE_TEN, events)
     published = time.time()
     finished = await bench.counts.wait_for(target, timeout=180)
     after, machine_after = classes.cpu(), machine_cpu()
+    await asyncio.sleep(2)  # until every backend has published its transaction counts
+    transactions = await bench.counts.transactions() - transactions
     cores = (machine_after[1] - machine_before[1]) or 1.0  # core-seconds that went by
     used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
     used["machine"] = machine_after[0] - machine_before[0]
@@ -699,6 +716,7 @@ async def scaled_run(bench: Bench, classes: Classes, events: int, subs: int) -> 
         cpu={name: seconds / target * 1000 for name, seconds in used.items()},
         share={name: seconds / cores for name, seconds in used.items()},
         load=os.getloadavg()[0],
+        transactions=transactions / target,
     )
 
 
@@ -740,7 +758,8 @@ def run_scaling(args: argparse.Namespace, tmp: Path, receiver: str) -> None:
                 f"  run: {workers} worker(s), {api_processes} API: {got.deliveries:,.0f}"
                 f" deliveries/s, {got.published:,.0f} events/s published;"
                 f" machine busy {got.share['machine']:.0%}, ours {got.share['ours']:.0%};"
-                f" load {got.load:.1f}; CPU s per 1,000 deliveries: {cpu}",
+                f" load {got.load:.1f}; {got.transactions:.2f} PostgreSQL transactions per"
+                f" delivery; CPU s per 1,000 deliveries: {cpu}",
                 flush=True,
             )
     print_scaling(args, runs)
@@ -789,6 +808,12 @@ def print_scaling(args: argparse.Namespace, runs: dict[tuple[int, int], list[Sca
         row = " | ".join(f"{v:.0%}" for v in (*shares, other, idle))
         per_cpu = med(got, lambda r: 1000 / r.cpu["ours"])
         print(f"| {workers} | {api_processes} | {row} | {per_cpu:,.0f} |")
+    print()
+    print("PostgreSQL transactions per delivery (publishing and delivering; medians):")
+    for (workers, api_processes), got in runs.items():
+        print(
+            f"  {workers} worker(s), {api_processes} API: {med(got, lambda r: r.transactions):.2f}"
+        )
     pg_shared = statistics.median(r.cpu.get("pg shared", 0.0) for got in runs.values() for r in got)
     print()
     print(

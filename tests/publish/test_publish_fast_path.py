@@ -186,3 +186,33 @@ async def _key(service: Service, tenant: Tenant, scopes: list[str]) -> dict[str,
 
 def _progress(incident_id: str) -> dict[str, Any]:
     return sample_data("investigation.progress", incidentId=incident_id)
+
+
+async def test_a_publish_on_sqlite_is_one_short_transaction(tmp_path: Path) -> None:
+    """The statements of a lone `POST /v1/events` on SQLite, with no other writer about: its
+    group's BEGIN and COMMIT around its savepoint, one position reservation, one insert."""
+    settings = make_settings(tmp_path, run_workers=False)
+    async with running_service(settings) as service:
+        acme = await service.tenant("acme")
+        headers = {**acme.key_headers, **JSON}
+        first = await service.client.post("/v1/events", headers=headers, json=VALID)
+        assert first.status_code == 201  # the writer connection is open from here on
+        group = service.ctx.db._group
+        assert group is not None
+        raw = group.conn.connection.dbapi_connection
+        statements: list[str] = []
+        raw.set_trace_callback(statements.append)
+        try:
+            resp = await service.client.post("/v1/events", headers=headers, json=VALID)
+        finally:
+            raw.set_trace_callback(None)
+        assert resp.status_code == 201
+        verbs = [" ".join(s.split()[:3]) for s in statements]
+        assert verbs == [
+            "BEGIN IMMEDIATE",
+            "SAVEPOINT member",
+            "INSERT INTO event_heads",
+            "INSERT INTO events",
+            "RELEASE member",
+            "COMMIT",
+        ], statements

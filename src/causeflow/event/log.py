@@ -90,9 +90,10 @@ async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
     if count and not tx.heads.get(tenant_id):
         await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, tenant_id)
         tx.heads[tenant_id] = True
-    result = await tx.conn.execute(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
+    rows = await tx.returning(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
     tx.heads.setdefault(tenant_id, False)
-    return int(result.scalar_one())
+    (position,) = rows  # exactly one
+    return int(position[0])
 
 
 async def lock_log_head(tx: Tx, tenant_id: str) -> None:

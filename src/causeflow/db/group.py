@@ -133,7 +133,13 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver (once per group): errors are SQLAlchemy's all the same.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
     return engine
 

@@ -9,7 +9,6 @@ transaction, and readers are woken once that transaction has committed.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +40,6 @@ class StoredEvent:
     traceparent: str | None = None  # the span that appended it (tracing on)
 
 
-# The events of one append share their time: its text is formatted once, not once per event.
-_timestamp = functools.lru_cache(maxsize=256)(ms_to_rfc3339)
-
-
 def build_envelope(
     *,
     event_id: str,
@@ -57,7 +52,7 @@ def build_envelope(
     envelope: dict[str, Any] = {
         "id": event_id,
         "event": event_type,
-        "timestamp": _timestamp(now_ms),
+        "timestamp": ms_to_rfc3339(now_ms),
         "tenantId": tenant_id,
         "data": data,
     }

@@ -216,3 +216,45 @@ async def test_a_publish_on_sqlite_is_one_short_transaction(tmp_path: Path) -> N
             "RELEASE member",
             "COMMIT",
         ], statements
+
+
+async def test_a_revoked_key_publishes_no_more_at_once(service: Service, tenant: Tenant) -> None:
+    switch = await switch_of(service)
+    switch.on()
+    created = await service.client.post(
+        "/v1/api-keys", headers=tenant.admin_headers, json={"name": "k", "scopes": ["admin"]}
+    )
+    assert created.status_code == 201, created.text
+    headers = {"X-API-Key": created.json()["key"], **JSON}
+    ok = await service.client.post("/v1/events", headers=headers, content=orjson.dumps(VALID))
+    assert ok.status_code == 201  # the key's lookup is cached from here on
+    revoked = await service.client.delete(
+        f"/v1/api-keys/{created.json()['id']}", headers=tenant.admin_headers
+    )
+    assert revoked.status_code == 204
+    refused = await service.client.post("/v1/events", headers=headers, content=orjson.dumps(VALID))
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_api_key"
+
+
+async def test_a_changed_publish_limit_applies_at_once(tmp_path: Path) -> None:
+    now = int(time.time() * 1000)
+    clock = FrozenClock(start_ms=now - now % 60_000)
+    async with running_service(make_settings(tmp_path), clock) as service:
+        acme = await service.tenant("acme")
+        token = service.ctx.tokens.mint_platform_admin(now=time.time(), ttl=600)
+
+        async def publish_limit(limit: int) -> None:
+            changed = await service.client.put(
+                f"/v1/tenants/{acme.id}/limits",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"publishPerMinute": limit},
+            )
+            assert changed.status_code == 200, changed.text
+
+        request = {"headers": {**acme.key_headers, **JSON}, "content": orjson.dumps(VALID)}
+        await publish_limit(100)
+        for _ in range(3):  # the effective limits are worked out once, then kept
+            assert (await service.client.post("/v1/events", **request)).status_code == 201
+        await publish_limit(4)
+        assert (await service.client.post("/v1/events", **request)).status_code == 201
+        assert (await service.client.post("/v1/events", **request)).status_code == 429

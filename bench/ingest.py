@@ -10,7 +10,7 @@ Measures, over several runs (medians reported), with a load generator in its own
 Alerts/s, p50 and p99 latency. Prints, never asserts.
 
     .venv/bin/python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 48]
-        [--modes new,dup90]
+        [--modes new,dup90] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from bench.common import (  # noqa: E402
     percentile,
     serve_baseline,
     start_baseline,
+    start_profile,
 )
 from tests.support.processes import Deployment  # noqa: E402
 
@@ -158,6 +159,7 @@ def report(results: dict[str, list[dict]]) -> None:
 
 def orchestrate(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
+    print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if args.server_env:
         print(f"server environment: {' '.join(args.server_env)}")
     print(
@@ -187,10 +189,16 @@ def orchestrate(args: argparse.Namespace) -> None:
                         load_mode = "new" if mode == "baseline" else mode
                         pid = baseline_proc.pid if mode == "baseline" else server.pid
                         assert pid is not None
+                        spy = None
+                        if args.profile and mode == "new":
+                            out = args.profile / f"new-{time.strftime('%H%M%S')}.txt"
+                            spy = start_profile(pid, args.seconds, out)
                         before = cpu_seconds(pid)
                         got = run_load(
                             target, tenant["ingestKey"], load_mode, args.seconds, args.concurrency
                         )
+                        if spy is not None:
+                            spy.wait(60)
                         got["cpu_us"] = (cpu_seconds(pid) - before) / max(got["requests"], 1) * 1e6
                         key = "baseline" if mode == "baseline" else labels[mode]
                         results[key].append(got)
@@ -225,6 +233,7 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="extra environment for `causeflow serve` (e.g. CAUSEFLOW_RUN_WORKERS=false)",
     )
+    parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the `new` runs")
     parser.add_argument("--port", type=int)
     parser.add_argument("--url")
     parser.add_argument("--key")

@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     percentile,
     serve_baseline,
     start_baseline,
+    start_profile,
 )
 from causeflow_sdk.models import sample_data  # noqa: E402
 from tests.support.processes import Deployment  # noqa: E402
@@ -119,14 +120,8 @@ def measured(pid: int, url: str, key: str, mode: str, args: argparse.Namespace) 
     With `--profile`, a single-publish run is sampled by py-spy meanwhile."""
     spy = None
     if args.profile and mode == "single":
-        args.profile.mkdir(parents=True, exist_ok=True)
         out = args.profile / f"single-{time.strftime('%H%M%S')}.txt"
-        spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid)]
-            + ["-d", str(int(args.seconds)), "-f", "raw", "-o", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        spy = start_profile(pid, args.seconds, out)
     before = cpu_seconds(pid)
     got = run_load(url, key, mode, args)
     spent = cpu_seconds(pid) - before

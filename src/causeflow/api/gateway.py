@@ -18,7 +18,7 @@ hands on, with the body it read, to the application, which answers it exactly as
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -77,12 +77,12 @@ class Gateway:
         app: ASGIApp,
         state: Any,
         inbound: Inbound | None = None,
-        fast_routes: dict[tuple[str, str], FastRoute] | None = None,
+        fast_routes: Mapping[tuple[str, str], FastRoute] | None = None,
     ) -> None:
         self.app = app
         self._state = state  # the application's state; `ctx` is set by the lifespan
         self._inbound = inbound
-        self._fast_routes = fast_routes or {}  # (method, path) -> its direct handler
+        self._fast_routes = dict(fast_routes or {})  # (method, path) -> its direct handler
 
     @property
     def ctx(self) -> AppContext:

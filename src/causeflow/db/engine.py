@@ -123,7 +123,7 @@ class Tx:
         if isinstance(writer, SyncConnection):
             found = _DRIVER_SQL.get(id(stmt))
             if found is None or found[0] is not stmt:
-                compiled = stmt.compile(dialect=writer.dialect)
+                compiled = stmt.compile(dialect=writer.dialect)  # type: ignore[attr-defined]
                 assert compiled.positiontup is not None  # SQLite's qmark style
                 found = _DRIVER_SQL[id(stmt)] = (stmt, str(compiled), tuple(compiled.positiontup))
             _, sql, names = found

@@ -10,14 +10,13 @@ Measures, over several runs (medians reported), with a load generator in its own
 Alerts/s, p50 and p99 latency. Prints, never asserts.
 
     .venv/bin/python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 48]
+        [--modes new,dup90] [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import os
 import random
 import statistics
@@ -29,15 +28,20 @@ from pathlib import Path
 
 import aiohttp
 import orjson
-from fastapi import FastAPI, Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "sdk/python/src"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.common import machine  # noqa: E402
-from tests.support.ports import free_port, port_open  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    percentile,
+    serve_baseline,
+    start_baseline,
+    start_profile,
+)
 from tests.support.processes import Deployment  # noqa: E402
 
 ENV = {
@@ -49,41 +53,7 @@ HOT_ALERTS = 64
 WARMUP_SECONDS = 1.0
 
 
-# --- the baseline server ---------------------------------------------------------------------
-
-
-def serve_baseline(port: int) -> None:
-    """FastAPI + uvicorn (uvloop, httptools, no access log): read the body, HMAC it, answer 202."""
-    import uvicorn
-
-    app = FastAPI()
-    secret = os.urandom(32)
-
-    @app.post("/hook")
-    async def hook(request: Request) -> Response:
-        digest = hmac.new(secret, await request.body(), hashlib.sha256).hexdigest()
-        return Response(orjson.dumps({"status": "accepted", "digest": digest}), status_code=202)
-
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        backlog=4096,
-    )
-
-
 # --- the load generator (its own process) ----------------------------------------------------
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 async def generate(url: str, key: str, mode: str, seconds: float, concurrency: int) -> dict:
@@ -106,7 +76,7 @@ async def generate(url: str, key: str, mode: str, seconds: float, concurrency: i
 
     latencies: list[float] = []
     actions: dict[str, int] = {}
-    errors = 0
+    errors = requests = 0
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as http:
         if mode == "dup90":  # open the hot alerts first, so repeats attach
@@ -114,12 +84,13 @@ async def generate(url: str, key: str, mode: str, seconds: float, concurrency: i
                 body = orjson.dumps({"externalId": external, "title": external})
                 async with http.post(url, data=body, headers=headers) as resp:
                     await resp.read()
+                requests += 1
         started = time.perf_counter()
         measure_from = started + WARMUP_SECONDS
         deadline = measure_from + seconds
 
         async def client() -> None:
-            nonlocal errors
+            nonlocal errors, requests
             while True:
                 body = next_body()
                 t0 = time.perf_counter()
@@ -129,6 +100,7 @@ async def generate(url: str, key: str, mode: str, seconds: float, concurrency: i
                     payload = await resp.read()
                     status = resp.status
                 t1 = time.perf_counter()
+                requests += 1
                 if t0 < measure_from:
                     continue
                 if status != 202:
@@ -144,6 +116,7 @@ async def generate(url: str, key: str, mode: str, seconds: float, concurrency: i
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "errors": errors,
+        "requests": requests,  # warm-up included: the server's CPU time is per request of these
         "actions": actions,
     }
 
@@ -172,47 +145,35 @@ def run_load(url: str, key: str, mode: str, seconds: float, concurrency: int) ->
 # --- orchestration ---------------------------------------------------------------------------
 
 
-def start_baseline() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--role", "baseline", "--port", str(port)]
-    )
-    deadline = time.monotonic() + 20
-    while not port_open(port):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("the baseline server did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port}/hook"
-
-
 def report(results: dict[str, list[dict]]) -> None:
     base = statistics.median(r["rps"] for r in results["baseline"])
     print(f"\nmedians of {len(results['baseline'])} runs:")
-    print(f"  {'':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  of baseline")
+    print(f"  {'':<36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}  of baseline")
     for name, runs in results.items():
         rps = statistics.median(r["rps"] for r in runs)
         p50 = statistics.median(r["p50_ms"] for r in runs)
         p99 = statistics.median(r["p99_ms"] for r in runs)
-        print(f"  {name:<36} {rps:>9,.0f} {p50:>8.1f} {p99:>8.1f}  {rps / base:>6.0%}")
+        cpu = statistics.median(r["cpu_us"] for r in runs)
+        print(f"  {name:<36} {rps:>9,.0f} {p50:>8.1f} {p99:>8.1f} {cpu:>11.0f}  {rps / base:>6.0%}")
 
 
 def orchestrate(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
+    print(f"load average: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     if args.server_env:
         print(f"server environment: {' '.join(args.server_env)}")
     print(
         f"load: {args.concurrency} connections, {args.seconds:g} s per measurement "
         f"(after {WARMUP_SECONDS:g} s warm-up), {args.runs} runs"
     )
-    baseline_proc, baseline_url = start_baseline()
+    baseline_proc, baseline_url = start_baseline(str(Path(__file__).resolve()))
     labels = {
         "baseline": "baseline: FastAPI HMAC endpoint",
         "new": "new incident per alert",
         "dup90": "90 % duplicates (attached)",
     }
-    results: dict[str, list[dict]] = {label: [] for label in labels.values()}
-    results["baseline"] = results.pop(labels["baseline"])
+    results: dict[str, list[dict]] = {"baseline": []}
+    results.update({labels[mode]: [] for mode in args.modes.split(",")})
     try:
         with tempfile.TemporaryDirectory(prefix="cf-bench-ingest-") as tmp:
             extra = dict(item.split("=", 1) for item in args.server_env)
@@ -223,17 +184,28 @@ def orchestrate(args: argparse.Namespace) -> None:
                 server = deployment.add_server()
                 url = f"{server.base_url}/v1/webhooks/{tenant['tenantId']}/custom"
                 for run in range(1, args.runs + 1):
-                    for mode in ("baseline", "new", "dup90"):
+                    for mode in ("baseline", *args.modes.split(",")):
                         target = baseline_url if mode == "baseline" else url
                         load_mode = "new" if mode == "baseline" else mode
+                        pid = baseline_proc.pid if mode == "baseline" else server.pid
+                        assert pid is not None
+                        spy = None
+                        if args.profile and mode == "new":
+                            out = args.profile / f"new-{time.strftime('%H%M%S')}.txt"
+                            spy = start_profile(pid, args.seconds, out)
+                        before = cpu_seconds(pid)
                         got = run_load(
                             target, tenant["ingestKey"], load_mode, args.seconds, args.concurrency
                         )
+                        if spy is not None:
+                            spy.wait(60)
+                        got["cpu_us"] = (cpu_seconds(pid) - before) / max(got["requests"], 1) * 1e6
                         key = "baseline" if mode == "baseline" else labels[mode]
                         results[key].append(got)
                         print(
                             f"  run {run} {mode:<8} {got['rps']:>8,.0f} alerts/s  "
                             f"p50 {got['p50_ms']:.1f} ms  p99 {got['p99_ms']:.1f} ms  "
+                            f"server CPU {got['cpu_us']:.0f} µs/req  "
                             f"errors {got['errors']}  {got['actions']}",
                             flush=True,
                         )
@@ -252,12 +224,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument(
+        "--modes", default="new,dup90", help="comma-separated, measured after the baseline"
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
         metavar="NAME=VALUE",
         help="extra environment for `causeflow serve` (e.g. CAUSEFLOW_RUN_WORKERS=false)",
     )
+    parser.add_argument("--profile", type=Path, help="py-spy raw profiles of the `new` runs")
     parser.add_argument("--port", type=int)
     parser.add_argument("--url")
     parser.add_argument("--key")

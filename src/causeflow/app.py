@@ -37,6 +37,7 @@ from causeflow.event.broker import Broker
 from causeflow.incident.service import register_effects as register_incident_effects
 from causeflow.ingest.router import answer_inbound
 from causeflow.metrics import METRICS_REFUSED, bearer_matches
+from causeflow.publish.router import answer_publish
 from causeflow.publish.service import register_effect
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
@@ -182,6 +183,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     register_incident_effects(register_effect)
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
-    app.add_middleware(Gateway, state=app.state, inbound=answer_inbound)
+    fast_routes = {("POST", "/v1/events"): answer_publish}
+    app.add_middleware(Gateway, state=app.state, inbound=answer_inbound, fast_routes=fast_routes)
     app.add_middleware(AccessLog, routes=app.router.routes, enabled=settings.access_log)
     return app

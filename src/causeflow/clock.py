@@ -6,6 +6,7 @@ milliseconds (`2026-11-27T08:42:53.123Z`) on the wire.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -19,8 +20,14 @@ class Clock:
 
 
 def ms_to_rfc3339(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second_text(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _second_text(seconds: int) -> str:
+    """The text of a whole second: formatted once, for the many times written within it."""
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_rfc3339(text: str) -> int:

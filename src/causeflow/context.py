@@ -110,6 +110,8 @@ class AppContext:
     load_limits: LimitsLoader | None = None
     _plans: TtlCache[str, str] = field(default_factory=lambda: TtlCache(10.0, 50_000))
     _limits: TtlCache[str, Stored | None] = field(init=False)
+    # tenant id -> (the stored record, its effective limits), see `tenant_limits`
+    _effective: dict[str, tuple[Stored | None, TenantLimits]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._limits = TtlCache(self.settings.tenant_limits_cache_seconds, 50_000)
@@ -139,8 +141,17 @@ class AppContext:
         return await self._limits.get(tenant_id, load)
 
     async def tenant_limits(self, tenant_id: str) -> TenantLimits:
-        """The tenant's effective limits (the defaults for an unknown tenant)."""
-        return effective(self.settings, await self.stored_limits(tenant_id))
+        """The tenant's effective limits (the defaults for an unknown tenant): worked out once
+        for each stored record the cache hands out (a reload or a drop hands out another)."""
+        stored = await self.stored_limits(tenant_id)
+        found = self._effective.get(tenant_id)
+        if found is not None and found[0] is stored:
+            return found[1]
+        limits = effective(self.settings, stored)
+        if len(self._effective) >= 50_000:
+            self._effective.clear()
+        self._effective[tenant_id] = (stored, limits)
+        return limits
 
     def forget_limits(self, tenant_id: str) -> None:
         """Drop this process's copy of the tenant's limits (after a change)."""

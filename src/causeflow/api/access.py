@@ -27,6 +27,7 @@ log = logging.getLogger("causeflow.access")
 
 INBOUND_ROUTE = "/v1/webhooks/{tenantId}/{provider}"
 UNMATCHED = "unmatched"  # the route of a request no route answers (404)
+MATCHES_KEPT = 1024  # (method, path) answers of `RouteTable.match` kept
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # whole value: fullmatch
 
 
@@ -99,6 +100,8 @@ class AccessLog:
         request_id: str,
         span: spans.Handle,
     ) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return  # nothing to write: nothing to gather
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         tenant_id = _tenant_of(scope)
         fields: dict[str, Any] = {
@@ -130,6 +133,7 @@ class RouteTable:
     def __init__(self, routes: Any) -> None:
         self._by_route: dict[int, str] = {}
         self._patterns: list[tuple[re.Pattern[str], frozenset[str] | None, str]] = []
+        self._matched: dict[tuple[str, str], str] = {}  # (method, path) -> `match`'s answer
         for context in iter_route_contexts(routes):
             template = context.path_format
             if template is None:
@@ -145,7 +149,17 @@ class RouteTable:
 
     def match(self, method: str, path: str) -> str:
         """The template of the route for this path and method (one for the path alone if no
-        route takes the method: a 405), else `unmatched`."""
+        route takes the method: a 405), else `unmatched`. The paths of the routes the gateway
+        answers itself come again and again: their answers are kept (a bounded number)."""
+        found = self._matched.get((method, path))
+        if found is None:
+            found = self._match(method, path)
+            if len(self._matched) >= MATCHES_KEPT:
+                self._matched.clear()
+            self._matched[(method, path)] = found
+        return found
+
+    def _match(self, method: str, path: str) -> str:
         partial = UNMATCHED
         for pattern, methods, template in self._patterns:
             if pattern.match(path):

@@ -8,11 +8,17 @@ authenticates itself (keys in four places) and is answered from here by its own 
 cost more than the handler. It is budgeted by `InboundBudget`: per tenant once a key of the
 tenant in its path is accepted, per client address while it is not, so that requests without
 the key never spend the tenant's budget.
+
+A few other hot routes have a direct handler too (`FastRoute`, given by the composition root,
+e.g. `POST /v1/events`): it runs after the credential and the request budget, in place of the
+framework's routing, and answers only the plain, valid request; anything else (no or another
+credential, an `Idempotency-Key`, an unusual content type, a body that does not validate) it
+hands on, with the body it read, to the application, which answers it exactly as without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -60,13 +66,23 @@ def _cookie(headers: dict[str, str], name: str) -> str | None:
 # The inbound alert endpoint answered by the gateway itself: (ctx, scope, receive, send,
 # lower-cased headers, tenant id, provider).
 Inbound = Callable[[AppContext, Scope, Receive, Send, dict[str, str], str, str], Awaitable[None]]
+# A route answered by the gateway itself once the request is within its budget: (ctx, scope,
+# receive, send, the application to hand the request on to when it is not one it answers).
+FastRoute = Callable[[AppContext, Scope, Receive, Send, ASGIApp], Awaitable[None]]
 
 
 class Gateway:
-    def __init__(self, app: ASGIApp, state: Any, inbound: Inbound | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: Any,
+        inbound: Inbound | None = None,
+        fast_routes: Mapping[tuple[str, str], FastRoute] | None = None,
+    ) -> None:
         self.app = app
         self._state = state  # the application's state; `ctx` is set by the lifespan
         self._inbound = inbound
+        self._fast_routes = dict(fast_routes or {})  # (method, path) -> its direct handler
 
     @property
     def ctx(self) -> AppContext:
@@ -152,6 +168,10 @@ class Gateway:
                 message["headers"] = list(message.get("headers", [])) + rl_headers
             await send(message)
 
+        fast = self._fast_routes.get((scope["method"], scope["path"]))
+        if fast is not None:
+            await fast(self.ctx, scope, receive, send_with_headers, self.app)
+            return
         await self.app(scope, receive, send_with_headers)
 
     def _budget(self, principal: Any, scope: Scope, now_ms: int, limit: int | None) -> Decision:

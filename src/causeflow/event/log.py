@@ -9,7 +9,6 @@ transaction, and readers are woken once that transaction has committed.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +40,6 @@ class StoredEvent:
     traceparent: str | None = None  # the span that appended it (tracing on)
 
 
-# The events of one append share their time: its text is formatted once, not once per event.
-_timestamp = functools.lru_cache(maxsize=256)(ms_to_rfc3339)
-
-
 def build_envelope(
     *,
     event_id: str,
@@ -57,7 +52,7 @@ def build_envelope(
     envelope: dict[str, Any] = {
         "id": event_id,
         "event": event_type,
-        "timestamp": _timestamp(now_ms),
+        "timestamp": ms_to_rfc3339(now_ms),
         "tenantId": tenant_id,
         "data": data,
     }
@@ -90,9 +85,10 @@ async def next_positions(tx: Tx, tenant_id: str, count: int = 1) -> int:
     if count and not tx.heads.get(tenant_id):
         await tx.db.dialect.notify(tx.conn, NOTIFY_CHANNEL, tenant_id)
         tx.heads[tenant_id] = True
-    result = await tx.conn.execute(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
+    rows = await tx.returning(_HEAD_UPSERT(tx.db.dialect), {"t": tenant_id, "n": count})
     tx.heads.setdefault(tenant_id, False)
-    return int(result.scalar_one())
+    (position,) = rows  # exactly one
+    return int(position[0])
 
 
 async def lock_log_head(tx: Tx, tenant_id: str) -> None:

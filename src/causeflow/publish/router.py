@@ -6,15 +6,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as ModelInvalid
 
 from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
+from causeflow.api.errors import failure_of
+from causeflow.api.gateway import ASGIApp, Message, Receive, Scope, Send, send_error
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
+from causeflow.auth.principal import Action, Principal, allows
 from causeflow.context import AppContext
 from causeflow.errors import CursorExpired, RateLimited, ValidationFailed
 from causeflow.event import log
-from causeflow.jsonutil import json_body
+from causeflow.jsonutil import JsonRefused, json_body, loads_body
 from causeflow.publish.service import MAX_BATCH_EVENTS, prepare, prepare_all, publish, publish_all
 from causeflow_sdk.models import CATALOG
 
@@ -164,12 +168,106 @@ async def spend_publish_budget(ctx: AppContext, tenant_id: str, count: int) -> N
     responses={429: {"description": "over the request budget or the tenant's publish rate"}},
 )
 async def post_event(body: EventPublish, ctx: Ctx, principal: Publisher) -> Response:
+    # Through the gateway, the plain request is answered by `answer_publish` instead.
+    envelope = await publish_one(ctx, principal, body)
+    return Response(envelope, status_code=201, media_type="application/json")
+
+
+async def publish_one(ctx: AppContext, principal: Principal, body: EventPublish) -> bytes:
+    """The checked `POST /v1/events` of an admitted caller: its 201 body, once committed."""
     item = prepare(
         principal, event_type=body.event, data=body.data, test=body.test, now_ms=ctx.clock.now_ms()
     )
     await spend_publish_budget(ctx, tenant_of(principal), 1)
     stored = await publish(ctx, item)
-    return Response(json_body(stored.envelope), status_code=201, media_type="application/json")
+    return json_body(stored.envelope)
+
+
+# The content types of a body `answer_publish` reads itself (other JSON spellings, and bodies
+# sent as something else, get the framework's own handling).
+_JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
+
+
+async def answer_publish(
+    ctx: AppContext, scope: Scope, receive: Receive, send: Send, app: ASGIApp
+) -> None:
+    """`POST /v1/events` as plain ASGI, called by the gateway once the request's credential is
+    resolved and it is within its budget (`api.gateway.FastRoute`).
+
+    It answers the plain request itself, as `post_event` would: a caller the route admits
+    (`Publisher`), no `Idempotency-Key`, a JSON body that `EventPublish` accepts. Every other
+    request goes on to `app` with the body read here, to be answered by the route with its
+    dependencies (401, 403, the key's claim) and the framework's validation errors.
+    """
+    body = await _read_body(receive)
+    if body is None:
+        return  # the client went away
+    principal = scope["state"].get("principal")
+    request = _plain_publish(scope, principal, body)
+    if request is None:
+        await app(scope, _replaying(body, receive), send)
+        return
+    try:
+        answer = await publish_one(ctx, principal, request)
+    except Exception as exc:  # noqa: BLE001  # the error shape of every route
+        await send_error(send, failure_of(exc))
+        return
+    # What `post_event`'s Response sends.
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [
+                (b"content-length", str(len(answer)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
+def _plain_publish(scope: Scope, principal: Principal | None, body: bytes) -> EventPublish | None:
+    """The request's `EventPublish` if `answer_publish` answers it itself, else None."""
+    if principal is None or principal.kind == "ticket" or not allows(principal, Action.PUBLISH):
+        return None
+    content_type: bytes | None = None
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name == b"idempotency-key":
+            return None
+        if name == b"content-type" and content_type is None:
+            content_type = value.lower()
+    if content_type not in _JSON_TYPES:
+        return None
+    try:
+        return EventPublish.model_validate(loads_body(body))
+    except (JsonRefused, ModelInvalid):
+        return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` with the body read already given again first."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 @router.post(

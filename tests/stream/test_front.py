@@ -5,8 +5,9 @@ The route's answers come from a second uvicorn server in the same process servin
 application (same context, hub and store) with that layer left out (`route_stack`), so each
 case is asked of both and the answers compared: refusals of the credential (none, malformed,
 unknown, without the stream's permission, a platform admin, a tenant that does not exist, a
-revoked key), the filters' and parameters' validation, the tenant's stream cap, and what a
-stream sends (head, preamble, resume with `Last-Event-ID` or `?lastEventId=`, a reset).
+revoked key), the filters' and parameters' validation, the tenant's stream cap and request
+budget, and what a stream sends (head, preamble, resume with `Last-Event-ID` or
+`?lastEventId=`, a reset).
 """
 
 from __future__ import annotations
@@ -306,3 +307,22 @@ async def test_a_stream_refused_before_its_head_is_not_left_registered(tmp_path:
         assert not svc.hub.connections()
         async with svc.stream(acme) as one:
             await one.next(timeout=5)
+
+
+async def test_the_request_budget_is_spent_and_answered_alike(tmp_path: Path) -> None:
+    """The stream spends its tenant's request budget on either path (the gateway runs before
+    both), and once it is spent both answer the gateway's 429."""
+    settings = make_settings(tmp_path, rate_limit_per_minute=2, **FAST)
+    async with live_service(settings) as svc, serving(route_stack(svc.app)) as route_url:
+        acme = await svc.tenant("acme")
+        async with svc.stream(acme) as one, _stream(svc, route_url, acme) as two:
+            await one.next(timeout=5)
+            await two.next(timeout=5)
+            assert one.response.headers["X-RateLimit-Remaining"] in ("0", "1")
+        fast = await answer(svc.base_url, acme.key_headers)
+        routed = await answer(route_url, acme.key_headers)
+        for status, headers, body in (fast, routed):
+            assert status == 429 and '"error":"rate_limit_exceeded"' in body, body
+            assert "retry-after" in headers and headers["x-ratelimit-limit"] == "2"
+        assert fast[2] == routed[2]
+        assert set(fast[1]) == set(routed[1])

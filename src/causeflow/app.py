@@ -42,6 +42,7 @@ from causeflow.publish.service import register_effect
 from causeflow.ratelimit.limiter import RateLimiter
 from causeflow.roles import start_roles
 from causeflow.settings import Settings
+from causeflow.stream.front import StreamFront
 from causeflow.tenant.plans import load_limits, load_plan
 
 
@@ -183,6 +184,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     register_incident_effects(register_effect)
     app.add_exception_handler(IdempotentReplay, replay_response)
     app.add_middleware(IdempotencyMiddleware, state=app.state)
+    app.add_middleware(StreamFront, state=app.state)  # the stream, served past the framework
     fast_routes = {("POST", "/v1/events"): answer_publish}
     app.add_middleware(Gateway, state=app.state, inbound=answer_inbound, fast_routes=fast_routes)
     app.add_middleware(AccessLog, routes=app.router.routes, enabled=settings.access_log)

@@ -19,15 +19,20 @@ from causeflow.api.routing import JsonRoute
 from causeflow.auth import standing
 from causeflow.auth.principal import Action, Principal, allows
 from causeflow.clock import ms_to_rfc3339
+from causeflow.context import AppContext
 from causeflow.errors import Forbidden, Unauthorized, ValidationFailed
+from causeflow.stream.connection import Connection
 from causeflow.stream.framing import parse_types
-from causeflow.stream.hub import running_hub
+from causeflow.stream.hub import StreamHub, running_hub
 from causeflow.stream.session import EventStream
 from causeflow_sdk.models import CATALOG_TYPES, OPERATIONAL_TYPES
 
 router = APIRouter(tags=["stream"], route_class=JsonRoute)
 
 KNOWN_TYPES = frozenset(CATALOG_TYPES) | frozenset(OPERATIONAL_TYPES)
+# The longest value accepted for each parameter of the stream (query, and the header in lower
+# case). A longer one is answered 422 by the route's validation.
+MAX_LENGTHS = {"events": 2000, "incidentId": 64, "lastEventId": 64, "last-event-id": 64}
 
 
 class StreamTicket(BaseModel):
@@ -36,7 +41,11 @@ class StreamTicket(BaseModel):
 
 
 async def stream_principal(request: Request, ctx: Ctx) -> Principal:
-    principal: Principal | None = request.scope.get("state", {}).get("principal")
+    return await admitted_streamer(ctx, request.scope.get("state", {}).get("principal"))
+
+
+async def admitted_streamer(ctx: AppContext, principal: Principal | None) -> Principal:
+    """The gateway's principal if it may open a stream now, else Unauthorized or Forbidden."""
     if principal is None:
         raise Unauthorized(
             "authentication required: a Bearer token, an API key or ?token=<stream ticket>"
@@ -94,15 +103,31 @@ async def open_stream(
     ctx: Ctx,
     principal: Streamer,
     events: Annotated[
-        str | None, Query(max_length=2000, description="comma-separated event types")
+        str | None,
+        Query(max_length=MAX_LENGTHS["events"], description="comma-separated event types"),
     ] = None,
-    incidentId: Annotated[str | None, Query(max_length=64)] = None,  # noqa: N803
+    incidentId: Annotated[  # noqa: N803
+        str | None, Query(max_length=MAX_LENGTHS["incidentId"])
+    ] = None,
     lastEventId: Annotated[  # noqa: N803
-        str | None, Query(max_length=64, description="resume after this event id")
+        str | None,
+        Query(max_length=MAX_LENGTHS["lastEventId"], description="resume after this event id"),
     ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=MAX_LENGTHS["last-event-id"])
+    ] = None,
     token: Annotated[str | None, Query(description="a stream ticket")] = None,
 ) -> EventStream:
+    # Served by `stream.front.StreamFront` under the application, with the functions below;
+    # declared here for the API's description (and an application built without that layer).
+    hub, conn = await open_connection(ctx, principal, events, incidentId)
+    return EventStream(hub, conn, resume_from(last_event_id, lastEventId))
+
+
+async def open_connection(
+    ctx: AppContext, principal: Principal, events: str | None, incident_id: str | None
+) -> tuple[StreamHub, Connection]:
+    """Check the filters and register the stream with the hub (under the tenant's cap)."""
     types = parse_types(events)
     for name in sorted(types or ()):
         if name not in KNOWN_TYPES:
@@ -111,5 +136,9 @@ async def open_stream(
     cap = None
     if principal.tenant_id is not None:
         cap = (await ctx.tenant_limits(principal.tenant_id)).max_streams
-    conn = hub.open(principal, types, incidentId or None, cap)
-    return EventStream(hub, conn, (last_event_id or lastEventId or "").strip() or None)
+    return hub, hub.open(principal, types, incident_id or None, cap)
+
+
+def resume_from(header: str | None, query: str | None) -> str | None:
+    """The event id to resume after: the `Last-Event-ID` header's, else `?lastEventId=`."""
+    return (header or query or "").strip() or None

@@ -20,6 +20,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -453,24 +454,31 @@ async def purge_attempts(
 
 
 async def purge_finished_deliveries(
-    tx: Tx,
-    cutoff_ms: int,
-    limit: int,
-    *,
-    only: Select[Any] | None = None,
-    exclude: Select[Any] | None = None,
+    tx: Tx, cutoff_ms: int, limit: int, *, tenants: Select[Any]
 ) -> int:
-    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of the
-    tenants `only` selects, when given; none of those `exclude` selects)."""
-    return await delete_older(
-        tx,
-        deliveries,
-        key="id",
-        time_col="created_at",
-        cutoff=cutoff_ms,
-        limit=limit,
-        where=(deliveries.c.status != "pending", *_tenants(deliveries, only, exclude)),
-    )
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending, of the
+    tenants whose ids `tenants` selects; how many went.
+
+    The batch is read from `ix_deliveries_tenant_created`, one tenant's range after another
+    (no index has `created_at` alone: each would cost every delivery's writes): on PostgreSQL
+    a LATERAL subquery takes each tenant's oldest, on SQLite an `IN` over the tenants searches
+    each one's range. A tenant with nothing old costs one index probe."""
+    d = deliveries.c
+    old = (d.created_at < cutoff_ms, d.status != "pending")
+    if tx.db.dialect.lateral:
+        ids = tenants.subquery()
+        each = (
+            select(d.id)
+            .where(d.tenant_id == next(iter(ids.c)), *old)
+            .order_by(d.created_at)
+            .limit(limit)
+            .lateral()
+        )
+        doomed = select(each.c.id).select_from(ids.join(each, true())).limit(limit)
+    else:
+        doomed = select(d.id).where(d.tenant_id.in_(tenants), *old).limit(limit)
+    result = await tx.execute(delete(deliveries).where(d.id.in_(doomed.scalar_subquery())))
+    return result.rowcount or 0
 
 
 # --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------

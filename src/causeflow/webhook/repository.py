@@ -206,8 +206,8 @@ async def list_deliveries(
         select(deliveries).where(*cond, d.event_type == t).order_by(*_NEWEST_FIRST).limit(limit)
         for t in types
     ]
-    parts = union_all(*(select(r.subquery().c) for r in ranges)).subquery()
-    merged = select(parts.c).order_by(parts.c.created_at.desc(), parts.c.id.desc()).limit(limit)
+    parts = union_all(*(select(*r.subquery().c) for r in ranges)).subquery()
+    merged = select(*parts.c).order_by(parts.c.created_at.desc(), parts.c.id.desc()).limit(limit)
     return list((await conn.execute(merged)).all())
 
 

@@ -128,7 +128,9 @@ async def test_purge_batch_reads_an_index_on_sqlite(tmp_path: Path):
     cap = Capture()
     scope = plans.tenants_without_retention("delivery_retention_days")
     await webhook_store.purge_finished_deliveries(cap, 1, 500, tenants=scope)  # type: ignore[arg-type]
-    sql = str(cap.stmts[0].compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    sql = str(
+        cap.stmts[0].compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    )
     db = sqlite3.connect(settings.sqlite_path)
     try:
         plan = [str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + sql)]

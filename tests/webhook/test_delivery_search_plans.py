@@ -82,6 +82,10 @@ async def test_type_search_reads_each_types_range(tmp_path: Path):
         ):
             plan = await _plan(db, query)
             assert "USING INDEX ix_deliveries_tenant_type_created" in plan, (query, plan)
+        # more types than a statement should carry ranges for: the tenant's range
+        many = frozenset(f"t.{i}" for i in range(30))
+        plan = await _plan(db, DeliveryQuery(event_types=many))
+        assert "USING INDEX ix_deliveries_tenant_created (tenant_id=?)" in plan, plan
         # a search by event or incident keeps its plan without the type, and the queue's
         # keeps the pending index
         for by_event in (DeliveryQuery(event_id="evt_1"), DeliveryQuery(incident_id="inc_1")):
@@ -95,5 +99,27 @@ async def test_type_search_reads_each_types_range(tmp_path: Path):
             assert "ix_deliveries_tenant_type_created" not in plan, plan
         plan = await _plan(db, DeliveryQuery(event_types=frozenset({"a.x"}), status="pending"))
         assert "USING INDEX ix_deliveries_pending " in plan + " ", plan
+    finally:
+        db.close()
+
+
+async def test_event_search_reads_the_events_deliveries(tmp_path: Path):
+    """`eventId` reads that event's few deliveries from ix_deliveries_tenant_event and sorts
+    them, instead of walking the tenant's newest-first range until a page of them turns up
+    (the whole history: an event has a delivery per subscription and replay)."""
+    settings = make_settings(tmp_path)
+    await migrate(settings)
+    db = sqlite3.connect(settings.sqlite_path)
+    try:
+        for query in (
+            DeliveryQuery(event_id="evt_1"),
+            DeliveryQuery(event_id="evt_1", status="failed", subscription_id="sub_1"),
+            DeliveryQuery(event_id="evt_1", event_types=frozenset({"a.x"})),
+        ):
+            plan = await _plan(db, query)
+            assert "USING INDEX ix_deliveries_tenant_event (tenant_id=? AND event_id=?)" in plan, (
+                query,
+                plan,
+            )
     finally:
         db.close()

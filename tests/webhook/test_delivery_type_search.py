@@ -84,3 +84,25 @@ async def test_type_search_pages_through_exactly_the_types_asked(
             for limit in (1, 7, 50):
                 got = await _pages(service, tenant.id, query, limit)
                 assert got == want, (types, status, limit)
+
+
+async def test_event_search_pages_through_the_events_deliveries(service: Service, tenant: Tenant):
+    """`eventId` (sorted from the event's own index): every delivery of the event, replays
+    included, newest first, with a subscription, a type or a status on top."""
+    rng = random.Random(11)
+    mine = _rows(rng, tenant.id, 200)
+    async with service.ctx.db.transaction() as tx:
+        await repository.insert_deliveries(tx, mine)
+    newest_first = sorted(mine, key=lambda r: (r["created_at"], r["id"]), reverse=True)
+    for event_id in sorted({r["event_id"] for r in mine})[:6]:
+        for extra in ({}, {"subscription_id": "sub_1"}, {"status": "failed"}):
+            want = [
+                r["id"]
+                for r in newest_first
+                if r["event_id"] == event_id
+                and r["subscription_id"] == extra.get("subscription_id", r["subscription_id"])
+                and r["status"] == extra.get("status", r["status"])
+            ]
+            query = DeliveryQuery(event_id=event_id, **extra)
+            for limit in (1, 2, 50):
+                assert await _pages(service, tenant.id, query, limit) == want, (extra, limit)

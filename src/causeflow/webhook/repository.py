@@ -148,7 +148,10 @@ def _search_conditions(
     d = deliveries.c
     cond = [d.tenant_id == tenant_id]
     if query.subscription_id is not None:
-        cond.append(d.subscription_id == query.subscription_id)
+        sub = d.subscription_id
+        if query.event_id is not None:  # the event's deliveries are fewer than the subscription's
+            sub = sub.concat(literal_column("''"))
+        cond.append(sub == query.subscription_id)
     if query.event_id is not None:
         cond.append(d.event_id == query.event_id)
     if query.incident_id is not None:
@@ -172,6 +175,8 @@ def _search_conditions(
 
 
 _NEWEST_FIRST = (deliveries.c.created_at.desc(), deliveries.c.id.desc())
+# a search naming more event types than this walks the tenant's range instead
+_MAX_TYPE_RANGES = 20
 
 
 async def list_deliveries(
@@ -188,7 +193,8 @@ async def list_deliveries(
     (a page of matches at most; nothing for a type the tenant lacks), and several types are a
     UNION ALL of those ranges, sorted and cut to the page: an `IN` list over that index would
     read every match of every type and sort them all. A search by event, incident or pending
-    status reads its own (smaller) index and tests the type on each row instead."""
+    status reads its own (smaller) index and tests the type on each row instead, and so does
+    a search naming more than `_MAX_TYPE_RANGES` types (it walks the tenant's range)."""
     d = deliveries.c
     cond = _search_conditions(tenant_id, query, before)
     types = sorted(query.event_types or ())
@@ -198,9 +204,19 @@ async def list_deliveries(
         # the type as an expression: no planner trades the narrower index for the type's range
         cond.append(d.event_type.concat(literal_column("''")).in_(types))
         types = []
+    if len(types) > _MAX_TYPE_RANGES:
+        # too many ranges for one statement (SQLite allows 500 SELECTs in a compound): the
+        # tenant's newest-first range, the type tested on each row
+        cond.append(d.event_type.concat(literal_column("''")).in_(types))
+        types = []
     if len(types) <= 1:
         cond.extend(d.event_type == t for t in types)
-        stmt = select(deliveries).where(*cond).order_by(*_NEWEST_FIRST).limit(limit)
+        order = _NEWEST_FIRST
+        if query.event_id is not None:
+            # an event's few deliveries from ix_deliveries_tenant_event, sorted: ordering by
+            # an expression keeps SQLite from walking the tenant's newest-first range instead
+            order = ((d.created_at + 0).desc(), d.id.desc())
+        stmt = select(deliveries).where(*cond).order_by(*order).limit(limit)
         return list((await conn.execute(stmt)).all())
     ranges = [
         select(deliveries).where(*cond, d.event_type == t).order_by(*_NEWEST_FIRST).limit(limit)

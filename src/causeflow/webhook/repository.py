@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -148,7 +149,7 @@ def _search_conditions(
     d = deliveries.c
     cond = [d.tenant_id == tenant_id]
     if query.subscription_id is not None:
-        sub = d.subscription_id
+        sub: ColumnElement[str] = d.subscription_id
         if query.event_id is not None:  # the event's deliveries are fewer than the subscription's
             sub = sub.concat(literal_column("''"))
         cond.append(sub == query.subscription_id)

@@ -5,9 +5,10 @@ Events, deliveries and attempts older than their tenant's retention (`eventReten
 every tenant without one), except an event that outbound delivery still needs (a pending
 delivery has yet to send it, or the dispatcher has not reached it); idempotency records and
 provider delivery ids older than their TTLs; stale rate-limit windows. Each batch is its own
-short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), yielding between batches, so
-the purge never holds the writer for long. A purged event id is an expired cursor: the stream
-answers `reset`, polling 410.
+short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), and the purge rests between
+batches in proportion to the time each took (`CAUSEFLOW_RETENTION_PAUSE_RATIO`), so it never
+holds the writer for long nor takes most of it while a large backlog goes. A purged event id
+is an expired cursor: the stream answers `reset`, polling 410.
 """
 
 from __future__ import annotations

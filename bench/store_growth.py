@@ -19,7 +19,9 @@ start, middle and end of the log, SSE resume latency (Last-Event-ID of an early 
 inside the replay window: time to the first frame after the preamble), `GET /v1/deliveries`
 search latency (by status, by event type, by time), and, on the big store, publish p99 while
 the retention sweep deletes the oldest `--purge-fraction` of the history against publish p99
-idle just before (one purge phase per `--purge-batch` size, each on its own slice). Prints
+idle just before (one purge phase per `--purge-batch` item, each on its own slice: a batch size,
+or `size:pause` with a `CAUSEFLOW_RETENTION_PAUSE_RATIO`, or `default` for the service's own
+settings). Prints
 each with its empty-store figure and the ratio, and the query plans (SQLite EXPLAIN QUERY
 PLAN, PostgreSQL EXPLAIN) of the page, resume, search and purge statements, built by the real
 functions.
@@ -45,6 +47,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -58,7 +61,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from bench.common import machine  # noqa: E402
 from causeflow.api.pagination import encode_cursor  # noqa: E402
 from causeflow.clock import ms_to_rfc3339  # noqa: E402
+from causeflow.db.dialect import PostgresDialect, SqliteDialect  # noqa: E402
 from causeflow.event import log as event_log  # noqa: E402
+from causeflow.tenant import plans as tenant_plans  # noqa: E402
 from causeflow.webhook import repository as webhook_store  # noqa: E402
 from causeflow_sdk.models import sample_data  # noqa: E402
 from tests.support.pg import fresh_database  # noqa: E402
@@ -677,21 +682,22 @@ class _Result:
 class Capture:
     """A connection that records each statement it is given and answers nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, pg: bool) -> None:
         self.stmts: list[Any] = []
+        self.db = SimpleNamespace(dialect=PostgresDialect() if pg else SqliteDialect())
 
     async def execute(self, stmt: Any, params: Any = None) -> _Result:
         self.stmts.append(stmt)
         return _Result()
 
 
-async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
+async def plan_statements(t: Tenant, pg: bool) -> list[tuple[str, Any]]:
     from causeflow.webhook.repository import DeliveryQuery
 
     got: list[tuple[str, Any]] = []
 
     async def take(label: str, call: Any) -> None:
-        cap = Capture()
+        cap = Capture(pg)
         await call(cap)
         got.extend((label, s) for s in cap.stmts)
 
@@ -721,7 +727,13 @@ async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
     cutoff = now - 50 * 86_400_000
     await take("purge attempts", lambda c: webhook_store.purge_attempts(c, cutoff, 500))
     await take(
-        "purge deliveries", lambda c: webhook_store.purge_finished_deliveries(c, cutoff, 500)
+        "purge deliveries",
+        lambda c: webhook_store.purge_finished_deliveries(
+            c,
+            cutoff,
+            500,
+            tenants=tenant_plans.tenants_without_retention("delivery_retention_days"),
+        ),
     )
     await take("purge events", lambda c: event_log.purge_older(c, cutoff, 500))
     return got
@@ -730,7 +742,7 @@ async def plan_statements(t: Tenant) -> list[tuple[str, Any]]:
 def explain(dep: Deployment, t: Tenant) -> list[tuple[str, str, list[str]]]:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    stmts = asyncio.run(plan_statements(t))
+    stmts = asyncio.run(plan_statements(t, bool(dep.database_url)))
     dialect = postgresql.dialect() if dep.database_url else sqlite.dialect()
     compiled = [
         (label, str(s.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
@@ -841,7 +853,7 @@ def print_plans(name: str, plans: list[tuple[str, str, list[str]]]) -> None:
             print(f"       {line}")
 
 
-def report(empty: dict, big: dict, purges: list[tuple[int, dict]]) -> None:
+def report(empty: dict, big: dict, purges: list[tuple[str, dict]]) -> None:
     rows = [
         ("publish events/s (POST /v1/events)", "publish_rate"),
         ("publish p99 ms", "publish_p99"),
@@ -869,7 +881,7 @@ def report(empty: dict, big: dict, purges: list[tuple[int, dict]]) -> None:
     for size, purge in purges:
         done = purge["done_s"]
         print(
-            f"\n  retention purge in batches of {size}: publish p99 {purge['p99']:.1f} ms over "
+            f"\n  retention purge ({size}): publish p99 {purge['p99']:.1f} ms over "
             f"{purge['samples']} requests while it ran (done after "
             f"{'more than the limit' if done is None else f'{done:.0f} s'}); idle just before "
             f"{purge['idle_p99']:.1f} ms; ratio {purge['p99'] / purge['idle_p99']:.2f}"
@@ -921,8 +933,12 @@ def run(args: argparse.Namespace, stack: ExitStack) -> None:
     print_plans("empty", explain(empty.dep, empty.tenants[0]))
     print_plans("big", explain(big.dep, t))
     purges = []
-    sizes = [int(b) for b in args.purge_batch.split(",")] if not args.no_purge else []
+    sizes = args.purge_batch.split(",") if not args.no_purge else []
     for k, size in enumerate(sizes):
+        batch, _, pause = size.partition(":")
+        env = {} if batch == "default" else {"CAUSEFLOW_RETENTION_BATCH_SIZE": batch}
+        if pause:
+            env["CAUSEFLOW_RETENTION_PAUSE_RATIO"] = pause
         # each phase purges its own slice of the history, the same size as the others
         keep = (SPAN_MS / 86_400_000) * (1 - args.purge_fraction * (k + 1) / len(sizes))
         big.dep.stop_all()
@@ -930,10 +946,13 @@ def run(args: argparse.Namespace, stack: ExitStack) -> None:
             big,
             CAUSEFLOW_RETENTION_DAYS=f"{keep:.4f}",
             CAUSEFLOW_RETENTION_SWEEP_SECONDS=str(args.sweep_seconds),
-            CAUSEFLOW_RETENTION_BATCH_SIZE=str(size),
+            **env,
             CAUSEFLOW_LOG_LEVEL="info",
         )
-        purges.append((size, asyncio.run(purge_p99(big, args))))
+        label = "default settings" if batch == "default" else f"batches of {batch}"
+        purges.append(
+            (label + (f", pause ratio {pause}" if pause else ""), asyncio.run(purge_p99(big, args)))
+        )
     report(results["empty"], results["big"], purges)
 
 
@@ -951,7 +970,9 @@ def main() -> None:
     parser.add_argument("--purge-seconds", type=float, default=120.0, help="measure at most")
     parser.add_argument("--sweep-seconds", type=float, default=12.0, help="after the start")
     parser.add_argument(
-        "--purge-batch", default="500", help="retention batch sizes, one purge phase each"
+        "--purge-batch",
+        default="default",
+        help="one purge phase each: a batch size, size:pause_ratio, or default",
     )
     parser.add_argument("--no-purge", action="store_true")
     args = parser.parse_args()

@@ -5,9 +5,10 @@ Events, deliveries and attempts older than their tenant's retention (`eventReten
 every tenant without one), except an event that outbound delivery still needs (a pending
 delivery has yet to send it, or the dispatcher has not reached it); idempotency records and
 provider delivery ids older than their TTLs; stale rate-limit windows. Each batch is its own
-short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), yielding between batches, so
-the purge never holds the writer for long. A purged event id is an expired cursor: the stream
-answers `reset`, polling 410.
+short transaction (at most `CAUSEFLOW_RETENTION_BATCH_SIZE` rows), and the purge rests between
+batches in proportion to the time each took (`CAUSEFLOW_RETENTION_PAUSE_RATIO`), so it never
+holds the writer for long nor takes most of it while a large backlog goes. A purged event id
+is an expired cursor: the stream answers `reset`, polling 410.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,32 +38,41 @@ DAY_MS = 86_400_000
 
 async def _in_batches(ctx: AppContext, purge_batch: Callable[[Tx, int], Awaitable[int]]) -> int:
     """`purge_batch(tx, batch_size)` in short transactions until a batch comes back short;
-    returns how many rows went."""
+    returns how many rows went. After each full batch it rests `retention_pause_ratio` times
+    as long as the batch took, so that the purge leaves the hot path most of the writer and
+    the CPU however long it runs; every full batch removed rows, so it always gets there."""
     total = 0
     batch = ctx.settings.retention_batch_size
+    pause = ctx.settings.retention_pause_ratio
     while True:
+        started = time.monotonic()
         async with ctx.db.transaction() as tx:
             removed = await purge_batch(tx, batch)
         total += removed
         if removed < batch:
             return total
-        await asyncio.sleep(0)  # let the hot path have the writer between batches
+        await asyncio.sleep(pause * (time.monotonic() - started))
 
 
 async def _purge_deliveries(
     ctx: AppContext,
     cutoff: int,
+    tenants: Select[Any],
     *,
     only: Select[Any] | None = None,
     exclude: Select[Any] | None = None,
 ) -> tuple[int, int]:
-    """Attempts, then finished deliveries, older than `cutoff`: (attempts, deliveries) gone."""
+    """Attempts, then finished deliveries, older than `cutoff` of the tenants `tenants`
+    selects (`only`/`exclude` say the same for the attempts): (attempts, deliveries) gone."""
     scope: dict[str, Any] = {"only": only, "exclude": exclude}
     attempts = await _in_batches(
         ctx, lambda tx, batch: webhook_store.purge_attempts(tx, cutoff, batch, **scope)
     )
     deliveries = await _in_batches(
-        ctx, lambda tx, batch: webhook_store.purge_finished_deliveries(tx, cutoff, batch, **scope)
+        ctx,
+        lambda tx, batch: webhook_store.purge_finished_deliveries(
+            tx, cutoff, batch, tenants=tenants
+        ),
     )
     return attempts, deliveries
 
@@ -97,12 +108,14 @@ async def purge_tenant_data(ctx: AppContext, now: int) -> dict[str, int]:
         delivery_days = await tenant_plans.retention_days_in_use(conn, "delivery_retention_days")
     cutoff = now - int(ctx.settings.retention_days * DAY_MS)
     attempts, deliveries = await _purge_deliveries(
-        ctx, cutoff, exclude=with_own("delivery_retention_days")
+        ctx,
+        cutoff,
+        tenant_plans.tenants_without_retention("delivery_retention_days"),
+        exclude=with_own("delivery_retention_days"),
     )
     for days in delivery_days:
-        more = await _purge_deliveries(
-            ctx, now - days * DAY_MS, only=with_own("delivery_retention_days", days)
-        )
+        own = with_own("delivery_retention_days", days)
+        more = await _purge_deliveries(ctx, now - days * DAY_MS, own, only=own)
         attempts, deliveries = attempts + more[0], deliveries + more[1]
     events = await _purge_events(ctx, cutoff, exclude=with_own("event_retention_days"))
     for days in event_days:

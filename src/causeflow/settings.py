@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     retention_days: float = 30.0
     retention_sweep_seconds: float = 3600.0
     retention_batch_size: int = 500
+    # after each full batch the purge rests this many times as long as the batch took (0: back
+    # to back), so a long purge leaves the hot path most of the writer and the CPU
+    retention_pause_ratio: float = 1.0
 
     @field_validator("default_plan")
     @classmethod
@@ -158,6 +161,20 @@ class Settings(BaseSettings):
     def _portal_ttl(cls, value: int) -> int:
         if not 60 <= value <= 86400:
             raise ValueError("portal_session_ttl_seconds: between 60 and 86400")
+        return value
+
+    @field_validator("retention_batch_size")
+    @classmethod
+    def _retention_batch(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("retention_batch_size: at least 1 (a batch must purge something)")
+        return value
+
+    @field_validator("retention_pause_ratio")
+    @classmethod
+    def _retention_pause(cls, value: float) -> float:
+        if not 0 <= value <= 100:
+            raise ValueError("retention_pause_ratio: between 0 and 100")
         return value
 
     @field_validator("log_format")

@@ -29,6 +29,8 @@ class Dialect:
     # in-flight cap, per-subscription rate) are shared through the database; with one process
     # (SQLite) the engine's own counters are exact and cost nothing.
     shared_limits = False
+    # `JOIN LATERAL`: a subquery run once per row of the table before it (PostgreSQL)
+    lateral = False
 
     def insert(self, table: Table) -> Any:
         raise NotImplementedError
@@ -66,6 +68,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     multi_process = True
     shared_limits = True
+    lateral = True
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)

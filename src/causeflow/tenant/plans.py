@@ -74,3 +74,9 @@ def tenants_with_retention(column: str, days: int | None = None) -> Select[Any]:
     col = tenant_limits.c[column]
     cond = col.is_not(None) if days is None else col == days
     return select(tenant_limits.c.tenant_id).where(cond)
+
+
+def tenants_without_retention(column: str) -> Select[Any]:
+    """The ids of the tenants with no retention of their own in `column` (a subquery, like
+    `tenants_with_retention`)."""
+    return select(tenants.c.id).where(tenants.c.id.not_in(tenants_with_retention(column)))

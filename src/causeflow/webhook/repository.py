@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
+    union_all,
     update,
 )
 
@@ -139,19 +142,17 @@ class DeliveryQuery:
     until_ms: int | None = None  # created at or before
 
 
-async def list_deliveries(
-    conn: Conn,
-    tenant_id: str,
-    query: DeliveryQuery,
-    *,
-    before: tuple[int, str] | None,
-    limit: int,
-) -> list[AnyRow]:
-    """Newest first, keyset on (created_at, id)."""
+def _search_conditions(
+    tenant_id: str, query: DeliveryQuery, before: tuple[int, str] | None
+) -> list[Any]:
+    """Every condition of a delivery search but the event types."""
     d = deliveries.c
     cond = [d.tenant_id == tenant_id]
     if query.subscription_id is not None:
-        cond.append(d.subscription_id == query.subscription_id)
+        sub: ColumnElement[str] = d.subscription_id
+        if query.event_id is not None:  # the event's deliveries are fewer than the subscription's
+            sub = sub.concat(literal_column("''"))
+        cond.append(sub == query.subscription_id)
     if query.event_id is not None:
         cond.append(d.event_id == query.event_id)
     if query.incident_id is not None:
@@ -164,8 +165,6 @@ async def list_deliveries(
         cond.append(PENDING)
     elif query.status is not None:
         cond.append(d.status == query.status)
-    if query.event_types:
-        cond.append(d.event_type.in_(sorted(query.event_types)))
     if query.since_ms is not None:
         cond.append(d.created_at >= query.since_ms)
     if query.until_ms is not None:
@@ -173,8 +172,60 @@ async def list_deliveries(
     if before is not None:
         created, last_id = before
         cond.append(or_(d.created_at < created, and_(d.created_at == created, d.id < last_id)))
-    stmt = select(deliveries).where(*cond).order_by(d.created_at.desc(), d.id.desc()).limit(limit)
-    return list((await conn.execute(stmt)).all())
+    return cond
+
+
+_NEWEST_FIRST = (deliveries.c.created_at.desc(), deliveries.c.id.desc())
+# a search naming more event types than this walks the tenant's range instead
+_MAX_TYPE_RANGES = 20
+
+
+async def list_deliveries(
+    conn: Conn,
+    tenant_id: str,
+    query: DeliveryQuery,
+    *,
+    before: tuple[int, str] | None,
+    limit: int,
+) -> list[AnyRow]:
+    """Newest first, keyset on (created_at, id).
+
+    Event types: each type reads its own newest-first range of `ix_deliveries_tenant_type_created`
+    (a page of matches at most; nothing for a type the tenant lacks), and several types are a
+    UNION ALL of those ranges, sorted and cut to the page: an `IN` list over that index would
+    read every match of every type and sort them all. A search by event, incident or pending
+    status reads its own (smaller) index and tests the type on each row instead, and so does
+    a search naming more than `_MAX_TYPE_RANGES` types (it walks the tenant's range)."""
+    d = deliveries.c
+    cond = _search_conditions(tenant_id, query, before)
+    types = sorted(query.event_types or ())
+    if types and (
+        query.event_id is not None or query.incident_id is not None or query.status == "pending"
+    ):
+        # the type as an expression: no planner trades the narrower index for the type's range
+        cond.append(d.event_type.concat(literal_column("''")).in_(types))
+        types = []
+    if len(types) > _MAX_TYPE_RANGES:
+        # too many ranges for one statement (SQLite allows 500 SELECTs in a compound): the
+        # tenant's newest-first range, the type tested on each row
+        cond.append(d.event_type.concat(literal_column("''")).in_(types))
+        types = []
+    if len(types) <= 1:
+        cond.extend(d.event_type == t for t in types)
+        order = _NEWEST_FIRST
+        if query.event_id is not None:
+            # an event's few deliveries from ix_deliveries_tenant_event, sorted: ordering by
+            # an expression keeps SQLite from walking the tenant's newest-first range instead
+            order = ((d.created_at + 0).desc(), d.id.desc())
+        stmt = select(deliveries).where(*cond).order_by(*order).limit(limit)
+        return list((await conn.execute(stmt)).all())
+    ranges = [
+        select(deliveries).where(*cond, d.event_type == t).order_by(*_NEWEST_FIRST).limit(limit)
+        for t in types
+    ]
+    parts = union_all(*(select(*r.subquery().c) for r in ranges)).subquery()
+    merged = select(*parts.c).order_by(parts.c.created_at.desc(), parts.c.id.desc()).limit(limit)
+    return list((await conn.execute(merged)).all())
 
 
 async def messages_after(
@@ -420,24 +471,31 @@ async def purge_attempts(
 
 
 async def purge_finished_deliveries(
-    tx: Tx,
-    cutoff_ms: int,
-    limit: int,
-    *,
-    only: Select[Any] | None = None,
-    exclude: Select[Any] | None = None,
+    tx: Tx, cutoff_ms: int, limit: int, *, tenants: Select[Any]
 ) -> int:
-    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending (of the
-    tenants `only` selects, when given; none of those `exclude` selects)."""
-    return await delete_older(
-        tx,
-        deliveries,
-        key="id",
-        time_col="created_at",
-        cutoff=cutoff_ms,
-        limit=limit,
-        where=(deliveries.c.status != "pending", *_tenants(deliveries, only, exclude)),
-    )
+    """Up to `limit` deliveries created before `cutoff_ms` that are no longer pending, of the
+    tenants whose ids `tenants` selects; how many went.
+
+    The batch is read from `ix_deliveries_tenant_created`, one tenant's range after another
+    (no index has `created_at` alone: each would cost every delivery's writes): on PostgreSQL
+    a LATERAL subquery takes each tenant's oldest, on SQLite an `IN` over the tenants searches
+    each one's range. A tenant with nothing old costs one index probe."""
+    d = deliveries.c
+    old = (d.created_at < cutoff_ms, d.status != "pending")
+    if tx.db.dialect.lateral:
+        ids = tenants.subquery()
+        each = (
+            select(d.id)
+            .where(d.tenant_id == next(iter(ids.c)), *old)
+            .order_by(d.created_at)
+            .limit(limit)
+            .lateral()
+        )
+        doomed = select(each.c.id).select_from(ids.join(each, true())).limit(limit)
+    else:
+        doomed = select(d.id).where(d.tenant_id.in_(tenants), *old).limit(limit)
+    result = await tx.execute(delete(deliveries).where(d.id.in_(doomed.scalar_subquery())))
+    return result.rowcount or 0
 
 
 # --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------

@@ -128,6 +128,9 @@ deliveries = Table(
     # the delivery search across subscriptions (GET /v1/deliveries): newest first, by event
     Index("ix_deliveries_tenant_created", "tenant_id", "created_at"),
     Index("ix_deliveries_tenant_event", "tenant_id", "event_id"),
+    # the delivery search by event type, newest first within each type: a type the tenant's
+    # deliveries lack (or rarely have) is an index probe, not a walk of its whole history
+    Index("ix_deliveries_tenant_type_created", "tenant_id", "event_type", "created_at"),
     # no sequence number twice (NULLs, test deliveries and replays, are not compared)
     Index("ux_deliveries_subscription_sequence", "subscription_id", "sequence", unique=True),
     # one subscription's pending deliveries in sequence order: the ordered claim's test "no

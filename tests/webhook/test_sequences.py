@@ -8,6 +8,7 @@ decide whether that event is the subscription's next match; the k-th match carri
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +145,26 @@ async def test_replay_makes_deliveries_without_a_sequence(service: Service, tena
     await dispatch_pending(service.ctx)
     rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
     assert sorted((r.sequence or 0) for r in rows) == [0, 1, 2]
+
+
+async def test_take_sequences_continues_each_counter_in_one_batch(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A batch of known and first-time subscriptions (one read, one write of the counters):
+    each continues its own count."""
+    from causeflow.webhook import repository as repo
+    from tests.webhook.delivery_support import TENANT, bare_context
+
+    a, b, c = (f"sub_01JD00000000000000000000{i:02d}" for i in range(3))
+    async with bare_context(tmp_path, database_url) as ctx:
+        async with ctx.db.transaction() as tx:
+            assert await repo.take_sequences(tx, TENANT, {a: 3, b: 1}) == {a: 1, b: 1}
+        async with ctx.db.transaction() as tx:
+            assert await repo.take_sequences(tx, TENANT, {c: 2, a: 2, b: 5}) == {
+                a: 4,
+                b: 2,
+                c: 1,
+            }
+        async with ctx.db.read() as conn:
+            rows = (await conn.execute(select(subscription_sequences))).all()
+        assert {r.subscription_id: r.last for r in rows} == {a: 5, b: 6, c: 2}

@@ -185,9 +185,9 @@ class DeliveryEngine:
         self.subs: SubscriptionCache = subscription_cache(ctx)
         self.sender = sender
         self._own_sender = sender is None
-        self.egress: Egress | None = None  # the sender with certificates and auth, at start
         self.pool = build_pool(settings)
-        self.deliverer: Deliverer | None = None  # the sender or the pool, by destination type
+        # the sender (with certificates and auth) or the pool, by destination type; at start
+        self.deliverer: Deliverer | None = None
         self.rng = rng or random.Random()
         self.attempted = 0  # attempts made since start
         capacity = max(1, settings.webhook_max_inflight)
@@ -264,8 +264,8 @@ class DeliveryEngine:
         if self.sender is None:
             self.sender = build_sender(self.ctx.settings)
         await self.sender.start()
-        self.egress = Egress(self.sender, cafile=self.ctx.settings.webhook_ca_file)
-        self.deliverer = Deliverer(self.egress, self.pool)
+        egress = Egress(self.sender, cafile=self.ctx.settings.webhook_ca_file)
+        self.deliverer = Deliverer(egress, self.pool)
         self.lanes.start()
         self._connect()
         self.recorder.start()

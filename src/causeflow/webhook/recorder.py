@@ -2,7 +2,8 @@
 
 Lanes push an outcome per attempt and a release per delivery handed back; one flush loop
 writes whatever has gathered while the previous write ran (`queue.record`: one transaction, up
-to `RECORD_BATCH` outcomes), waiting a moment for company when little is pending. A failed
+to `RECORD_BATCH` outcomes), waiting for company (up to `FLUSH_ENOUGH` outcomes, at most
+`FLUSH_LINGER_SECONDS`) unless an ordered lane waits for the record. A failed
 write is kept and tried again; if the database stays away the leases run out and the
 deliveries are sent again (at-least-once). After a write it invalidates the subscriptions the
 outcomes changed and plans a wake-up for the earliest retry.
@@ -11,6 +12,7 @@ outcomes changed and plans a wake-up for the earliest retry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -24,10 +26,13 @@ from causeflow.webhook.subscriptions import SubscriptionCache
 log = logging.getLogger("causeflow.webhook.worker")
 
 RECORD_BATCH = 1000  # outcomes per transaction
-# Outcomes wait this long for company before a write (a receiver already has its request, so
-# this only delays the bookkeeping): under load one transaction records hundreds of attempts.
-FLUSH_LINGER_SECONDS = 0.02
-FLUSH_ENOUGH = 256
+# Outcomes wait up to this long for company before a write (a receiver already has its request,
+# so this only delays the bookkeeping), or until this many have gathered: under load one
+# transaction records hundreds of attempts, and an outcome's share of a write (the statements,
+# the commit, the index pages it dirties) shrinks with the batch.
+FLUSH_LINGER_SECONDS = 0.1
+FLUSH_ENOUGH = 512
+RELEASE_LINGER_SECONDS = 0.02  # the linger when a hand-back waits to be written
 
 
 class Recorder:
@@ -54,6 +59,7 @@ class Recorder:
         self._outcomes: list[Outcome] = []
         self._releases: list[tuple[str, int | None]] = []
         self._flush = asyncio.Event()
+        self._enough = asyncio.Event()  # the linger is over: enough company, or in a hurry
         self._closing = False
         self._urgent = False
         self._task: asyncio.Task[None] | None = None
@@ -72,6 +78,7 @@ class Recorder:
             return
         self._closing = True
         self._flush.set()
+        self._enough.set()
         await finish(self._task, seconds)
 
     def push(self, outcome: Outcome, *, urgent: bool = False) -> None:
@@ -80,19 +87,21 @@ class Recorder:
         self._outcomes.append(outcome)
         self._urgent |= urgent
         self._flush.set()
+        if urgent or len(self._outcomes) >= FLUSH_ENOUGH:
+            self._enough.set()
 
     def release(self, delivery_id: str, due_ms: int | None) -> None:
         """Give a lease up: the delivery is due again at once (None) or at `due_ms`."""
         self._releases.append((delivery_id, due_ms))
         self._flush.set()
+        self._enough.set()  # the linger is shorter now
 
     async def _flush_loop(self) -> None:
         """Write what has accumulated while the previous write ran: one transaction, many rows."""
         failures = 0
         while True:
             await self._flush.wait()
-            if len(self._outcomes) < FLUSH_ENOUGH and not (self._closing or self._urgent):
-                await asyncio.sleep(FLUSH_LINGER_SECONDS)
+            await self._linger()
             self._flush.clear()
             self._urgent = False
             while self._outcomes or self._releases:
@@ -105,6 +114,21 @@ class Recorder:
                 await asyncio.sleep(min(5.0, 0.05 * 2**failures))
             if self._closing:
                 return
+
+    async def _linger(self) -> None:
+        """Wait for company: until `FLUSH_ENOUGH` outcomes are pending, an urgent one comes or
+        the recorder closes, for at most `FLUSH_LINGER_SECONDS` (`RELEASE_LINGER_SECONDS` once
+        a hand-back waits: its delivery is due again only when it is written)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while len(self._outcomes) < FLUSH_ENOUGH and not (self._closing or self._urgent):
+            linger = RELEASE_LINGER_SECONDS if self._releases else FLUSH_LINGER_SECONDS
+            left = started + linger - loop.time()
+            if left <= 0:
+                return
+            self._enough.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enough.wait(), left)
 
     async def _write(self) -> bool:
         """One transaction's worth; on failure it is put back in front (False)."""

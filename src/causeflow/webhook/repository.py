@@ -379,11 +379,29 @@ async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
 # --- sequence numbers (each subscription's count of matches) -------------------------------
 
 _SEQ = subscription_sequences.c
-_BUMP_SEQUENCE = (
+# (dialect, count) -> the read of `count` counters, locked on PostgreSQL (the cursor's row lock
+# already serializes the tenant's batches), in the driver's own SQL: run once per batch, it
+# skips SQLAlchemy's rendering of an expanding IN list each time
+_SEQUENCES_SQL: dict[tuple[str, int], str] = {}
+
+
+def _sequences_sql(tx: Tx, count: int) -> str:
+    key = (tx.dialect.name, count)
+    sql = _SEQUENCES_SQL.get(key)
+    if sql is None:
+        stmt = (
+            select(_SEQ.subscription_id, _SEQ.last)
+            .where(_SEQ.subscription_id.in_([bindparam(f"b_{i}") for i in range(count)]))
+            .with_for_update()
+        )
+        sql = _SEQUENCES_SQL[key] = str(stmt.compile(dialect=tx.dialect))
+    return sql
+
+
+_SET_SEQUENCE = (
     update(subscription_sequences)
-    .where(_SEQ.subscription_id == bindparam("b_id"))
-    .values(last=_SEQ.last + bindparam("b_n"))
-    .returning(_SEQ.last)
+    .where(_SEQ.subscription_id == bindparam("b_id"), _SEQ.last == bindparam("b_was"))
+    .values(last=bindparam("b_last"))
 )
 
 
@@ -392,19 +410,32 @@ async def take_sequences(tx: Tx, tenant_id: str, counts: dict[str, int]) -> dict
 
     Only the dispatcher calls this, after its cursor's compare-and-set: the cursor's row lock
     serializes every bump of the tenant, and a rolled-back batch takes its bump back with it.
+    The counters are read in one query and written in one executemany (a subscription's first
+    batch inserts its row), whatever the number of subscriptions; each write names the value it
+    read, so a counter moved in between fails the batch instead of repeating a number.
     """
     if not counts:
         return {}
-    ensure = tx.db.dialect.insert_ignore(subscription_sequences, ["subscription_id"])
-    await tx.execute(
-        ensure, [{"subscription_id": s, "tenant_id": tenant_id, "last": 0} for s in counts]
-    )
-    first: dict[str, int] = {}
-    for sub_id in sorted(counts):
-        n = counts[sub_id]
-        last = (await tx.execute(_BUMP_SEQUENCE, {"b_id": sub_id, "b_n": n})).scalar_one()
-        first[sub_id] = int(last) - n + 1
-    return first
+    ids = sorted(counts)
+    rows = (await tx.exec_driver_sql(_sequences_sql(tx, len(ids)), tuple(ids))).all()
+    last = {sid: int(value) for sid, value in rows}
+    moves = [
+        {"b_id": sid, "b_was": last[sid], "b_last": last[sid] + counts[sid]}
+        for sid in ids
+        if sid in last
+    ]
+    if moves:
+        done = (await tx.execute(_SET_SEQUENCE, moves)).rowcount
+        # asyncpg's executemany reports no count (-1); the cursor's lock is the guard there
+        if done is not None and 0 <= done != len(moves):
+            raise RuntimeError("a sequence counter moved under the dispatcher's batch")
+    fresh = [
+        {"subscription_id": sid, "tenant_id": tenant_id, "last": counts[sid]}
+        for sid in ids
+        if sid not in last
+    ]
+    await tx.insert_many(subscription_sequences, fresh)
+    return {sid: last.get(sid, 0) + 1 for sid in ids}
 
 
 async def delete_sequence(tx: Tx, subscription_id: str) -> None:

@@ -42,7 +42,7 @@ from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.tracing import spans
 from causeflow.webhook import queue
-from causeflow.webhook.claiming import Claimer
+from causeflow.webhook.claiming import RUN, Claimer
 from causeflow.webhook.cluster import ClusterLimits
 from causeflow.webhook.destinations.deliverer import Deliverer
 from causeflow.webhook.destinations.pool import PublisherPool
@@ -68,6 +68,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to fini
 STOP_DB_SECONDS = 5.0  # on stop(), the last claim and the last writes get this long
 RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
 RESPONSE_BODY_CHARS = 4096
+EXTEND_AT = 16  # an ordered run this short leases its lane's next deliveries (see _follow_run)
 
 
 def last_error_of(result: SendResult) -> str:
@@ -222,6 +223,7 @@ class DeliveryEngine:
             wakeups=self.wakeups,
         )
         self._wakers: list[Callable[[], None]] | None = None
+        self._extensions: set[asyncio.Task[list[Job]]] = set()  # runs' leases under way
 
     def _lanes(self, settings: Settings) -> Lanes:
         # A claimed delivery must start early enough that even an attempt running into the
@@ -285,6 +287,8 @@ class DeliveryEngine:
         await self.holding.until_handed_over(STOP_DB_SECONDS)
         # Not started yet: back to the queue at once, for another worker.
         await self.lanes.stop(self.grace_seconds)
+        if self._extensions:  # their leases go back (done callbacks) before the last writes
+            await asyncio.wait(set(self._extensions), timeout=STOP_DB_SECONDS)
         await self.recorder.close(STOP_DB_SECONDS)
         await self._release_all()
         await self.pool.close()
@@ -336,7 +340,8 @@ class DeliveryEngine:
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def _attempt(self, job: Job) -> None:
+    async def _attempt(self, job: Job) -> Job | None:
+        """Send `job` and push its outcome; the next of its ordered run to send, if any."""
         claimed, sub = job.claimed, job.sub
         assert self.deliverer is not None
         try:
@@ -382,25 +387,64 @@ class DeliveryEngine:
             url=sub.url,
         )
         COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
-        # the last of an ordered run: the lane's next delivery waits for this record
-        self.recorder.push(outcome, urgent=claimed.ordered and not job.follow)
+        run = job.follow or job.extension is not None
+        goes_on = run and outcome.status == "succeeded" and not self.holding.stopping
+        # Pipelined: the next of a run is sent at once, its predecessors' outcomes are written
+        # behind it. Only the last of a run wakes the claim loop (the lane's next delivery
+        # waits for its record) and is written without waiting for company.
+        outcome.ordered = claimed.ordered and not goes_on
+        self.recorder.push(outcome, urgent=outcome.ordered, lazy=goes_on)
         self.holding.done()
-        if job.follow:
-            await self._follow_run(job, outcome.status == "succeeded")
+        if goes_on:
+            return await self._follow_run(job)
+        if run:
+            self.lanes.hand_back_run(job)  # behind a failure (or on shutdown)
+        return None
 
-    async def _follow_run(self, job: Job, succeeded: bool) -> None:
-        """Send the next of an ordered head's run in this slot, if the head succeeded and it
-        can still start inside its lease; otherwise the run goes back behind the head."""
-        follower, rest = job.follow[0], job.follow[1:]
-        if not succeeded or self.holding.stopping:
-            self.lanes.hand_back_run(job)
-            return
+    async def _follow_run(self, job: Job) -> Job | None:
+        """The next of an ordered run to send in this slot (all before it succeeded), or None
+        when the run ends. When few are left, the lane's next deliveries are leased to extend
+        it, so a lane with a backlog goes on without waiting for a claim."""
+        if len(job.follow) <= EXTEND_AT and job.extension is None:
+            tail = job.follow[-1] if job.follow else job
+            job.extension = self._extend(tail)
+        if not job.follow and job.extension is not None:
+            task, job.extension = job.extension, None
+            job.follow = await self._joined(task)
+        if not job.follow:
+            self.recorder.run_ended()
+            return None
+        follower = job.follow[0]
+        follower.follow, follower.extension = job.follow[1:], job.extension
+        job.follow, job.extension = [], None
         if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
-            self.lanes.hand_back_run(job)
-            return
-        job.follow = []
-        follower.follow = rest
-        await self._attempt(follower)
+            self.lanes.end_run(follower)
+            return None
+        return follower
+
+    def _extend(self, tail: Job) -> asyncio.Task[list[Job]]:
+        task = asyncio.create_task(self._extension(tail))
+        self._extensions.add(task)
+        task.add_done_callback(self._extensions.discard)
+        return task
+
+    async def _extension(self, tail: Job) -> list[Job]:
+        try:
+            return await self.claimer.extend(tail, RUN)
+        except Exception:
+            log.exception("could not extend the ordered run of delivery %s", tail.claimed.id)
+            return []
+
+    async def _joined(self, task: asyncio.Task[list[Job]]) -> list[Job]:
+        """An extension's deliveries, now held by the run (back at once when stopping)."""
+        jobs = await task
+        if self.holding.stopping:
+            for follower in jobs:
+                self.recorder.release(follower.claimed.id, None)
+            return []
+        for _ in jobs:
+            self.holding.hold()
+        return jobs
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""

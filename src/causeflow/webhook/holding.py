@@ -50,6 +50,8 @@ class Job:
     # an ordered head's run: the next deliveries of its lane, leased with it, sent one after
     # another in this job's slot while each one before succeeds
     follow: list[Job] = field(default_factory=list)
+    # the lane's next deliveries being leased to extend the run before it runs out
+    extension: asyncio.Task[list[Job]] | None = None
 
 
 class Holding:

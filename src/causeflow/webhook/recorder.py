@@ -28,6 +28,10 @@ RECORD_BATCH = 1000  # outcomes per transaction
 # this only delays the bookkeeping): under load one transaction records hundreds of attempts.
 FLUSH_LINGER_SECONDS = 0.02
 FLUSH_ENOUGH = 256
+# The middle of an ordered run: nothing waits for its record but its lease (the run goes on
+# with the next send), so it waits this much longer for company (an urgent push, another
+# outcome or a release takes it along sooner): a run of hundreds is a few transactions.
+RUN_LINGER_SECONDS = 0.1
 
 
 class Recorder:
@@ -56,6 +60,8 @@ class Recorder:
         self._flush = asyncio.Event()
         self._closing = False
         self._urgent = False
+        self._wake_after = False  # a run ended: wake the claim loop after the next writes
+        self._later: asyncio.TimerHandle | None = None  # the flush of lazy outcomes
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -71,14 +77,35 @@ class Recorder:
         if self._task is None:
             return
         self._closing = True
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         self._flush.set()
         await finish(self._task, seconds)
 
-    def push(self, outcome: Outcome, *, urgent: bool = False) -> None:
+    def push(self, outcome: Outcome, *, urgent: bool = False, lazy: bool = False) -> None:
         """Record `outcome` soon; `urgent`: without waiting for company (the next delivery
-        of an ordered lane waits for it)."""
+        of an ordered lane waits for it); `lazy`: within `RUN_LINGER_SECONDS` (the middle of
+        an ordered run, still leased)."""
         self._outcomes.append(outcome)
+        if lazy and len(self._outcomes) < FLUSH_ENOUGH:
+            if self._later is None:
+                self._later = asyncio.get_running_loop().call_later(
+                    RUN_LINGER_SECONDS, self._flush_later
+                )
+            return
         self._urgent |= urgent
+        self._flush.set()
+
+    def _flush_later(self) -> None:
+        self._later = None
+        self._flush.set()
+
+    def run_ended(self) -> None:
+        """An ordered run ended after a success pushed as one of its middle: write soon, and
+        wake the claim loop once written (the lane's next delivery is claimable then)."""
+        self._urgent = True
+        self._wake_after = True
         self._flush.set()
 
     def release(self, delivery_id: str, due_ms: int | None) -> None:
@@ -103,6 +130,9 @@ class Recorder:
                 # deliveries are sent again (at-least-once).
                 failures += 1
                 await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+            if self._wake_after and self._wake is not None:
+                self._wake_after = False
+                self._wake()
             if self._closing:
                 return
 

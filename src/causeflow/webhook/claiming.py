@@ -182,6 +182,7 @@ class Claimer:
                 continue
             self.holding.hold()
             job.follow.append(Job(follower, job.sub, body, job.origin, claimed_at))
+        job.extend = len(job.follow) >= RUN
 
     async def extend(self, tail: Job, limit: int) -> list[Job]:
         """The next deliveries of an ordered run's lane after `tail` (its last), leased to us

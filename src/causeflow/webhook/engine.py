@@ -403,19 +403,23 @@ class DeliveryEngine:
 
     async def _follow_run(self, job: Job) -> Job | None:
         """The next of an ordered run to send in this slot (all before it succeeded), or None
-        when the run ends. When few are left, the lane's next deliveries are leased to extend
-        it, so a lane with a backlog goes on without waiting for a claim."""
-        if len(job.follow) <= EXTEND_AT and job.extension is None:
-            tail = job.follow[-1] if job.follow else job
-            job.extension = self._extend(tail)
+        when the run ends. A run that came full (its lane has a backlog) leases the lane's next
+        deliveries when few are left, so the lane goes on without waiting for a claim; one
+        that came short ends, and the claim loop takes the lane up again (one claim serves
+        many lanes, where each extension serves one)."""
+        if job.extend and len(job.follow) <= EXTEND_AT:
+            job.extend = False
+            job.extension = self._extend(job.follow[-1] if job.follow else job)
         if not job.follow and job.extension is not None:
             task, job.extension = job.extension, None
             job.follow = await self._joined(task)
+            job.extend = len(job.follow) >= RUN
         if not job.follow:
             self.recorder.run_ended()
             return None
         follower = job.follow[0]
         follower.follow, follower.extension = job.follow[1:], job.extension
+        follower.extend = job.extend
         job.follow, job.extension = [], None
         if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
             self.lanes.end_run(follower)

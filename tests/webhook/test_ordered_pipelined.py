@@ -88,11 +88,13 @@ def test_a_worker_stopped_between_a_runs_sends_and_their_records(tmp_path: Path,
         receiver.set_behavior("/ordered", hold)
         creds = deployment.create_tenant("acme")
         server = deployment.add_server(CAUSEFLOW_RUN_WORKERS="false")
-        worker = deployment.add_worker()
-        hold.pid = worker.pid
         with api(server.base_url, creds) as client:
             sub_id = _subscribe(client, receiver.url_for("/ordered"))
             publish(client, EVENTS)
+            # a backlog: the worker's runs come full and are extended (the held one is past
+            # the first run)
+            worker = deployment.add_worker()
+            hold.pid = worker.pid
             assert hold.held.wait(30), "the held sequence never arrived"
             if stop == "sigterm":
                 worker.wait(20)  # its shutdown: the attempt held times out, outcomes written

@@ -199,9 +199,9 @@ async def test_ordering_is_validated_and_patched(service: Service, tenant) -> No
     assert error_paths(resp) == ["ordering"]
 
 
-async def test_a_backlog_goes_out_in_order_through_extended_runs(service: Service, tenant) -> None:
-    """Several runs' worth waiting: runs come full and are extended while they go on; a
-    failure hands the run (and what its extension leased) back behind it."""
+async def test_a_backlog_goes_out_in_order_through_runs(service: Service, tenant) -> None:
+    """Several runs' worth waiting: full runs, their outcomes written behind the next send; a
+    failure hands the rest of its run back behind it."""
     async with Receiver() as receiver:
         receiver.set_behavior("/backlog", _FailFirst({200, 333}))
         url = receiver.url_for("/backlog")

@@ -29,7 +29,7 @@ from tests.webhook.test_worker_processes import ENV, api, publish, statuses, wai
 
 pytestmark = pytest.mark.process
 
-EVENTS = 300  # more than one claim's run (128): the run is extended while it goes on
+EVENTS = 300  # more than one claim's run (128)
 HOLD_AT = 170  # the sequence whose first attempt the receiver holds
 
 
@@ -91,8 +91,7 @@ def test_a_worker_stopped_between_a_runs_sends_and_their_records(tmp_path: Path,
         with api(server.base_url, creds) as client:
             sub_id = _subscribe(client, receiver.url_for("/ordered"))
             publish(client, EVENTS)
-            # a backlog: the worker's runs come full and are extended (the held one is past
-            # the first run)
+            # a backlog: the worker's runs come full (the held one is in the second)
             worker = deployment.add_worker()
             hold.pid = worker.pid
             assert hold.held.wait(30), "the held sequence never arrived"

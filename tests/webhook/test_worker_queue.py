@@ -4,14 +4,11 @@ that keeps a worker whose lease was taken over from overwriting the new owner's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from causeflow.webhook import queue
 from causeflow.webhook.queue import EXHAUSTED, Outcome
-from causeflow.webhook.tables import deliveries
 
 from .delivery_support import (
     add_deliveries,
@@ -124,55 +121,3 @@ async def test_claims_leases_and_the_guard(tmp_path: Path, database_url: str) ->
 
         depth, age = await queue.queue_stats(db, later)
         assert depth == 1 and 60.0 <= age < 61.0  # msgs[2], created about `now`
-
-
-async def test_a_run_extends_only_over_due_rows_nobody_holds(
-    tmp_path: Path, database_url: str
-) -> None:
-    async with bare_context(tmp_path, database_url) as ctx:
-        db = ctx.db
-        sub = await add_subscription(ctx, "http://127.0.0.1:9/")
-        msgs = await add_deliveries(ctx, sub, await add_event(ctx), 9)
-        now = ctx.clock.now_ms()
-        async with db.transaction() as tx:
-            for seq, msg in enumerate(msgs, start=1):
-                await tx.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == msg)
-                    .values(ordered=True, sequence=seq)
-                )
-        [head] = await queue.claim_due(db, owner="a", now_ms=now, lease_ms=60_000, limit=5, run=3)
-        assert [c.sequence for c in (head, *head.run)] == [1, 2, 3, 4]
-
-        def extend(tail: queue.Claimed, owner: str = "a") -> Any:
-            return queue.extend_run(
-                db, owner=owner, now_ms=now, lease_ms=60_000, tail=tail, limit=10
-            )
-
-        # the seventh is held by another worker: the run takes the fifth and sixth only
-        async with db.transaction() as tx:
-            await tx.execute(
-                update(deliveries)
-                .where(deliveries.c.id == msgs[6])
-                .values(lease_owner="b", lease_until=now + 60_000)
-            )
-        more = await extend(head.run[-1])
-        assert [c.sequence for c in more] == [5, 6]
-        assert [(await delivery(ctx, m)).lease_owner for m in msgs[4:]] == [
-            "a",
-            "a",
-            "b",
-            None,
-            None,
-        ]
-        # nothing due after the held one for a: the lane goes on with b
-        assert await extend(more[-1]) == []
-        # a retry waiting for its time ends a run too (no row after it is taken)
-        async with db.transaction() as tx:
-            await tx.execute(
-                update(deliveries)
-                .where(deliveries.c.id == msgs[6])
-                .values(lease_owner=None, lease_until=None, next_attempt_at=now + 5000)
-            )
-        assert await extend(more[-1]) == []
-        assert (await delivery(ctx, msgs[7])).lease_owner is None

@@ -182,48 +182,6 @@ class Claimer:
                 continue
             self.holding.hold()
             job.follow.append(Job(follower, job.sub, body, job.origin, claimed_at))
-        job.extend = len(job.follow) >= RUN
-
-    async def extend(self, tail: Job, limit: int) -> list[Job]:
-        """The next deliveries of an ordered run's lane after `tail` (its last), leased to us
-        in sequence order, ready to send (not held yet: the run holds them when it takes them).
-        Empty when the lane has none due, or when its subscription changed so that a claim
-        should see to it afresh (gone, disabled, rate-limited, moved to another host); an
-        error is logged and ends the run too (what was leased goes back)."""
-        sid = tail.claimed.subscription_id
-        sub = (await self.subs.current([sid])).get(sid)
-        if (
-            sub is None
-            or sub.tenant_id != tail.sub.tenant_id
-            or not sub.enabled
-            or sub.rate_limit_per_second is not None
-            or origin_of(sub.url) != tail.origin
-        ):
-            return []
-        claimed_at = asyncio.get_running_loop().time()
-        rows = await queue.extend_run(
-            self.db,
-            owner=self.owner,
-            now_ms=self.clock.now_ms(),
-            lease_ms=self.lease_ms,
-            tail=tail.claimed,
-            limit=limit,
-        )
-        try:
-            await self._load_envelopes(rows)
-        except Exception:
-            for row in rows:
-                self.recorder.release(row.id, None)
-            raise
-        jobs: list[Job] = []
-        for i, row in enumerate(rows):
-            body = self._envelopes.get(row.event_id)
-            if body is None:  # purged: back, with the rest (settled when claimed as a head)
-                for later in rows[i:]:
-                    self.recorder.release(later.id, None)
-                break
-            jobs.append(Job(row, sub, body, tail.origin, claimed_at))
-        return jobs
 
     async def _load_envelopes(self, rows: list[Claimed]) -> None:
         """The bodies of the rows' events not cached yet (test deliveries carry their own)."""

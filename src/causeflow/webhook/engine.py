@@ -42,7 +42,7 @@ from causeflow.runtime import Component, Stop
 from causeflow.settings import Settings
 from causeflow.tracing import spans
 from causeflow.webhook import queue
-from causeflow.webhook.claiming import RUN, Claimer
+from causeflow.webhook.claiming import Claimer
 from causeflow.webhook.cluster import ClusterLimits
 from causeflow.webhook.destinations.deliverer import Deliverer
 from causeflow.webhook.destinations.pool import PublisherPool
@@ -68,7 +68,6 @@ SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight attempts get at most this long to fini
 STOP_DB_SECONDS = 5.0  # on stop(), the last claim and the last writes get this long
 RATE_HOLD_SECONDS = 2.0  # a rate-limited delivery waits locally up to this, else goes back
 RESPONSE_BODY_CHARS = 4096
-EXTEND_AT = 16  # an ordered run this short leases its lane's next deliveries (see _follow_run)
 
 
 def last_error_of(result: SendResult) -> str:
@@ -223,7 +222,6 @@ class DeliveryEngine:
             wakeups=self.wakeups,
         )
         self._wakers: list[Callable[[], None]] | None = None
-        self._extensions: set[asyncio.Task[list[Job]]] = set()  # runs' leases under way
 
     def _lanes(self, settings: Settings) -> Lanes:
         # A claimed delivery must start early enough that even an attempt running into the
@@ -287,8 +285,6 @@ class DeliveryEngine:
         await self.holding.until_handed_over(STOP_DB_SECONDS)
         # Not started yet: back to the queue at once, for another worker.
         await self.lanes.stop(self.grace_seconds)
-        if self._extensions:  # their leases go back (done callbacks) before the last writes
-            await asyncio.wait(set(self._extensions), timeout=STOP_DB_SECONDS)
         await self.recorder.close(STOP_DB_SECONDS)
         await self._release_all()
         await self.pool.close()
@@ -387,7 +383,7 @@ class DeliveryEngine:
             url=sub.url,
         )
         COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
-        run = job.follow or job.extension is not None
+        run = bool(job.follow)
         goes_on = run and outcome.status == "succeeded" and not self.holding.stopping
         # Pipelined: the next of a run is sent at once, its predecessors' outcomes are written
         # behind it. Only the last of a run wakes the claim loop (the lane's next delivery
@@ -396,59 +392,21 @@ class DeliveryEngine:
         self.recorder.push(outcome, urgent=outcome.ordered, lazy=goes_on)
         self.holding.done()
         if goes_on:
-            return await self._follow_run(job)
+            return self._follow_run(job)
         if run:
             self.lanes.hand_back_run(job)  # behind a failure (or on shutdown)
         return None
 
-    async def _follow_run(self, job: Job) -> Job | None:
-        """The next of an ordered run to send in this slot (all before it succeeded), or None
-        when the run ends. A run that came full (its lane has a backlog) leases the lane's next
-        deliveries when few are left, so the lane goes on without waiting for a claim; one
-        that came short ends, and the claim loop takes the lane up again (one claim serves
-        many lanes, where each extension serves one)."""
-        if job.extend and len(job.follow) <= EXTEND_AT:
-            job.extend = False
-            job.extension = self._extend(job.follow[-1] if job.follow else job)
-        if not job.follow and job.extension is not None:
-            task, job.extension = job.extension, None
-            job.follow = await self._joined(task)
-            job.extend = len(job.follow) >= RUN
-        if not job.follow:
-            self.recorder.run_ended()
-            return None
+    def _follow_run(self, job: Job) -> Job | None:
+        """The next of an ordered head's run to send in this slot (all before it succeeded),
+        if it can still start inside its lease; otherwise the run goes back behind the head."""
         follower = job.follow[0]
-        follower.follow, follower.extension = job.follow[1:], job.extension
-        follower.extend = job.extend
-        job.follow, job.extension = [], None
+        follower.follow = job.follow[1:]
+        job.follow = []
         if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
             self.lanes.end_run(follower)
             return None
         return follower
-
-    def _extend(self, tail: Job) -> asyncio.Task[list[Job]]:
-        task = asyncio.create_task(self._extension(tail))
-        self._extensions.add(task)
-        task.add_done_callback(self._extensions.discard)
-        return task
-
-    async def _extension(self, tail: Job) -> list[Job]:
-        try:
-            return await self.claimer.extend(tail, RUN)
-        except Exception:
-            log.exception("could not extend the ordered run of delivery %s", tail.claimed.id)
-            return []
-
-    async def _joined(self, task: asyncio.Task[list[Job]]) -> list[Job]:
-        """An extension's deliveries, now held by the run (back at once when stopping)."""
-        jobs = await task
-        if self.holding.stopping:
-            for follower in jobs:
-                self.recorder.release(follower.claimed.id, None)
-            return []
-        for _ in jobs:
-            self.holding.hold()
-        return jobs
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""

@@ -50,10 +50,6 @@ class Job:
     # an ordered head's run: the next deliveries of its lane, leased with it, sent one after
     # another in this job's slot while each one before succeeds
     follow: list[Job] = field(default_factory=list)
-    # the lane's next deliveries being leased to extend the run before it runs out; only a
-    # run that came full (a backlog) is extended
-    extension: asyncio.Task[list[Job]] | None = None
-    extend: bool = False
 
 
 class Holding:

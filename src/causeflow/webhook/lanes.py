@@ -242,13 +242,13 @@ class Lanes:
         try:
             next_job: Job | None = job
             while next_job is not None:
-                # the next of an ordered run, if it goes on in this slot
-                follower = await self._attempt(next_job)
+                # the next of an ordered run goes on in this slot, as before any other job
+                next_job = await self._attempt(next_job)
+                if next_job is not None:
+                    continue
                 if cluster is not None and not cluster.usable(origin, slot, self._loop.time()):
-                    if follower is not None:
-                        self.end_run(follower)
                     break  # the slot's lease could end during another attempt
-                next_job = follower or self._next_waiting(origin)
+                next_job = self._next_waiting(origin)
         finally:
             self._leave(origin, slot)
             # Only an attempt that raised, or a slot whose lease is running out, leaves jobs
@@ -302,25 +302,15 @@ class Lanes:
 
     def hand_back_run(self, job: Job) -> None:
         """Give up the leases of the run behind an ordered head: due again at once, still
-        behind the head (which stays pending) in their lane. What an extension under way
-        leases goes back when it has."""
+        behind the head (which stays pending) in their lane."""
         for follower in job.follow:
             self.recorder.release(follower.claimed.id, None)
             self.holding.done()
         job.follow = []
-        if job.extension is not None:
-            job.extension.add_done_callback(self._release_extension)
-            job.extension = None
-
-    def _release_extension(self, task: asyncio.Task[list[Job]]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return  # nothing leased, or the leases run out (released on shutdown)
-        for follower in task.result():
-            self.recorder.release(follower.claimed.id, None)
 
     def end_run(self, job: Job) -> None:
-        """`job`, the next of an ordered run whose last outcome was a success, may not start
-        (late, or the slot is needed): it and the rest go back, due at once, and the claim
-        loop is woken once that outcome is written."""
+        """`job`, the next of an ordered run whose last outcome was a success, may no longer
+        start inside its lease: it and the rest go back, due at once, and the claim loop is
+        woken once that outcome is written."""
         self.hand_back(job, None)
         self.recorder.run_ended()

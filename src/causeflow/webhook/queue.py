@@ -10,7 +10,6 @@ taken over cannot overwrite the new owner's work. Times are epoch milliseconds.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,29 +218,13 @@ _LEASE_RUN = (
 )
 
 
-# Extending a run: only rows nobody holds (a worker that took the lane over meanwhile keeps it)
-_LEASE_FREE = (
-    update(deliveries)
-    .where(
-        _D.id.in_(bindparam("b_ids", expanding=True)),
-        PENDING,
-        or_(_D.lease_until.is_(None), _D.lease_until <= _NOW),
-    )
-    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
-    .returning(_D.id)
-)
-_UNLEASE = (
-    update(deliveries)
-    .where(_D.id.in_(bindparam("b_ids", expanding=True)), _D.lease_owner == bindparam("b_owner"))
-    .values(lease_owner=None, lease_until=None)
-)
-
-
-async def _lane_after(tx: Tx, tail: Claimed, now: int, limit: int) -> list[Claimed]:
-    """The ordered deliveries after `tail` in its lane, in sequence order, as long as each is
-    due and held by nobody (a manual retry neither blocks nor follows)."""
-    lane = {"b_sub": tail.subscription_id, "b_seq": tail.sequence, "b_key": tail.ordering_key}
-    rows = (await tx.execute(_LANE_AFTER, {**lane, "b_limit": limit})).all()
+async def _with_run(tx: Tx, head: Claimed, params: dict[str, Any], run: int) -> Claimed:
+    """Lease the head's run too: the ordered deliveries that follow it in its lane, as long as
+    each is due and held by nobody. No other worker can take them meanwhile: the head, still
+    pending, blocks them (`_HEAD`); a manual retry neither blocks nor follows."""
+    lane = {"b_sub": head.subscription_id, "b_seq": head.sequence, "b_key": head.ordering_key}
+    rows = (await tx.execute(_LANE_AFTER, {**lane, "b_limit": run})).all()
+    now = params["b_now"]
     taken: list[Claimed] = []
     for r in rows:
         if r.manual:
@@ -249,44 +232,10 @@ async def _lane_after(tx: Tx, tail: Claimed, now: int, limit: int) -> list[Claim
         if not r.ordered or r.next_attempt_at > now or (r.lease_until or 0) > now:
             break
         taken.append(_claimed(r))
-    return taken
-
-
-async def _with_run(tx: Tx, head: Claimed, params: dict[str, Any], run: int) -> Claimed:
-    """Lease the head's run too: the ordered deliveries that follow it in its lane, as long as
-    each is due and held by nobody. No other worker can take them meanwhile: the head, still
-    pending, blocks them (`_HEAD`)."""
-    taken = await _lane_after(tx, head, params["b_now"], run)
     if not taken:
         return head
     await tx.execute(_LEASE_RUN, {**params, "b_ids": [c.id for c in taken]})
     return dataclasses.replace(head, run=tuple(taken))
-
-
-async def extend_run(
-    db: Database, *, owner: str, now_ms: int, lease_ms: int, tail: Claimed, limit: int
-) -> list[Claimed]:
-    """Lease up to `limit` deliveries following `tail`, the last of a run `owner` is sending,
-    in its lane (due, held by nobody), in sequence order.
-
-    While any delivery of the run is still pending (sent, outcome not written yet) it blocks
-    the rows after it (`_HEAD`), so no other worker claims them. Once every outcome is written,
-    another worker may claim the next row as its lane's head at the same moment: the lease
-    here takes only rows nobody holds, and keeps the gap-free prefix of what it got (the rest
-    is let go in the same transaction), so the two never send the same rows side by side.
-    """
-    params = {"b_now": now_ms, "b_owner": owner, "b_until": now_ms + lease_ms}
-    async with db.transaction() as tx:
-        taken = await _lane_after(tx, tail, now_ms, limit)
-        if not taken:
-            return []
-        ids = [c.id for c in taken]
-        got = {r.id for r in (await tx.execute(_LEASE_FREE, {**params, "b_ids": ids})).all()}
-        kept = list(itertools.takewhile(lambda c: c.id in got, taken))
-        lost = [i for i in ids[len(kept) :] if i in got]
-        if lost:
-            await tx.execute(_UNLEASE, {"b_owner": owner, "b_ids": lost})
-    return kept
 
 
 async def claim_due(

@@ -600,6 +600,7 @@ async def measure_ordered(
         await bench.subscribe_ordered(100, TYPE_TEN, ordered=False, delay_ms=5)
         await bench.throughput(TYPE_ONE, 1, 200, "bulk")  # warm-up
         results: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}  # service CPU microseconds per delivery
         for _ in range(args.runs):
             for key, event_type, subs, events in (
                 ("1 ordered subscription, 1 ms receiver", TYPE_ONE, 1, args.events_one),
@@ -611,18 +612,23 @@ async def measure_ordered(
                 ),
                 ("100 unordered subscriptions, 5 ms, cap 1", TYPE_TEN, 100, args.events_ten // 10),
             ):
-                value, _per = await bench.throughput(event_type, subs, events, "bulk")
+                value, per = await bench.throughput(event_type, subs, events, "bulk")
                 results.setdefault(key, []).append(value)
-                print(f"  run: {key}: {value:,.0f} deliveries/s", flush=True)
+                cpu.setdefault(key, []).append(per)
+                line = f"{key}: {value:,.0f} deliveries/s ({per:,.0f} us CPU each)"
+                print(f"  run: {line}", flush=True)
             base = await sequential_baseline(receiver, 1000, 1)
             results.setdefault("baseline: bare sequential POSTs, 1 ms", []).append(base)
-            print(f"  run: baseline {base:,.0f} sequential req/s", flush=True)
+            one = results["1 ordered subscription, 1 ms receiver"][-1]
+            line = f"baseline {base:,.0f} sequential req/s; 1 ordered / baseline {one / base:.0%}"
+            print(f"  run: {line}", flush=True)
     print()
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.1f}")
     print(f"backend: {args.backend}; runs: {args.runs}; medians (deliveries/s):")
     medians = {key: statistics.median(values) for key, values in results.items()}
     for key, med in medians.items():
-        print(f"  {key:<44} {med:>9,.0f}")
+        per = f"  ({statistics.median(cpu[key]):,.0f} us CPU each)" if key in cpu else ""
+        print(f"  {key:<44} {med:>9,.0f}{per}")
     one, ordered, unordered, base = medians.values()
     print(f"  1 ordered subscription / bare sequential baseline: {one / base:.0%}")
     print(f"  ratio 100 ordered / 100 unordered: {ordered / unordered:.2f}")

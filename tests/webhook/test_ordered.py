@@ -197,3 +197,36 @@ async def test_ordering_is_validated_and_patched(service: Service, tenant) -> No
         f"{SUBS}/{sub['id']}", headers=tenant.admin_headers, json={"ordering": None}
     )
     assert error_paths(resp) == ["ordering"]
+
+
+async def test_a_backlog_goes_out_in_order_through_runs(service: Service, tenant) -> None:
+    """Several runs' worth waiting: full runs, their outcomes written behind the next send; a
+    failure hands the rest of its run back behind it."""
+    async with Receiver() as receiver:
+        receiver.set_behavior("/backlog", _FailFirst({200, 333}))
+        url = receiver.url_for("/backlog")
+        sub = await create_sub(service, tenant, url=url, ordering="ordered")
+        for _ in range(400):
+            await publish(service, tenant, "incident.created")
+        await _deliver(service, receiver, 400, "/backlog")
+        requests = receiver.requests_for("/backlog")
+    assert_in_order(requests)
+    assert sorted({sequence_of(r) for r in requests if r.status == 200}) == list(range(1, 401))
+    assert len(requests) == 402  # two attempts failed, each ending a run
+    rows = await delivery_rows(service, tenant, subscription_id=sub["id"])
+    assert {r.status for r in rows} == {"succeeded"} and len(rows) == 400
+
+
+@dataclass
+class _FailFirst:
+    """500 to the first attempt of these sequences, 200 to everything else."""
+
+    sequences: set[int]
+    failed: set[int] = field(default_factory=set)
+
+    async def respond(self, request: web.Request, stopping: asyncio.Event) -> web.StreamResponse:
+        sequence = int(request.headers["X-CauseFlow-Sequence"])
+        if sequence in self.sequences and sequence not in self.failed:
+            self.failed.add(sequence)
+            return web.Response(status=500)
+        return web.Response(status=200)

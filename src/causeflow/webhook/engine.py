@@ -336,7 +336,8 @@ class DeliveryEngine:
 
     # --- sending ----------------------------------------------------------------------------
 
-    async def _attempt(self, job: Job) -> None:
+    async def _attempt(self, job: Job) -> Job | None:
+        """Send `job` and push its outcome; the next of its ordered run to send, if any."""
         claimed, sub = job.claimed, job.sub
         assert self.deliverer is not None
         try:
@@ -382,25 +383,30 @@ class DeliveryEngine:
             url=sub.url,
         )
         COUNT["retrying" if outcome.status == "pending" else outcome.status].inc()
-        # the last of an ordered run: the lane's next delivery waits for this record
-        self.recorder.push(outcome, urgent=claimed.ordered and not job.follow)
+        run = bool(job.follow)
+        goes_on = run and outcome.status == "succeeded" and not self.holding.stopping
+        # Pipelined: the next of a run is sent at once, its predecessors' outcomes are written
+        # behind it. Only the last of a run wakes the claim loop (the lane's next delivery
+        # waits for its record) and is written without waiting for company.
+        outcome.ordered = claimed.ordered and not goes_on
+        self.recorder.push(outcome, urgent=outcome.ordered, lazy=goes_on)
         self.holding.done()
-        if job.follow:
-            await self._follow_run(job, outcome.status == "succeeded")
+        if goes_on:
+            return self._follow_run(job)
+        if run:
+            self.lanes.hand_back_run(job)  # behind a failure (or on shutdown)
+        return None
 
-    async def _follow_run(self, job: Job, succeeded: bool) -> None:
-        """Send the next of an ordered head's run in this slot, if the head succeeded and it
-        can still start inside its lease; otherwise the run goes back behind the head."""
-        follower, rest = job.follow[0], job.follow[1:]
-        if not succeeded or self.holding.stopping:
-            self.lanes.hand_back_run(job)
-            return
-        if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
-            self.lanes.hand_back_run(job)
-            return
+    def _follow_run(self, job: Job) -> Job | None:
+        """The next of an ordered head's run to send in this slot (all before it succeeded),
+        if it can still start inside its lease; otherwise the run goes back behind the head."""
+        follower = job.follow[0]
+        follower.follow = job.follow[1:]
         job.follow = []
-        follower.follow = rest
-        await self._attempt(follower)
+        if asyncio.get_running_loop().time() - follower.claimed_at > self.lanes.start_by:
+            self.lanes.end_run(follower)
+            return None
+        return follower
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for tests and debugging."""

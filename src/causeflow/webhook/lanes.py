@@ -48,7 +48,7 @@ class Lanes:
         waits: QueueBudget,
         start_by: float,
         rate_hold: float,
-        attempt: Callable[[Job], Awaitable[None]],
+        attempt: Callable[[Job], Awaitable[Job | None]],
         cluster: ClusterFactory | None = None,
     ) -> None:
         self.clock = clock
@@ -242,7 +242,10 @@ class Lanes:
         try:
             next_job: Job | None = job
             while next_job is not None:
-                await self._attempt(next_job)
+                # the next of an ordered run goes on in this slot, as before any other job
+                next_job = await self._attempt(next_job)
+                if next_job is not None:
+                    continue
                 if cluster is not None and not cluster.usable(origin, slot, self._loop.time()):
                     break  # the slot's lease could end during another attempt
                 next_job = self._next_waiting(origin)
@@ -304,3 +307,10 @@ class Lanes:
             self.recorder.release(follower.claimed.id, None)
             self.holding.done()
         job.follow = []
+
+    def end_run(self, job: Job) -> None:
+        """`job`, the next of an ordered run whose last outcome was a success, may no longer
+        start inside its lease: it and the rest go back, due at once, and the claim loop is
+        woken once that outcome is written."""
+        self.hand_back(job, None)
+        self.recorder.run_ended()

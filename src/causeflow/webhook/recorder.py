@@ -33,6 +33,10 @@ RECORD_BATCH = 1000  # outcomes per transaction
 FLUSH_LINGER_SECONDS = 0.1
 FLUSH_ENOUGH = 512
 RELEASE_LINGER_SECONDS = 0.02  # the linger when a hand-back waits to be written
+# The middle of an ordered run: nothing waits for its record but its lease (the run goes on
+# with the next send), so it is written within this long (an urgent push, enough company or a
+# release takes it along sooner): a run of hundreds is a few transactions.
+RUN_LINGER_SECONDS = 0.1
 
 
 class Recorder:
@@ -62,6 +66,8 @@ class Recorder:
         self._enough = asyncio.Event()  # the linger is over: enough company, or in a hurry
         self._closing = False
         self._urgent = False
+        self._wake_after = False  # a run ended: wake the claim loop after the next writes
+        self._later: asyncio.TimerHandle | None = None  # the flush of lazy outcomes
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -77,18 +83,41 @@ class Recorder:
         if self._task is None:
             return
         self._closing = True
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         self._flush.set()
         self._enough.set()
         await finish(self._task, seconds)
 
-    def push(self, outcome: Outcome, *, urgent: bool = False) -> None:
+    def push(self, outcome: Outcome, *, urgent: bool = False, lazy: bool = False) -> None:
         """Record `outcome` soon; `urgent`: without waiting for company (the next delivery
-        of an ordered lane waits for it)."""
+        of an ordered lane waits for it); `lazy`: within `RUN_LINGER_SECONDS` (the middle of
+        an ordered run, still leased)."""
         self._outcomes.append(outcome)
+        if lazy and len(self._outcomes) < FLUSH_ENOUGH:
+            if self._later is None:
+                self._later = asyncio.get_running_loop().call_later(
+                    RUN_LINGER_SECONDS, self._flush_later
+                )
+            return
         self._urgent |= urgent
         self._flush.set()
         if urgent or len(self._outcomes) >= FLUSH_ENOUGH:
             self._enough.set()
+
+    def _flush_later(self) -> None:
+        self._later = None
+        self._flush.set()
+        self._enough.set()  # the lazy outcomes have waited their time: no further linger
+
+    def run_ended(self) -> None:
+        """An ordered run ended after a success pushed as one of its middle: write soon, and
+        wake the claim loop once written (the lane's next delivery is claimable then)."""
+        self._urgent = True
+        self._wake_after = True
+        self._flush.set()
+        self._enough.set()
 
     def release(self, delivery_id: str, due_ms: int | None) -> None:
         """Give a lease up: the delivery is due again at once (None) or at `due_ms`."""
@@ -112,6 +141,9 @@ class Recorder:
                 # deliveries are sent again (at-least-once).
                 failures += 1
                 await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+            if self._wake_after and self._wake is not None:
+                self._wake_after = False
+                self._wake()
             if self._closing:
                 return
 

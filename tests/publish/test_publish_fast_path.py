@@ -262,10 +262,15 @@ async def test_a_changed_publish_limit_applies_at_once(tmp_path: Path) -> None:
 
 
 async def _cut_off(
-    service: Service, headers: dict[str, str], body: bytes, caplog: pytest.LogCaptureFixture
+    service: Service,
+    headers: dict[str, str],
+    body: bytes,
+    caplog: pytest.LogCaptureFixture,
+    sent: int | None = None,
 ) -> tuple[list[int], list[int]]:
-    """A publish whose client goes away halfway through its body, straight to the app: the
-    statuses the app sent (to nobody) and the ones the access log wrote."""
+    """A publish whose client goes away after `sent` bytes of its body (half by default; with
+    `Content-Length` unless `headers` say chunked), straight to the app: the statuses the app
+    sent (to nobody) and the ones the access log wrote."""
     transport = service.client._transport
     assert isinstance(transport, httpx.ASGITransport)
     scope = {
@@ -278,13 +283,18 @@ async def _cut_off(
         "raw_path": b"/v1/events",
         "query_string": b"",
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        + [(b"content-length", str(len(body)).encode())],
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 40000),
         "server": ("cf.test", 80),
     }
+    if "Transfer-Encoding" not in headers:
+        scope["headers"].append((b"content-length", str(len(body)).encode()))
     messages = [
-        {"type": "http.request", "body": body[: len(body) // 2], "more_body": True},
+        {
+            "type": "http.request",
+            "body": body[: len(body) // 2 if sent is None else sent],
+            "more_body": True,
+        },
         {"type": "http.disconnect"},  # and again, however often asked
     ]
 
@@ -318,3 +328,15 @@ async def test_a_body_cut_off_by_the_client_is_answered_like_the_route(
     assert route == ([400], [400])
     assert direct == route
     assert switch.handed_on == 1
+
+
+async def test_a_chunked_body_cut_off_by_the_client_is_not_published(
+    service: Service, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunked body whose client went away before its last chunk is no request: even when
+    what came is a whole JSON document, nothing is published (the route answers 400)."""
+    chunked = {**tenant.key_headers, **JSON, "Transfer-Encoding": "chunked"}
+    body = orjson.dumps(VALID)
+    assert await _cut_off(service, chunked, body, caplog, sent=len(body)) == ([400], [400])
+    page = await service.client.get("/v1/events", headers=tenant.key_headers)
+    assert [e["event"] for e in page.json()["items"]] == ["tenant.created"]

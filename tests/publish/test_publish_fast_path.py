@@ -5,6 +5,7 @@ content type, a body that does not validate) handed on to the route."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,3 +259,96 @@ async def test_a_changed_publish_limit_applies_at_once(tmp_path: Path) -> None:
         await publish_limit(4)
         assert (await service.client.post("/v1/events", **request)).status_code == 201
         assert (await service.client.post("/v1/events", **request)).status_code == 429
+
+
+async def _cut_off(
+    service: Service,
+    headers: dict[str, str],
+    body: bytes,
+    caplog: pytest.LogCaptureFixture,
+    sent: int | None = None,
+) -> tuple[list[int], list[int]]:
+    """A publish whose client goes away after `sent` bytes of its body (half by default; with
+    `Content-Length` unless `headers` say chunked), straight to the app: the statuses the app
+    sent (to nobody) and the ones the access log wrote."""
+    transport = service.client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/events",
+        "raw_path": b"/v1/events",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("cf.test", 80),
+    }
+    if "Transfer-Encoding" not in headers:
+        scope["headers"].append((b"content-length", str(len(body)).encode()))
+    messages = [
+        {
+            "type": "http.request",
+            "body": body[: len(body) // 2 if sent is None else sent],
+            "more_body": True,
+        },
+        {"type": "http.disconnect"},  # and again, however often asked
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if len(messages) > 1 else messages[0]
+
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="causeflow.access"):
+        await transport.app(scope, receive, send)
+    logged = [r.status for r in caplog.records if r.name == "causeflow.access"]  # type: ignore[attr-defined]
+    return statuses, logged
+
+
+async def test_a_body_cut_off_by_the_client_is_answered_like_the_route(
+    service: Service, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client gone halfway through its body is no server error: the route answers (and logs)
+    400, and so does the direct handler, which hands the request on."""
+    switch = await switch_of(service)
+    request = (service, {**tenant.key_headers, **JSON}, orjson.dumps(VALID), caplog)
+    switch.off()
+    route = await _cut_off(*request)
+    switch.on()
+    direct = await _cut_off(*request)
+    assert route == ([400], [400])
+    assert direct == route
+    assert switch.handed_on == 1
+
+
+async def test_a_chunked_body_cut_off_by_the_client_is_not_published(
+    service: Service, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunked body whose client went away before its last chunk is no request: even when
+    what came is a whole JSON document, nothing is published (the route answers 400)."""
+    chunked = {**tenant.key_headers, **JSON, "Transfer-Encoding": "chunked"}
+    body = orjson.dumps(VALID)
+    assert await _cut_off(service, chunked, body, caplog, sent=len(body)) == ([400], [400])
+    page = await service.client.get("/v1/events", headers=tenant.key_headers)
+    assert [e["event"] for e in page.json()["items"]] == ["tenant.created"]
+
+
+async def test_a_body_cut_off_with_an_idempotency_key_is_not_published(
+    service: Service, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The `Idempotency-Key` middleware reads the body itself: one cut off by the client (what
+    came a whole JSON document, the declared length not reached) is no request either."""
+    headers = {**tenant.key_headers, **JSON, "Idempotency-Key": "cut"}
+    body = orjson.dumps(VALID) + b"    "  # the client goes away before the trailing spaces
+    assert await _cut_off(service, headers, body, caplog, sent=len(body) - 4) == ([400], [400])
+    page = await service.client.get("/v1/events", headers=tenant.key_headers)
+    assert [e["event"] for e in page.json()["items"]] == ["tenant.created"]

@@ -293,8 +293,11 @@ def _counting(send: Send, method: str) -> Send:
 
 
 async def _buffered(receive: Receive, limit: int) -> Receive:
+    """The body read up to `limit`, given again; cut off by the client, it is given as such
+    (more to come, then `receive`'s disconnect), never as a whole body."""
     chunks: list[bytes] = []
     seen = 0
+    whole = False
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -305,6 +308,7 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
             raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body"):
+            whole = True
             break
     body = b"".join(chunks)
     done = False
@@ -313,7 +317,7 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
         nonlocal done
         if not done:
             done = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": not whole}
         return await receive()
 
     return replay

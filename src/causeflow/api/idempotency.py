@@ -221,9 +221,14 @@ class IdempotencyMiddleware:
             await send_error(send, ValidationFailed.at("Idempotency-Key", "at most 255 characters"))
             return
         try:
-            body = await _read_body(receive)
+            body, whole = await _read_body(receive)
         except CauseFlowError as exc:
             await send_error(send, exc)
+            return
+        if not whole:
+            # The client went away before the end of its body: no request to record, and the
+            # route answers what it does then (400), never the part that came as a request.
+            await self.app(scope, _cut_off(body, receive), send)
             return
         tenant_id, stored_key = record_key(principal, key)
         pending = Pending(self.ctx, tenant_id, stored_key, _request_digest(scope, body))
@@ -291,13 +296,27 @@ async def _finish(pending: Pending, captured: dict[str, Any]) -> None:
     await pending.finish(captured["status"], captured["headers"], bytes(captured["body"]))
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The body as read, and whether it is whole (not if the client went away)."""
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return b"".join(chunks), False
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks), True
+
+
+def _cut_off(body: bytes, receive: Receive) -> Receive:
+    """`receive` giving the part of a body that came, then what `receive` says (disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": True}
+        return await receive()
+
+    return again

@@ -197,15 +197,14 @@ async def answer_publish(
     It answers the plain request itself, as `post_event` would: a caller the route admits
     (`Publisher`), no `Idempotency-Key`, a JSON body that `EventPublish` accepts. Every other
     request goes on to `app` with the body read here, to be answered by the route with its
-    dependencies (401, 403, the key's claim) and the framework's validation errors.
+    dependencies (401, 403, the key's claim) and the framework's validation errors; so does a
+    request whose client went away before the end of its body (the route answers 400).
     """
-    body = await _read_body(receive)
-    if body is None:
-        return  # the client went away
+    body, whole = await _read_body(receive)
     principal = scope["state"].get("principal")
-    request = _plain_publish(scope, principal, body)
+    request = _plain_publish(scope, principal, body) if whole else None
     if request is None:
-        await app(scope, _replaying(body, receive), send)
+        await app(scope, _replaying(body, receive, more=not whole), send)
         return
     try:
         answer = await publish_one(ctx, principal, request)
@@ -245,26 +244,28 @@ def _plain_publish(scope: Scope, principal: Principal | None, body: bytes) -> Ev
         return None
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request's body as read, and whether it is whole (not if the client went away)."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return None
+            return b"".join(chunks), False
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
-            return b"".join(chunks)
+            return b"".join(chunks), True
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body read already given again first."""
+def _replaying(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
+    """`receive` with the body read already given again first (`more`: the rest did not come,
+    and `receive` says why next)."""
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay

@@ -8,6 +8,7 @@ loss: the stream's own `receive()` never reports the disconnect.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,31 @@ async def test_a_pipelined_stream_the_server_ends_frees_its_slot(tmp_path: Path)
             assert (await reader.read()).endswith(b"0\r\n\r\n")  # the response's last chunk
         await _until_released(svc)
         writer.close()
+
+
+async def test_a_pipelining_http10_client_that_leaves_is_no_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HTTP/1.0 streams go through `QueueSink` and ASGI `send`: once the client has left,
+    a frame sent to it ends the stream, not an application error with its traceback (uvicorn
+    still says in one line that the response was not completed: it never learnt the client
+    left)."""
+    settings = make_settings(tmp_path, sse_max_streams_per_tenant=1, **FAST)
+    async with live_service(settings) as svc:
+        acme = await svc.tenant()
+        port = int(svc.base_url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        keep = b"Host: x\r\nConnection: keep-alive\r\n"
+        writer.write(
+            f"GET {STREAM} HTTP/1.0\r\nX-API-Key: {acme.api_key}\r\n".encode()
+            + keep
+            + b"\r\nGET /healthz HTTP/1.0\r\n"
+            + keep
+            + b"\r\n"
+        )
+        async with asyncio.timeout(10):
+            await reader.readuntil(b"stream open\n\n")
+        writer.transport.abort()
+        await _until_released(svc)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]

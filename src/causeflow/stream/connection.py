@@ -234,6 +234,17 @@ class QueueSink:
         self.state = "aborted"
         self._wake()
 
+    async def _sent(self, body: bytes, more: bool) -> bool:
+        """Send `body`; False when the connection is gone. uvicorn tells a request of its
+        connection's loss only while it is the latest on it: behind a request pipelined after
+        the stream, `send` finds the socket closed and raises instead."""
+        try:
+            await self.send({"type": "http.response.body", "body": body, "more_body": more})
+        except (RuntimeError, OSError):
+            self.state = "left"
+            return False
+        return True
+
     async def _watch(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":
             pass
@@ -253,9 +264,10 @@ class QueueSink:
                 if self.frames:
                     batch, self.frames, self.pending = self.frames, [], 0
                     body = batch[0] if len(batch) == 1 else b"".join(batch)
-                    await self.send({"type": "http.response.body", "body": body, "more_body": True})
+                    if not await self._sent(body, more=True):
+                        return
                     continue
-                await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self._sent(b"", more=False)
                 return
         finally:
             watcher.cancel()

@@ -23,6 +23,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # Replay writes wait while more than this is buffered for the socket (flow control).
 REPLAY_HIGH_WATER = 256 * 1024
+# Once a direct sink is ended, how long its request waits to hear of the connection's end
+# before it stops waiting (see `TransportSink.run`).
+LEFT_GRACE_SECONDS = 2.0
 
 
 class Sink(Protocol):
@@ -80,7 +83,17 @@ _TRANSPORT_METHODS = ("write", "get_write_buffer_size", "is_closing", "close", "
 class TransportSink:
     """Writes chunks straight to uvicorn's transport; the response's `send` wrote the head."""
 
-    __slots__ = ("transport", "receive", "limit", "written", "backlog", "ended")
+    __slots__ = (
+        "transport",
+        "receive",
+        "limit",
+        "written",
+        "backlog",
+        "ended",
+        "task",
+        "timer",
+        "gave_up",
+    )
 
     def __init__(self, transport: asyncio.Transport, receive: Receive, limit: int) -> None:
         self.transport = transport
@@ -90,6 +103,9 @@ class TransportSink:
         # end offsets of frames not yet handed to the kernel; None while nothing is pending
         self.backlog: deque[int] | None = None
         self.ended = False
+        self.task: asyncio.Task[Any] | None = None  # the request's, while in `run`
+        self.timer: asyncio.TimerHandle | None = None  # when `run` stops waiting once ended
+        self.gave_up = False  # `run` was stopped waiting (its task cancelled) by the timer
 
     @property
     def gone(self) -> bool:
@@ -134,15 +150,44 @@ class TransportSink:
             # request's `receive()` with a disconnect, which ends its task.
             transport.write(chunk(comment(why)) + LAST_CHUNK)
             transport.close()
+        self._stop_waiting_soon()
 
     def abort(self) -> None:
         self.ended = True
         self.transport.abort()
+        self._stop_waiting_soon()
 
     async def run(self) -> None:
         # Live frames never pass through this task: it only waits for the connection to end.
-        while (await self.receive())["type"] != "http.disconnect":
-            pass
+        # uvicorn reports the connection's end to the latest request on it only: once the
+        # client has sent another request behind the stream (pipelining), this `receive()`
+        # never hears of it. An ended sink therefore stops waiting after a grace period.
+        task = self.task = asyncio.current_task()
+        if self.ended:
+            self._stop_waiting_soon()
+        try:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except asyncio.CancelledError:
+            if not self.gave_up or task is None or task.uncancel() > 0:
+                raise  # not (only) ours: the server is cancelling the request
+        finally:
+            self.task = None
+            if self.timer is not None:
+                self.timer.cancel()
+
+    def _stop_waiting_soon(self) -> None:
+        if self.task is None or self.timer is not None:
+            return
+        self.timer = asyncio.get_running_loop().call_later(LEFT_GRACE_SECONDS, self._stop_waiting)
+
+    def _stop_waiting(self) -> None:
+        task = self.task
+        if task is None:
+            return
+        self.transport.abort()  # whatever of the end was still unsent is dropped
+        self.gave_up = True
+        task.cancel()
 
 
 class QueueSink:
@@ -189,6 +234,17 @@ class QueueSink:
         self.state = "aborted"
         self._wake()
 
+    async def _sent(self, body: bytes, more: bool) -> bool:
+        """Send `body`; False when the connection is gone. uvicorn tells a request of its
+        connection's loss only while it is the latest on it: behind a request pipelined after
+        the stream, `send` finds the socket closed and raises instead."""
+        try:
+            await self.send({"type": "http.response.body", "body": body, "more_body": more})
+        except (RuntimeError, OSError):
+            self.state = "left"
+            return False
+        return True
+
     async def _watch(self) -> None:
         while (await self.receive())["type"] != "http.disconnect":
             pass
@@ -208,9 +264,10 @@ class QueueSink:
                 if self.frames:
                     batch, self.frames, self.pending = self.frames, [], 0
                     body = batch[0] if len(batch) == 1 else b"".join(batch)
-                    await self.send({"type": "http.response.body", "body": body, "more_body": True})
+                    if not await self._sent(body, more=True):
+                        return
                     continue
-                await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self._sent(b"", more=False)
                 return
         finally:
             watcher.cancel()

@@ -87,5 +87,6 @@ async def test_announced_servers_are_never_dialled(listeners: tuple[Listener, Li
             await asyncio.sleep(0.3)  # room for a reconnect to the announced server
     finally:
         await pool.close()
-    assert nats_like.accepted == 1
+    # the vetted address was dialled (a client may dial it again on its own: that is allowed)
+    assert nats_like.accepted >= 1
     assert elsewhere.accepted == 0

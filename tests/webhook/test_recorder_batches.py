@@ -126,3 +126,23 @@ async def test_closing_writes_what_waits(ctx: AppContext, recorder: Recorder) ->
         recorder.push(outcome(ctx))
     await recorder.close(5.0)
     assert await written(ctx) == 3
+
+
+async def test_a_lazy_outcome_is_written_within_the_run_linger(
+    ctx: AppContext, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The middle of an ordered run is written within `RUN_LINGER_SECONDS` (its lease is
+    running), whatever the linger for company: its time being up ends the wait."""
+    monkeypatch.setattr(recorder_module, "FLUSH_LINGER_SECONDS", LONG)
+    recorder.push(outcome(ctx), lazy=True)  # the flush loop is idle: only the timer wakes it
+    assert await wait_written(ctx, 1) < LONG / 3
+
+
+async def test_a_lazy_outcome_ends_a_linger_already_under_way(
+    ctx: AppContext, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "FLUSH_LINGER_SECONDS", LONG)
+    recorder.push(outcome(ctx))
+    await asyncio.sleep(0.05)  # the recorder lingers now
+    recorder.push(outcome(ctx), lazy=True)
+    assert await wait_written(ctx, 2) < LONG / 3

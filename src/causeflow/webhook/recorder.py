@@ -66,6 +66,7 @@ class Recorder:
         self._enough = asyncio.Event()  # the linger is over: enough company, or in a hurry
         self._closing = False
         self._urgent = False
+        self._due = False  # lazy outcomes have waited their time: no linger for company
         self._wake_after = False  # a run ended: wake the claim loop after the next writes
         self._later: asyncio.TimerHandle | None = None  # the flush of lazy outcomes
         self._task: asyncio.Task[None] | None = None
@@ -108,8 +109,9 @@ class Recorder:
 
     def _flush_later(self) -> None:
         self._later = None
+        self._due = True  # the lazy outcomes have waited their time: no further linger
         self._flush.set()
-        self._enough.set()  # the lazy outcomes have waited their time: no further linger
+        self._enough.set()
 
     def run_ended(self) -> None:
         """An ordered run ended after a success pushed as one of its middle: write soon, and
@@ -132,7 +134,7 @@ class Recorder:
             await self._flush.wait()
             await self._linger()
             self._flush.clear()
-            self._urgent = False
+            self._urgent = self._due = False
             while self._outcomes or self._releases:
                 if await self._write():
                     failures = 0
@@ -148,12 +150,15 @@ class Recorder:
                 return
 
     async def _linger(self) -> None:
-        """Wait for company: until `FLUSH_ENOUGH` outcomes are pending, an urgent one comes or
-        the recorder closes, for at most `FLUSH_LINGER_SECONDS` (`RELEASE_LINGER_SECONDS` once
-        a hand-back waits: its delivery is due again only when it is written)."""
+        """Wait for company: until `FLUSH_ENOUGH` outcomes are pending, an urgent one comes,
+        lazy ones have waited `RUN_LINGER_SECONDS` or the recorder closes, for at most
+        `FLUSH_LINGER_SECONDS` (`RELEASE_LINGER_SECONDS` once a hand-back waits: its delivery
+        is due again only when it is written)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        while len(self._outcomes) < FLUSH_ENOUGH and not (self._closing or self._urgent):
+        while len(self._outcomes) < FLUSH_ENOUGH and not (
+            self._closing or self._urgent or self._due
+        ):
             linger = RELEASE_LINGER_SECONDS if self._releases else FLUSH_LINGER_SECONDS
             left = started + linger - loop.time()
             if left <= 0:

@@ -295,22 +295,31 @@ def _counting(send: Send, method: str) -> Send:
 async def _buffered(receive: Receive, limit: int) -> Receive:
     """The body read up to `limit`, given again; cut off by the client, it is given as such
     (more to come, then `receive`'s disconnect), never as a whole body."""
+    body, whole = await read_body(receive, limit)
+    return replaying(body, receive, whole=whole)
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes, bool]:
+    """The request's body as read, and whether it is whole (not if the client went away);
+    past `limit` bytes, `PayloadTooLarge`."""
     chunks: list[bytes] = []
     seen = 0
-    whole = False
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return b"".join(chunks), False
         chunk = message.get("body", b"")
         seen += len(chunk)
-        if seen > limit:
+        if limit is not None and seen > limit:
             raise PayloadTooLarge(f"request bodies are limited to {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body"):
-            whole = True
-            break
-    body = b"".join(chunks)
+            return b"".join(chunks), True
+
+
+def replaying(body: bytes, receive: Receive, *, whole: bool = True) -> Receive:
+    """`receive` giving the body read already first (not `whole`: as a body the rest of which
+    did not come, so `receive` says why next), then what `receive` gives."""
     done = False
 
     async def replay() -> Message:

@@ -33,7 +33,16 @@ from sqlalchemy import delete, select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from causeflow.api.gateway import ASGIApp, Message, Receive, Scope, Send, send_error
+from causeflow.api.gateway import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    replaying,
+    send_error,
+)
 from causeflow.api.tables import idempotency_keys
 from causeflow.auth.principal import Principal
 from causeflow.context import AppContext
@@ -221,14 +230,14 @@ class IdempotencyMiddleware:
             await send_error(send, ValidationFailed.at("Idempotency-Key", "at most 255 characters"))
             return
         try:
-            body, whole = await _read_body(receive)
+            body, whole = await read_body(receive)
         except CauseFlowError as exc:
             await send_error(send, exc)
             return
         if not whole:
             # The client went away before the end of its body: no request to record, and the
             # route answers what it does then (400), never the part that came as a request.
-            await self.app(scope, _cut_off(body, receive), send)
+            await self.app(scope, replaying(body, receive, whole=False), send)
             return
         tenant_id, stored_key = record_key(principal, key)
         pending = Pending(self.ctx, tenant_id, stored_key, _request_digest(scope, body))
@@ -276,17 +285,8 @@ async def _answer_recorded(
                 return
         await send(message)
 
-    sent = False
-
-    async def replay_receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
     try:
-        await app(scope, replay_receive, capture)
+        await app(scope, replaying(body, receive), capture)
     finally:
         if pending.claimed:
             await _finish(pending, captured)
@@ -294,29 +294,3 @@ async def _answer_recorded(
 
 async def _finish(pending: Pending, captured: dict[str, Any]) -> None:
     await pending.finish(captured["status"], captured["headers"], bytes(captured["body"]))
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The body as read, and whether it is whole (not if the client went away)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks), True
-
-
-def _cut_off(body: bytes, receive: Receive) -> Receive:
-    """`receive` giving the part of a body that came, then what `receive` says (disconnect)."""
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": True}
-        return await receive()
-
-    return again

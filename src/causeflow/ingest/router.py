@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from causeflow.api.errors import failure_of
-from causeflow.api.gateway import InboundBudget, Receive, Scope, Send, send_error
+from causeflow.api.gateway import InboundBudget, Receive, Scope, Send, read_body, send_error
 from causeflow.api.routing import JsonRoute
 from causeflow.context import AppContext
 from causeflow.ingest.providers.registry import PROVIDERS
@@ -89,19 +89,12 @@ async def answer_inbound(
 ) -> None:
     """`POST /v1/webhooks/{tenantId}/{provider}` as plain ASGI, called by the gateway (which
     has applied the body limit); the request is budgeted here, once its key has been checked."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return  # the client went away
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
+    raw, whole = await read_body(receive)
+    if not whole:
+        return  # the client went away
     budget = InboundBudget(ctx, scope)
     try:
-        body = await receive_alerts(
-            ctx, _inbound(scope, headers, tenant_id, provider, b"".join(chunks)), budget
-        )
+        body = await receive_alerts(ctx, _inbound(scope, headers, tenant_id, provider, raw), budget)
     except Exception as exc:  # noqa: BLE001  # the error shape of docs/reference.md §8.7
         await send_error(send, failure_of(exc), budget.headers())
         return

@@ -10,7 +10,15 @@ from pydantic import ValidationError as ModelInvalid
 
 from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
 from causeflow.api.errors import failure_of
-from causeflow.api.gateway import ASGIApp, Message, Receive, Scope, Send, send_error
+from causeflow.api.gateway import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    replaying,
+    send_error,
+)
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
@@ -200,11 +208,11 @@ async def answer_publish(
     dependencies (401, 403, the key's claim) and the framework's validation errors; so does a
     request whose client went away before the end of its body (the route answers 400).
     """
-    body, whole = await _read_body(receive)
+    body, whole = await read_body(receive)
     principal = scope["state"].get("principal")
     request = _plain_publish(scope, principal, body) if whole else None
     if request is None:
-        await app(scope, _replaying(body, receive, more=not whole), send)
+        await app(scope, replaying(body, receive, whole=whole), send)
         return
     try:
         answer = await publish_one(ctx, principal, request)
@@ -242,33 +250,6 @@ def _plain_publish(scope: Scope, principal: Principal | None, body: bytes) -> Ev
         return EventPublish.model_validate(loads_body(body))
     except (JsonRefused, ModelInvalid):
         return None
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The request's body as read, and whether it is whole (not if the client went away)."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks), True
-
-
-def _replaying(body: bytes, receive: Receive, *, more: bool = False) -> Receive:
-    """`receive` with the body read already given again first (`more`: the rest did not come,
-    and `receive` says why next)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replay
 
 
 @router.post(

@@ -31,6 +31,15 @@ async def get_principal(request: Request) -> Principal:
     return principal  # type: ignore[no-any-return]
 
 
+def admits(principal: Principal | None, *actions: Action) -> bool:
+    """Whether a route requiring any of `actions` lets `principal` in (a stream ticket never)."""
+    return (
+        principal is not None
+        and principal.kind != "ticket"
+        and any(allows(principal, a) for a in actions)
+    )
+
+
 def require(*actions: Action) -> object:
     """A dependency that admits callers allowed any of `actions`.
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as ModelInvalid
 
-from causeflow.api.deps import Ctx, Publisher, Reader, async_dependency, tenant_of
+from causeflow.api.deps import Ctx, Publisher, Reader, admits, async_dependency, tenant_of
 from causeflow.api.errors import failure_of
 from causeflow.api.gateway import (
     ASGIApp,
@@ -22,7 +22,7 @@ from causeflow.api.gateway import (
 from causeflow.api.pagination import PageParams, encode_cursor, page_params
 from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
-from causeflow.auth.principal import Action, Principal, allows
+from causeflow.auth.principal import Action, Principal
 from causeflow.context import AppContext
 from causeflow.errors import CursorExpired, RateLimited, ValidationFailed
 from causeflow.event import log
@@ -235,7 +235,7 @@ async def answer_publish(
 
 def _plain_publish(scope: Scope, principal: Principal | None, body: bytes) -> EventPublish | None:
     """The request's `EventPublish` if `answer_publish` answers it itself, else None."""
-    if principal is None or principal.kind == "ticket" or not allows(principal, Action.PUBLISH):
+    if not admits(principal, Action.PUBLISH):
         return None
     content_type: bytes | None = None
     for name, value in scope["headers"]:

@@ -17,6 +17,7 @@ spreads the ten over 127.0.0.1-10, as ten customers' endpoints would be. Prints,
     .venv/bin/python bench/delivery.py --backend pg    # one API process + two workers
     .venv/bin/python bench/delivery.py --backend pg --workers 4   # ... + four workers
     .venv/bin/python bench/delivery.py --modes bulk --hosts 10    # ten receiving hosts
+    .venv/bin/python bench/delivery.py --modes bulk --drop-indexes later  # without later indexes
     .venv/bin/python bench/delivery.py --ordered       # ordered subscriptions instead
     .venv/bin/python bench/delivery.py --backend pg --api-processes 2   # two API processes
     .venv/bin/python bench/delivery.py --backend pg --scaling   # workers x API processes
@@ -41,6 +42,7 @@ import argparse
 import asyncio
 import gc
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -861,6 +863,12 @@ def main() -> None:
     parser.add_argument("--latency-configs", type=int, default=1, help="1: 1 sub; 2: also 10")
     parser.add_argument("--baseline-requests", type=int, default=20000)
     parser.add_argument(
+        "--drop-indexes",
+        default="",
+        help="SQLite: indexes (comma-separated, or 'later' for those added after the first"
+        " release of the delivery engine) dropped before measuring, to show what they cost",
+    )
+    parser.add_argument(
         "--hosts",
         type=int,
         default=1,
@@ -890,6 +898,38 @@ def main() -> None:
             run(args, Path(tmp), args.pg_url, receiver)
 
 
+# The per-delivery indexes later features added on top of the delivery engine's first schema
+# (pending queue, per-subscription history): sequence numbers and the ordered claim, the
+# delivery search, endpoint statistics. `--drop-indexes later` measures the engine without them.
+LATER_INDEXES = (
+    "ux_deliveries_subscription_sequence",
+    "ix_deliveries_pending_subscription",
+    "ix_deliveries_tenant_created",
+    "ix_deliveries_tenant_event",
+    "ix_deliveries_tenant_type_created",
+    "ix_attempts_subscription_created",
+)
+
+
+def drop_indexes(deployment: Deployment, backend: str, names: str) -> None:
+    """Drop indexes from the migrated SQLite store of the running service (it re-prepares its
+    statements on the schema change). A measuring aid only: queries that need them (ordered
+    claims, searches, statistics) may then scan."""
+    if backend != "sqlite":
+        raise SystemExit("--drop-indexes is for the SQLite backend")
+    chosen = LATER_INDEXES if names == "later" else tuple(n.strip() for n in names.split(","))
+    db = sqlite3.connect(deployment.data_dir / "causeflow.db", timeout=30)
+    try:
+        for name in chosen:
+            if not name.isidentifier():
+                raise SystemExit(f"not an index name: {name!r}")
+            db.execute(f"DROP INDEX IF EXISTS {name}")
+        db.commit()
+    finally:
+        db.close()
+    print(f"dropped indexes: {', '.join(chosen)}")
+
+
 def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) -> None:
     if args.workers < 1 or args.api_processes < 1:
         raise SystemExit("--workers and --api-processes must be at least 1")
@@ -899,6 +939,8 @@ def run(args: argparse.Namespace, tmp: Path, pg_url: str | None, receiver: str) 
         ENV["CAUSEFLOW_MAX_SUBSCRIPTIONS_PER_TENANT"] = "250"
     deployment, apis = start_deployment(tmp, args.backend, pg_url, args.workers, args.api_processes)
     with deployment:
+        if args.drop_indexes:
+            drop_indexes(deployment, args.backend, args.drop_indexes)
         how = measure_ordered if args.ordered else measure
         asyncio.run(how(args, deployment, apis, receiver))
 

@@ -203,3 +203,15 @@ async def test_the_wal_is_checkpointed_off_the_event_loop(
     for thread in checkpointers:
         assert thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, thread.native_id) > loop_nice
+
+
+async def test_the_writer_keeps_transient_btrees_in_memory(db: Database):
+    # `UPDATE … RETURNING` (the log head) gathers its rows in a transient b-tree: in a
+    # temporary file by default, which costs the statement an open and a close each time
+    async with db.transaction() as tx:
+        await tx.execute(items.insert(), {"id": 1, "v": "x"})
+    committer = db._group
+    assert committer is not None
+    raw = committer.conn.connection.dbapi_connection
+    assert raw is not None
+    assert raw.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY

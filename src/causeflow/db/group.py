@@ -127,9 +127,10 @@ def sync_sqlite_engine(path: str, synchronous: str) -> Engine:
         # the default 2 MiB, so a growing database does not turn writes into reads.
         cur.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         # Transient b-trees in memory: an `UPDATE … RETURNING` gathers its rows in one, and
-        # with temporary files each such statement opens and closes a file (4x its own cost on
-        # the log head's upsert). The writer's statements touch a few rows each; a large
-        # sort or copy runs on a connection of its own (migrations, backups, the store copy).
+        # with temporary files each such statement opens and closes a file (three to four
+        # times the log head upsert's own cost). The writer's statements touch a few rows
+        # each; large sorts and copies run on connections of their own (migrations, backups,
+        # the store copy).
         cur.execute("PRAGMA temp_store=MEMORY")
         # A checkpoint (copying the WAL back, with an fsync) would stall the event loop: this
         # connection never runs one; `GroupCommitter._checkpoint` does, in a thread of its own.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Select, Table, and_, bindparam, delete, func, select
+from sqlalchemy import Column, ColumnElement, Select, and_, bindparam, delete, func, select
 from sqlalchemy.sql import FromClause
 
 from causeflow import ids
@@ -377,6 +377,17 @@ async def tenants_ahead_of(
     return [r[0] for r in (await conn.execute(stmt)).all()]
 
 
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """What a reader of the log may name of one stored event in a condition of its own (the
+    purge's `still_needed`): its tenant, id and position, as column expressions. The reader
+    correlates its own tables with them and never learns the log's table."""
+
+    tenant_id: ColumnElement[str]
+    event_id: ColumnElement[str]
+    position: ColumnElement[int]
+
+
 async def purge_older(
     tx: Tx,
     cutoff_ms: int,
@@ -384,19 +395,20 @@ async def purge_older(
     *,
     only: Select[Any] | None = None,
     exclude: Select[Any] | None = None,
-    still_needed: Callable[[Table], Iterable[Any]] | None = None,
+    still_needed: Callable[[EventRef], Iterable[Any]] | None = None,
 ) -> int:
     """Delete at most `limit` events created before `cutoff_ms` (of the tenants `only`
     selects, when given; none of those `exclude` selects; none for which a condition
-    `still_needed(events)` gives, on the `events` row, holds: a reader of the log has yet to
-    use it); how many went."""
+    `still_needed(ref)` gives on the event holds: a reader of the log has yet to use it); how
+    many went."""
     where = [events.c.created_at < cutoff_ms]
     if only is not None:
         where.append(events.c.tenant_id.in_(only))
     if exclude is not None:
         where.append(events.c.tenant_id.not_in(exclude))
     if still_needed is not None:
-        where.extend(~condition for condition in still_needed(events))
+        ref = EventRef(events.c.tenant_id, events.c.id, events.c.position)
+        where.extend(~condition for condition in still_needed(ref))
     doomed = select(events.c.id).where(*where).limit(limit).scalar_subquery()
     return (await tx.execute(delete(events).where(events.c.id.in_(doomed)))).rowcount or 0
 

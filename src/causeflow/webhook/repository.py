@@ -446,27 +446,27 @@ async def delete_sequence(tx: Tx, subscription_id: str) -> None:
 # --- retention -----------------------------------------------------------------------------
 
 
-def events_still_needed(events: Any) -> list[Any]:
-    """Conditions on a row of the log's `events` table (handed over by the log's purge, the
-    only reader of that table) under which outbound delivery still needs it: the tenant's
-    dispatch cursor has not passed it (its deliveries are not made yet), or a pending delivery
-    has yet to send it. Retention keeps such an event whatever its age: a purged one would
-    fail its delivery (`event_missing`) or never be dispatched."""
+def events_still_needed(event: log.EventRef) -> list[Any]:
+    """Conditions on a stored event (its tenant, id and position, handed over by the log's
+    purge) under which outbound delivery still needs it: the tenant's dispatch cursor has not
+    passed it (its deliveries are not made yet), or a pending delivery has yet to send it.
+    Retention keeps such an event whatever its age: a purged one would fail its delivery
+    (`event_missing`) or never be dispatched."""
     cursor = (
         select(dispatch_cursors.c.position)
-        .where(dispatch_cursors.c.tenant_id == events.c.tenant_id)
+        .where(dispatch_cursors.c.tenant_id == event.tenant_id)
         .scalar_subquery()
     )
     pending = (
         select(deliveries.c.id)
         .where(
-            deliveries.c.tenant_id == events.c.tenant_id,
-            deliveries.c.event_id == events.c.id,
+            deliveries.c.tenant_id == event.tenant_id,
+            deliveries.c.event_id == event.event_id,
             PENDING,
         )
         .exists()
     )
-    return [events.c.position > func.coalesce(cursor, 0), pending]
+    return [event.position > func.coalesce(cursor, 0), pending]
 
 
 def _tenants(table: Any, only: Select[Any] | None, exclude: Select[Any] | None) -> list[Any]:

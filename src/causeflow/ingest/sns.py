@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from causeflow.ingest.providers.base import InvalidPayload, InvalidSignature
+from causeflow.ingest.providers.errors import InvalidPayload, InvalidSignature
 from causeflow.ingest.providers.fields import opt_str
 
 DEFAULT_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"

@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+# raised by every provider, and named from here by their callers
+from causeflow.ingest.providers.errors import InvalidPayload as InvalidPayload
+from causeflow.ingest.providers.errors import InvalidSignature as InvalidSignature
+
 if TYPE_CHECKING:
     from causeflow.ingest.sns import SnsAction
 
@@ -22,14 +26,6 @@ AlertStatus = Literal["firing", "resolved", "acknowledged"]
 
 # The severity scale (docs/reference.md §3.2), most severe first.
 SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
-
-
-class InvalidPayload(Exception):
-    """The body cannot be read as this provider's payload; `str(exc)` is the reason shown."""
-
-
-class InvalidSignature(Exception):
-    """A signature is present and wrong, or (SNS) cannot be checked at all."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from causeflow.ingest.providers.base import InvalidPayload
+from causeflow.ingest.providers.errors import InvalidPayload
 from causeflow.jsonutil import JsonRefused, loads_body
 
 T = TypeVar("T")

@@ -36,7 +36,7 @@ from causeflow.ingest.providers.signatures import hmac_hex
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "support" / "fixtures" / "providers"
 DOCS = ROOT.parent / "docs" / "providers.md"
 

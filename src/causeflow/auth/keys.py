@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,8 @@ from causeflow.auth.crypto import (
 from causeflow.auth.keyfile import KeyFile, KeyStoreError
 from causeflow.auth.tables import service_keys
 from causeflow.db.engine import Database
-from causeflow.db.files import key_file_path, sqlite_file
+from causeflow.db.erase import delete_erased
+from causeflow.db.files import key_file_path
 from causeflow.settings import Settings
 
 log = logging.getLogger("causeflow.keys")
@@ -249,20 +249,4 @@ async def record_key_ids(db: Database, kids: list[str], now_ms: int) -> None:
 async def _drop_legacy(db: Database) -> None:
     """Delete the keys an earlier version stored; on SQLite their bytes are overwritten and the
     WAL emptied, so the file itself no longer holds them."""
-    path = sqlite_file(db.settings)  # None on PostgreSQL
-    if path is None:
-        async with db.transaction() as tx:
-            await tx.execute(delete(service_keys).where(service_keys.c.name.in_(LEGACY_NAMES)))
-        return
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        con.execute("PRAGMA secure_delete=ON")
-        con.execute("BEGIN IMMEDIATE")
-        con.execute(
-            "DELETE FROM service_keys WHERE name IN (?, ?)",
-            LEGACY_NAMES,
-        )
-        con.execute("COMMIT")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
+    await delete_erased(db, delete(service_keys).where(service_keys.c.name.in_(LEGACY_NAMES)))

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, delete, select, text, update
+from sqlalchemy import Column, MetaData, Table, delete, select, update
 
 from causeflow.auth import keyfile
 from causeflow.auth.crypto import SecretBox, new_sealing_key
@@ -94,14 +94,10 @@ async def ensure_alone(db: Database, wait_seconds: float = 2.0) -> None:
     keep sealing under the old key). Connections just closed get a moment to go."""
     if not db.dialect.multi_process:
         return  # SQLite: the caller holds the serving lock
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND application_name = :name AND pid <> pg_backend_pid()"
-    )
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         async with db.read() as conn:
-            others = (await conn.execute(query, {"name": APPLICATION_NAME})).scalar_one()
+            others = await db.dialect.other_connections(conn, APPLICATION_NAME)
         if not others:
             return
         if asyncio.get_running_loop().time() >= deadline:

@@ -2,7 +2,8 @@
 
 Callers ask the `Dialect` for the few statements whose spelling or semantics depend on the
 database: insert-or-ignore / upsert, row locks for claiming work, transactional
-notifications, the larger/smaller of two values; and its capabilities by name
+notifications, the larger/smaller of two values, the other processes' connections; and its
+capabilities by name
 (`multi_process`, `listen_dsn`, `shared_limits`: whether limits that must hold for the whole
 deployment, the delivery engine's per-host cap and per-subscription rates, are kept in the
 database). Everything else is portable SQLAlchemy Core. Statements it spells are built once per
@@ -56,6 +57,11 @@ class Dialect:
     def least(self, *values: Any) -> ColumnElement[Any]:
         return func.min(*values)
 
+    async def other_connections(self, conn: Conn, application_name: str) -> int:
+        """How many connections other than `conn` processes named `application_name` hold on
+        this database; none with one process (SQLite's serving lock keeps the others out)."""
+        return 0
+
 
 class SqliteDialect(Dialect):
     name = "sqlite"
@@ -89,6 +95,13 @@ class PostgresDialect(Dialect):
 
     def least(self, *values: Any) -> ColumnElement[Any]:
         return func.least(*values)
+
+    async def other_connections(self, conn: Conn, application_name: str) -> int:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = :name AND pid <> pg_backend_pid()"
+        )
+        return int((await conn.execute(query, {"name": application_name})).scalar_one())
 
 
 def dialect_for(url: str) -> Dialect:

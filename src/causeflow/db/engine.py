@@ -131,6 +131,14 @@ class Tx:
         return list((await self.conn.execute(stmt, params)).all())
 
 
+def rows_changed(result: AnyResult, expected: int) -> int:
+    """How many rows the UPDATE or DELETE behind `result` changed; `expected` when the driver
+    reports no count: asyncpg answers -1 for an executemany (SQLite's driver sums the counts of
+    its parameter sets)."""
+    count = result.rowcount
+    return count if count is not None and count >= 0 else expected
+
+
 # (dialect, table, columns) -> the INSERT in the driver's parameter style
 _INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
 # id of a prebuilt statement -> (it, its SQLite text, its parameters' names in order)

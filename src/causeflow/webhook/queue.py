@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from causeflow import ids
 from causeflow.db.dialect import Dialect
-from causeflow.db.engine import Database, Tx
+from causeflow.db.engine import Database, Tx, rows_changed
 from causeflow.db.prebuilt import prebuilt
 from causeflow.event.log import append_event, envelopes_of, traceparents_of
 from causeflow.tracing import spans
@@ -274,7 +274,7 @@ async def release_all(db: Database, *, owner: str) -> int:
         update(deliveries).where(_D.lease_owner == owner).values(lease_owner=None, lease_until=None)
     )
     async with db.transaction() as tx:
-        return int((await tx.execute(stmt)).rowcount or 0)
+        return rows_changed(await tx.execute(stmt), 0)
 
 
 # One statement per kind of write, executed once per batch with many parameter sets
@@ -437,13 +437,12 @@ async def _update_deliveries(tx: Tx, outcomes: Sequence[Outcome], owner: str, no
         done = await tx.execute(
             _FINISH, {**params, "b_code": code, "b_error": error, "b_now": now_ms}
         )
-        applied += int(done.rowcount or 0)
+        applied += rows_changed(done, 0)
     if retries:
         done = await tx.execute(_RESCHEDULE, retries)
-        # asyncpg's executemany reports no row count (-1): then assume all applied (the
-        # count only feeds a log line; the lease guard did the real work)
-        count = done.rowcount
-        applied += count if count is not None and count >= 0 else len(retries)
+        # without a count from the driver, assume all applied (the count only feeds a log
+        # line; the lease guard did the real work)
+        applied += rows_changed(done, len(retries))
     return applied
 
 

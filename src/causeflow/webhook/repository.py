@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from causeflow.db.conn import AnyRow, Conn
-from causeflow.db.engine import Tx
+from causeflow.db.engine import Tx, rows_changed
 from causeflow.db.purge import delete_older
 from causeflow.event import log
 from causeflow.webhook.rules import Selection
@@ -425,9 +425,9 @@ async def take_sequences(tx: Tx, tenant_id: str, counts: dict[str, int]) -> dict
         if sid in last
     ]
     if moves:
-        done = (await tx.execute(_SET_SEQUENCE, moves)).rowcount
-        # asyncpg's executemany reports no count (-1); the cursor's lock is the guard there
-        if done is not None and 0 <= done != len(moves):
+        done = rows_changed(await tx.execute(_SET_SEQUENCE, moves), len(moves))
+        # without a count from the driver, the cursor's lock is the guard
+        if done != len(moves):
             raise RuntimeError("a sequence counter moved under the dispatcher's batch")
     fresh = [
         {"subscription_id": sid, "tenant_id": tenant_id, "last": counts[sid]}
@@ -526,7 +526,7 @@ async def purge_finished_deliveries(
     else:
         doomed = select(d.id).where(d.tenant_id.in_(tenants), *old).limit(limit)
     result = await tx.execute(delete(deliveries).where(d.id.in_(doomed.scalar_subquery())))
-    return result.rowcount or 0
+    return rows_changed(result, 0)
 
 
 # --- an endpoint's statistics (webhook.stats turns these counts into the view) -------------

@@ -7,11 +7,11 @@ run in the caller's transaction or read connection.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from sqlalchemy import delete, select
 
 from causeflow.auth.tables import sessions
+from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 
 
@@ -41,7 +41,7 @@ async def insert_session(
     )
 
 
-async def session_row(conn: Any, id_hash: str) -> Any:
+async def session_row(conn: Conn, id_hash: str) -> AnyRow | None:
     """The stored row (tenant_id, principal, csrf_token, expires_at, …), or None."""
     return (await conn.execute(select(sessions).where(sessions.c.id_hash == id_hash))).first()
 

@@ -24,6 +24,7 @@ from causeflow.api.query import comma_list, query_time
 from causeflow.api.routing import JsonRoute
 from causeflow.auth.principal import Action, Principal
 from causeflow.context import AppContext
+from causeflow.db.conn import Conn
 from causeflow.errors import CursorExpired, RateLimited, ValidationFailed
 from causeflow.event import log
 from causeflow.jsonutil import JsonRefused, json_body, loads_body
@@ -85,7 +86,7 @@ def _json_page(envelopes: list[str], cursor: str | None) -> Response:
 NEWEST = "newest"
 
 
-async def _position_of(conn: Any, tenant_id: str, event_id: str) -> int:
+async def _position_of(conn: Conn, tenant_id: str, event_id: str) -> int:
     found = await log.find_event(conn, tenant_id, event_id)
     if found is None:
         raise CursorExpired(
@@ -96,7 +97,7 @@ async def _position_of(conn: Any, tenant_id: str, event_id: str) -> int:
 
 
 async def _rows(
-    conn: Any, tenant_id: str, filters: EventFilters, limit: int, cursor: list[Any] | None
+    conn: Conn, tenant_id: str, filters: EventFilters, limit: int, cursor: list[Any] | None
 ) -> list[log.StoredEvent]:
     """A page's rows (and one more): after the cursor, else after `after`; newest first,
     below the cursor and above `after`."""
@@ -125,7 +126,9 @@ async def _rows(
     )
 
 
-async def read_log(ctx: Any, tenant_id: str, filters: EventFilters, params: PageParams) -> Response:
+async def read_log(
+    ctx: AppContext, tenant_id: str, filters: EventFilters, params: PageParams
+) -> Response:
     cursor = params.after_key(int, str) if filters.newest else params.after_key(int)
     if cursor is not None and filters.newest and cursor[1] != NEWEST:
         raise ValidationFailed.at("cursor", "invalid cursor")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from causeflow.auth.principal import Principal
+from causeflow.context import AppContext
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.errors import CauseFlowError, Forbidden, ValidationFailed
@@ -143,7 +144,7 @@ def prepare_all(
     return prepared
 
 
-async def publish_all(ctx: Any, batch: list[Publish]) -> list[StoredEvent]:
+async def publish_all(ctx: AppContext, batch: list[Publish]) -> list[StoredEvent]:
     """Store a batch in one transaction of its own, all of it or nothing (never shared through
     `publisher`, whose failed bursts are retried item by item); returns its events once
     committed. A refusal met in the transaction (an unknown incident) names its event."""
@@ -196,7 +197,7 @@ async def publish_batch(tx: Tx, batch: list[Publish], *, locate: bool = False) -
     return [event for event in stored if event is not None]
 
 
-async def publish(ctx: Any, item: Publish) -> StoredEvent:
+async def publish(ctx: AppContext, item: Publish) -> StoredEvent:
     """Store one publish; returns its event once committed.
 
     On PostgreSQL concurrent publishes share a transaction (`publisher`): each costs several
@@ -211,9 +212,9 @@ async def publish(ctx: Any, item: Publish) -> StoredEvent:
     return event
 
 
-def publisher(ctx: Any) -> Batcher[Publish, StoredEvent]:
+def publisher(ctx: AppContext) -> Batcher[Publish, StoredEvent]:
     """This process's queue of publishes waiting for their transaction (made on first use)."""
     found = ctx.publisher
     if found is None:
         found = ctx.publisher = Batcher("publish", ctx.db.transaction, publish_batch)
-    return found  # type: ignore[no-any-return]
+    return found

@@ -12,6 +12,7 @@ from causeflow.api.deps import Admin, Ctx, PlatformAdmin, Reader, tenant_of
 from causeflow.api.pagination import PageParams, page, page_params
 from causeflow.api.routing import JsonRoute
 from causeflow.auth import apikeys
+from causeflow.db.conn import Conn
 from causeflow.errors import NotFound
 from causeflow.ratelimit.limits import BY_WIRE, Stored
 from causeflow.ratelimit.limits import view as limits_view
@@ -97,7 +98,7 @@ async def update_own_tenant(body: TenantUpdate, ctx: Ctx, principal: Admin) -> d
         )
 
 
-async def _stored_limits(conn: Any, tenant_id: str) -> Stored:
+async def _stored_limits(conn: Conn, tenant_id: str) -> Stored:
     stored = await plans.read_limits(conn, tenant_id)
     if stored is None:
         raise NotFound("no such tenant")

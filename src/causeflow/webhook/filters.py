@@ -18,7 +18,7 @@ equality, except that `true` never equals `1` (Python would say it does).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from causeflow.errors import ValidationFailed
 from causeflow.jsonutil import INT_MAX, INT_MIN, dumps_str
@@ -48,7 +48,7 @@ def _storable(value: object) -> bool:
     return not isinstance(value, int) or INT_MIN <= value <= INT_MAX
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -177,14 +177,14 @@ def _operator_holds(name: str, operand: Any, value: object) -> bool:
         return isinstance(value, str) and value.startswith(operand)
     if not _is_number(value):
         return False
-    number: float = value  # type: ignore[assignment]
+    bound = cast(int | float, operand)  # the grammar admits only a number here
     if name == "gt":
-        return number > operand
+        return value > bound
     if name == "gte":
-        return number >= operand
+        return value >= bound
     if name == "lt":
-        return number < operand
-    return number <= operand  # lte: the grammar admits nothing else
+        return value < bound
+    return value <= bound  # lte: the grammar admits nothing else
 
 
 def holds(wanted: Any, value: object) -> bool:

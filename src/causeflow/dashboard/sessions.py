@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from causeflow.api.credentials import principal_from_key, principal_from_token
 from causeflow.auth import sessions as stored
@@ -22,9 +22,6 @@ from causeflow.context import AppContext
 from causeflow.errors import CauseFlowError
 from causeflow.jsonutil import dumps, loads
 from causeflow.runtime import Component, Stop
-
-if TYPE_CHECKING:
-    from causeflow.db.conn import Conn
 
 COOKIE = "cf_session"
 ID_PREFIX = "ses_"
@@ -79,7 +76,7 @@ class LinkRevoked(Exception):
     """A portal link minted with an API key that was revoked since: it opens nothing."""
 
 
-async def _key_live(conn: Conn, tenant_id: str, key_id: str) -> bool:
+async def _key_live(conn: Any, tenant_id: str, key_id: str) -> bool:
     return await get_key(conn, tenant_id, key_id) is not None
 
 

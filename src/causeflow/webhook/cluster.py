@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -56,7 +57,9 @@ from sqlalchemy import (
 )
 
 from causeflow.clock import Clock
+from causeflow.db.dialect import Dialect
 from causeflow.db.engine import Database, Tx
+from causeflow.db.prebuilt import prebuilt
 from causeflow.webhook.limits import SlotBook, grant
 from causeflow.webhook.tables import host_slots, host_wants, rate_slots
 
@@ -112,19 +115,14 @@ _RIVALS = (
     )
     .group_by(_W.origin)
 )
-_STATEMENTS: dict[tuple[str, str], Any] = {}  # (dialect, name) -> statement
 
 
 def _statement(db: Database, name: str) -> Any:
-    key = (db.dialect.name, name)
-    stmt = _STATEMENTS.get(key)
-    if stmt is None:
-        stmt = _STATEMENTS[key] = _build(db, name)
-    return stmt
+    """The statement `name`, built once per dialect (`db/prebuilt.py`)."""
+    return _STATEMENTS[name](db.dialect)
 
 
-def _build(db: Database, name: str) -> Any:
-    dialect = db.dialect
+def _build(dialect: Dialect, name: str) -> Any:
     if name == "seed":
         return dialect.insert_ignore(host_slots, ["origin", "slot"])
     if name == "acquire":
@@ -163,6 +161,12 @@ def _build(db: Database, name: str) -> Any:
             set_={"next_at": first + interval * count, "granted": count},
         ).returning(_R.next_at, _R.granted)
     raise KeyError(name)
+
+
+_STATEMENTS: dict[str, prebuilt[Any]] = {
+    name: prebuilt(functools.partial(_build, name=name))
+    for name in ("seed", "acquire", "renew", "want", "reserve")
+}
 
 
 # --- the statements, one call each (also used by tests) ------------------------------------------

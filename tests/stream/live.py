@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,22 +119,27 @@ class LiveService:
 
 
 @contextlib.asynccontextmanager
-async def live_service(
-    settings: Settings, clock: Clock | None = None
-) -> AsyncIterator[LiveService]:
-    await migrate(settings)
-    app = create_app(settings, clock)
+async def serving(
+    asgi: Any,
+    *,
+    lifespan: str = "off",
+    graceful_seconds: float = 2,
+    stopping: Callable[[], None] | None = None,
+    stop_seconds: float = 10,
+) -> AsyncIterator[tuple[str, _Server]]:
+    """`asgi` under uvicorn on a loopback port, in the test's loop: its base URL and server.
+    On exit, `stopping` (if given) runs once the server is told to exit, before it is awaited."""
     port = free_port()
     config = uvicorn.Config(
-        app,
+        asgi,
         host="127.0.0.1",
         port=port,
         http="httptools",
-        lifespan="on",
+        lifespan=lifespan,
         log_config=None,
         log_level="warning",
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=graceful_seconds,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())
@@ -143,14 +149,26 @@ async def live_service(
                 task.result()
             await asyncio.sleep(0.02)
     try:
-        async with aiohttp.ClientSession() as session:
-            yield LiveService(app.state.ctx, f"http://127.0.0.1:{port}", session, server, app)
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
-        begin_shutdown(app.state)
+        if stopping is not None:
+            stopping()
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(15):
+            async with asyncio.timeout(stop_seconds):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def live_service(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[LiveService]:
+    await migrate(settings)
+    app = create_app(settings, clock)
+    stop_streams = functools.partial(begin_shutdown, app.state)
+    served = serving(app, lifespan="on", graceful_seconds=5, stopping=stop_streams, stop_seconds=15)
+    async with served as (url, server), aiohttp.ClientSession() as session:
+        yield LiveService(app.state.ctx, url, session, server, app)
 
 
 async def opened(stream: SseStream, timeout: float = 5) -> SseStream:

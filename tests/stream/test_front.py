@@ -13,7 +13,6 @@ budget, and what a stream sends (head, preamble, resume with `Last-Event-ID` or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,12 +20,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import uvicorn
 
 from causeflow.stream.front import StreamFront
-from tests.stream.live import FAST, STREAM, LiveService, _Server, live_service, next_events
+from tests.stream.live import FAST, STREAM, LiveService, live_service, next_events, serving
 from tests.support.inproc import Tenant, make_settings
-from tests.support.ports import free_port
 from tests.support.sse import SseEvent, SseHttpError, SseStream
 
 pytestmark = pytest.mark.integration
@@ -60,42 +57,11 @@ def route_stack(app: Any) -> Any:
     return asgi
 
 
-@contextlib.asynccontextmanager
-async def serving(asgi: Any) -> AsyncIterator[str]:
-    """`asgi` under uvicorn on a loopback port (no lifespan: the application's is running)."""
-    port = free_port()
-    config = uvicorn.Config(
-        asgi,
-        host="127.0.0.1",
-        port=port,
-        http="httptools",
-        lifespan="off",
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(30):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(10):
-                await task
-
-
 @pytest.fixture
 async def both(tmp_path: Path) -> AsyncIterator[tuple[LiveService, str]]:
     """The service (its stream answered by `StreamFront`) and the route's server's base URL."""
     settings = make_settings(tmp_path, sse_max_streams_per_tenant=2, **FAST)
-    async with live_service(settings) as svc, serving(route_stack(svc.app)) as route_url:
+    async with live_service(settings) as svc, serving(route_stack(svc.app)) as (route_url, _):
         yield svc, route_url
 
 
@@ -313,7 +279,7 @@ async def test_the_request_budget_is_spent_and_answered_alike(tmp_path: Path) ->
     """The stream spends its tenant's request budget on either path (the gateway runs before
     both), and once it is spent both answer the gateway's 429."""
     settings = make_settings(tmp_path, rate_limit_per_minute=2, **FAST)
-    async with live_service(settings) as svc, serving(route_stack(svc.app)) as route_url:
+    async with live_service(settings) as svc, serving(route_stack(svc.app)) as (route_url, _):
         acme = await svc.tenant("acme")
         async with svc.stream(acme) as one, _stream(svc, route_url, acme) as two:
             await one.next(timeout=5)

@@ -144,6 +144,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         docs_url=None,  # the API reference pages are served offline by `install_docs`
         redoc_url=None,
         default_response_class=JSONResponse,
+        # The service makes its own server span (api/access.py, tracing/spans.py) and its own
+        # metrics (`/metrics`); the framework's would check the global OpenTelemetry providers
+        # on every request and, if one were set, report each request twice.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_docs(app)

@@ -11,8 +11,8 @@ status, duration, tenant (once authenticated) and request id. A stream logs once
 from __future__ import annotations
 
 import logging
+import os
 import re
-import secrets
 import time
 from typing import Any
 
@@ -39,7 +39,7 @@ def request_id_of(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(text):  # `$` would let a trailing newline through
                 return text
             break
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()  # what `secrets.token_hex(16)` answers, with fewer calls
 
 
 class AccessLog:

@@ -131,11 +131,13 @@ class Gateway:
         (its tenant's, or its address's); None once an invalid credential has been answered."""
         ctx = self.ctx
         path: str = scope["path"]
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         # Query tickets and the dashboard's session cookie are credentials for the stream
         # only (EventSource cannot send headers); every other route wants a header.
         on_stream = path == STREAM_PATH
-        ticket = query.get("token", [None])[0] if on_stream else None
+        ticket = None
+        if on_stream:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            ticket = query.get("token", [None])[0]
         session = _cookie(headers, SESSION_COOKIE) if on_stream else None
         session_lookup = ctx.session_lookup
         try:

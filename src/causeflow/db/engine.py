@@ -131,6 +131,15 @@ class Tx:
         return list((await self.conn.execute(stmt, params)).all())
 
 
+async def rows_of(conn: Conn, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of `stmt` (built once) with `params`, read through any connection: in a write
+    transaction by `Tx.returning` (on SQLite straight from the writer's driver connection), so
+    index them by position, not by name."""
+    if isinstance(conn, Tx):
+        return await conn.returning(stmt, params)
+    return list((await conn.execute(stmt, params)).all())
+
+
 def rows_changed(result: AnyResult, expected: int) -> int:
     """How many rows the UPDATE or DELETE behind `result` changed; `expected` when the driver
     reports no count: asyncpg answers -1 for an executemany (SQLite's driver sums the counts of

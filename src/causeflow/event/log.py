@@ -20,7 +20,7 @@ from causeflow import ids
 from causeflow.clock import ms_to_rfc3339
 from causeflow.db.conn import AnyResult, AnyRow, Conn
 from causeflow.db.dialect import NOTIFY_CHANNEL
-from causeflow.db.engine import Tx
+from causeflow.db.engine import Tx, rows_of
 from causeflow.db.prebuilt import prebuilt
 from causeflow.event.tables import event_heads, events
 from causeflow.jsonutil import dumps
@@ -278,8 +278,8 @@ _HEAD_POSITION = select(event_heads.c.position).where(event_heads.c.tenant_id ==
 
 
 async def head_position(conn: Conn, tenant_id: str) -> int:
-    value = (await conn.execute(_HEAD_POSITION, {"t": tenant_id})).scalar()
-    return int(value or 0)
+    rows = await rows_of(conn, _HEAD_POSITION, {"t": tenant_id})
+    return int(rows[0][0]) if rows else 0
 
 
 async def count_after(conn: Conn, tenant_id: str, after_position: int, limit: int) -> int:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from causeflow.db.conn import AnyRow, Conn
-from causeflow.db.engine import Tx, rows_changed
+from causeflow.db.engine import Tx, rows_changed, rows_of
 from causeflow.db.purge import delete_older
 from causeflow.event import log
 from causeflow.webhook.rules import Selection
@@ -321,13 +321,14 @@ _ADVANCE_CURSOR = (
         dispatch_cursors.c.generation == bindparam("b_generation"),
     )
     .values(position=bindparam("b_new"))
+    .returning(dispatch_cursors.c.tenant_id)  # a row only if the compare-and-set matched
 )
 
 
 async def read_cursor(conn: Conn, tenant_id: str) -> tuple[int, int] | None:
     """The cursor's position and generation; None before the tenant's first batch."""
-    row = (await conn.execute(_READ_CURSOR, {"b_tenant": tenant_id})).first()
-    return None if row is None else (int(row[0]), int(row[1]))
+    rows = await rows_of(conn, _READ_CURSOR, {"b_tenant": tenant_id})
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
 async def cursor_position(conn: Conn, tenant_id: str) -> int:
@@ -351,7 +352,7 @@ async def advance_cursor(tx: Tx, tenant_id: str, old: int, new: int, generation:
     commits a given batch. A subscription delete moves the generation the same way.
     """
     params = {"b_tenant": tenant_id, "b_old": old, "b_new": new, "b_generation": generation}
-    return int((await tx.execute(_ADVANCE_CURSOR, params)).rowcount) == 1
+    return len(await tx.returning(_ADVANCE_CURSOR, params)) == 1
 
 
 async def bump_generation(tx: Tx, tenant_id: str) -> None:

@@ -119,17 +119,16 @@ class Gateway:
             # like a refused inbound request of its client address.
             decision = InboundBudget(ctx, scope).refused_request()
         else:
-            decision = await self._authenticate(scope, send, headers, now_ms)
+            decision = await self._authenticate(ctx, scope, send, headers, now_ms)
             if decision is None:
                 return  # an invalid credential, answered
-        await self._within_budget(scope, receive, send, decision, now_ms)
+        await self._within_budget(ctx, scope, receive, send, decision, now_ms)
 
     async def _authenticate(
-        self, scope: Scope, send: Send, headers: dict[str, str], now_ms: int
+        self, ctx: AppContext, scope: Scope, send: Send, headers: dict[str, str], now_ms: int
     ) -> Decision | None:
         """Resolve the request's credential into `state["principal"]` and spend its budget
         (its tenant's, or its address's); None once an invalid credential has been answered."""
-        ctx = self.ctx
         path: str = scope["path"]
         # Query tickets and the dashboard's session cookie are credentials for the stream
         # only (EventSource cannot send headers); every other route wants a header.
@@ -143,7 +142,7 @@ class Gateway:
         try:
             principal = await resolve_principal(ctx, headers, ticket, session, session_lookup)
         except CauseFlowError as exc:
-            decision = self._budget(None, scope, now_ms, None)
+            decision = _budget(ctx, None, scope, now_ms, None)
             answer = exc
             if not decision.allowed:  # the address has used up its budget
                 answer = _exceeded(decision, now_ms, _LIMIT_MESSAGE.format(decision.limit))
@@ -153,10 +152,16 @@ class Gateway:
         limit = None
         if principal is not None and principal.tenant_id is not None:
             limit = (await ctx.tenant_limits(principal.tenant_id)).requests_per_minute
-        return self._budget(principal, scope, now_ms, limit)
+        return _budget(ctx, principal, scope, now_ms, limit)
 
     async def _within_budget(
-        self, scope: Scope, receive: Receive, send: Send, decision: Decision | None, now_ms: int
+        self,
+        ctx: AppContext,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        decision: Decision | None,
+        now_ms: int,
     ) -> None:
         """On to the application with the rate-limit headers, or 429."""
         rl_headers = decision.headers() if decision else []
@@ -172,21 +177,24 @@ class Gateway:
 
         fast = self._fast_routes.get((scope["method"], scope["path"]))
         if fast is not None:
-            await fast(self.ctx, scope, receive, send_with_headers, self.app)
+            await fast(ctx, scope, receive, send_with_headers, self.app)
             return
         await self.app(scope, receive, send_with_headers)
 
-    def _budget(self, principal: Any, scope: Scope, now_ms: int, limit: int | None) -> Decision:
-        """Spend the tenant's budget (`limit`, its effective `requestsPerMinute`), or the
-        client address's."""
-        settings = self.ctx.settings
-        if principal is not None and principal.tenant_id is not None and limit is not None:
-            bucket = f"tenant:{principal.tenant_id}"
-        else:
-            client = scope.get("client") or ("anonymous", 0)
-            bucket = f"ip:{client[0]}"
-            limit = settings.plan_limit(settings.default_plan)
-        return self.ctx.limiter.hit(bucket, limit, now_ms)
+
+def _budget(
+    ctx: AppContext, principal: Any, scope: Scope, now_ms: int, limit: int | None
+) -> Decision:
+    """Spend the tenant's budget (`limit`, its effective `requestsPerMinute`), or the client
+    address's."""
+    settings = ctx.settings
+    if principal is not None and principal.tenant_id is not None and limit is not None:
+        bucket = f"tenant:{principal.tenant_id}"
+    else:
+        client = scope.get("client") or ("anonymous", 0)
+        bucket = f"ip:{client[0]}"
+        limit = settings.plan_limit(settings.default_plan)
+    return ctx.limiter.hit(bucket, limit, now_ms)
 
 
 def _exceeded(decision: Decision, now_ms: int, message: str) -> RateLimited:

@@ -6,6 +6,7 @@ here drops it from this process's cache at once, other processes within the cach
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import and_, select, update
@@ -157,6 +158,7 @@ class KeyCache:
         self._cache.drop_where(lambda _digest, rec: rec is not None and rec.id == key_id)
 
 
+@functools.lru_cache(maxsize=4096)  # the same (immutable) principal for the same stored key
 def principal_for_key(record: KeyRecord) -> Principal:
     return Principal(
         kind="api_key",

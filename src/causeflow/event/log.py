@@ -9,9 +9,9 @@ transaction, and readers are woken once that transaction has committed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Column, ColumnElement, Select, and_, bindparam, delete, func, select
 from sqlalchemy.sql import FromClause
@@ -116,6 +116,22 @@ class NewEvent:
     traceparent: str | None = None
 
 
+class ToAppend(Protocol):
+    """What `append_events` reads of each item: a `NewEvent`, or a caller's own record with
+    the same fields (a checked publish), appended without a copy."""
+
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+    @property
+    def test(self) -> bool: ...
+    @property
+    def now_ms(self) -> int | None: ...
+    @property
+    def traceparent(self) -> str | None: ...
+
+
 async def append_event(
     tx: Tx,
     *,
@@ -133,7 +149,7 @@ async def append_event(
 
 
 async def append_events(
-    tx: Tx, *, tenant_id: str, items: list[NewEvent], now_ms: int
+    tx: Tx, *, tenant_id: str, items: Sequence[ToAppend], now_ms: int
 ) -> list[StoredEvent]:
     """Append several events of one tenant, in order: one position reservation, one insert."""
     if not items:
@@ -186,7 +202,7 @@ async def append_events(
     return stored
 
 
-def _append_span(event_id: str, item: NewEvent, incident_id: object) -> str | None:
+def _append_span(event_id: str, item: ToAppend, incident_id: object) -> str | None:
     """The event's `event.append` span (tracing on): its traceparent, stored with the event."""
     found = {"causeflow.event.id": event_id, "causeflow.event.type": item.event_type}
     if isinstance(incident_id, str):

@@ -26,7 +26,7 @@ from causeflow.context import AppContext
 from causeflow.db.batcher import Batcher
 from causeflow.db.engine import Tx
 from causeflow.errors import CauseFlowError, Forbidden, ValidationFailed
-from causeflow.event.log import NewEvent, StoredEvent, append_events, lock_log_heads
+from causeflow.event.log import StoredEvent, append_events, lock_log_heads
 from causeflow.incident.repository import require_incident
 from causeflow.tracing import spans
 from causeflow.trigger.service import require_trigger
@@ -162,16 +162,7 @@ async def publish_batch(tx: Tx, batch: list[Publish], *, locate: bool = False) -
 
     async def flush() -> None:
         for tenant_id, indexes in pending.items():
-            events = [
-                NewEvent(
-                    batch[i].event_type,
-                    batch[i].data,
-                    batch[i].test,
-                    batch[i].now_ms,
-                    batch[i].traceparent,
-                )
-                for i in indexes
-            ]
+            events = [batch[i] for i in indexes]  # each `Publish` is what the log appends
             appended = await append_events(
                 tx, tenant_id=tenant_id, items=events, now_ms=batch[indexes[0]].now_ms
             )

@@ -40,6 +40,9 @@ log = logging.getLogger("causeflow.dispatcher")
 BATCH_SIZE = 256  # events per batch at most ...
 MAX_DELIVERIES = 128  # ... and about this many deliveries (events x live subscriptions)
 ROOM_WAIT_SECONDS = 0.05  # longest wait for that engine to have room before a batch
+# A tenant without subscriptions has nothing to deliver: its cursor only follows the head, and
+# one round per this many seconds does that, however many commits came between.
+QUIET_SECONDS = 0.05
 
 
 def wake_deliveries(ctx: AppContext) -> None:
@@ -326,6 +329,10 @@ class Dispatcher:
         self.batch_size = batch_size
         # insertion-ordered set: a tenant with a backlog goes to the back after each batch
         self._dirty: dict[str, None] = {}
+        # tenants without subscriptions: when their last round ran (loop time), and those
+        # waiting for the next one (`QUIET_SECONDS`)
+        self._quiet_round: dict[str, float] = {}
+        self._deferred: dict[str, None] = {}
         self._scan_all = True
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -360,6 +367,8 @@ class Dispatcher:
 
     async def _run(self) -> None:
         poll = self.ctx.settings.webhook_poll_seconds
+        loop = asyncio.get_running_loop()
+        idle = 0.0  # seconds waited without a wake-up since the last one
         while not self._stopping:
             # Cleared before the work, so a commit during it leaves the event set.
             self._wake.clear()
@@ -370,9 +379,18 @@ class Dispatcher:
                 self._scan_all = True
             if self._stopping:
                 return
+            timeout = poll - idle
+            if self._deferred:
+                timeout = min(timeout, QUIET_SECONDS)
+            waited_from = loop.time()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            if not self._wake.is_set():
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            if self._wake.is_set():
+                idle = 0.0
+                continue
+            idle += loop.time() - waited_from
+            if idle >= poll:
+                idle = 0.0
                 self._scan_all = True  # the slow poll: look for any tenant left behind
 
     async def _drain(self) -> None:
@@ -381,12 +399,32 @@ class Dispatcher:
             async with self.ctx.db.read() as conn:
                 for tenant_id in await repo.tenants_behind(conn):
                     self._dirty[tenant_id] = None
+        self._dirty.update(self._deferred)
+        self._deferred.clear()
         while self._dirty and not self._stopping:
             tenant_id = next(iter(self._dirty))
             del self._dirty[tenant_id]
+            if self._later(tenant_id):
+                continue
             result = await dispatch_batch(self.ctx, self.cache, tenant_id, self.batch_size)
             if result.more:
                 self._dirty[tenant_id] = None
+
+    def _later(self, tenant_id: str) -> bool:
+        """Put off a round for a tenant without subscriptions whose last round ran less than
+        `QUIET_SECONDS` ago. Its cursor stays where it is meanwhile, so nothing is skipped: a
+        subscription made in another process meanwhile gets the tenant's next events at most
+        that much later (one made here drops the cached set, and its tenant is not put off)."""
+        if not self.cache.known_without(tenant_id):
+            self._quiet_round.pop(tenant_id, None)
+            return False
+        now = asyncio.get_running_loop().time()
+        last = self._quiet_round.get(tenant_id)
+        if last is not None and now - last < QUIET_SECONDS:
+            self._deferred[tenant_id] = None
+            return True
+        self._quiet_round[tenant_id] = now
+        return False
 
 
 async def start_dispatcher(ctx: AppContext) -> Stop:

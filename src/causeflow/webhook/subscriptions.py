@@ -315,6 +315,12 @@ class SubscriptionCache:
         self._decoded[tenant_id] = fresh
         return head, [sub for _key, sub in fresh.values()]
 
+    def known_without(self, tenant_id: str) -> bool:
+        """The tenant had no subscription at all when the dispatcher last read its set (and no
+        change made in this process came since: that drops what was read)."""
+        found = self._decoded.get(tenant_id)
+        return found is not None and not found
+
     def invalidate(self, subscription_id: str | None = None, tenant_id: str | None = None) -> None:
         if subscription_id is not None:
             self._by_id.pop(subscription_id, None)

@@ -34,12 +34,6 @@ OPEN_INCIDENT = select(_F.incident_id).where(
     _F.provider == bindparam("b_provider"),
     _F.fingerprint == bindparam("b_fingerprint"),
 )
-# One (tenant, provider) per statement: the primary key's prefix, then its fingerprints.
-OPEN_INCIDENTS = select(_F.fingerprint, _F.incident_id).where(
-    _F.tenant_id == bindparam("b_tenant"),
-    _F.provider == bindparam("b_provider"),
-    _F.fingerprint.in_(bindparam("b_fingerprints", expanding=True)),
-)
 COUNT_ALERTS = (
     update(incidents)
     .where(_I.id == bindparam("b_incident"))
@@ -176,14 +170,31 @@ async def open_incidents(tx: Tx, keys: list[Key]) -> dict[Key, str]:
     found: dict[Key, str] = {}
     for (tenant_id, provider), fingerprints in by_source.items():
         for start in range(0, len(fingerprints), _KEY_CHUNK):
-            params = {
-                "b_tenant": tenant_id,
-                "b_provider": provider,
-                "b_fingerprints": fingerprints[start : start + _KEY_CHUNK],
-            }
-            for fingerprint, incident_id in await tx.execute(OPEN_INCIDENTS, params):
+            chunk = fingerprints[start : start + _KEY_CHUNK]
+            sql = _open_incidents_sql(tx, len(chunk))
+            rows = await tx.exec_driver_sql(sql, (tenant_id, provider, *chunk))
+            for fingerprint, incident_id in rows:
                 found[(tenant_id, provider, fingerprint)] = incident_id
     return found
+
+
+# (dialect, count) -> the open incidents of `count` fingerprints of one (tenant, provider) (the
+# primary key's prefix, then its fingerprints) in the driver's own SQL: run for each inbound
+# batch, it skips SQLAlchemy's rendering of an expanding IN list each time
+_OPEN_INCIDENTS_SQL: dict[tuple[str, int], str] = {}
+
+
+def _open_incidents_sql(tx: Tx, count: int) -> str:
+    key = (tx.dialect.name, count)
+    sql = _OPEN_INCIDENTS_SQL.get(key)
+    if sql is None:
+        stmt = select(_F.fingerprint, _F.incident_id).where(
+            _F.tenant_id == bindparam("b_tenant"),
+            _F.provider == bindparam("b_provider"),
+            _F.fingerprint.in_([bindparam(f"b_{i}") for i in range(count)]),
+        )
+        sql = _OPEN_INCIDENTS_SQL[key] = str(stmt.compile(dialect=tx.dialect))
+    return sql
 
 
 async def claim_fingerprints(tx: Tx, claims: list[dict[str, str]]) -> set[Key]:
@@ -194,7 +205,7 @@ async def claim_fingerprints(tx: Tx, claims: list[dict[str, str]]) -> set[Key]:
     """
     if not claims:
         return set()
-    rows = await tx.execute(CLAIM_FINGERPRINTS(tx.db.dialect), claims)
+    rows = await tx.returning_each(CLAIM_FINGERPRINTS(tx.db.dialect), claims)
     return {(r[0], r[1], r[2]) for r in rows}
 
 

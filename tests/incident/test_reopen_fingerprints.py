@@ -95,3 +95,21 @@ async def test_resolving_or_closing_by_hand_from_any_status_releases_the_key(
     await move(service, tenant, manual, "resolved")
     await move(service, tenant, manual, "open")
     assert all(incident != manual for _, incident in await claims(service))
+
+
+async def test_a_claim_of_a_key_already_open_does_not_take(service: Service, tenant: Tenant):
+    """`claim_fingerprints` answers only the keys it took, several claims at once."""
+    from causeflow.incident.repository import claim_fingerprints
+
+    _, held = await fire(service, tenant, "db-1")
+    _, other = await fire(service, tenant, "db-2")
+    claims_made = [
+        {"tenant_id": tenant.id, "provider": "custom", "fingerprint": key, "incident_id": inc}
+        for key, inc in (("db-1", other), ("db-3", other), ("db-4", held))
+    ]
+    async with service.ctx.db.transaction() as tx:
+        taken = await claim_fingerprints(tx, claims_made)
+    assert taken == {(tenant.id, "custom", "db-3"), (tenant.id, "custom", "db-4")}
+    assert await claims(service) == sorted(
+        [("db-1", held), ("db-2", other), ("db-3", other), ("db-4", held)]
+    )

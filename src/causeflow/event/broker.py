@@ -8,9 +8,11 @@ slow poll behind every reader covers a dropped LISTEN connection).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from causeflow.db.dialect import NOTIFY_CHANNEL
 from causeflow.db.engine import Database
@@ -20,6 +22,11 @@ from causeflow.metrics import EVENTS_APPENDED
 log = logging.getLogger("causeflow.broker")
 
 Listener = Callable[[str], None]
+
+
+@functools.lru_cache(maxsize=256)  # the catalog's types: a child per type, looked up once
+def _appended_counter(event_type: str) -> Any:
+    return EVENTS_APPENDED.labels(event_type)
 
 
 class Broker:
@@ -43,8 +50,13 @@ class Broker:
 
     def committed(self, appended: list[tuple[str, int, str]]) -> None:
         """Database commit hook: wake readers of every tenant the transaction appended to."""
+        if len(appended) == 1:  # a single publish or alert: most commits
+            tenant_id, _, event_type = appended[0]
+            _appended_counter(event_type).inc()
+            self.publish(tenant_id)
+            return
         for event_type, count in Counter(event_type for _, _, event_type in appended).items():
-            EVENTS_APPENDED.labels(event_type).inc(count)
+            _appended_counter(event_type).inc(count)
         for tenant_id in {t for t, _, _ in appended}:
             self.publish(tenant_id)
 

@@ -20,7 +20,7 @@ from causeflow.webhook.dispatcher import QUIET_SECONDS
 from causeflow.webhook.tables import dispatch_cursors
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import Service, Tenant, make_settings, running_service
-from tests.support.webhook import create_sub, delivery_rows
+from tests.support.webhook import append, create_sub, delivery_rows
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +133,21 @@ async def test_a_subscription_made_here_is_dispatched_without_waiting(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.002)
     assert [r.event_id for r in rows] == [event_id]
+
+
+async def test_other_tenants_commits_do_not_stretch_the_window(served: Service) -> None:
+    quiet = await served.tenant("quiet")
+    busy = await served.tenant("busy")
+    await create_sub(served, busy)
+    waits: list[float] = []
+    for _ in range(3):  # the shortest of three: a loaded machine's stalls only lengthen one
+        await append(served, quiet)
+        await caught_up(served, quiet, within=5)  # a round ran just now: the next is held back
+        await append(served, quiet)
+        held_from = time.monotonic()
+        await asyncio.sleep(QUIET_SECONDS * 0.7)
+        await append(served, busy)  # wakes the dispatcher late in the quiet tenant's window
+        await caught_up(served, quiet, within=5)
+        waits.append(time.monotonic() - held_from)
+    # the window ends where it began (by 1.0), not a whole window after the wake-up (1.7)
+    assert min(waits) < QUIET_SECONDS * 1.35, waits

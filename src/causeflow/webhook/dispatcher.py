@@ -380,8 +380,9 @@ class Dispatcher:
             if self._stopping:
                 return
             timeout = poll - idle
-            if self._deferred:
-                timeout = min(timeout, QUIET_SECONDS)
+            if self._deferred:  # until the first of their windows ends
+                due = min(self._quiet_round[t] for t in self._deferred) + QUIET_SECONDS
+                timeout = max(0.0, min(timeout, due - loop.time()))
             waited_from = loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)

@@ -16,6 +16,8 @@ from causeflow.tracing import spans
 from causeflow_sdk.models import sample_data
 from tests.support.inproc import make_settings, running_service
 
+pytestmark = pytest.mark.integration
+
 
 async def test_a_global_tracer_provider_gets_no_framework_span(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch

@@ -151,3 +151,21 @@ async def test_other_tenants_commits_do_not_stretch_the_window(served: Service) 
         waits.append(time.monotonic() - held_from)
     # the window ends where it began (by 1.0), not a whole window after the wake-up (1.7)
     assert min(waits) < QUIET_SECONDS * 1.35, waits
+
+
+async def test_a_tenant_held_back_then_changed_in_the_same_drain_runs_now(served: Service) -> None:
+    """Held back early in a drain, then brought back by a wake-up after a subscription made
+    here dropped its cached set: its round runs at once and it is held back no more (the
+    loop's wait reads only tenants still held back)."""
+    tenant = await served.tenant("quiet")
+    await publish(served, tenant)
+    await caught_up(served, tenant, within=5)
+    dispatcher = served.ctx.dispatcher
+    assert isinstance(dispatcher, dispatcher_module.Dispatcher)
+    dispatcher._quiet_round[tenant.id] = asyncio.get_running_loop().time()  # a round just ran
+    assert dispatcher._later(tenant.id)  # within its window: held back
+    served.ctx.subscription_cache.invalidate(tenant_id=tenant.id)
+    assert not dispatcher._later(tenant.id)
+    assert tenant.id not in dispatcher._deferred
+    await publish(served, tenant)
+    await caught_up(served, tenant, within=5)  # and the loop goes on

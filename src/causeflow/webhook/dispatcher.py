@@ -381,7 +381,7 @@ class Dispatcher:
                 return
             timeout = poll - idle
             if self._deferred:  # until the first of their windows ends
-                due = min(self._quiet_round[t] for t in self._deferred) + QUIET_SECONDS
+                due = min(self._quiet_round.get(t, 0.0) for t in self._deferred) + QUIET_SECONDS
                 timeout = max(0.0, min(timeout, due - loop.time()))
             waited_from = loop.time()
             with contextlib.suppress(TimeoutError):
@@ -416,15 +416,18 @@ class Dispatcher:
         `QUIET_SECONDS` ago. Its cursor stays where it is meanwhile, so nothing is skipped: a
         subscription made in another process meanwhile gets the tenant's next events at most
         that much later (one made here drops the cached set, and its tenant is not put off)."""
-        if not self.cache.known_without(tenant_id):
+        if self.cache.known_without(tenant_id):
+            now = asyncio.get_running_loop().time()
+            last = self._quiet_round.get(tenant_id)
+            if last is not None and now - last < QUIET_SECONDS:
+                self._deferred[tenant_id] = None
+                return True
+            self._quiet_round[tenant_id] = now
+        else:
             self._quiet_round.pop(tenant_id, None)
-            return False
-        now = asyncio.get_running_loop().time()
-        last = self._quiet_round.get(tenant_id)
-        if last is not None and now - last < QUIET_SECONDS:
-            self._deferred[tenant_id] = None
-            return True
-        self._quiet_round[tenant_id] = now
+        # Its round runs now, also when it was held back earlier in this drain and a change
+        # (a subscription made here) or a wake-up brought it back since.
+        self._deferred.pop(tenant_id, None)
         return False
 
 

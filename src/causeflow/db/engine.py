@@ -121,12 +121,7 @@ class Tx:
         """
         writer = self.conn
         if isinstance(writer, SyncConnection):
-            found = _DRIVER_SQL.get(id(stmt))
-            if found is None or found[0] is not stmt:
-                compiled = stmt.compile(dialect=writer.dialect)  # type: ignore[attr-defined]
-                assert compiled.positiontup is not None  # SQLite's qmark style
-                found = _DRIVER_SQL[id(stmt)] = (stmt, str(compiled), tuple(compiled.positiontup))
-            _, sql, names = found
+            sql, names = _driver_sql(writer, stmt)
             return writer.driver_rows(sql, tuple(params[n] for n in names))
         return list((await self.conn.execute(stmt, params)).all())
 
@@ -145,24 +140,28 @@ class Tx:
         writer = self.conn
         if not isinstance(writer, SyncConnection):
             return list((await self.conn.execute(stmt, list(rows))).all())
-        keys = tuple(rows[0])
-        found = _EACH_SQL.get((id(stmt), keys))
-        if found is None or found[0] is not stmt:
-            compiled = stmt.compile(  # type: ignore[attr-defined]
-                dialect=writer.dialect, column_keys=list(keys)
-            )
-            assert compiled.positiontup is not None  # SQLite's qmark style
-            found = (stmt, str(compiled), tuple(compiled.positiontup))
-            _EACH_SQL[(id(stmt), keys)] = found
-        _, sql, names = found
+        sql, names = _driver_sql(writer, stmt, tuple(rows[0]))
         out: list[Any] = []
         for row in rows:
             out.extend(writer.driver_rows(sql, tuple(row[n] for n in names)))
         return out
 
 
-# (statement id, column keys) -> (the statement, its driver SQL, its parameters' order)
-_EACH_SQL: dict[tuple[int, tuple[str, ...]], tuple[Executable, str, tuple[str, ...]]] = {}
+def _driver_sql(
+    writer: SyncConnection, stmt: Executable, keys: tuple[str, ...] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """`stmt` compiled once for the SQLite writer (with these column keys, for an INSERT given
+    its values): its driver SQL and its parameters' names in order."""
+    found = _DRIVER_SQL.get((id(stmt), keys))
+    if found is None or found[0] is not stmt:
+        column_keys = list(keys) if keys is not None else None
+        compiled = stmt.compile(  # type: ignore[attr-defined]
+            dialect=writer.dialect, column_keys=column_keys
+        )
+        assert compiled.positiontup is not None  # SQLite's qmark style
+        found = (stmt, str(compiled), tuple(compiled.positiontup))
+        _DRIVER_SQL[(id(stmt), keys)] = found
+    return found[1], found[2]
 
 
 async def rows_of(conn: Conn, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
@@ -184,8 +183,9 @@ def rows_changed(result: AnyResult, expected: int) -> int:
 
 # (dialect, table, columns) -> the INSERT in the driver's parameter style
 _INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
-# id of a prebuilt statement -> (it, its SQLite text, its parameters' names in order)
-_DRIVER_SQL: dict[int, tuple[Executable, str, tuple[str, ...]]] = {}
+# (id of a statement built once, the column keys it was compiled with) -> (it, its SQLite
+# text, its parameters' names in order)
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...] | None], tuple[Executable, str, tuple[str, ...]]] = {}
 
 
 def check_synchronous(value: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -50,14 +49,14 @@ class Broker:
 
     def committed(self, appended: list[tuple[str, int, str]]) -> None:
         """Database commit hook: wake readers of every tenant the transaction appended to."""
-        if len(appended) == 1:  # a single publish or alert: most commits
-            tenant_id, _, event_type = appended[0]
-            _appended_counter(event_type).inc()
-            self.publish(tenant_id)
-            return
-        for event_type, count in Counter(event_type for _, _, event_type in appended).items():
+        counts: dict[str, int] = {}
+        tenants: dict[str, None] = {}
+        for tenant_id, _, event_type in appended:
+            counts[event_type] = counts.get(event_type, 0) + 1
+            tenants[tenant_id] = None
+        for event_type, count in counts.items():
             _appended_counter(event_type).inc(count)
-        for tenant_id in {t for t, _, _ in appended}:
+        for tenant_id in tenants:
             self.publish(tenant_id)
 
     async def start_listening(self, db: Database) -> None:

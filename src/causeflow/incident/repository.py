@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx
 from causeflow.db.lookup import tenant_row
-from causeflow.db.prebuilt import prebuilt
+from causeflow.db.prebuilt import per_length, prebuilt
 from causeflow.incident.tables import alerts, incidents, open_fingerprints
 
 Key = tuple[str, str, str]  # (tenant_id, provider, fingerprint)
@@ -171,30 +171,22 @@ async def open_incidents(tx: Tx, keys: list[Key]) -> dict[Key, str]:
     for (tenant_id, provider), fingerprints in by_source.items():
         for start in range(0, len(fingerprints), _KEY_CHUNK):
             chunk = fingerprints[start : start + _KEY_CHUNK]
-            sql = _open_incidents_sql(tx, len(chunk))
+            sql = _OPEN_INCIDENTS(tx.dialect, len(chunk))
             rows = await tx.exec_driver_sql(sql, (tenant_id, provider, *chunk))
             for fingerprint, incident_id in rows:
                 found[(tenant_id, provider, fingerprint)] = incident_id
     return found
 
 
-# (dialect, count) -> the open incidents of `count` fingerprints of one (tenant, provider) (the
-# primary key's prefix, then its fingerprints) in the driver's own SQL: run for each inbound
-# batch, it skips SQLAlchemy's rendering of an expanding IN list each time
-_OPEN_INCIDENTS_SQL: dict[tuple[str, int], str] = {}
-
-
-def _open_incidents_sql(tx: Tx, count: int) -> str:
-    key = (tx.dialect.name, count)
-    sql = _OPEN_INCIDENTS_SQL.get(key)
-    if sql is None:
-        stmt = select(_F.fingerprint, _F.incident_id).where(
-            _F.tenant_id == bindparam("b_tenant"),
-            _F.provider == bindparam("b_provider"),
-            _F.fingerprint.in_([bindparam(f"b_{i}") for i in range(count)]),
-        )
-        sql = _OPEN_INCIDENTS_SQL[key] = str(stmt.compile(dialect=tx.dialect))
-    return sql
+# The open incidents of `count` fingerprints of one (tenant, provider) (the primary key's
+# prefix, then its fingerprints), in the driver's own SQL per count: run for each inbound batch
+_OPEN_INCIDENTS = per_length(
+    lambda count: select(_F.fingerprint, _F.incident_id).where(
+        _F.tenant_id == bindparam("b_tenant"),
+        _F.provider == bindparam("b_provider"),
+        _F.fingerprint.in_([bindparam(f"b_{i}") for i in range(count)]),
+    )
+)
 
 
 async def claim_fingerprints(tx: Tx, claims: list[dict[str, str]]) -> set[Key]:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from causeflow.db.conn import AnyRow, Conn
 from causeflow.db.engine import Tx, rows_changed, rows_of
+from causeflow.db.prebuilt import per_length
 from causeflow.db.purge import delete_older
 from causeflow.event import log
 from causeflow.webhook.rules import Selection
@@ -380,23 +381,16 @@ async def tenants_behind(conn: Conn, limit: int = 10_000) -> list[str]:
 # --- sequence numbers (each subscription's count of matches) -------------------------------
 
 _SEQ = subscription_sequences.c
-# (dialect, count) -> the read of `count` counters, locked on PostgreSQL (the cursor's row lock
-# already serializes the tenant's batches), in the driver's own SQL: run once per batch, it
-# skips SQLAlchemy's rendering of an expanding IN list each time
-_SEQUENCES_SQL: dict[tuple[str, int], str] = {}
-
-
-def _sequences_sql(tx: Tx, count: int) -> str:
-    key = (tx.dialect.name, count)
-    sql = _SEQUENCES_SQL.get(key)
-    if sql is None:
-        stmt = (
-            select(_SEQ.subscription_id, _SEQ.last)
-            .where(_SEQ.subscription_id.in_([bindparam(f"b_{i}") for i in range(count)]))
-            .with_for_update()
-        )
-        sql = _SEQUENCES_SQL[key] = str(stmt.compile(dialect=tx.dialect))
-    return sql
+# The read of a batch's counters, locked on PostgreSQL (the cursor's row lock already
+# serializes the tenant's batches), in the driver's own SQL per number of counters: run once
+# per batch
+_SEQUENCES = per_length(
+    lambda count: (
+        select(_SEQ.subscription_id, _SEQ.last)
+        .where(_SEQ.subscription_id.in_([bindparam(f"b_{i}") for i in range(count)]))
+        .with_for_update()
+    )
+)
 
 
 _SET_SEQUENCE = (
@@ -418,7 +412,7 @@ async def take_sequences(tx: Tx, tenant_id: str, counts: dict[str, int]) -> dict
     if not counts:
         return {}
     ids = sorted(counts)
-    rows = (await tx.exec_driver_sql(_sequences_sql(tx, len(ids)), tuple(ids))).all()
+    rows = (await tx.exec_driver_sql(_SEQUENCES(tx.dialect, len(ids)), tuple(ids))).all()
     last = {sid: int(value) for sid, value in rows}
     moves = [
         {"b_id": sid, "b_was": last[sid], "b_last": last[sid] + counts[sid]}
